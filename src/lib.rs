@@ -1,0 +1,9 @@
+//! lightfilter: a Lightning node on LDK whose only view of the chain is an embedded
+//! BIP 157/158 compact-block-filter client.
+//!
+//! The node speaks Bitcoin P2P itself, downloads compact filters, and fetches only the blocks
+//! whose filters match scripts it watches. Modules follow the data flow described in the
+//! design notes:
+//!
+//! - [`regtest`]: an embedded regtest peer (miner, mempool, P2P server serving BIP 157
+//!   filters) used by the tests and the local playground.
