@@ -7,3 +7,7 @@
 //!
 //! - [`regtest`]: an embedded regtest peer (miner, mempool, P2P server serving BIP 157
 //!   filters) used by the tests and the local playground.
+//! - [`chain`]: the compact-filter chain source behind LDK's `BlockSource`, `Filter`,
+//!   broadcaster and fee estimator.
+
+pub mod chain;

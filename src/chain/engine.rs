@@ -1,0 +1,432 @@
+//! Engine: the supervised `bip157` node, the P2P compact-filter client underneath the chain
+//! source.
+//!
+//! The engine is (re)built from the stored chain each time it starts, its events are
+//! translated into [`EngineEvent`]s for the tracker, and when it stops (its only peer went
+//! away, or it gave up on a peer's data) it is restarted with exponential backoff. Requests
+//! (blocks, broadcasts, peer info) go to whichever instance is running.
+
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use bip157::chain::BlockHeaderChanges;
+use bip157::{
+    Builder, ChainState, Client, Event, HashCheckpoint, Info, Package, Requester, TrustedPeer,
+    Warning,
+};
+use bitcoin::{Block, BlockHash, FeeRate, Network, Transaction, Wtxid};
+use log::{debug, error, info, warn};
+use tokio::sync::{mpsc, Notify};
+
+use super::error::FetchError;
+use super::header_store::HeaderChange;
+use super::tracker::{EngineEvent, StartPoint};
+
+/// Longest pause between two restarts of a failing engine.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// An engine that ran this long before stopping restarts after the shortest pause again.
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
+/// At most this many events are written to the store in one transaction.
+const MAX_EVENT_BATCH: usize = 4_000;
+
+/// A Bitcoin P2P peer given by the user: an IP address or a host name, and a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerAddress {
+    /// IP address or DNS name.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl FromStr for PeerAddress {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Ok(addr) = SocketAddr::from_str(s) {
+            return Ok(addr.into());
+        }
+        let (host, port) = s
+            .rsplit_once(':')
+            .ok_or_else(|| format!("peer address {s:?} needs a port, as HOST:PORT"))?;
+        let port = port
+            .parse::<u16>()
+            .map_err(|_| format!("peer address {s:?} has an invalid port {port:?}"))?;
+        if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/') {
+            return Err(format!("peer address {s:?} has an invalid host {host:?}"));
+        }
+        Ok(Self {
+            host: host.trim_matches(|c| c == '[' || c == ']').to_string(),
+            port,
+        })
+    }
+}
+
+impl From<SocketAddr> for PeerAddress {
+    fn from(addr: SocketAddr) -> Self {
+        Self {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+        }
+    }
+}
+
+impl std::fmt::Display for PeerAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl PeerAddress {
+    fn to_trusted_peer(&self) -> TrustedPeer {
+        match IpAddr::from_str(&self.host) {
+            Ok(ip) => TrustedPeer::from_socket_addr(SocketAddr::new(ip, self.port)),
+            Err(_) => TrustedPeer::from_hostname(self.host.clone(), self.port),
+        }
+    }
+}
+
+/// How the engine connects.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The Bitcoin network.
+    pub network: Network,
+    /// Peers to connect to.
+    pub peers: Vec<PeerAddress>,
+    /// Connect only to `peers` (no DNS seeds, no gossiped addresses).
+    pub only_peers: bool,
+    /// Number of peers that must agree on filter headers (also the number of connections).
+    pub required_peers: u8,
+    /// How long a peer has to answer a request.
+    pub response_timeout: Duration,
+}
+
+/// What the engine reports to, and asks of, the rest of the chain source.
+pub trait EngineHost: Send + Sync + 'static {
+    /// Where a starting engine begins.
+    fn start_point(&self) -> Result<StartPoint, String>;
+    /// Applies a batch of events (called from a blocking thread).
+    fn apply(&self, events: Vec<EngineEvent>);
+    /// A peer completed its handshake.
+    fn peer_connected(&self);
+    /// The engine stopped and will be restarted.
+    fn engine_stopped(&self);
+}
+
+/// Handle to the supervised engine.
+#[derive(Debug)]
+pub struct Engine {
+    requester: RwLock<Option<Requester>>,
+    started: Notify,
+    shutdown: AtomicBool,
+    shutdown_notify: Notify,
+    restarts: AtomicU64,
+}
+
+impl Engine {
+    /// Starts the supervised engine on the current tokio runtime.
+    pub fn spawn(config: EngineConfig, host: Arc<dyn EngineHost>) -> Arc<Self> {
+        let engine = Arc::new(Self {
+            requester: RwLock::new(None),
+            started: Notify::new(),
+            shutdown: AtomicBool::new(false),
+            shutdown_notify: Notify::new(),
+            restarts: AtomicU64::new(0),
+        });
+        tokio::spawn(engine.clone().supervise(config, host));
+        engine
+    }
+
+    /// Whether an engine instance is running now.
+    pub fn is_running(&self) -> bool {
+        self.current().is_some_and(|r| r.is_running())
+    }
+
+    /// Whether [`Engine::shutdown`] was called.
+    pub fn is_shut_down(&self) -> bool {
+        self.shutdown.load(Ordering::SeqCst)
+    }
+
+    /// How many times the engine was restarted after stopping.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// Stops the engine for good.
+    pub fn shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        if let Some(requester) = self.current() {
+            let _ = requester.shutdown();
+        }
+        self.shutdown_notify.notify_waiters();
+    }
+
+    /// Fetches a block (with witness data) from a peer, waiting at most `timeout`.
+    pub async fn get_block(&self, hash: BlockHash, timeout: Duration) -> Result<Block, FetchError> {
+        let requester = self.wait_running(timeout).await?;
+        match tokio::time::timeout(timeout, requester.get_block(hash)).await {
+            Ok(Ok(indexed)) => Ok(indexed.block),
+            Ok(Err(err)) => Err(FetchError::Refused {
+                hash,
+                reason: err.to_string(),
+            }),
+            Err(_) => Err(FetchError::Timeout(hash)),
+        }
+    }
+
+    /// Hands a transaction (or a parent+child pair, parent first) to a peer; returns once a
+    /// peer took it.
+    pub async fn submit(
+        &self,
+        txs: &[Transaction],
+        timeout: Duration,
+    ) -> Result<Wtxid, FetchError> {
+        let requester = self.wait_running(timeout).await?;
+        let first = txs
+            .first()
+            .map(Transaction::compute_txid)
+            .ok_or_else(|| FetchError::InvalidPackage("no transaction".into()))?;
+        let package = Package::from_vec(txs.to_vec())
+            .map_err(|err| FetchError::InvalidPackage(err.to_string()))?;
+        match tokio::time::timeout(timeout, requester.submit_package(package)).await {
+            Ok(Ok(wtxid)) => Ok(wtxid),
+            Ok(Err(_)) => Err(FetchError::EngineDown),
+            Err(_) => Err(FetchError::BroadcastTimeout(first)),
+        }
+    }
+
+    /// The highest minimum fee rate (BIP 133 feefilter) among connected peers.
+    pub async fn peers_min_feerate(&self) -> Option<FeeRate> {
+        self.current()?.broadcast_min_feerate().await.ok()
+    }
+
+    /// Number of connected peers.
+    pub async fn peer_count(&self) -> usize {
+        match self.current() {
+            Some(requester) => requester.peer_info().await.map(|p| p.len()).unwrap_or(0),
+            None => 0,
+        }
+    }
+
+    fn current(&self) -> Option<Requester> {
+        self.requester
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    async fn wait_running(&self, timeout: Duration) -> Result<Requester, FetchError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let started = self.started.notified();
+            if let Some(requester) = self.current().filter(|r| r.is_running()) {
+                return Ok(requester);
+            }
+            if self.shutdown.load(Ordering::SeqCst) {
+                return Err(FetchError::EngineDown);
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() || tokio::time::timeout(remaining, started).await.is_err() {
+                return Err(FetchError::EngineDown);
+            }
+        }
+    }
+
+    async fn supervise(self: Arc<Self>, config: EngineConfig, host: Arc<dyn EngineHost>) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            if self.shutdown.load(Ordering::SeqCst) {
+                break;
+            }
+            let started_at = Instant::now();
+            let outcome = self.run_once(&config, host.clone()).await;
+            *self.requester.write().unwrap_or_else(|p| p.into_inner()) = None;
+            if self.shutdown.load(Ordering::SeqCst) {
+                break;
+            }
+            host.engine_stopped();
+            if started_at.elapsed() > HEALTHY_RUN {
+                backoff = Duration::from_secs(1);
+            }
+            warn!(
+                "compact-filter engine stopped ({outcome}); restarting from the stored chain in {}s",
+                backoff.as_secs()
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = self.shutdown_notify.notified() => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            self.restarts.fetch_add(1, Ordering::Relaxed);
+        }
+        debug!("compact-filter engine supervisor finished");
+    }
+
+    async fn run_once(&self, config: &EngineConfig, host: Arc<dyn EngineHost>) -> String {
+        let start = {
+            let host = host.clone();
+            match tokio::task::spawn_blocking(move || host.start_point()).await {
+                Ok(Ok(start)) => start,
+                Ok(Err(err)) => return err,
+                Err(err) => return format!("could not read the stored chain: {err}"),
+            }
+        };
+        let chain_state = match start {
+            StartPoint::Checkpoint { height, hash } => {
+                ChainState::Checkpoint(HashCheckpoint::new(height, hash))
+            }
+            StartPoint::Snapshot(headers) => ChainState::Snapshot(
+                headers
+                    .into_iter()
+                    .map(|(height, header)| bip157::chain::IndexedHeader { height, header })
+                    .collect(),
+            ),
+        };
+        let mut builder = Builder::new(config.network)
+            .chain_state(chain_state)
+            .required_peers(config.required_peers)
+            .response_timeout(config.response_timeout)
+            .fetch_witness_data()
+            .add_peers(config.peers.iter().map(PeerAddress::to_trusted_peer));
+        if config.only_peers {
+            builder = builder.whitelist_only();
+        }
+        let (node, client) = builder.build();
+        let Client {
+            requester,
+            mut info_rx,
+            mut warn_rx,
+            mut event_rx,
+        } = client;
+        *self.requester.write().unwrap_or_else(|p| p.into_inner()) = Some(requester.clone());
+        if self.shutdown.load(Ordering::SeqCst) {
+            let _ = requester.shutdown();
+        }
+        self.started.notify_waiters();
+        let mut run = tokio::spawn(node.run());
+        let outcome = loop {
+            tokio::select! {
+                event = event_rx.recv() => match event {
+                    Some(event) => forward_events(event, &mut event_rx, &host).await,
+                    None => break join_outcome(&mut run).await,
+                },
+                Some(info) = info_rx.recv() => log_info(&info, &host),
+                Some(warning) = warn_rx.recv() => log_warning(&warning),
+                result = &mut run => {
+                    // Deliver what the stopped engine verified before it stopped.
+                    while let Ok(event) = event_rx.try_recv() {
+                        forward_events(event, &mut event_rx, &host).await;
+                    }
+                    break describe(result);
+                }
+            }
+        };
+        while let Ok(warning) = warn_rx.try_recv() {
+            log_warning(&warning);
+        }
+        outcome
+    }
+}
+
+async fn forward_events(
+    first: Event,
+    event_rx: &mut mpsc::UnboundedReceiver<Event>,
+    host: &Arc<dyn EngineHost>,
+) {
+    let mut batch = Vec::new();
+    batch.extend(translate(first));
+    while batch.len() < MAX_EVENT_BATCH {
+        match event_rx.try_recv() {
+            Ok(event) => batch.extend(translate(event)),
+            Err(_) => break,
+        }
+    }
+    let host = host.clone();
+    if let Err(err) = tokio::task::spawn_blocking(move || host.apply(batch)).await {
+        error!("applying compact-filter engine events failed: {err}");
+    }
+}
+
+fn translate(event: Event) -> Option<EngineEvent> {
+    Some(match event {
+        Event::ChainUpdate(BlockHeaderChanges::Connected(indexed)) => {
+            EngineEvent::Header(HeaderChange::Connected {
+                height: indexed.height,
+                header: indexed.header,
+            })
+        }
+        Event::ChainUpdate(BlockHeaderChanges::ForkAdded(indexed)) => {
+            EngineEvent::Header(HeaderChange::Fork {
+                height: indexed.height,
+                header: indexed.header,
+            })
+        }
+        Event::ChainUpdate(BlockHeaderChanges::Reorganized {
+            accepted,
+            reorganized,
+        }) => EngineEvent::Header(HeaderChange::Reorganized {
+            accepted: accepted.iter().map(|h| (h.height, h.header)).collect(),
+            disconnected: reorganized.iter().map(|h| (h.height, h.header)).collect(),
+        }),
+        Event::IndexedFilter(filter) => {
+            let height = filter.height();
+            let hash = filter.block_hash();
+            EngineEvent::Filter {
+                height,
+                hash,
+                content: filter.into_contents(),
+            }
+        }
+        Event::FiltersSynced(update) => EngineEvent::Synced {
+            height: update.tip().height,
+            hash: update.tip().hash,
+        },
+    })
+}
+
+fn log_info(info: &Info, host: &Arc<dyn EngineHost>) {
+    match info {
+        Info::SuccessfulHandshake => {
+            debug!("compact-filter engine: {info}");
+            host.peer_connected();
+        }
+        Info::ConnectionsMet => info!("connected to the required number of Bitcoin peers"),
+        _ => debug!("compact-filter engine: {info}"),
+    }
+}
+
+fn log_warning(warning: &Warning) {
+    match warning {
+        Warning::NeedConnections { .. } | Warning::CouldNotConnect | Warning::ChannelDropped => {
+            debug!("compact-filter engine: {warning}")
+        }
+        Warning::UnexpectedSyncError { warning } => {
+            warn!(
+                "a Bitcoin peer sent data that failed verification and was disconnected: {warning}"
+            )
+        }
+        Warning::TransactionRejected { payload } => warn!(
+            "a peer rejected transaction {}: {:?}",
+            payload.wtxid, payload.reason
+        ),
+        _ => info!("compact-filter engine: {warning}"),
+    }
+}
+
+async fn join_outcome(run: &mut tokio::task::JoinHandle<Result<(), bip157::NodeError>>) -> String {
+    describe(run.await)
+}
+
+fn describe(result: Result<Result<(), bip157::NodeError>, tokio::task::JoinError>) -> String {
+    match result {
+        Ok(Ok(())) => "shut down".to_string(),
+        Ok(Err(err)) => err.to_string(),
+        Err(err) => format!("engine task failed: {err}"),
+    }
+}

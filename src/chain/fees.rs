@@ -1,0 +1,355 @@
+//! Fee estimation without a server.
+//!
+//! Three sources are combined: the average fee rate of recent blocks, derived from their
+//! coinbase (fees = coinbase outputs − subsidy, divided by the weight of the non-coinbase
+//! transactions); the highest BIP 133 `feefilter` among connected peers, below which peers do
+//! not relay; and a per-target policy on top of them. Configured overrides win. Estimates are
+//! computed when a sample arrives and cached, so LDK's frequent calls cost a table lookup.
+//!
+//! **Bandwidth budget.** Every block downloaded for the listeners is sampled at no extra cost.
+//! Beyond that, the sampler downloads the tip block only when the last sample is older than
+//! [`SAMPLE_INTERVAL_PUBLIC`] on public networks (at most one block an hour, ~1.5–2 MB/hour
+//! on mainnet), and every new tip on regtest where blocks are tiny. These downloads are
+//! counted apart from the listeners' in [`super::DownloadCounts`].
+//!
+//! **Fallback table** when nothing is known (no sample yet, no peers), in sat/kw:
+//! maximum 25,000; urgent on-chain sweep 5,000; non-anchor channel 2,500; output spending
+//! 1,250; anchor channel 500; channel close minimum and both "minimum allowed" targets 253.
+//! Nothing is ever below 253 sat/kw.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use bitcoin::{Amount, Block, FeeRate, Network, Weight};
+use lightning::chain::chaininterface::{
+    ConfirmationTarget, FeeEstimator, FEERATE_FLOOR_SATS_PER_KW,
+};
+use log::{debug, info};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::source::{ChainNotification, ChainSource, FetchPurpose};
+
+/// How many recent block samples the estimates are computed from.
+pub const SAMPLE_WINDOW: usize = 12;
+/// On public networks, the tip block is downloaded for sampling at most this often.
+pub const SAMPLE_INTERVAL_PUBLIC: Duration = Duration::from_secs(3_600);
+/// Peers' feefilters are re-read this often.
+const FEEFILTER_REFRESH: Duration = Duration::from_secs(60);
+
+/// Every confirmation target LDK asks about.
+pub const ALL_TARGETS: [ConfirmationTarget; 8] = [
+    ConfirmationTarget::MaximumFeeEstimate,
+    ConfirmationTarget::UrgentOnChainSweep,
+    ConfirmationTarget::MinAllowedAnchorChannelRemoteFee,
+    ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee,
+    ConfirmationTarget::AnchorChannelFee,
+    ConfirmationTarget::NonAnchorChannelFee,
+    ConfirmationTarget::ChannelCloseMinimum,
+    ConfirmationTarget::OutputSpendingFee,
+];
+
+/// The fallback estimate for `target` when nothing is known, in sat/kw.
+pub fn fallback(target: ConfirmationTarget) -> u32 {
+    match target {
+        ConfirmationTarget::MaximumFeeEstimate => 25_000,
+        ConfirmationTarget::UrgentOnChainSweep => 5_000,
+        ConfirmationTarget::NonAnchorChannelFee => 2_500,
+        ConfirmationTarget::OutputSpendingFee => 1_250,
+        ConfirmationTarget::AnchorChannelFee => 500,
+        ConfirmationTarget::ChannelCloseMinimum
+        | ConfirmationTarget::MinAllowedAnchorChannelRemoteFee
+        | ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee => FEERATE_FLOOR_SATS_PER_KW,
+    }
+}
+
+/// A stable name for `target`, as used in configuration files.
+pub fn target_name(target: ConfirmationTarget) -> &'static str {
+    match target {
+        ConfirmationTarget::MaximumFeeEstimate => "maximum",
+        ConfirmationTarget::UrgentOnChainSweep => "urgent_on_chain_sweep",
+        ConfirmationTarget::MinAllowedAnchorChannelRemoteFee => "min_allowed_anchor_channel_remote",
+        ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee => {
+            "min_allowed_non_anchor_channel_remote"
+        }
+        ConfirmationTarget::AnchorChannelFee => "anchor_channel",
+        ConfirmationTarget::NonAnchorChannelFee => "non_anchor_channel",
+        ConfirmationTarget::ChannelCloseMinimum => "channel_close_minimum",
+        ConfirmationTarget::OutputSpendingFee => "output_spending",
+    }
+}
+
+/// Parses a target name as produced by [`target_name`].
+pub fn parse_target(name: &str) -> Option<ConfirmationTarget> {
+    ALL_TARGETS.into_iter().find(|t| target_name(*t) == name)
+}
+
+/// Fixed estimates, in sat/kw, that replace the computed ones for their targets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeeOverrides(HashMap<ConfirmationTarget, u32>);
+
+impl FeeOverrides {
+    /// No overrides.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the estimate for `target` (raised to the 253 sat/kw floor).
+    pub fn set(&mut self, target: ConfirmationTarget, sat_per_kw: u32) {
+        self.0
+            .insert(target, sat_per_kw.max(FEERATE_FLOOR_SATS_PER_KW));
+    }
+
+    /// The override for `target`.
+    pub fn get(&self, target: ConfirmationTarget) -> Option<u32> {
+        self.0.get(&target).copied()
+    }
+}
+
+/// The block subsidy at `height` on `network`.
+pub fn block_subsidy(network: Network, height: u32) -> Amount {
+    let interval = if network == Network::Regtest {
+        150
+    } else {
+        210_000
+    };
+    let halvings = height / interval;
+    if halvings >= 64 {
+        return Amount::ZERO;
+    }
+    Amount::from_sat((50 * 100_000_000u64) >> halvings)
+}
+
+/// The average fee rate paid by the non-coinbase transactions of `block`, derived from its
+/// coinbase; `None` for a block without transactions besides the coinbase.
+pub fn block_fee_rate(network: Network, block: &Block, height: u32) -> Option<FeeRate> {
+    let coinbase = block.txdata.first()?;
+    if block.txdata.len() < 2 {
+        return None;
+    }
+    let claimed: Amount = coinbase.output.iter().map(|out| out.value).sum();
+    let fees = claimed
+        .checked_sub(block_subsidy(network, height))
+        .unwrap_or(Amount::ZERO);
+    let weight: Weight = block.txdata[1..].iter().map(|tx| tx.weight()).sum();
+    let kwu = weight.to_wu().max(1);
+    Some(FeeRate::from_sat_per_kwu(fees.to_sat() * 1_000 / kwu))
+}
+
+#[derive(Debug, Default)]
+struct Inputs {
+    /// Average fee rate by block height (sat/kw); 0 for blocks with only a coinbase.
+    samples: BTreeMap<u32, u32>,
+    /// Highest peer feefilter, sat/kw.
+    peers_min: u32,
+    last_sample_at: Option<Instant>,
+}
+
+/// Cached fee estimates; implements LDK's [`FeeEstimator`].
+#[derive(Debug)]
+pub struct FeeEstimates {
+    network: Network,
+    overrides: FeeOverrides,
+    inputs: Mutex<Inputs>,
+    table: RwLock<HashMap<ConfirmationTarget, u32>>,
+}
+
+impl FeeEstimates {
+    /// Estimates for `network` with `overrides`, starting from the fallback table.
+    pub fn new(network: Network, overrides: FeeOverrides) -> Self {
+        let estimates = Self {
+            network,
+            overrides,
+            inputs: Mutex::new(Inputs::default()),
+            table: RwLock::new(HashMap::new()),
+        };
+        estimates.recompute(&Inputs::default());
+        estimates
+    }
+
+    /// Records the average fee rate of a verified block at `height`.
+    pub fn add_block_sample(&self, block: &Block, height: u32) {
+        let rate = block_fee_rate(self.network, block, height)
+            .map_or(0, |r| r.to_sat_per_kwu().min(u32::MAX as u64) as u32);
+        let mut inputs = self.inputs();
+        inputs.samples.insert(height, rate);
+        while inputs.samples.len() > SAMPLE_WINDOW {
+            inputs.samples.pop_first();
+        }
+        inputs.last_sample_at = Some(Instant::now());
+        debug!("fee sample: block at {height} paid {rate} sat/kw on average");
+        self.recompute(&inputs);
+    }
+
+    /// Records the highest feefilter among peers.
+    pub fn set_peers_min_feerate(&self, rate: FeeRate) {
+        let mut inputs = self.inputs();
+        let sat_per_kw = rate.to_sat_per_kwu().min(u32::MAX as u64) as u32;
+        if inputs.peers_min != sat_per_kw {
+            inputs.peers_min = sat_per_kw;
+            self.recompute(&inputs);
+        }
+    }
+
+    /// Heights of the blocks currently sampled.
+    pub fn sampled_heights(&self) -> Vec<u32> {
+        self.inputs().samples.keys().copied().collect()
+    }
+
+    fn due_for_sample(&self) -> bool {
+        let inputs = self.inputs();
+        match inputs.last_sample_at {
+            None => true,
+            Some(_) if self.network == Network::Regtest => true,
+            Some(at) => at.elapsed() >= SAMPLE_INTERVAL_PUBLIC,
+        }
+    }
+
+    fn inputs(&self) -> std::sync::MutexGuard<'_, Inputs> {
+        self.inputs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn recompute(&self, inputs: &Inputs) {
+        let table = ALL_TARGETS
+            .into_iter()
+            .map(|target| (target, policy(target, inputs)))
+            .collect();
+        *self.table.write().unwrap_or_else(|p| p.into_inner()) = table;
+    }
+}
+
+/// The estimate for `target` from the sampled inputs (before overrides), in sat/kw.
+fn policy(target: ConfirmationTarget, inputs: &Inputs) -> u32 {
+    let floor = FEERATE_FLOOR_SATS_PER_KW.max(inputs.peers_min);
+    if inputs.samples.is_empty() {
+        return match target {
+            ConfirmationTarget::MaximumFeeEstimate => fallback(target).max(floor * 4),
+            _ => fallback(target).max(floor),
+        };
+    }
+    let mut rates: Vec<u32> = inputs.samples.values().copied().collect();
+    rates.sort_unstable();
+    let median = rates[rates.len() / 2];
+    let highest = *rates.last().expect("non-empty");
+    let base = median.max(floor);
+    let estimate = match target {
+        ConfirmationTarget::MaximumFeeEstimate => (highest.max(base) * 4).max(fallback(target)),
+        ConfirmationTarget::UrgentOnChainSweep => highest.max(base) * 3 / 2,
+        ConfirmationTarget::NonAnchorChannelFee | ConfirmationTarget::OutputSpendingFee => base,
+        ConfirmationTarget::AnchorChannelFee | ConfirmationTarget::ChannelCloseMinimum => base / 2,
+        ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee => base / 4,
+        ConfirmationTarget::MinAllowedAnchorChannelRemoteFee => 0,
+    };
+    estimate.max(floor)
+}
+
+impl FeeEstimator for FeeEstimates {
+    fn get_est_sat_per_1000_weight(&self, target: ConfirmationTarget) -> u32 {
+        if let Some(value) = self.overrides.get(target) {
+            return value;
+        }
+        self.table
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&target)
+            .copied()
+            .unwrap_or_else(|| fallback(target))
+            .max(FEERATE_FLOOR_SATS_PER_KW)
+    }
+}
+
+/// Feeds `estimates` from `chain` until the chain source's notifications end: samples every
+/// block downloaded for the listeners, downloads the tip within the bandwidth budget, and
+/// refreshes the peers' feefilter.
+pub async fn run_sampler(chain: Arc<ChainSource>, estimates: Arc<FeeEstimates>) {
+    let mut notifications = chain.subscribe();
+    let mut refresh = tokio::time::interval(FEEFILTER_REFRESH);
+    loop {
+        tokio::select! {
+            notification = notifications.recv() => match notification {
+                Ok(ChainNotification::BlockFetched { block, height }) => {
+                    estimates.add_block_sample(&block, height);
+                }
+                Ok(ChainNotification::NewTip { height, hash }) => {
+                    let synced = chain.heights().engine_synced;
+                    if synced && estimates.due_for_sample()
+                        && !estimates.sampled_heights().contains(&height)
+                    {
+                        match chain.fetch_verified_block(hash, FetchPurpose::FeeSample).await {
+                            Ok(_) => {} // sampled through the BlockFetched notification
+                            Err(err) => debug!("fee sample of block {hash} failed: {err}"),
+                        }
+                    }
+                }
+                Ok(ChainNotification::PeerConnected) => refresh.reset_immediately(),
+                Err(RecvError::Lagged(missed)) => debug!("fee sampler missed {missed} notifications"),
+                Err(RecvError::Closed) => break,
+            },
+            _ = refresh.tick() => {
+                if let Some(rate) = chain.engine().peers_min_feerate().await {
+                    estimates.set_peers_min_feerate(rate);
+                }
+            }
+        }
+        if chain.engine().is_shut_down() {
+            break;
+        }
+    }
+    info!("fee sampler stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fallback_when_nothing_known() {
+        let estimates = FeeEstimates::new(Network::Regtest, FeeOverrides::new());
+        for target in ALL_TARGETS {
+            assert_eq!(
+                estimates.get_est_sat_per_1000_weight(target),
+                fallback(target)
+            );
+            assert!(estimates.get_est_sat_per_1000_weight(target) >= 253);
+        }
+    }
+
+    #[test]
+    fn overrides_win_and_are_floored() {
+        let mut overrides = FeeOverrides::new();
+        overrides.set(ConfirmationTarget::UrgentOnChainSweep, 9_999);
+        overrides.set(ConfirmationTarget::OutputSpendingFee, 1);
+        let estimates = FeeEstimates::new(Network::Regtest, overrides);
+        assert_eq!(
+            estimates.get_est_sat_per_1000_weight(ConfirmationTarget::UrgentOnChainSweep),
+            9_999
+        );
+        assert_eq!(
+            estimates.get_est_sat_per_1000_weight(ConfirmationTarget::OutputSpendingFee),
+            253
+        );
+    }
+
+    #[test]
+    fn subsidy_halves_every_150_blocks_on_regtest() {
+        assert_eq!(
+            block_subsidy(Network::Regtest, 149),
+            Amount::from_sat(5_000_000_000)
+        );
+        assert_eq!(
+            block_subsidy(Network::Regtest, 150),
+            Amount::from_sat(2_500_000_000)
+        );
+        assert_eq!(
+            block_subsidy(Network::Bitcoin, 210_000),
+            Amount::from_sat(2_500_000_000)
+        );
+    }
+
+    #[test]
+    fn target_names_round_trip() {
+        for target in ALL_TARGETS {
+            assert_eq!(parse_target(target_name(target)), Some(target));
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! FilterStore: verified BIP 158 basic filters of the blocks the listeners have not consumed
+//! yet, and of the most recent consumed ones (kept for re-checks when the watch set grows).
+//!
+//! Filters are only written after the compact-filter engine checked them against the
+//! filter-header chain agreed by its peers. The store is bounded from below: filters more
+//! than [`FILTERS_KEPT_BELOW_CONSUMED`] blocks under what every listener consumed are pruned.
+
+use std::sync::Arc;
+
+use bitcoin::bip158::BlockFilter;
+use bitcoin::hashes::Hash;
+use bitcoin::BlockHash;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::db::{meta_get, meta_set, ChainDb};
+use super::error::StoreError;
+use super::header_store::decode_hash;
+
+/// Filters are kept this many blocks below the listeners' consumed height.
+pub const FILTERS_KEPT_BELOW_CONSUMED: u32 = 144;
+
+/// Persistent filter storage over the chain database.
+#[derive(Debug, Clone)]
+pub struct FilterStore {
+    db: Arc<ChainDb>,
+}
+
+impl FilterStore {
+    /// A filter store over `db`.
+    pub fn new(db: Arc<ChainDb>) -> Self {
+        Self { db }
+    }
+
+    /// The stored filter of block `hash`.
+    pub fn get(&self, hash: &BlockHash) -> Result<Option<BlockFilter>, StoreError> {
+        let content: Option<Vec<u8>> = self
+            .db
+            .conn()
+            .prepare_cached("SELECT filter FROM filters WHERE hash = ?1")?
+            .query_row([hash.to_byte_array().as_slice()], |row| row.get(0))
+            .optional()?;
+        Ok(content.map(|content| BlockFilter::new(&content)))
+    }
+
+    /// Whether the filter of block `hash` is stored.
+    pub fn contains(&self, hash: &BlockHash) -> Result<bool, StoreError> {
+        contains(&self.db.conn(), hash)
+    }
+
+    /// Number of stored filters.
+    pub fn len(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .db
+            .conn()
+            .query_row("SELECT COUNT(*) FROM filters", [], |row| row.get(0))?)
+    }
+
+    /// Whether no filter is stored.
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// The verified tip recorded by the last write: the highest active block such that every
+    /// active block from the listeners' starting point up to it has a stored, verified filter.
+    pub fn verified_tip(&self) -> Result<Option<(u32, BlockHash)>, StoreError> {
+        verified_tip(&self.db.conn())
+    }
+
+    /// Deletes filters of blocks below `height`.
+    pub fn prune_below(&self, height: u32) -> Result<usize, StoreError> {
+        self.db
+            .write(|tx| Ok(tx.execute("DELETE FROM filters WHERE height < ?1", [height])?))
+    }
+}
+
+/// Stores a verified filter inside an open transaction.
+pub(crate) fn put(
+    conn: &Connection,
+    hash: &BlockHash,
+    height: u32,
+    content: &[u8],
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO filters (hash, height, filter) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![hash.to_byte_array().as_slice(), height, content])?;
+    Ok(())
+}
+
+pub(crate) fn contains(conn: &Connection, hash: &BlockHash) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM filters WHERE hash = ?1)")?
+        .query_row([hash.to_byte_array().as_slice()], |row| row.get(0))?)
+}
+
+pub(crate) fn verified_tip(conn: &Connection) -> Result<Option<(u32, BlockHash)>, StoreError> {
+    match meta_get(conn, "verified_tip")? {
+        Some(bytes) if bytes.len() == 36 => {
+            let height = u32::from_be_bytes(bytes[..4].try_into().expect("4 bytes"));
+            Ok(Some((height, decode_hash(&bytes[4..])?)))
+        }
+        Some(_) => Err(StoreError::Corrupt("verified tip record".into())),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn set_verified_tip(
+    conn: &Connection,
+    height: u32,
+    hash: &BlockHash,
+) -> Result<(), StoreError> {
+    let mut bytes = height.to_be_bytes().to_vec();
+    bytes.extend_from_slice(hash.as_byte_array());
+    meta_set(conn, "verified_tip", &bytes)
+}

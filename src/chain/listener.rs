@@ -1,0 +1,249 @@
+//! ChainListener: the one [`Listen`] the chain source drives. It fans every block out, in
+//! order, to the listeners registered with it (wallet, ChannelManager, ChainMonitor,
+//! OutputSweeper), and remembers what it last delivered so the chain source can re-deliver a
+//! block whose transactions became relevant after its filter was checked.
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use bitcoin::block::Header;
+use bitcoin::Block;
+use lightning::chain::transaction::TransactionData;
+use lightning::chain::{BestBlock, Listen};
+
+/// A listener registered with the fan-out.
+pub type SharedListen = Arc<dyn Listen + Send + Sync>;
+
+/// The last block delivered, and to whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The block's header.
+    pub header: Header,
+    /// Its height.
+    pub height: u32,
+    /// Whether its transactions were delivered (full block or a re-delivery).
+    pub with_transactions: bool,
+    /// Indices of the listeners that received it.
+    pub recipients: Vec<usize>,
+}
+
+/// Fans blocks out to registered listeners and tracks the last delivery.
+#[derive(Default)]
+pub struct ChainListener {
+    listeners: RwLock<Vec<(String, SharedListen)>>,
+    last: Mutex<Option<Delivery>>,
+    tip: Mutex<Option<BestBlock>>,
+}
+
+impl std::fmt::Debug for ChainListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self
+            .listeners
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(name, _)| name.clone())
+            .collect();
+        f.debug_struct("ChainListener")
+            .field("listeners", &names)
+            .finish()
+    }
+}
+
+impl ChainListener {
+    /// An empty fan-out.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers `listener` under `name` (for logs); returns its index. Blocks reach listeners
+    /// in registration order.
+    pub fn register(&self, name: &str, listener: SharedListen) -> usize {
+        let mut listeners = self.listeners.write().unwrap_or_else(|p| p.into_inner());
+        listeners.push((name.to_string(), listener));
+        listeners.len() - 1
+    }
+
+    /// A [`Listen`] that forwards to the listener at `index` only, recording deliveries like
+    /// the fan-out does (used when listeners start at different blocks).
+    pub fn view(&self, index: usize) -> ListenerView<'_> {
+        ListenerView {
+            fan_out: self,
+            index,
+        }
+    }
+
+    /// Number of registered listeners.
+    pub fn len(&self) -> usize {
+        self.listeners
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    /// Whether no listener is registered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The last block delivered, if any since start-up or the last disconnection.
+    pub fn last_delivery(&self) -> Option<Delivery> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The block the listeners have most recently been brought to.
+    pub fn tip(&self) -> Option<BestBlock> {
+        *self.tip.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Delivers the transactions of `block`, whose header alone was delivered before, to the
+    /// listeners that received it, as a second `filtered_block_connected` for the same block.
+    /// Does nothing unless `block` is the last delivery and it went out without transactions.
+    pub fn redeliver_with_transactions(&self, block: &Block) -> bool {
+        let hash = block.block_hash();
+        let recipients = {
+            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            match last.as_mut() {
+                Some(delivery)
+                    if delivery.header.block_hash() == hash && !delivery.with_transactions =>
+                {
+                    delivery.with_transactions = true;
+                    (delivery.recipients.clone(), delivery.height)
+                }
+                _ => return false,
+            }
+        };
+        let (recipients, height) = recipients;
+        let txdata: Vec<_> = block.txdata.iter().enumerate().collect();
+        let listeners = self.snapshot();
+        for index in recipients {
+            if let Some((name, listener)) = listeners.get(index) {
+                log::debug!("re-delivering block {hash} at {height} with transactions to {name}");
+                listener.filtered_block_connected(&block.header, &txdata, height);
+            }
+        }
+        true
+    }
+
+    fn snapshot(&self) -> Vec<(String, SharedListen)> {
+        self.listeners
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn record(&self, index: usize, header: &Header, height: u32, with_transactions: bool) {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        match last.as_mut() {
+            Some(delivery) if delivery.header == *header && delivery.height == height => {
+                if !delivery.recipients.contains(&index) {
+                    delivery.recipients.push(index);
+                }
+                delivery.with_transactions &= with_transactions;
+            }
+            _ => {
+                *last = Some(Delivery {
+                    header: *header,
+                    height,
+                    with_transactions,
+                    recipients: vec![index],
+                })
+            }
+        }
+        drop(last);
+        let tip = BestBlock::new(header.block_hash(), height);
+        let mut current = self.tip.lock().unwrap_or_else(|p| p.into_inner());
+        if current.is_none_or(|t| t.height <= height) {
+            *current = Some(tip);
+        }
+    }
+
+    fn record_disconnect(&self, fork_point: BestBlock) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let mut tip = self.tip.lock().unwrap_or_else(|p| p.into_inner());
+        if tip.is_none_or(|t| t.height > fork_point.height) {
+            *tip = Some(fork_point);
+        }
+    }
+
+    fn connect_one(
+        &self,
+        index: usize,
+        listener: &SharedListen,
+        header: &Header,
+        txdata: &TransactionData,
+        height: u32,
+        full: bool,
+    ) {
+        listener.filtered_block_connected(header, txdata, height);
+        self.record(index, header, height, full);
+    }
+}
+
+impl Listen for ChainListener {
+    fn filtered_block_connected(&self, header: &Header, txdata: &TransactionData, height: u32) {
+        for (index, (_, listener)) in self.snapshot().iter().enumerate() {
+            self.connect_one(index, listener, header, txdata, height, !txdata.is_empty());
+        }
+    }
+
+    fn block_connected(&self, block: &Block, height: u32) {
+        let txdata: Vec<_> = block.txdata.iter().enumerate().collect();
+        for (index, (_, listener)) in self.snapshot().iter().enumerate() {
+            self.connect_one(index, listener, &block.header, &txdata, height, true);
+        }
+    }
+
+    fn blocks_disconnected(&self, fork_point: BestBlock) {
+        for (_, listener) in self.snapshot() {
+            listener.blocks_disconnected(fork_point);
+        }
+        self.record_disconnect(fork_point);
+    }
+}
+
+/// One listener of a [`ChainListener`], seen alone.
+pub struct ListenerView<'a> {
+    fan_out: &'a ChainListener,
+    index: usize,
+}
+
+impl ListenerView<'_> {
+    fn listener(&self) -> Option<SharedListen> {
+        self.fan_out
+            .listeners
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(self.index)
+            .map(|(_, l)| l.clone())
+    }
+}
+
+impl Listen for ListenerView<'_> {
+    fn filtered_block_connected(&self, header: &Header, txdata: &TransactionData, height: u32) {
+        if let Some(listener) = self.listener() {
+            self.fan_out.connect_one(
+                self.index,
+                &listener,
+                header,
+                txdata,
+                height,
+                !txdata.is_empty(),
+            );
+        }
+    }
+
+    fn block_connected(&self, block: &Block, height: u32) {
+        if let Some(listener) = self.listener() {
+            let txdata: Vec<_> = block.txdata.iter().enumerate().collect();
+            self.fan_out
+                .connect_one(self.index, &listener, &block.header, &txdata, height, true);
+        }
+    }
+
+    fn blocks_disconnected(&self, fork_point: BestBlock) {
+        if let Some(listener) = self.listener() {
+            listener.blocks_disconnected(fork_point);
+        }
+        self.fan_out.record_disconnect(fork_point);
+    }
+}

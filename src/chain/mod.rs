@@ -1,0 +1,31 @@
+//! The compact-filter chain source: the node's only view of the chain.
+//!
+//! An embedded BIP 157/158 client (the `bip157` crate, wrapped by [`engine`]) downloads
+//! headers and filters from Bitcoin P2P peers; [`tracker`] stores them ([`header_store`],
+//! [`filter_store`]) and keeps the verified tip; [`source::ChainSource`] serves LDK's
+//! `BlockSource`, delivering only blocks whose filters match the [`watch_set`] in full;
+//! [`listener::ChainListener`] fans blocks out to the wallet and the LDK listeners;
+//! [`sync`] drives them with `synchronize_listeners` and `SpvClient`. The
+//! [`broadcaster`] and [`fees`] modules give LDK its broadcaster and fee estimator without any
+//! server. This is the only module that names the `bip157` crate.
+
+pub mod broadcaster;
+pub mod db;
+pub mod engine;
+pub mod error;
+pub mod fees;
+pub mod filter_store;
+pub mod header_store;
+pub mod listener;
+pub mod source;
+pub mod sync;
+pub mod tracker;
+pub mod watch_set;
+
+pub use broadcaster::Broadcaster;
+pub use engine::PeerAddress;
+pub use error::{FetchError, StoreError};
+pub use fees::{FeeEstimates, FeeOverrides};
+pub use listener::{ChainListener, SharedListen};
+pub use source::{ChainConfig, ChainNotification, ChainSource, DownloadCounts, SyncStatus};
+pub use watch_set::WatchSet;

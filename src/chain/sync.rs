@@ -1,0 +1,143 @@
+//! Listener synchronisation: bringing every listener from wherever it stands (possibly on a
+//! stale fork, possibly far behind) to the verified tip at start-up, then following the tip
+//! with LDK's `SpvClient` on every new verified block and at least every few seconds.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bitcoin::BlockHash;
+use lightning_block_sync::init::synchronize_listeners;
+use lightning_block_sync::poll::{ChainPoller, ValidatedBlockHeader};
+use lightning_block_sync::{BlockSourceError, Cache, SpvClient};
+use log::{debug, info, warn};
+use tokio::sync::watch;
+
+use super::source::ChainSource;
+
+/// The tip is polled at least this often even without new-block notifications.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(5);
+/// Headers kept in the listener-side cache; older ones are read from the header store.
+const CACHED_HEADERS: usize = 288;
+/// Filters and stale headers are pruned after the listeners advanced this far.
+const PRUNE_EVERY_BLOCKS: u32 = 144;
+
+/// A bounded header cache for `SpvClient`: recent headers only, so memory stays flat however
+/// long the chain; anything older is looked up in the header store.
+#[derive(Debug, Default)]
+pub struct RecentHeaderCache {
+    headers: HashMap<BlockHash, ValidatedBlockHeader>,
+    order: VecDeque<BlockHash>,
+}
+
+impl Cache for RecentHeaderCache {
+    fn look_up(&self, block_hash: &BlockHash) -> Option<&ValidatedBlockHeader> {
+        self.headers.get(block_hash)
+    }
+
+    fn block_connected(&mut self, block_hash: BlockHash, block_header: ValidatedBlockHeader) {
+        if self.headers.insert(block_hash, block_header).is_none() {
+            self.order.push_back(block_hash);
+        }
+        while self.order.len() > CACHED_HEADERS {
+            if let Some(old) = self.order.pop_front() {
+                self.headers.remove(&old);
+            }
+        }
+    }
+
+    fn block_disconnected(&mut self, block_hash: &BlockHash) -> Option<ValidatedBlockHeader> {
+        self.order.retain(|hash| hash != block_hash);
+        self.headers.remove(block_hash)
+    }
+}
+
+impl ChainSource {
+    /// Brings each registered listener from its best block (`best_blocks[i]` for the listener
+    /// registered i-th) to the verified tip: stale blocks are disconnected back to the fork
+    /// point, then the missing blocks are connected. Waits for a first verified tip at or above
+    /// the lowest listener if the chain source is still catching up.
+    pub async fn synchronize(
+        self: &Arc<Self>,
+        best_blocks: &[BlockHash],
+    ) -> Result<ValidatedBlockHeader, BlockSourceError> {
+        let listener = self.listener().clone();
+        if best_blocks.len() != listener.len() {
+            return Err(BlockSourceError::persistent(format!(
+                "{} best blocks given for {} listeners",
+                best_blocks.len(),
+                listener.len()
+            )));
+        }
+        let views: Vec<_> = (0..listener.len()).map(|i| listener.view(i)).collect();
+        let pairs = best_blocks
+            .iter()
+            .copied()
+            .zip(views.iter())
+            .collect::<Vec<_>>();
+        let mut cache = RecentHeaderCache::default();
+        let tip = synchronize_listeners(self.clone(), self.network(), &mut cache, pairs).await?;
+        self.recheck_last_delivery()
+            .await
+            .map_err(BlockSourceError::transient)?;
+        info!(
+            "listeners synchronised to height {} ({})",
+            tip.height,
+            tip.header.block_hash()
+        );
+        Ok(tip)
+    }
+
+    /// Follows the verified tip until `stop` turns true: polls on every new verified tip and
+    /// at least every [`POLL_INTERVAL`], re-checks the last block at the end of each round and
+    /// prunes stores as listeners advance.
+    pub async fn follow_tip(
+        self: Arc<Self>,
+        tip: ValidatedBlockHeader,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut cache = RecentHeaderCache::default();
+        let poller = ChainPoller::new(self.clone(), self.network());
+        let listener = self.listener().clone();
+        let mut client = SpvClient::new(tip, poller, &mut cache, &*listener);
+        let mut heights = self.tracker().subscribe();
+        let mut pruned_at = tip.height;
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            match client.poll_best_tip().await {
+                Ok((tip, connected)) => {
+                    if connected {
+                        debug!("listeners advanced ({tip:?})");
+                    }
+                }
+                Err(err) => warn!("following the chain tip: {}", err.into_inner()),
+            }
+            if let Err(err) = self.recheck_last_delivery().await {
+                warn!("re-checking the last block: {err}");
+            }
+            if let Some(tip) = listener.tip() {
+                if tip.height >= pruned_at + PRUNE_EVERY_BLOCKS {
+                    let tracker = self.tracker().clone();
+                    let height = tip.height;
+                    match tokio::task::spawn_blocking(move || tracker.prune(height)).await {
+                        Ok(Err(err)) => warn!("pruning chain stores: {err}"),
+                        Err(err) => warn!("pruning chain stores: {err}"),
+                        Ok(Ok(())) => pruned_at = height,
+                    }
+                }
+            }
+            tokio::select! {
+                changed = heights.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+                _ = tokio::time::sleep(POLL_INTERVAL) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        debug!("stopped following the chain tip");
+    }
+}
