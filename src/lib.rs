@@ -7,3 +7,5 @@
 //!
 //! - [`regtest`]: an embedded regtest peer (miner, mempool, P2P server serving BIP 157
 //!   filters) used by the tests and the local playground.
+
+pub mod regtest;
