@@ -5,9 +5,10 @@
 //! whose filters match scripts it watches. Modules follow the data flow described in the
 //! design notes:
 //!
-//! - [`regtest`]: an embedded regtest peer (miner, mempool, P2P server serving BIP 157
-//!   filters) used by the tests and the local playground.
 //! - [`chain`]: the compact-filter chain source behind LDK's `BlockSource`, `Filter`,
 //!   broadcaster and fee estimator.
+//! - [`regtest`]: an embedded regtest peer (miner, mempool, P2P server serving BIP 157
+//!   filters) used by the tests and the local playground.
 
 pub mod chain;
+pub mod regtest;

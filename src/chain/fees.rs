@@ -2,8 +2,13 @@
 //!
 //! Three sources are combined: the average fee rate of recent blocks, derived from their
 //! coinbase (fees = coinbase outputs − subsidy, divided by the weight of the non-coinbase
-//! transactions); the highest BIP 133 `feefilter` among connected peers, below which peers do
-//! not relay; and a per-target policy on top of them. Configured overrides win. Estimates are
+//! transactions; a block with only its coinbase counts as 0); the highest BIP 133 `feefilter`
+//! among connected peers, below which peers do not relay; and a per-target policy on top of
+//! them: with `median` and `highest` over the last [`SAMPLE_WINDOW`] samples, non-anchor
+//! channel and output spending use `median`, urgent sweeps `max(highest, 1.5 × median)`,
+//! anchor channel and close minimum `median / 2`, the non-anchor remote minimum `median / 4`,
+//! the anchor remote minimum the floor, and the maximum `max(4 × highest, 25,000)`. Every
+//! target is raised to the floor: 253 sat/kw or the peers' feefilter, whichever is higher. Configured overrides win. Estimates are
 //! computed when a sample arrives and cached, so LDK's frequent calls cost a table lookup.
 //!
 //! **Bandwidth budget.** Every block downloaded for the listeners is sampled at no extra cost.
@@ -231,13 +236,14 @@ fn policy(target: ConfirmationTarget, inputs: &Inputs) -> u32 {
     rates.sort_unstable();
     let median = rates[rates.len() / 2];
     let highest = *rates.last().expect("non-empty");
-    let base = median.max(floor);
     let estimate = match target {
-        ConfirmationTarget::MaximumFeeEstimate => (highest.max(base) * 4).max(fallback(target)),
-        ConfirmationTarget::UrgentOnChainSweep => highest.max(base) * 3 / 2,
-        ConfirmationTarget::NonAnchorChannelFee | ConfirmationTarget::OutputSpendingFee => base,
-        ConfirmationTarget::AnchorChannelFee | ConfirmationTarget::ChannelCloseMinimum => base / 2,
-        ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee => base / 4,
+        ConfirmationTarget::MaximumFeeEstimate => (highest * 4).max(fallback(target)),
+        ConfirmationTarget::UrgentOnChainSweep => highest.max(median * 3 / 2),
+        ConfirmationTarget::NonAnchorChannelFee | ConfirmationTarget::OutputSpendingFee => median,
+        ConfirmationTarget::AnchorChannelFee | ConfirmationTarget::ChannelCloseMinimum => {
+            median / 2
+        }
+        ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee => median / 4,
         ConfirmationTarget::MinAllowedAnchorChannelRemoteFee => 0,
     };
     estimate.max(floor)
