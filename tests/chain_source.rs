@@ -41,7 +41,13 @@ async fn fresh_sync_of_2000_blocks_reaches_the_tip_without_reporting_unverified_
     peer.mine(2_000, &unique_script(1));
     let dir = tempfile::tempdir().unwrap();
     let recorder = Recorder::new(genesis());
-    let harness = Harness::start(dir.path(), &[peer.addr()], recorder.clone(), Arc::new(WatchSet::new())).await;
+    let harness = Harness::start(
+        dir.path(),
+        &[peer.addr()],
+        recorder.clone(),
+        Arc::new(WatchSet::new()),
+    )
+    .await;
 
     // While the sync runs, every best block reported must have its filter stored.
     let source = harness.source.clone();
@@ -68,7 +74,10 @@ async fn fresh_sync_of_2000_blocks_reaches_the_tip_without_reporting_unverified_
     let checks = tokio::time::timeout(LONG, checker).await.unwrap().unwrap();
     assert!(checks > 1, "the best block was sampled during the sync");
 
-    assert_eq!(recorder.connected_heights(), (1..=2_000).collect::<Vec<_>>());
+    assert_eq!(
+        recorder.connected_heights(),
+        (1..=2_000).collect::<Vec<_>>()
+    );
     for height in [1, 999, 2_000] {
         assert_eq!(
             recorder.hash_at(height),
@@ -85,25 +94,40 @@ async fn only_blocks_paying_watched_scripts_are_downloaded() {
     let peer = peer().await;
     let other = unique_script(2);
     // Mature the faucet first, then build 500 more blocks where 5 pay watched scripts.
-    peer.fund(&unique_script(3), Amount::from_sat(10_000), FeeRate::from_sat_per_vb(2).unwrap())
-        .expect("faucet");
+    peer.fund(
+        &unique_script(3),
+        Amount::from_sat(10_000),
+        FeeRate::from_sat_per_vb(2).unwrap(),
+    )
+    .expect("faucet");
     peer.mine(1, &other);
     let start = peer.tip().0;
     let watch = Arc::new(WatchSet::new());
-    let matching_heights: BTreeSet<u32> = [50, 120, 260, 333, 480].into_iter().map(|h| start + h).collect();
+    let matching_heights: BTreeSet<u32> = [50, 120, 260, 333, 480]
+        .into_iter()
+        .map(|h| start + h)
+        .collect();
     let mut relevant = Vec::new();
     for height in start + 1..=start + 500 {
         if matching_heights.contains(&height) {
             let script = unique_script(1_000 + height as u64);
             watch.add_scripts([script.as_script()]);
             let tx = peer
-                .fund(&script, Amount::from_sat(50_000), FeeRate::from_sat_per_vb(2).unwrap())
+                .fund(
+                    &script,
+                    Amount::from_sat(50_000),
+                    FeeRate::from_sat_per_vb(2).unwrap(),
+                )
                 .expect("faucet pays");
             relevant.push((height, tx.compute_txid()));
         } else if height % 7 == 0 {
             // Unrelated traffic in other blocks.
-            peer.fund(&unique_script(5_000 + height as u64), Amount::from_sat(20_000), FeeRate::from_sat_per_vb(2).unwrap())
-                .expect("faucet pays");
+            peer.fund(
+                &unique_script(5_000 + height as u64),
+                Amount::from_sat(20_000),
+                FeeRate::from_sat_per_vb(2).unwrap(),
+            )
+            .expect("faucet pays");
         }
         peer.mine(1, &other);
     }
@@ -119,7 +143,10 @@ async fn only_blocks_paying_watched_scripts_are_downloaded() {
     harness.wait_for_tip(tip_hash(&peer), LONG).await;
 
     for (height, txid) in &relevant {
-        assert!(recorder.is_confirmed(txid), "transaction {txid} at {height} delivered");
+        assert!(
+            recorder.is_confirmed(txid),
+            "transaction {txid} at {height} delivered"
+        );
     }
     let fee_samples: BTreeSet<_> = harness
         .source
@@ -135,8 +162,17 @@ async fn only_blocks_paying_watched_scripts_are_downloaded() {
         .map(|(hash, _)| *hash)
         .filter(|hash| !fee_samples.contains(hash))
         .collect();
-    assert_eq!(served, expected, "the peer served exactly the matching blocks");
-    assert!(peer.stats().blocks_served.iter().all(|(_, witness)| *witness), "blocks are requested with witness data");
+    assert_eq!(
+        served, expected,
+        "the peer served exactly the matching blocks"
+    );
+    assert!(
+        peer.stats()
+            .blocks_served
+            .iter()
+            .all(|(_, witness)| *witness),
+        "blocks are requested with witness data"
+    );
     assert_eq!(harness.source.download_counts().blocks_for_listeners, 5);
     harness.stop().await;
 }
@@ -148,9 +184,19 @@ async fn a_dependent_spend_in_the_same_block_is_delivered() {
     let watched = unique_script(10);
     let registered_later = unique_script(11);
     let funding = peer
-        .fund(&watched, Amount::from_sat(100_000), FeeRate::from_sat_per_vb(2).unwrap())
+        .fund(
+            &watched,
+            Amount::from_sat(100_000),
+            FeeRate::from_sat_per_vb(2).unwrap(),
+        )
         .expect("faucet pays");
-    let child = spend_anyone(&funding, vout_paying(&funding, &watched), 10, registered_later.clone(), 1_000);
+    let child = spend_anyone(
+        &funding,
+        vout_paying(&funding, &watched),
+        10,
+        registered_later.clone(),
+        1_000,
+    );
     peer.mine_with(vec![funding.clone(), child.clone()], &unique_script(12))
         .expect("block with parent and child");
     peer.mine(2, &unique_script(12));
@@ -173,7 +219,10 @@ async fn a_dependent_spend_in_the_same_block_is_delivered() {
     let harness = Harness::start(dir.path(), &[peer.addr()], recorder.clone(), watch).await;
     harness.wait_for_tip(tip_hash(&peer), LONG).await;
     assert!(recorder.is_confirmed(&funding.compute_txid()));
-    assert!(recorder.is_confirmed(&child.compute_txid()), "the dependent spend was delivered");
+    assert!(
+        recorder.is_confirmed(&child.compute_txid()),
+        "the dependent spend was delivered"
+    );
     harness.stop().await;
 }
 
@@ -183,7 +232,11 @@ async fn a_block_matching_scripts_registered_while_it_was_connected_is_redeliver
     let peer = peer().await;
     let late = unique_script(20);
     let payment = peer
-        .fund(&late, Amount::from_sat(70_000), FeeRate::from_sat_per_vb(2).unwrap())
+        .fund(
+            &late,
+            Amount::from_sat(70_000),
+            FeeRate::from_sat_per_vb(2).unwrap(),
+        )
         .expect("faucet pays");
     peer.mine(1, &unique_script(21));
     let paid_at = peer.tip().0;
@@ -211,10 +264,21 @@ async fn a_block_matching_scripts_registered_while_it_was_connected_is_redeliver
         .filter(|s| matches!(s, Seen::Connected { height, .. } if *height >= paid_at && *height <= paid_at + 1))
         .collect();
     match around.as_slice() {
-        [Seen::Connected { height: h1, txids: first, .. }, Seen::Connected { height: h2, txids: second, .. }, Seen::Connected { height: h3, .. }] => {
+        [Seen::Connected {
+            height: h1,
+            txids: first,
+            ..
+        }, Seen::Connected {
+            height: h2,
+            txids: second,
+            ..
+        }, Seen::Connected { height: h3, .. }] => {
             assert_eq!((*h1, *h2, *h3), (paid_at, paid_at, paid_at + 1));
             assert!(first.is_empty(), "first delivered header-only");
-            assert!(second.contains(&payment.compute_txid()), "re-delivered with the payment");
+            assert!(
+                second.contains(&payment.compute_txid()),
+                "re-delivered with the payment"
+            );
         }
         other => panic!("unexpected deliveries around the block: {other:?}"),
     }
@@ -230,7 +294,11 @@ async fn an_online_reorg_disconnects_to_the_fork_point_and_forgets_old_transacti
     let watched = unique_script(31);
     peer.mine(10, &miner);
     let payment = peer
-        .fund(&watched, Amount::from_sat(40_000), FeeRate::from_sat_per_vb(2).unwrap())
+        .fund(
+            &watched,
+            Amount::from_sat(40_000),
+            FeeRate::from_sat_per_vb(2).unwrap(),
+        )
         .expect("faucet pays");
     peer.mine(2, &miner);
     let watch = Arc::new(WatchSet::new());
@@ -250,12 +318,21 @@ async fn an_online_reorg_disconnects_to_the_fork_point_and_forgets_old_transacti
 
     let fork = old_tip - 3;
     assert!(
-        recorder.seen().iter().any(|s| matches!(s, Seen::Disconnected { fork_height, .. } if *fork_height == fork)),
+        recorder
+            .seen()
+            .iter()
+            .any(|s| matches!(s, Seen::Disconnected { fork_height, .. } if *fork_height == fork)),
         "listener disconnected to the fork point at {fork}"
     );
-    assert!(!recorder.is_confirmed(&payment.compute_txid()), "the old branch's payment is no longer confirmed");
+    assert!(
+        !recorder.is_confirmed(&payment.compute_txid()),
+        "the old branch's payment is no longer confirmed"
+    );
     for height in fork..=peer.tip().0 {
-        assert_eq!(recorder.hash_at(height), peer.block_at(height).map(|b| b.block_hash()));
+        assert_eq!(
+            recorder.hash_at(height),
+            peer.block_at(height).map(|b| b.block_hash())
+        );
     }
     harness.stop().await;
 }
@@ -268,16 +345,31 @@ async fn an_offline_reorg_is_replayed_after_restart() {
     peer.mine(30, &miner);
     let dir = tempfile::tempdir().unwrap();
     let recorder = Recorder::new(genesis());
-    let harness = Harness::start(dir.path(), &[peer.addr()], recorder.clone(), Arc::new(WatchSet::new())).await;
+    let harness = Harness::start(
+        dir.path(),
+        &[peer.addr()],
+        recorder.clone(),
+        Arc::new(WatchSet::new()),
+    )
+    .await;
     harness.wait_for_tip(tip_hash(&peer), LONG).await;
     let recorder = harness.stop().await;
     let stale_tip = recorder.tip();
 
     peer.invalidate(6);
     peer.mine(8, &unique_script(41));
-    assert_ne!(peer.block_at(stale_tip.height).unwrap().block_hash(), stale_tip.block_hash);
+    assert_ne!(
+        peer.block_at(stale_tip.height).unwrap().block_hash(),
+        stale_tip.block_hash
+    );
 
-    let harness = Harness::start(dir.path(), &[peer.addr()], recorder.clone(), Arc::new(WatchSet::new())).await;
+    let harness = Harness::start(
+        dir.path(),
+        &[peer.addr()],
+        recorder.clone(),
+        Arc::new(WatchSet::new()),
+    )
+    .await;
     harness.wait_for_tip(tip_hash(&peer), LONG).await;
     let fork = stale_tip.height - 6;
     assert!(recorder
@@ -285,7 +377,11 @@ async fn an_offline_reorg_is_replayed_after_restart() {
         .iter()
         .any(|s| matches!(s, Seen::Disconnected { fork_height, .. } if *fork_height == fork)));
     for height in 1..=peer.tip().0 {
-        assert_eq!(recorder.hash_at(height), peer.block_at(height).map(|b| b.block_hash()), "height {height}");
+        assert_eq!(
+            recorder.hash_at(height),
+            peer.block_at(height).map(|b| b.block_hash()),
+            "height {height}"
+        );
     }
     harness.stop().await;
 }
@@ -294,12 +390,22 @@ async fn an_offline_reorg_is_replayed_after_restart() {
 async fn stripped_blocks_never_reach_the_listeners() {
     init_logs();
     let peer = peer().await;
-    let second = peer.add_endpoint(LOCALHOST.parse().unwrap()).await.expect("second endpoint");
+    let second = peer
+        .add_endpoint(LOCALHOST.parse().unwrap())
+        .await
+        .expect("second endpoint");
     let watched = unique_script(50);
     let payment = peer
-        .fund(&watched, Amount::from_sat(60_000), FeeRate::from_sat_per_vb(2).unwrap())
+        .fund(
+            &watched,
+            Amount::from_sat(60_000),
+            FeeRate::from_sat_per_vb(2).unwrap(),
+        )
         .expect("faucet pays");
-    assert!(payment.input.iter().all(|i| !i.witness.is_empty()), "a segwit spend");
+    assert!(
+        payment.input.iter().all(|i| !i.witness.is_empty()),
+        "a segwit spend"
+    );
     peer.mine(1, &unique_script(51));
     let paid_at = peer.tip().0;
     // Both peers strip witnesses at first.
@@ -310,14 +416,23 @@ async fn stripped_blocks_never_reach_the_listeners() {
     watch.add_scripts([watched.as_script()]);
     let recorder = Recorder::new(genesis());
     let dir = tempfile::tempdir().unwrap();
-    let harness = Harness::start_with(dir.path(), &[peer.addr(), second.addr], recorder.clone(), watch, |config| {
-        config.required_peers = Some(2);
-        config.block_timeout = Duration::from_secs(3);
-    })
+    let harness = Harness::start_with(
+        dir.path(),
+        &[peer.addr(), second.addr],
+        recorder.clone(),
+        watch,
+        |config| {
+            config.required_peers = Some(2);
+            config.block_timeout = Duration::from_secs(3);
+        },
+    )
     .await;
     // The listener stops short of the block while only stripped copies exist.
     wait_for(LONG, || harness.source.download_counts().refetches >= 2).await;
-    assert!(recorder.tip().height < paid_at, "no stripped block was delivered");
+    assert!(
+        recorder.tip().height < paid_at,
+        "no stripped block was delivered"
+    );
 
     // One peer turns honest: the block is fetched again and delivered with its witnesses.
     second.switches.set_strip_witness(false);
@@ -330,7 +445,10 @@ async fn stripped_blocks_never_reach_the_listeners() {
             _ => None,
         })
         .expect("block delivered");
-    assert!(delivered.contains(&payment.compute_wtxid()), "delivered with witness data");
+    assert!(
+        delivered.contains(&payment.compute_wtxid()),
+        "delivered with witness data"
+    );
     harness.stop().await;
 }
 
@@ -338,11 +456,18 @@ async fn stripped_blocks_never_reach_the_listeners() {
 async fn a_peer_serving_wrong_filters_does_not_reach_the_listeners() {
     init_logs();
     let peer = peer().await;
-    let liar = peer.add_endpoint(LOCALHOST.parse().unwrap()).await.expect("second endpoint");
+    let liar = peer
+        .add_endpoint(LOCALHOST.parse().unwrap())
+        .await
+        .expect("second endpoint");
     liar.switches.set_wrong_filters(true);
     let watched = unique_script(60);
     let payment = peer
-        .fund(&watched, Amount::from_sat(60_000), FeeRate::from_sat_per_vb(2).unwrap())
+        .fund(
+            &watched,
+            Amount::from_sat(60_000),
+            FeeRate::from_sat_per_vb(2).unwrap(),
+        )
         .expect("faucet pays");
     peer.mine(20, &unique_script(61));
 
@@ -350,9 +475,15 @@ async fn a_peer_serving_wrong_filters_does_not_reach_the_listeners() {
     watch.add_scripts([watched.as_script()]);
     let recorder = Recorder::new(genesis());
     let dir = tempfile::tempdir().unwrap();
-    let harness = Harness::start_with(dir.path(), &[liar.addr, peer.addr()], recorder.clone(), watch, |config| {
-        config.required_peers = Some(2);
-    })
+    let harness = Harness::start_with(
+        dir.path(),
+        &[liar.addr, peer.addr()],
+        recorder.clone(),
+        watch,
+        |config| {
+            config.required_peers = Some(2);
+        },
+    )
     .await;
     harness.wait_for_tip(tip_hash(&peer), LONG).await;
     assert!(recorder.is_confirmed(&payment.compute_txid()));
@@ -371,10 +502,20 @@ async fn a_package_given_child_first_is_relayed_parent_first_and_mined() {
     init_logs();
     let peer = peer().await;
     let funding = peer
-        .fund(&unique_script(70), Amount::from_sat(200_000), FeeRate::from_sat_per_vb(2).unwrap())
+        .fund(
+            &unique_script(70),
+            Amount::from_sat(200_000),
+            FeeRate::from_sat_per_vb(2).unwrap(),
+        )
         .expect("faucet pays");
     peer.mine(1, &unique_script(79));
-    let parent = spend_anyone(&funding, vout_paying(&funding, &unique_script(70)), 70, unique_script(71), 2_000);
+    let parent = spend_anyone(
+        &funding,
+        vout_paying(&funding, &unique_script(70)),
+        70,
+        unique_script(71),
+        2_000,
+    );
     let child = spend_anyone(&parent, 0, 71, unique_script(72), 2_000);
 
     let watch = Arc::new(WatchSet::new());
@@ -384,12 +525,21 @@ async fn a_package_given_child_first_is_relayed_parent_first_and_mined() {
     let harness = Harness::start(dir.path(), &[peer.addr()], recorder.clone(), watch).await;
     harness.wait_for_tip(tip_hash(&peer), LONG).await;
 
-    harness.source.broadcaster().broadcast(&[child.clone(), parent.clone()]);
-    wait_for(LONG, || peer.in_mempool(&parent.compute_txid()) && peer.in_mempool(&child.compute_txid())).await;
+    harness
+        .source
+        .broadcaster()
+        .broadcast(&[child.clone(), parent.clone()]);
+    wait_for(LONG, || {
+        peer.in_mempool(&parent.compute_txid()) && peer.in_mempool(&child.compute_txid())
+    })
+    .await;
     peer.mine(1, &unique_script(79));
     harness.wait_for_tip(tip_hash(&peer), LONG).await;
     assert_eq!(peer.confirmations(&child.compute_txid()), Some(1));
-    wait_for(LONG, || harness.source.broadcaster().unconfirmed().is_empty()).await;
+    wait_for(LONG, || {
+        harness.source.broadcaster().unconfirmed().is_empty()
+    })
+    .await;
     harness.stop().await;
 }
 
@@ -398,10 +548,20 @@ async fn a_transaction_dropped_by_a_restarting_peer_is_rebroadcast_and_mined() {
     init_logs();
     let peer = peer().await;
     let funding = peer
-        .fund(&unique_script(80), Amount::from_sat(200_000), FeeRate::from_sat_per_vb(2).unwrap())
+        .fund(
+            &unique_script(80),
+            Amount::from_sat(200_000),
+            FeeRate::from_sat_per_vb(2).unwrap(),
+        )
         .expect("faucet pays");
     peer.mine(1, &unique_script(89));
-    let tx = spend_anyone(&funding, vout_paying(&funding, &unique_script(80)), 80, unique_script(81), 2_000);
+    let tx = spend_anyone(
+        &funding,
+        vout_paying(&funding, &unique_script(80)),
+        80,
+        unique_script(81),
+        2_000,
+    );
     let watch = Arc::new(WatchSet::new());
     watch.add_scripts([unique_script(81).as_script()]);
     let recorder = Recorder::new(genesis());
@@ -429,29 +589,46 @@ async fn fee_estimates_sit_at_the_floor_on_empty_chains_and_follow_paid_rates() 
     peer.mine(20, &unique_script(90));
     let recorder = Recorder::new(genesis());
     let dir = tempfile::tempdir().unwrap();
-    let harness = Harness::start(dir.path(), &[peer.addr()], recorder.clone(), Arc::new(WatchSet::new())).await;
+    let harness = Harness::start(
+        dir.path(),
+        &[peer.addr()],
+        recorder.clone(),
+        Arc::new(WatchSet::new()),
+    )
+    .await;
     harness.wait_for_tip(tip_hash(&peer), LONG).await;
     let fees = harness.source.fee_estimator().clone();
     let tip = peer.tip().0;
     wait_for(LONG, || fees.sampled_heights().contains(&tip)).await;
     for target in lightfilter::chain::fees::ALL_TARGETS {
         if target != ConfirmationTarget::MaximumFeeEstimate {
-            assert_eq!(fees.get_est_sat_per_1000_weight(target), 253, "{target:?} on an empty chain");
+            assert_eq!(
+                fees.get_est_sat_per_1000_weight(target),
+                253,
+                "{target:?} on an empty chain"
+            );
         }
     }
 
     // Blocks full of transactions paying 10 sat/vB (2,500 sat/kw).
     for round in 0..3u64 {
         for i in 0..4u64 {
-            peer.fund(&unique_script(100 + round * 10 + i), Amount::from_sat(30_000), FeeRate::from_sat_per_vb(10).unwrap())
-                .expect("faucet pays");
+            peer.fund(
+                &unique_script(100 + round * 10 + i),
+                Amount::from_sat(30_000),
+                FeeRate::from_sat_per_vb(10).unwrap(),
+            )
+            .expect("faucet pays");
         }
         peer.mine(1, &unique_script(90));
         let tip = peer.tip().0;
         wait_for(LONG, || fees.sampled_heights().contains(&tip)).await;
     }
     let normal = fees.get_est_sat_per_1000_weight(ConfirmationTarget::NonAnchorChannelFee);
-    assert!((2_300..=2_700).contains(&normal), "non-anchor estimate {normal} follows 2,500 sat/kw");
+    assert!(
+        (2_300..=2_700).contains(&normal),
+        "non-anchor estimate {normal} follows 2,500 sat/kw"
+    );
     let urgent = fees.get_est_sat_per_1000_weight(ConfirmationTarget::UrgentOnChainSweep);
     assert!(urgent >= normal);
     assert_eq!(
@@ -465,12 +642,17 @@ async fn fee_estimates_sit_at_the_floor_on_empty_chains_and_follow_paid_rates() 
 async fn fee_overrides_win_and_nothing_panics_without_peers() {
     init_logs();
     // Nothing listens on this port: the engine keeps failing to connect and restarting.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut config = lightfilter::chain::ChainConfig::new(bitcoin::Network::Regtest, dir.path());
     config.peers = vec![closed.into()];
     config.only_peers = true;
-    config.fee_overrides.set(ConfirmationTarget::UrgentOnChainSweep, 12_345);
+    config
+        .fee_overrides
+        .set(ConfirmationTarget::UrgentOnChainSweep, 12_345);
     let source = lightfilter::chain::ChainSource::start(
         config,
         Arc::new(WatchSet::new()),
@@ -479,7 +661,10 @@ async fn fee_overrides_win_and_nothing_panics_without_peers() {
     .unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let fees = source.fee_estimator();
-    assert_eq!(fees.get_est_sat_per_1000_weight(ConfirmationTarget::UrgentOnChainSweep), 12_345);
+    assert_eq!(
+        fees.get_est_sat_per_1000_weight(ConfirmationTarget::UrgentOnChainSweep),
+        12_345
+    );
     assert_eq!(
         fees.get_est_sat_per_1000_weight(ConfirmationTarget::NonAnchorChannelFee),
         lightfilter::chain::fees::fallback(ConfirmationTarget::NonAnchorChannelFee)
@@ -497,7 +682,13 @@ async fn the_engine_is_restarted_when_its_only_peer_drops() {
     peer.mine(50, &unique_script(110));
     let recorder = Recorder::new(genesis());
     let dir = tempfile::tempdir().unwrap();
-    let harness = Harness::start(dir.path(), &[peer.addr()], recorder.clone(), Arc::new(WatchSet::new())).await;
+    let harness = Harness::start(
+        dir.path(),
+        &[peer.addr()],
+        recorder.clone(),
+        Arc::new(WatchSet::new()),
+    )
+    .await;
     harness.wait_for_tip(tip_hash(&peer), LONG).await;
     let restarts = harness.source.engine().restarts();
 

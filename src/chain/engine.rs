@@ -397,7 +397,7 @@ fn log_info(info: &Info, host: &Arc<dyn EngineHost>) {
             host.peer_connected();
         }
         Info::ConnectionsMet => info!("connected to the required number of Bitcoin peers"),
-        _ => debug!("compact-filter engine: {info}"),
+        _ => log::trace!("compact-filter engine: {info}"),
     }
 }
 

@@ -182,9 +182,7 @@ impl Harness {
         // The listener's block must be known before it can be synchronised.
         wait_for(Duration::from_secs(60), || {
             let heights = source.heights();
-            heights
-                .verified_tip
-                .is_some_and(|(h, _)| h >= start.height)
+            heights.verified_tip.is_some_and(|(h, _)| h >= start.height)
         })
         .await;
         let tip = source
@@ -249,8 +247,16 @@ pub fn unique_script(tag: u64) -> ScriptBuf {
 
 /// A transaction spending output `vout` of `prev` (paying [`unique_script`]`(tag)`) to `to`,
 /// leaving `fee` sats as fee.
-pub fn spend_anyone(prev: &Transaction, vout: u32, tag: u64, to: ScriptBuf, fee: u64) -> Transaction {
-    use bitcoin::{absolute::LockTime, transaction::Version, Amount, OutPoint, Sequence, TxIn, TxOut, Witness};
+pub fn spend_anyone(
+    prev: &Transaction,
+    vout: u32,
+    tag: u64,
+    to: ScriptBuf,
+    fee: u64,
+) -> Transaction {
+    use bitcoin::{
+        absolute::LockTime, transaction::Version, Amount, OutPoint, Sequence, TxIn, TxOut, Witness,
+    };
     let value = prev.output[vout as usize].value.to_sat() - fee;
     let mut witness = Witness::new();
     witness.push(anyone_witness_script(tag).as_bytes());
