@@ -5,15 +5,20 @@
 //! wallet transactions are saved in batches of [`HEADER_ONLY_SAVE_INTERVAL`]: after a crash the
 //! wallet reports its saved tip and the chain source replays from there. Blocks with wallet
 //! transactions, and reorgs, are saved at once.
+//!
+//! A reorg removes the blocks above the fork point. The wallet's own transactions confirmed only
+//! there become unconfirmed again; received ones stop counting until a block confirms them
+//! again (the wallet sees no mempool and could not tell if they were dropped).
 
-use bdk_wallet::chain::Merge;
+use bdk_wallet::chain::{ChainPosition, Merge};
 use bdk_wallet::{ChangeSet, WalletPersister};
 use bitcoin::block::Header;
-use bitcoin::Block;
+use bitcoin::{Block, Txid};
 use lightning::chain::transaction::TransactionData;
 use lightning::chain::{BestBlock, Listen};
 
 use super::registry::ScriptRegistry;
+use super::spend::unix_now;
 use super::state::{WalletState, HEADER_ONLY_SAVE_INTERVAL};
 use super::Wallet;
 
@@ -113,13 +118,41 @@ impl WalletState {
             );
             return;
         }
-        match self.reload() {
-            Ok(()) => log::info!(
-                "reorg: wallet removed {removed} blocks above {} at height {}",
-                fork_point.block_hash,
-                fork_point.height
-            ),
-            Err(e) => log::error!("cannot reload the wallet after a reorg: {e}"),
+        if let Err(e) = self.reload() {
+            log::error!("cannot reload the wallet after a reorg: {e}");
+            return;
         }
+        // Transactions seen only in the removed blocks (received ones; the wallet's own were
+        // seen when it made them) no longer count: the wallet sees no mempool, so it could not
+        // tell if they were ever dropped. If they confirm again, their block brings them back.
+        let orphaned: Vec<Txid> = self
+            .wallet
+            .transactions()
+            .filter(|tx| {
+                matches!(
+                    tx.chain_position,
+                    ChainPosition::Unconfirmed {
+                        last_seen: None,
+                        ..
+                    }
+                )
+            })
+            .map(|tx| tx.tx_node.txid)
+            .collect();
+        if !orphaned.is_empty() {
+            let now = unix_now();
+            self.wallet
+                .apply_evicted_txs(orphaned.iter().map(|txid| (*txid, now)));
+            if let Err(e) = self.save("saving transactions removed by a reorg") {
+                log::error!("{e}");
+            }
+        }
+        log::info!(
+            "reorg: wallet removed {removed} blocks above {} at height {}; {} received \
+             transactions are no longer confirmed",
+            fork_point.block_hash,
+            fork_point.height,
+            orphaned.len()
+        );
     }
 }

@@ -47,6 +47,14 @@ pub(crate) fn open(
     network: Network,
     birthday: Option<(u32, BlockHash)>,
 ) -> Result<(Connection, StoredWallet), WalletError> {
+    let genesis = genesis_block(network).block_hash();
+    if let Some((0, hash)) = birthday {
+        if hash != genesis {
+            return Err(WalletError::InvalidBirthday(format!(
+                "block {hash} at height 0 is not the genesis block of {network} ({genesis})"
+            )));
+        }
+    }
     if path.exists() {
         inspect_existing(path, keys, network)?;
     }
@@ -142,11 +150,6 @@ fn create(
         .create_wallet_no_persist()
         .map_err(|e| WalletError::KeyDerivation(e.to_string()))?;
     match birthday {
-        Some((0, hash)) if hash != genesis => {
-            return Err(WalletError::InvalidBirthday(format!(
-                "block {hash} at height 0 is not the genesis block of {network} ({genesis})"
-            )));
-        }
         Some((height, hash)) if height > 0 => {
             let start = CheckPoint::from_block_ids([
                 BlockId {
