@@ -264,7 +264,7 @@ async fn bad_input_gives_a_clear_error_and_changes_nothing() {
         other => panic!("expected a dust error, got {other}"),
     }
 
-    for sat_per_kwu in [0, 249] {
+    for sat_per_kwu in [0, 249, 6_250_001] {
         let err = w
             .wallet
             .send(

@@ -110,18 +110,21 @@ pub enum WalletError {
         /// The smallest amount the output may carry.
         minimum: Amount,
     },
-    /// The fee rate is zero or below what the network relays.
+    /// The fee rate is zero, below what the network relays, or absurdly high.
     #[error(
         "fee rate of {} sat/kwu is invalid: it must be at least {} sat/kwu (1 sat/vB, the \
-         minimum relay fee rate)",
+         minimum relay fee rate) and at most {} sat/kwu",
         fee_rate.to_sat_per_kwu(),
-        minimum.to_sat_per_kwu()
+        minimum.to_sat_per_kwu(),
+        maximum.to_sat_per_kwu()
     )]
     InvalidFeeRate {
         /// The fee rate asked for.
         fee_rate: FeeRate,
         /// The lowest acceptable fee rate.
         minimum: FeeRate,
+        /// The highest acceptable fee rate.
+        maximum: FeeRate,
     },
     /// The transaction could not be built for another reason.
     #[error("cannot build the transaction: {0}")]

@@ -165,12 +165,14 @@ fn parse_address(text: &str, network: Network) -> Result<Address, WalletError> {
         })
 }
 
-/// Refuses fee rates below the minimum relay fee rate (1 sat/vB), zero included.
+/// Refuses fee rates below the minimum relay fee rate (1 sat/vB), zero included, and above
+/// the absurd-fee limit of a PSBT (25,000 sat/vB).
 fn check_fee_rate(rate: FeeRate) -> Result<(), WalletError> {
-    if rate < FeeRate::BROADCAST_MIN {
+    if rate < FeeRate::BROADCAST_MIN || rate > Psbt::DEFAULT_MAX_FEE_RATE {
         return Err(WalletError::InvalidFeeRate {
             fee_rate: rate,
             minimum: FeeRate::BROADCAST_MIN,
+            maximum: Psbt::DEFAULT_MAX_FEE_RATE,
         });
     }
     Ok(())
