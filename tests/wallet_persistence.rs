@@ -335,3 +335,22 @@ async fn files_that_are_not_wallets_are_refused_and_left_untouched() {
     assert!(matches!(err, WalletError::InvalidBirthday(_)), "{err}");
     assert!(!dir.path().join("new.sqlite").exists(), "no file created");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wallet_file_locked_by_another_process_is_reported_busy_not_foreign() {
+    let peer = start_peer().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wallet.sqlite");
+    drop(open_wallet(&path, &seed(36), None, &peer).unwrap());
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE;").unwrap();
+
+    let err = open_on(&path, &seed(36), Network::Regtest, &peer)
+        .err()
+        .unwrap();
+    assert!(matches!(err, WalletError::Storage { .. }), "{err}");
+    assert!(err.to_string().contains("another process"), "{err}");
+
+    holder.execute_batch("ROLLBACK;").unwrap();
+    assert!(open_on(&path, &seed(36), Network::Regtest, &peer).is_ok());
+}

@@ -53,12 +53,8 @@ impl WalletSourceSync for Wallet {
     }
 
     fn get_change_script(&self) -> Result<ScriptBuf, ()> {
-        self.state()
-            .transact(self.registry.as_ref(), "saving a change address", |s| {
-                Ok(s.wallet
-                    .next_unused_address(KeychainKind::Internal)
-                    .script_pubkey())
-            })
+        // A fresh script each time, so a bump's change never shares a script with a send's.
+        self.new_change_script()
             .map_err(|e| log::error!("cannot give LDK a change script: {e}"))
     }
 

@@ -9,7 +9,7 @@ use std::fs::File;
 use std::path::Path;
 
 use bdk_wallet::chain::{BlockId, CheckPoint, Merge};
-use bdk_wallet::rusqlite::{Connection, OpenFlags};
+use bdk_wallet::rusqlite::{self, Connection, ErrorCode, OpenFlags};
 use bdk_wallet::{
     ChangeSet, KeychainKind, LoadError, LoadMismatch, LoadParams, LoadWithPersistError,
     PersistedWallet, Update, WalletPersister,
@@ -97,11 +97,19 @@ fn inspect_existing(path: &Path, keys: &WalletKeys, network: Network) -> Result<
         path: path.to_owned(),
         reason,
     };
+    // A file another process holds locked is busy, not foreign.
+    let unreadable = |e: rusqlite::Error| match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => WalletError::Storage {
+            context: "reading the wallet file (is another process using it?)",
+            source: e,
+        },
+        _ => not_a_wallet(e.to_string()),
+    };
     let mut conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|e| not_a_wallet(e.to_string()))?;
+    .map_err(unreadable)?;
     let tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
         .and_then(|mut statement| {
@@ -109,7 +117,7 @@ fn inspect_existing(path: &Path, keys: &WalletKeys, network: Network) -> Result<
                 .query_map([], |row| row.get(0))?
                 .collect::<Result<_, _>>()
         })
-        .map_err(|e| not_a_wallet(e.to_string()))?;
+        .map_err(unreadable)?;
     if tables.is_empty() {
         return Ok(());
     }
