@@ -10,4 +10,5 @@
 //! - [`wallet`]: the on-chain wallet (BDK) fed by the chain source: addresses, balance, send,
 //!   channel funding, and LDK's wallet source for fee bumping.
 
+pub mod regtest;
 pub mod wallet;

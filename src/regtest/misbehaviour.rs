@@ -1,0 +1,97 @@
+//! Per-endpoint switches that make the peer lie or go quiet, for adversarial tests. All are off
+//! by default and can be flipped at any time; sessions read them on every request.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use bitcoin::BlockHash;
+
+/// Misbehaviour switches of one endpoint.
+#[derive(Debug, Default)]
+pub struct Misbehaviour {
+    wrong_filters: AtomicBool,
+    wrong_filter_for: Mutex<Option<BlockHash>>,
+    conflicting_cfheaders: AtomicBool,
+    strip_witness: AtomicBool,
+    withhold_blocks: AtomicBool,
+    withhold_filters: AtomicBool,
+    stall: AtomicBool,
+}
+
+impl Misbehaviour {
+    /// Serve wrong `cfilter` contents for every block (their hash will not match honest
+    /// `cfheaders`). The wrong filter hides every non-coinbase script of the block.
+    pub fn set_wrong_filters(&self, on: bool) {
+        self.wrong_filters.store(on, Ordering::SeqCst);
+    }
+
+    /// Serve a wrong `cfilter` for this one block only (`None` stops it).
+    pub fn set_wrong_filter_for(&self, block: Option<BlockHash>) {
+        *self
+            .wrong_filter_for
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = block;
+    }
+
+    /// Serve `cfheaders` (and `cfcheckpt`) built from the wrong filters, disagreeing with honest
+    /// peers. Together with [`set_wrong_filters`](Self::set_wrong_filters) the lie is
+    /// self-consistent.
+    pub fn set_conflicting_cfheaders(&self, on: bool) {
+        self.conflicting_cfheaders.store(on, Ordering::SeqCst);
+    }
+
+    /// Answer witness-block requests with blocks stripped of all witness data.
+    pub fn set_strip_witness(&self, on: bool) {
+        self.strip_witness.store(on, Ordering::SeqCst);
+    }
+
+    /// Answer every block request with `notfound`.
+    pub fn set_withhold_blocks(&self, on: bool) {
+        self.withhold_blocks.store(on, Ordering::SeqCst);
+    }
+
+    /// Ignore `getcfilters`, `getcfheaders` and `getcfcheckpt`.
+    pub fn set_withhold_filters(&self, on: bool) {
+        self.withhold_filters.store(on, Ordering::SeqCst);
+    }
+
+    /// Read everything, answer nothing (no handshake, pongs, data or announcements).
+    pub fn set_stall(&self, on: bool) {
+        self.stall.store(on, Ordering::SeqCst);
+    }
+
+    /// Whether the filter served for `block` is wrong.
+    pub fn filter_is_wrong(&self, block: &BlockHash) -> bool {
+        self.wrong_filters.load(Ordering::SeqCst)
+            || *self
+                .wrong_filter_for
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                == Some(*block)
+    }
+
+    /// Whether `cfheaders` are conflicting.
+    pub fn conflicting_cfheaders(&self) -> bool {
+        self.conflicting_cfheaders.load(Ordering::SeqCst)
+    }
+
+    /// Whether witnesses are stripped from served blocks.
+    pub fn strip_witness(&self) -> bool {
+        self.strip_witness.load(Ordering::SeqCst)
+    }
+
+    /// Whether blocks are withheld.
+    pub fn withhold_blocks(&self) -> bool {
+        self.withhold_blocks.load(Ordering::SeqCst)
+    }
+
+    /// Whether filter requests are ignored.
+    pub fn withhold_filters(&self) -> bool {
+        self.withhold_filters.load(Ordering::SeqCst)
+    }
+
+    /// Whether the endpoint is stalling.
+    pub fn stall(&self) -> bool {
+        self.stall.load(Ordering::SeqCst)
+    }
+}

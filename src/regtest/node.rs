@@ -1,0 +1,538 @@
+//! The regtest node's state machine: chain plus mempool, mining, transaction acceptance,
+//! invalidation, and the faucet. It is synchronous; the P2P server and the public handle wrap it
+//! in a mutex and learn about changes through [`Notice`]s.
+
+use std::collections::HashSet;
+
+use bitcoin::{Amount, BlockHash, FeeRate, OutPoint, Script, Transaction, Txid, Wtxid};
+use log::{debug, info};
+use tokio::sync::broadcast;
+
+use super::chain::Chain;
+use super::consensus::{self, no_txid, Coin};
+use super::error::{TxRejectReason, TxRejected};
+use super::faucet::Faucet;
+use super::mempool::{Mempool, MempoolEntry};
+use super::miner::{self, Template};
+
+/// How many transactions with unknown parents, received from peers, are kept for a retry.
+const MAX_ORPHANS: usize = 100;
+/// Most transactions one replacement may evict (Core's limit).
+const MAX_REPLACEMENT_EVICTIONS: usize = 100;
+
+/// A change the P2P sessions may need to tell their peers about.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    /// The active tip moved forward (blocks were mined).
+    TipChanged,
+    /// A transaction entered the mempool.
+    NewTx {
+        /// Its txid.
+        txid: Txid,
+        /// Its wtxid.
+        wtxid: Wtxid,
+        /// Its fee rate in sat per 1000 vbytes (compared with peers' feefilter).
+        fee_rate_sat_per_kvb: u64,
+        /// The session it came from, which is not told about it again.
+        origin: Option<u64>,
+    },
+}
+
+/// Chain, mempool and faucet.
+#[derive(Debug)]
+pub struct Node {
+    chain: Chain,
+    mempool: Mempool,
+    scripts_verified: HashSet<Wtxid>,
+    orphans: Vec<(Transaction, u64)>,
+    faucet: Faucet,
+    extra_nonce: u64,
+    notices: broadcast::Sender<Notice>,
+}
+
+impl Node {
+    /// A node at the regtest genesis block.
+    pub fn new(notices: broadcast::Sender<Notice>) -> Node {
+        let faucet = Faucet::new();
+        Node {
+            chain: Chain::new(faucet.script().clone()),
+            mempool: Mempool::default(),
+            scripts_verified: HashSet::new(),
+            orphans: Vec::new(),
+            faucet,
+            extra_nonce: 0,
+            notices,
+        }
+    }
+
+    /// The chain.
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    /// The mempool.
+    pub fn mempool(&self) -> &Mempool {
+        &self.mempool
+    }
+
+    /// The faucet.
+    pub fn faucet(&self) -> &Faucet {
+        &self.faucet
+    }
+
+    fn notify(&self, notice: Notice) {
+        // No receiver simply means no peer is connected.
+        let _ = self.notices.send(notice);
+    }
+
+    /// Mines `n` blocks paying `to`, each filled with the mempool transactions valid in it.
+    pub fn mine(&mut self, n: u32, to: &Script) -> Vec<BlockHash> {
+        let mut hashes = Vec::with_capacity(n as usize);
+        for index in 0..n {
+            let mut builder = self.chain.block_builder();
+            for entry in self.mempool.iter() {
+                let verified = self.scripts_verified.contains(&entry.wtxid);
+                if let Err(rejection) = builder.try_add(self.faucet.secp(), &entry.tx, verified) {
+                    debug!("mempool transaction left out of the block: {rejection}");
+                }
+            }
+            let (txs, undo, fees) = builder.finish();
+            hashes.push(self.connect_new_block(txs, undo, fees, to, n - index - 1));
+        }
+        if n > 0 {
+            let (height, hash) = self.chain.tip();
+            info!("mined {n} block(s); tip {hash} at height {height}");
+            self.notify(Notice::TipChanged);
+        }
+        hashes
+    }
+
+    /// Mines one block holding exactly `txs` after the coinbase, or nothing if one is invalid.
+    pub fn mine_with(
+        &mut self,
+        txs: Vec<Transaction>,
+        to: &Script,
+    ) -> Result<BlockHash, TxRejected> {
+        let mut builder = self.chain.block_builder();
+        for tx in &txs {
+            let verified = self.scripts_verified.contains(&tx.compute_wtxid());
+            builder.try_add(self.faucet.secp(), tx, verified)?;
+        }
+        let (txs, undo, fees) = builder.finish();
+        let hash = self.connect_new_block(txs, undo, fees, to, 0);
+        info!("mined block {hash} at height {}", self.chain.height());
+        self.notify(Notice::TipChanged);
+        Ok(hash)
+    }
+
+    fn connect_new_block(
+        &mut self,
+        txs: Vec<Transaction>,
+        undo: Vec<super::chain::TxUndo>,
+        fees: Amount,
+        to: &Script,
+        remaining_in_batch: u32,
+    ) -> BlockHash {
+        let (tip_height, tip_hash) = self.chain.tip();
+        let height = tip_height + 1;
+        self.extra_nonce += 1;
+        let template = Template {
+            prev_blockhash: tip_hash,
+            height,
+            time: miner::block_time(self.chain.median_time_at(tip_height), remaining_in_batch),
+            extra_nonce: self.extra_nonce,
+            payout: to,
+            reward: consensus::block_subsidy(height) + fees,
+        };
+        let block = miner::assemble(&template, txs);
+        let confirmed: Vec<Transaction> = block.txdata.iter().skip(1).cloned().collect();
+        let hash = self.chain.connect(block, undo);
+        self.remove_confirmed(&confirmed);
+        hash
+    }
+
+    /// Drops confirmed transactions from the mempool, and whatever conflicts with them.
+    fn remove_confirmed(&mut self, confirmed: &[Transaction]) {
+        for tx in confirmed {
+            let txid = tx.compute_txid();
+            if let Some(entry) = self.mempool.remove(&txid) {
+                self.scripts_verified.remove(&entry.wtxid);
+            }
+            for input in &tx.input {
+                if let Some(conflict) = self.mempool.spender(&input.previous_output) {
+                    for evicted in self.mempool.remove_with_descendants([conflict]) {
+                        self.scripts_verified.remove(&evicted.wtxid);
+                        info!(
+                            "evicted {} from the mempool: it conflicts with {txid}, now confirmed",
+                            evicted.txid
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Accepts a transaction into the mempool. Transactions from peers (`origin` set) whose
+    /// parents are unknown are kept aside and retried when a parent arrives.
+    pub fn submit(&mut self, tx: Transaction, origin: Option<u64>) -> Result<Txid, TxRejected> {
+        match self.accept(&tx, origin, false) {
+            Ok(txid) => {
+                self.retry_orphans();
+                Ok(txid)
+            }
+            Err(rejection) => {
+                if let Some(session) = origin {
+                    if rejection.reason == TxRejectReason::InputsMissingOrSpent
+                        && self.has_unknown_parent(&tx)
+                        && self.orphans.len() < MAX_ORPHANS
+                        && !self.orphans.iter().any(|(orphan, _)| *orphan == tx)
+                    {
+                        debug!("keeping {} until its parent arrives", rejection.txid);
+                        self.orphans.push((tx, session));
+                    }
+                }
+                Err(rejection)
+            }
+        }
+    }
+
+    fn has_unknown_parent(&self, tx: &Transaction) -> bool {
+        tx.input.iter().any(|input| {
+            let parent = input.previous_output.txid;
+            !self.mempool.contains(&parent) && self.chain.tx_height(&parent).is_none()
+        })
+    }
+
+    fn retry_orphans(&mut self) {
+        loop {
+            let orphans = std::mem::take(&mut self.orphans);
+            let before = orphans.len();
+            for (tx, session) in orphans {
+                match self.accept(&tx, Some(session), false) {
+                    Ok(_) => {}
+                    Err(rejection)
+                        if rejection.reason == TxRejectReason::InputsMissingOrSpent
+                            && self.has_unknown_parent(&tx) =>
+                    {
+                        self.orphans.push((tx, session))
+                    }
+                    Err(rejection) => info!("dropped orphan transaction: {rejection}"),
+                }
+            }
+            if self.orphans.len() == before || self.orphans.is_empty() {
+                break;
+            }
+        }
+    }
+
+    /// Mempool acceptance: consensus rules for the next block, relay policy, replacement rules.
+    fn accept(
+        &mut self,
+        tx: &Transaction,
+        origin: Option<u64>,
+        bypass_fee_policy: bool,
+    ) -> Result<Txid, TxRejected> {
+        let txid = tx.compute_txid();
+        let wtxid = tx.compute_wtxid();
+        let fail = |reason, message: String| Err(TxRejected::new(txid, reason, message));
+        if self.mempool.contains(&txid) {
+            return fail(
+                TxRejectReason::AlreadyInMempool,
+                "it is already in the mempool".into(),
+            );
+        }
+        if let Some(height) = self.chain.tx_height(&txid) {
+            return fail(
+                TxRejectReason::AlreadyConfirmed,
+                format!("it is already confirmed at height {height}"),
+            );
+        }
+        if tx.is_coinbase() {
+            return fail(
+                TxRejectReason::Malformed,
+                "a coinbase transaction cannot enter the mempool".into(),
+            );
+        }
+        consensus::check_transaction(tx)?;
+        let ctx = self.chain.next_block_context();
+        consensus::check_final(tx, &ctx)?;
+
+        let conflicts: Vec<Txid> = tx
+            .input
+            .iter()
+            .filter_map(|input| self.mempool.spender(&input.previous_output))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let evicted = self.mempool.with_descendants(conflicts.iter().copied());
+
+        let mut spent = Vec::with_capacity(tx.input.len());
+        for (index, input) in tx.input.iter().enumerate() {
+            let outpoint = input.previous_output;
+            let coin = if let Some(output) = self.mempool.output(&outpoint) {
+                if evicted.contains(&outpoint.txid) {
+                    return fail(
+                        TxRejectReason::ReplacementRejected,
+                        format!(
+                            "input {index} spends an output of {}, which this transaction would \
+                             replace",
+                            outpoint.txid
+                        ),
+                    );
+                }
+                Coin {
+                    txout: output.clone(),
+                    height: ctx.height,
+                    is_coinbase: false,
+                }
+            } else if let Some(coin) = self.chain.utxo(&outpoint) {
+                coin.clone()
+            } else if self.mempool.contains(&outpoint.txid) {
+                return fail(
+                    TxRejectReason::InputsMissingOrSpent,
+                    format!("input {index} spends {outpoint}, but that mempool transaction has no such output"),
+                );
+            } else {
+                return fail(
+                    TxRejectReason::InputsMissingOrSpent,
+                    format!(
+                        "input {index} spends {outpoint}, {}",
+                        self.chain.missing_input_detail(&outpoint)
+                    ),
+                );
+            };
+            spent.push(coin);
+        }
+        let fee = consensus::check_amounts(tx, &spent, &ctx)?;
+        consensus::check_sequence_locks(tx, &spent, &ctx, |height| {
+            self.chain.median_time_at(height)
+        })?;
+        consensus::check_standard(tx, &spent)?;
+        let vsize = consensus::vsize(tx);
+        if !bypass_fee_policy {
+            let minimum = consensus::min_relay_fee(vsize);
+            if fee < minimum {
+                return fail(
+                    TxRejectReason::FeeTooLow,
+                    format!(
+                        "fee {} sat for {vsize} vB is below the minimum relay fee of {} sat",
+                        fee.to_sat(),
+                        minimum.to_sat()
+                    ),
+                );
+            }
+        }
+        if !conflicts.is_empty() {
+            self.check_replacement(tx, fee, vsize, &conflicts, &evicted)?;
+        }
+        if !self.scripts_verified.contains(&wtxid) {
+            consensus::verify_scripts(self.faucet.secp(), tx, &spent)?;
+        }
+
+        for replaced in self.mempool.remove_with_descendants(evicted) {
+            self.scripts_verified.remove(&replaced.wtxid);
+            info!("{} replaced {} in the mempool", txid, replaced.txid);
+        }
+        let entry = MempoolEntry {
+            tx: tx.clone(),
+            txid,
+            wtxid,
+            fee,
+            vsize,
+        };
+        let fee_rate_sat_per_kvb = entry.fee_rate_sat_per_kvb();
+        self.mempool.insert(entry);
+        self.scripts_verified.insert(wtxid);
+        debug!(
+            "accepted {txid} into the mempool (fee {} sat, {vsize} vB)",
+            fee.to_sat()
+        );
+        self.notify(Notice::NewTx {
+            txid,
+            wtxid,
+            fee_rate_sat_per_kvb,
+            origin,
+        });
+        Ok(txid)
+    }
+
+    /// BIP 125-style replacement rules as Core applies them with full RBF.
+    fn check_replacement(
+        &self,
+        tx: &Transaction,
+        fee: Amount,
+        vsize: u64,
+        conflicts: &[Txid],
+        evicted: &std::collections::BTreeSet<Txid>,
+    ) -> Result<(), TxRejected> {
+        let txid = tx.compute_txid();
+        if evicted.len() > MAX_REPLACEMENT_EVICTIONS {
+            return Err(TxRejected::new(
+                txid,
+                TxRejectReason::ReplacementRejected,
+                format!(
+                    "it would evict {} transactions (at most {MAX_REPLACEMENT_EVICTIONS})",
+                    evicted.len()
+                ),
+            ));
+        }
+        for conflict in conflicts {
+            let Some(entry) = self.mempool.get(conflict) else {
+                continue;
+            };
+            // fee / vsize > entry.fee / entry.vsize, in integers.
+            if fee.to_sat() as u128 * entry.vsize as u128
+                <= entry.fee.to_sat() as u128 * vsize as u128
+            {
+                return Err(TxRejected::new(
+                    txid,
+                    TxRejectReason::ReplacementRejected,
+                    format!(
+                        "it double-spends {conflict} without a higher fee rate ({} sat/kvB, \
+                         the mempool transaction pays {} sat/kvB)",
+                        fee.to_sat() * 1000 / vsize.max(1),
+                        entry.fee_rate_sat_per_kvb()
+                    ),
+                ));
+            }
+        }
+        let evicted_fees: Amount = evicted
+            .iter()
+            .filter_map(|txid| self.mempool.get(txid))
+            .map(|entry| entry.fee)
+            .sum();
+        let required = evicted_fees
+            + Amount::from_sat(vsize * consensus::INCREMENTAL_RELAY_FEE_SAT_PER_KVB / 1000);
+        if fee < required {
+            return Err(TxRejected::new(
+                txid,
+                TxRejectReason::ReplacementRejected,
+                format!(
+                    "it double-spends {} with a fee of {} sat; replacing needs at least {} sat",
+                    conflicts
+                        .iter()
+                        .map(|txid| txid.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    fee.to_sat(),
+                    required.to_sat()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Disconnects the top `depth` blocks; their transactions go back to the mempool when still
+    /// valid, and mempool transactions that no longer are get evicted. Returns the disconnected
+    /// hashes, old tip first.
+    pub fn invalidate(&mut self, depth: u32) -> Vec<BlockHash> {
+        let mut disconnected_blocks = Vec::new();
+        for _ in 0..depth {
+            match self.chain.disconnect_tip() {
+                Some(block) => disconnected_blocks.push(block),
+                None => break,
+            }
+        }
+        if disconnected_blocks.is_empty() {
+            return Vec::new();
+        }
+        let hashes: Vec<BlockHash> = disconnected_blocks
+            .iter()
+            .map(|block| block.block_hash())
+            .collect();
+        let previous_mempool = self.mempool.take_all();
+        let returning = disconnected_blocks
+            .iter()
+            .rev()
+            .flat_map(|block| block.txdata.iter().skip(1).cloned())
+            .chain(previous_mempool.into_iter().map(|entry| entry.tx));
+        let returning: Vec<Transaction> = returning.collect();
+        for tx in returning {
+            if let Err(rejection) = self.accept(&tx, None, true) {
+                info!("after invalidation, dropped from the mempool: {rejection}");
+            }
+        }
+        let (height, hash) = self.chain.tip();
+        info!(
+            "invalidated {} block(s); tip {hash} at height {height}; {} transaction(s) in the mempool",
+            hashes.len(),
+            self.mempool.len()
+        );
+        hashes
+    }
+
+    /// Empties the mempool (and the orphan buffer).
+    pub fn clear_mempool(&mut self) {
+        for entry in self.mempool.take_all() {
+            self.scripts_verified.remove(&entry.wtxid);
+        }
+        self.orphans.clear();
+    }
+
+    /// Pays `amount` to `to` from the faucet's coins: mature confirmed ones first, then its
+    /// unconfirmed change. Mines 101 blocks to the faucet first when it has nothing spendable.
+    pub fn fund(
+        &mut self,
+        to: &Script,
+        amount: Amount,
+        fee_rate: FeeRate,
+    ) -> Result<Transaction, TxRejected> {
+        let dust = to.minimal_non_dust();
+        if amount < dust {
+            return Err(TxRejected::new(
+                no_txid(),
+                TxRejectReason::Dust,
+                format!(
+                    "cannot pay {} sat: the dust threshold for that script is {} sat",
+                    amount.to_sat(),
+                    dust.to_sat()
+                ),
+            ));
+        }
+        if fee_rate < FeeRate::BROADCAST_MIN {
+            return Err(TxRejected::new(
+                no_txid(),
+                TxRejectReason::FeeTooLow,
+                format!(
+                    "fee rate {} sat/kwu is below the minimum relay fee rate of 1 sat/vB",
+                    fee_rate.to_sat_per_kwu()
+                ),
+            ));
+        }
+        if self.faucet_candidates().next().is_none() {
+            let script = self.faucet.script().clone();
+            self.mine(consensus::COINBASE_MATURITY + 1, &script);
+        }
+        let tx = self
+            .faucet
+            .pay(self.faucet_candidates(), to, amount, fee_rate)?;
+        self.submit(tx.clone(), None)?;
+        Ok(tx)
+    }
+
+    fn faucet_candidates(&self) -> impl Iterator<Item = (OutPoint, Amount)> + '_ {
+        let next_height = self.chain.height() + 1;
+        let confirmed = self
+            .chain
+            .tracked_coins()
+            .filter(move |(_, coin)| {
+                !coin.is_coinbase || next_height - coin.height >= consensus::COINBASE_MATURITY
+            })
+            .filter(|(outpoint, coin)| {
+                coin.txout.value > Amount::ZERO && self.mempool.spender(outpoint).is_none()
+            })
+            .map(|(outpoint, coin)| (*outpoint, coin.txout.value));
+        let script = self.faucet.script();
+        let unconfirmed = self.mempool.iter().flat_map(move |entry| {
+            entry
+                .tx
+                .output
+                .iter()
+                .enumerate()
+                .filter(move |(_, output)| output.script_pubkey == *script)
+                .map(move |(vout, output)| (OutPoint::new(entry.txid, vout as u32), output.value))
+        });
+        confirmed
+            .chain(unconfirmed.filter(|(outpoint, _)| self.mempool.spender(outpoint).is_none()))
+    }
+}

@@ -1,0 +1,761 @@
+//! One P2P connection: the version handshake, answering requests the way Bitcoin Core does,
+//! and announcing new blocks and transactions.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bitcoin::consensus::encode::serialize;
+use bitcoin::hashes::Hash;
+use bitcoin::p2p::address::Address;
+use bitcoin::p2p::message::NetworkMessage;
+use bitcoin::p2p::message_blockdata::{GetBlocksMessage, GetHeadersMessage, Inventory};
+use bitcoin::p2p::message_filter::{
+    CFCheckpt, CFHeaders, CFilter, GetCFCheckpt, GetCFHeaders, GetCFilters,
+};
+use bitcoin::p2p::message_network::VersionMessage;
+use bitcoin::p2p::ServiceFlags;
+use bitcoin::secp256k1::rand;
+use bitcoin::{Block, BlockHash, FilterHeader, Transaction, Witness};
+use log::{debug, info};
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, mpsc};
+
+use super::wire;
+use crate::regtest::chain::Chain;
+use crate::regtest::filters;
+use crate::regtest::misbehaviour::Misbehaviour;
+use crate::regtest::node::Notice;
+use crate::regtest::shared::{lock, Shared};
+
+/// Protocol version spoken (wtxid relay, BIP 339).
+pub const PROTOCOL_VERSION: u32 = 70016;
+/// Services offered: full blocks, witnesses, compact filters.
+pub fn services() -> ServiceFlags {
+    ServiceFlags::NETWORK | ServiceFlags::WITNESS | ServiceFlags::COMPACT_FILTERS
+}
+const USER_AGENT: &str = concat!("/lightfilter-regtest:", env!("CARGO_PKG_VERSION"), "/");
+/// Most headers per `headers` message.
+const MAX_HEADERS: u32 = 2_000;
+/// Most blocks per `getcfilters` request.
+const MAX_GETCFILTERS: u32 = 1_000;
+/// Most blocks per `getcfheaders` request.
+const MAX_GETCFHEADERS: u32 = 2_000;
+/// Filter header checkpoint interval of `cfcheckpt`.
+const CFCHECKPT_INTERVAL: u32 = 1_000;
+/// Most blocks announced with `headers`; longer runs fall back to an `inv` of the tip.
+const MAX_BLOCKS_TO_ANNOUNCE: u32 = 8;
+/// Most hashes in a `getblocks` answer.
+const MAX_GETBLOCKS: u32 = 500;
+/// Minimum fee rate of transactions we accept, announced with `feefilter` (sat per 1000 vB).
+const FEE_FILTER_SAT_PER_KVB: i64 = 1_000;
+const PING_INTERVAL: Duration = Duration::from_secs(120);
+
+/// Why a session ended on our side.
+enum Outcome {
+    Continue,
+    Disconnect(String),
+}
+
+type SessionResult = std::io::Result<Outcome>;
+
+/// Serves one connection until it closes, misbehaves, or is aborted.
+pub async fn run(
+    shared: Arc<Shared>,
+    switches: Arc<Misbehaviour>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    handshaken: Arc<AtomicBool>,
+) {
+    let _registration = Registration {
+        shared: Arc::clone(&shared),
+        id,
+    };
+    let local = stream.local_addr().unwrap_or(peer);
+    let _ = stream.set_nodelay(true);
+    let (reader, writer) = stream.into_split();
+    let (messages_tx, mut messages) = mpsc::channel(256);
+    let reader_task = tokio::spawn(read_loop(reader, messages_tx, Arc::clone(&shared), peer));
+    let _reader_guard = AbortOnDrop(reader_task);
+    let mut notices = shared.notices.subscribe();
+    let mut session = Session {
+        id,
+        shared,
+        switches,
+        writer,
+        peer,
+        local,
+        handshaken,
+        version: None,
+        verack_received: false,
+        relay: false,
+        wtxid_relay: false,
+        prefers_headers: false,
+        fee_filter: 0,
+        best_header_sent: None,
+        ping_nonce: None,
+    };
+    let mut ping = tokio::time::interval(PING_INTERVAL);
+    ping.tick().await;
+    let ended = loop {
+        let outcome = tokio::select! {
+            message = messages.recv() => match message {
+                Some(message) => session.handle(message).await,
+                None => break "the peer closed the connection".to_string(),
+            },
+            notice = notices.recv() => match notice {
+                Ok(notice) => session.on_notice(notice).await,
+                Err(broadcast::error::RecvError::Lagged(_)) => session.announce_tip().await,
+                Err(broadcast::error::RecvError::Closed) => break "the peer is shutting down".to_string(),
+            },
+            _ = ping.tick() => session.ping().await,
+        };
+        match outcome {
+            Ok(Outcome::Continue) => {}
+            Ok(Outcome::Disconnect(reason)) => break reason,
+            Err(error) => break format!("write failed: {error}"),
+        }
+    };
+    info!("disconnected {peer}: {ended}");
+}
+
+/// Removes the session from the server's table when the task ends or is aborted.
+struct Registration {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        lock(&self.shared.server).sessions.remove(&self.id);
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn read_loop(
+    reader: OwnedReadHalf,
+    messages: mpsc::Sender<NetworkMessage>,
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+) {
+    let mut reader = BufReader::new(reader);
+    loop {
+        match wire::read_message(&mut reader).await {
+            Ok((decoded, bytes)) => {
+                shared.record(|stats| stats.bytes_received += bytes as u64);
+                match decoded {
+                    Ok(message) => {
+                        if messages.send(message).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(error) => debug!("skipped an undecodable message from {peer}: {error}"),
+                }
+            }
+            Err(error) => {
+                debug!("stopped reading from {peer}: {error}");
+                return;
+            }
+        }
+    }
+}
+
+struct Session {
+    id: u64,
+    shared: Arc<Shared>,
+    switches: Arc<Misbehaviour>,
+    writer: OwnedWriteHalf,
+    peer: SocketAddr,
+    local: SocketAddr,
+    handshaken: Arc<AtomicBool>,
+    version: Option<VersionMessage>,
+    verack_received: bool,
+    relay: bool,
+    wtxid_relay: bool,
+    prefers_headers: bool,
+    fee_filter: u64,
+    best_header_sent: Option<BlockHash>,
+    ping_nonce: Option<u64>,
+}
+
+impl Session {
+    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if self.switches.stall() || bytes.is_empty() {
+            return Ok(());
+        }
+        self.writer.write_all(bytes).await?;
+        self.shared
+            .record(|stats| stats.bytes_sent += bytes.len() as u64);
+        Ok(())
+    }
+
+    async fn send(&mut self, message: NetworkMessage) -> std::io::Result<()> {
+        self.write(&wire::encode(message)).await
+    }
+
+    fn is_handshaken(&self) -> bool {
+        self.handshaken.load(Ordering::SeqCst)
+    }
+
+    async fn handle(&mut self, message: NetworkMessage) -> SessionResult {
+        if self.switches.stall() {
+            debug!("stalling: ignored {} from {}", message.cmd(), self.peer);
+            return Ok(Outcome::Continue);
+        }
+        match message {
+            NetworkMessage::Version(version) => return self.on_version(version).await,
+            NetworkMessage::Verack => return self.on_verack().await,
+            NetworkMessage::WtxidRelay => {
+                if self.verack_received {
+                    return Ok(Outcome::Disconnect(
+                        "wtxidrelay received after verack".into(),
+                    ));
+                }
+                self.wtxid_relay = true;
+                return Ok(Outcome::Continue);
+            }
+            NetworkMessage::SendAddrV2 => return Ok(Outcome::Continue),
+            _ => {}
+        }
+        if !self.is_handshaken() {
+            debug!(
+                "ignored {} from {} before the handshake",
+                message.cmd(),
+                self.peer
+            );
+            return Ok(Outcome::Continue);
+        }
+        match message {
+            NetworkMessage::Ping(nonce) => self.send(NetworkMessage::Pong(nonce)).await?,
+            NetworkMessage::Pong(nonce) => {
+                if self.ping_nonce == Some(nonce) {
+                    self.ping_nonce = None;
+                }
+            }
+            NetworkMessage::SendHeaders => self.prefers_headers = true,
+            NetworkMessage::FeeFilter(rate) => self.fee_filter = rate.max(0) as u64,
+            NetworkMessage::GetHeaders(request) => self.serve_headers(request).await?,
+            NetworkMessage::GetBlocks(request) => self.serve_block_inventory(request).await?,
+            NetworkMessage::GetData(items) => self.serve_data(items).await?,
+            NetworkMessage::Tx(tx) => self.receive_transaction(tx),
+            NetworkMessage::Inv(items) => self.request_transactions(items).await?,
+            NetworkMessage::GetCFilters(request) => return self.serve_filters(request).await,
+            NetworkMessage::GetCFHeaders(request) => {
+                return self.serve_filter_headers(request).await
+            }
+            NetworkMessage::GetCFCheckpt(request) => return self.serve_checkpoints(request).await,
+            other => debug!("ignored {} from {}", other.cmd(), self.peer),
+        }
+        Ok(Outcome::Continue)
+    }
+
+    async fn on_version(&mut self, version: VersionMessage) -> SessionResult {
+        if self.version.is_some() {
+            debug!("ignored a second version message from {}", self.peer);
+            return Ok(Outcome::Continue);
+        }
+        info!(
+            "{} connected: {} protocol {} services {}",
+            self.peer, version.user_agent, version.version, version.services
+        );
+        self.relay = version.relay;
+        let their_version = version.version;
+        self.version = Some(version);
+        let start_height = lock(&self.shared.node).chain().height() as i32;
+        let ours = VersionMessage {
+            version: PROTOCOL_VERSION,
+            services: services(),
+            timestamp: crate::regtest::miner::now() as i64,
+            receiver: Address::new(&self.peer, ServiceFlags::NONE),
+            sender: Address::new(&self.local, services()),
+            nonce: rand::random(),
+            user_agent: USER_AGENT.to_string(),
+            start_height,
+            relay: true,
+        };
+        self.send(NetworkMessage::Version(ours)).await?;
+        if their_version >= PROTOCOL_VERSION {
+            self.send(NetworkMessage::WtxidRelay).await?;
+        }
+        self.send(NetworkMessage::SendAddrV2).await?;
+        self.send(NetworkMessage::Verack).await?;
+        Ok(Outcome::Continue)
+    }
+
+    async fn on_verack(&mut self) -> SessionResult {
+        if self.version.is_none() || self.verack_received {
+            debug!("ignored an unexpected verack from {}", self.peer);
+            return Ok(Outcome::Continue);
+        }
+        self.verack_received = true;
+        self.handshaken.store(true, Ordering::SeqCst);
+        self.send(NetworkMessage::FeeFilter(FEE_FILTER_SAT_PER_KVB))
+            .await?;
+        self.ping().await
+    }
+
+    async fn ping(&mut self) -> SessionResult {
+        if self.is_handshaken() && self.ping_nonce.is_none() {
+            let nonce = rand::random();
+            self.ping_nonce = Some(nonce);
+            self.send(NetworkMessage::Ping(nonce)).await?;
+        }
+        Ok(Outcome::Continue)
+    }
+
+    async fn on_notice(&mut self, notice: Notice) -> SessionResult {
+        match notice {
+            Notice::TipChanged => return self.announce_tip().await,
+            Notice::NewTx {
+                txid,
+                wtxid,
+                fee_rate_sat_per_kvb,
+                origin,
+            } => {
+                let wanted = self.is_handshaken()
+                    && self.relay
+                    && origin != Some(self.id)
+                    && fee_rate_sat_per_kvb >= self.fee_filter;
+                if wanted {
+                    let item = if self.wtxid_relay {
+                        Inventory::WTx(wtxid)
+                    } else {
+                        Inventory::Transaction(txid)
+                    };
+                    self.send(NetworkMessage::Inv(vec![item])).await?;
+                }
+            }
+        }
+        Ok(Outcome::Continue)
+    }
+
+    /// Announces the new tip like Core: `headers` for up to eight new blocks connecting to a
+    /// header the peer has (when it asked for `sendheaders`), otherwise an `inv` of the tip.
+    async fn announce_tip(&mut self) -> SessionResult {
+        if !self.is_handshaken() {
+            return Ok(Outcome::Continue);
+        }
+        let (tip_hash, headers) = {
+            let node = lock(&self.shared.node);
+            let chain = node.chain();
+            let (tip_height, tip_hash) = chain.tip();
+            if self.best_header_sent == Some(tip_hash) {
+                return Ok(Outcome::Continue);
+            }
+            let fork = self
+                .best_header_sent
+                .and_then(|best| fork_height(chain, &best));
+            let headers = match fork {
+                Some(fork)
+                    if self.prefers_headers
+                        && tip_height > fork
+                        && tip_height - fork <= MAX_BLOCKS_TO_ANNOUNCE =>
+                {
+                    Some(chain.headers(fork + 1, tip_height))
+                }
+                _ => None,
+            };
+            (tip_hash, headers)
+        };
+        match headers {
+            Some(headers) => {
+                let count = headers.len() as u64;
+                self.send(NetworkMessage::Headers(headers)).await?;
+                self.shared.record(|stats| stats.headers_served += count);
+                self.best_header_sent = Some(tip_hash);
+            }
+            None => {
+                self.send(NetworkMessage::Inv(vec![Inventory::Block(tip_hash)]))
+                    .await?
+            }
+        }
+        Ok(Outcome::Continue)
+    }
+
+    async fn serve_headers(&mut self, request: GetHeadersMessage) -> std::io::Result<()> {
+        let headers = {
+            let node = lock(&self.shared.node);
+            let chain = node.chain();
+            if request.locator_hashes.is_empty() {
+                match chain.record(&request.stop_hash) {
+                    Some(record) if !record.invalidated => vec![record.block.header],
+                    _ => return Ok(()),
+                }
+            } else {
+                let fork = chain.locate(&request.locator_hashes);
+                let mut end = chain.height().min(fork + MAX_HEADERS);
+                if let Some(record) = chain.record(&request.stop_hash) {
+                    if chain.is_active(&request.stop_hash) && record.height > fork {
+                        end = end.min(record.height);
+                    }
+                }
+                chain.headers(fork + 1, end)
+            }
+        };
+        let best = match headers.last() {
+            Some(header) => header.block_hash(),
+            None => lock(&self.shared.node).chain().tip().1,
+        };
+        self.best_header_sent = Some(best);
+        let count = headers.len() as u64;
+        self.send(NetworkMessage::Headers(headers)).await?;
+        self.shared.record(|stats| stats.headers_served += count);
+        Ok(())
+    }
+
+    async fn serve_block_inventory(&mut self, request: GetBlocksMessage) -> std::io::Result<()> {
+        let items: Vec<Inventory> = {
+            let node = lock(&self.shared.node);
+            let chain = node.chain();
+            let fork = chain.locate(&request.locator_hashes);
+            let end = chain.height().min(fork + MAX_GETBLOCKS);
+            let mut items = Vec::new();
+            for height in fork + 1..=end {
+                let hash = chain.hash_at(height).expect("height is within the chain");
+                items.push(Inventory::Block(hash));
+                if hash == request.stop_hash {
+                    break;
+                }
+            }
+            items
+        };
+        if !items.is_empty() {
+            self.send(NetworkMessage::Inv(items)).await?;
+        }
+        Ok(())
+    }
+
+    async fn serve_data(&mut self, items: Vec<Inventory>) -> std::io::Result<()> {
+        let mut not_found = Vec::new();
+        for item in items {
+            match item {
+                Inventory::Block(hash) | Inventory::WitnessBlock(hash) => {
+                    let block = if self.switches.withhold_blocks() {
+                        None
+                    } else {
+                        let node = lock(&self.shared.node);
+                        node.chain()
+                            .record(&hash)
+                            .filter(|record| !record.invalidated)
+                            .map(|record| Arc::clone(&record.block))
+                    };
+                    let Some(block) = block else {
+                        not_found.push(item);
+                        continue;
+                    };
+                    let with_witness = matches!(item, Inventory::WitnessBlock(_))
+                        && !self.switches.strip_witness();
+                    let payload = if with_witness {
+                        serialize(&*block)
+                    } else {
+                        serialize(&strip_block(&block))
+                    };
+                    self.write(&wire::encode_raw("block", &payload)).await?;
+                    self.shared
+                        .record(|stats| stats.blocks_served.push((hash, with_witness)));
+                }
+                Inventory::Transaction(_)
+                | Inventory::WitnessTransaction(_)
+                | Inventory::WTx(_) => {
+                    let tx = {
+                        let node = lock(&self.shared.node);
+                        let mempool = node.mempool();
+                        match item {
+                            Inventory::WTx(wtxid) => mempool.get_by_wtxid(&wtxid),
+                            Inventory::Transaction(txid) | Inventory::WitnessTransaction(txid) => {
+                                mempool.get(&txid)
+                            }
+                            _ => None,
+                        }
+                        .map(|entry| entry.tx.clone())
+                    };
+                    match tx {
+                        Some(tx) if matches!(item, Inventory::Transaction(_)) => {
+                            self.send(NetworkMessage::Tx(strip_transaction(&tx)))
+                                .await?
+                        }
+                        Some(tx) => self.send(NetworkMessage::Tx(tx)).await?,
+                        None => not_found.push(item),
+                    }
+                }
+                other => not_found.push(other),
+            }
+        }
+        if !not_found.is_empty() {
+            self.send(NetworkMessage::NotFound(not_found)).await?;
+        }
+        Ok(())
+    }
+
+    fn receive_transaction(&mut self, tx: Transaction) {
+        self.shared.record(|stats| stats.txs_received += 1);
+        let result = lock(&self.shared.node).submit(tx, Some(self.id));
+        match result {
+            Ok(txid) => info!("accepted {txid} from {}", self.peer),
+            Err(rejection) => info!("refused a transaction from {}: {rejection}", self.peer),
+        }
+    }
+
+    async fn request_transactions(&mut self, items: Vec<Inventory>) -> std::io::Result<()> {
+        let wanted: Vec<Inventory> = {
+            let node = lock(&self.shared.node);
+            items
+                .into_iter()
+                .filter_map(|item| match item {
+                    Inventory::WTx(wtxid) if node.mempool().get_by_wtxid(&wtxid).is_none() => {
+                        Some(Inventory::WTx(wtxid))
+                    }
+                    Inventory::Transaction(txid) | Inventory::WitnessTransaction(txid)
+                        if !node.mempool().contains(&txid)
+                            && node.chain().tx_height(&txid).is_none() =>
+                    {
+                        Some(Inventory::WitnessTransaction(txid))
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        if !wanted.is_empty() {
+            self.send(NetworkMessage::GetData(wanted)).await?;
+        }
+        Ok(())
+    }
+
+    /// Core's `PrepareBlockFilterRequest`: the stop block must be known and servable, the
+    /// range ordered and not longer than `max`. Returns the stop block's height.
+    fn check_filter_request(
+        &self,
+        chain: &Chain,
+        filter_type: u8,
+        start_height: u32,
+        stop_hash: &BlockHash,
+        max: u32,
+    ) -> Result<u32, String> {
+        if filter_type != 0 {
+            return Err(format!("requested unsupported filter type {filter_type}"));
+        }
+        let record = chain
+            .record(stop_hash)
+            .filter(|record| !record.invalidated)
+            .ok_or_else(|| format!("requested filters up to unknown block {stop_hash}"))?;
+        if start_height > record.height {
+            return Err(format!(
+                "requested filters from height {start_height} past stop height {}",
+                record.height
+            ));
+        }
+        if record.height - start_height >= max {
+            return Err(format!(
+                "requested {} filters at once (at most {max})",
+                record.height - start_height + 1
+            ));
+        }
+        Ok(record.height)
+    }
+
+    async fn serve_filters(&mut self, request: GetCFilters) -> SessionResult {
+        if self.switches.withhold_filters() {
+            debug!("withholding filters from {}", self.peer);
+            return Ok(Outcome::Continue);
+        }
+        let messages = {
+            let node = lock(&self.shared.node);
+            let chain = node.chain();
+            if let Err(reason) = self.check_filter_request(
+                chain,
+                request.filter_type,
+                request.start_height,
+                &request.stop_hash,
+                MAX_GETCFILTERS,
+            ) {
+                return Ok(Outcome::Disconnect(reason));
+            }
+            let hashes = chain
+                .branch(request.start_height, &request.stop_hash)
+                .unwrap_or_default();
+            let mut bytes = Vec::new();
+            for hash in &hashes {
+                let record = chain.record(hash).expect("branch blocks are recorded");
+                let filter = if self.switches.filter_is_wrong(hash) {
+                    filters::wrong_filter(&record.block).content
+                } else {
+                    record.filter.content.clone()
+                };
+                bytes.extend(wire::encode(NetworkMessage::CFilter(CFilter {
+                    filter_type: 0,
+                    block_hash: *hash,
+                    filter,
+                })));
+            }
+            (bytes, hashes.len() as u64)
+        };
+        self.write(&messages.0).await?;
+        self.shared
+            .record(|stats| stats.cfilters_served += messages.1);
+        Ok(Outcome::Continue)
+    }
+
+    async fn serve_filter_headers(&mut self, request: GetCFHeaders) -> SessionResult {
+        if self.switches.withhold_filters() {
+            debug!("withholding filter headers from {}", self.peer);
+            return Ok(Outcome::Continue);
+        }
+        let lying = self.switches.conflicting_cfheaders();
+        let response = {
+            let node = lock(&self.shared.node);
+            let chain = node.chain();
+            if let Err(reason) = self.check_filter_request(
+                chain,
+                request.filter_type,
+                request.start_height,
+                &request.stop_hash,
+                MAX_GETCFHEADERS,
+            ) {
+                return Ok(Outcome::Disconnect(reason));
+            }
+            let hashes = chain
+                .branch(request.start_height, &request.stop_hash)
+                .unwrap_or_default();
+            let first = chain
+                .record(&hashes[0])
+                .expect("branch blocks are recorded");
+            let previous_filter_header = if request.start_height == 0 {
+                FilterHeader::all_zeros()
+            } else if lying {
+                lying_filter_header(&self.shared, chain, &first.block.header.prev_blockhash)
+            } else {
+                chain
+                    .record(&first.block.header.prev_blockhash)
+                    .expect("parents are recorded")
+                    .filter_header
+            };
+            let filter_hashes = hashes
+                .iter()
+                .map(|hash| {
+                    let record = chain.record(hash).expect("branch blocks are recorded");
+                    if lying && record.height > 0 {
+                        filters::filter_hash(&filters::wrong_filter(&record.block))
+                    } else {
+                        record.filter_hash
+                    }
+                })
+                .collect::<Vec<_>>();
+            CFHeaders {
+                filter_type: 0,
+                stop_hash: request.stop_hash,
+                previous_filter_header,
+                filter_hashes,
+            }
+        };
+        let count = response.filter_hashes.len() as u64;
+        self.send(NetworkMessage::CFHeaders(response)).await?;
+        self.shared.record(|stats| stats.cfheaders_served += count);
+        Ok(Outcome::Continue)
+    }
+
+    async fn serve_checkpoints(&mut self, request: GetCFCheckpt) -> SessionResult {
+        if self.switches.withhold_filters() {
+            debug!("withholding filter checkpoints from {}", self.peer);
+            return Ok(Outcome::Continue);
+        }
+        let lying = self.switches.conflicting_cfheaders();
+        let response = {
+            let node = lock(&self.shared.node);
+            let chain = node.chain();
+            let stop_height = match self.check_filter_request(
+                chain,
+                request.filter_type,
+                0,
+                &request.stop_hash,
+                u32::MAX,
+            ) {
+                Ok(height) => height,
+                Err(reason) => return Ok(Outcome::Disconnect(reason)),
+            };
+            let filter_headers = (1..=stop_height / CFCHECKPT_INTERVAL)
+                .filter_map(|index| chain.ancestor(&request.stop_hash, index * CFCHECKPT_INTERVAL))
+                .map(|hash| {
+                    if lying {
+                        lying_filter_header(&self.shared, chain, &hash)
+                    } else {
+                        chain
+                            .record(&hash)
+                            .expect("ancestors are recorded")
+                            .filter_header
+                    }
+                })
+                .collect();
+            CFCheckpt {
+                filter_type: 0,
+                stop_hash: request.stop_hash,
+                filter_headers,
+            }
+        };
+        self.send(NetworkMessage::CFCheckpt(response)).await?;
+        Ok(Outcome::Continue)
+    }
+}
+
+/// Height of the last block shared by `hash`'s branch and the active chain.
+fn fork_height(chain: &Chain, hash: &BlockHash) -> Option<u32> {
+    let mut current = *hash;
+    loop {
+        let record = chain.record(&current)?;
+        if chain.is_active(&current) {
+            return Some(record.height);
+        }
+        current = record.block.header.prev_blockhash;
+    }
+}
+
+/// The filter header of `hash` in the lying filter-header chain (wrong filters from height 1),
+/// computed from the nearest cached ancestor and cached.
+fn lying_filter_header(shared: &Shared, chain: &Chain, hash: &BlockHash) -> FilterHeader {
+    let mut cache = lock(&shared.lying_filter_headers);
+    let mut path = Vec::new();
+    let mut current = *hash;
+    let mut header = loop {
+        if let Some(header) = cache.get(&current) {
+            break *header;
+        }
+        let record = chain.record(&current).expect("branch blocks are recorded");
+        if record.height == 0 {
+            break record.filter_header;
+        }
+        path.push(current);
+        current = record.block.header.prev_blockhash;
+    };
+    for hash in path.into_iter().rev() {
+        let record = chain.record(&hash).expect("branch blocks are recorded");
+        let wrong = filters::filter_hash(&filters::wrong_filter(&record.block));
+        header = filters::next_filter_header(&wrong, &header);
+        cache.insert(hash, header);
+    }
+    header
+}
+
+fn strip_transaction(tx: &Transaction) -> Transaction {
+    let mut stripped = tx.clone();
+    for input in &mut stripped.input {
+        input.witness = Witness::new();
+    }
+    stripped
+}
+
+fn strip_block(block: &Block) -> Block {
+    Block {
+        header: block.header,
+        txdata: block.txdata.iter().map(strip_transaction).collect(),
+    }
+}
