@@ -198,7 +198,12 @@ async fn header_only_blocks_are_saved_in_batches_and_replayed_after_a_crash() {
     let address = w.wallet.new_address().unwrap();
     peer.mine(150, &peer.faucet_script());
     let report = sync(&w, &peer);
-    assert_eq!(report.header_only, 150);
+    // (A block may still come in full: compact filters have false positives.)
+    assert_eq!(
+        report.header_only + report.full_blocks.len() as u32,
+        150,
+        "{report:?}"
+    );
     assert_eq!(w.wallet.best_block().height, 150);
     // A crash: the wallet is never dropped, so nothing more is written.
     std::mem::forget(w);
