@@ -9,6 +9,9 @@
 //!   broadcaster and fee estimator.
 //! - [`regtest`]: an embedded regtest peer (miner, mempool, P2P server serving BIP 157
 //!   filters) used by the tests and the local playground.
+//! - [`wallet`]: the on-chain wallet (BDK) fed by the chain source: addresses, balance, send,
+//!   channel funding, and LDK's wallet source for fee bumping.
 
 pub mod chain;
 pub mod regtest;
+pub mod wallet;
