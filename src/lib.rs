@@ -7,11 +7,16 @@
 //!
 //! - [`chain`]: the compact-filter chain source behind LDK's `BlockSource`, `Filter`,
 //!   broadcaster and fee estimator.
+//! - [`config`]: node configuration from file, flags and environment.
+//! - [`node`]: the LDK stack on the chain source and wallet, and the operations the control
+//!   API exposes.
 //! - [`regtest`]: an embedded regtest peer (miner, mempool, P2P server serving BIP 157
 //!   filters) used by the tests and the local playground.
 //! - [`wallet`]: the on-chain wallet (BDK) fed by the chain source: addresses, balance, send,
 //!   channel funding, and LDK's wallet source for fee bumping.
 
 pub mod chain;
+pub mod config;
+pub mod node;
 pub mod regtest;
 pub mod wallet;

@@ -1,0 +1,349 @@
+//! Node configuration: network, data directory, Bitcoin peers, listen addresses, alias and fee
+//! overrides, read from a TOML file in the data directory and overridden by command-line
+//! flags (which clap also fills from `LIGHTFILTER_*` environment variables).
+//!
+//! ```toml
+//! # <datadir>/lightfilter.toml
+//! bitcoin_peers = ["127.0.0.1:18444"]
+//! only_bitcoin_peers = true
+//! filter_quorum = 1
+//! ln_listen = "0.0.0.0:9735"
+//! api_listen = "127.0.0.1:9737"
+//! alias = "my-node"
+//! log_level = "info"
+//!
+//! [fee_overrides]          # sat per 1000 weight units
+//! urgent_on_chain_sweep = 5000
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use bitcoin::Network;
+use serde::Deserialize;
+
+use crate::chain::fees::{parse_target, target_name, ALL_TARGETS};
+use crate::chain::{FeeOverrides, PeerAddress};
+
+/// Name of the configuration file inside the data directory.
+pub const CONFIG_FILE: &str = "lightfilter.toml";
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration.
+    #[error("{} is not a valid configuration file: {reason}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A value is malformed.
+    #[error("invalid {what} {value:?}: {reason}")]
+    Invalid {
+        /// Which setting.
+        what: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No home directory to put the default data directory in.
+    #[error("no data directory given and no home directory found; pass --datadir")]
+    NoDataDir,
+}
+
+/// Values given on the command line (or through the environment); `None` means not given.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigArgs {
+    /// `--network`.
+    pub network: Option<Network>,
+    /// `--datadir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--bitcoin-peer`, repeatable.
+    pub bitcoin_peers: Vec<String>,
+    /// `--only-bitcoin-peers`.
+    pub only_bitcoin_peers: Option<bool>,
+    /// `--ln-listen`.
+    pub ln_listen: Option<String>,
+    /// `--api-listen`.
+    pub api_listen: Option<String>,
+    /// `--alias`.
+    pub alias: Option<String>,
+}
+
+/// The configuration file's contents.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    network: Option<String>,
+    bitcoin_peers: Option<Vec<String>>,
+    only_bitcoin_peers: Option<bool>,
+    filter_quorum: Option<u8>,
+    ln_listen: Option<String>,
+    api_listen: Option<String>,
+    alias: Option<String>,
+    log_level: Option<String>,
+    fee_overrides: Option<std::collections::BTreeMap<String, u32>>,
+}
+
+/// The node's configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The Bitcoin network.
+    pub network: Network,
+    /// Where the node keeps its data (seed, channel state, wallet, chain).
+    pub data_dir: PathBuf,
+    /// Bitcoin P2P peers serving compact filters.
+    pub bitcoin_peers: Vec<PeerAddress>,
+    /// Connect only to `bitcoin_peers` (default on regtest; elsewhere peers are also
+    /// discovered).
+    pub only_bitcoin_peers: bool,
+    /// Peers that must agree on filter headers (default 1 on regtest, 2 elsewhere).
+    pub filter_quorum: Option<u8>,
+    /// Lightning P2P listen address (`None`: do not listen).
+    pub ln_listen: Option<SocketAddr>,
+    /// Control API listen address.
+    pub api_listen: SocketAddr,
+    /// Alias announced with the node.
+    pub alias: String,
+    /// Log level (`RUST_LOG` syntax) when `RUST_LOG` is not set.
+    pub log_level: String,
+    /// Fixed fee estimates.
+    pub fee_overrides: FeeOverrides,
+}
+
+/// The network name used on the command line and in files: regtest, signet, testnet, bitcoin.
+pub fn network_name(network: Network) -> &'static str {
+    match network {
+        Network::Bitcoin => "bitcoin",
+        Network::Testnet => "testnet",
+        Network::Testnet4 => "testnet4",
+        Network::Signet => "signet",
+        Network::Regtest => "regtest",
+    }
+}
+
+/// Parses a network name (also accepts `mainnet`).
+pub fn parse_network(name: &str) -> Result<Network, ConfigError> {
+    match name {
+        "bitcoin" | "mainnet" => Ok(Network::Bitcoin),
+        "testnet" => Ok(Network::Testnet),
+        "testnet4" => Ok(Network::Testnet4),
+        "signet" => Ok(Network::Signet),
+        "regtest" => Ok(Network::Regtest),
+        other => Err(ConfigError::Invalid {
+            what: "network",
+            value: other.to_string(),
+            reason: "expected regtest, signet, testnet, testnet4 or bitcoin".into(),
+        }),
+    }
+}
+
+/// The default data directory for `network`: `~/.lightfilter/<network>`.
+pub fn default_data_dir(network: Network) -> Result<PathBuf, ConfigError> {
+    let home = std::env::var_os("HOME").ok_or(ConfigError::NoDataDir)?;
+    Ok(Path::new(&home)
+        .join(".lightfilter")
+        .join(network_name(network)))
+}
+
+/// The default control API address for `network`.
+pub fn default_api_listen(network: Network) -> SocketAddr {
+    let port = match network {
+        Network::Bitcoin => 9737,
+        Network::Testnet | Network::Testnet4 => 19737,
+        Network::Signet => 39737,
+        // Several regtest nodes often share a machine: let the system pick a port; the CLI
+        // finds it in the data directory.
+        _ => 0,
+    };
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// The default Lightning listen address for `network`.
+pub fn default_ln_listen(network: Network) -> SocketAddr {
+    match network {
+        Network::Regtest => SocketAddr::from(([127, 0, 0, 1], 0)),
+        _ => SocketAddr::from(([0, 0, 0, 0], 9735)),
+    }
+}
+
+impl Config {
+    /// Resolves the configuration: flags win over the data directory's `lightfilter.toml`,
+    /// which wins over defaults. The network defaults to regtest.
+    pub fn load(args: &ConfigArgs) -> Result<Config, ConfigError> {
+        let network = args.network.unwrap_or(Network::Regtest);
+        let data_dir = match &args.data_dir {
+            Some(dir) => dir.clone(),
+            None => default_data_dir(network)?,
+        };
+        let file = read_file(&data_dir.join(CONFIG_FILE))?;
+        if let Some(file_network) = &file.network {
+            let file_network = parse_network(file_network)?;
+            if file_network != network {
+                return Err(ConfigError::Invalid {
+                    what: "network",
+                    value: network_name(network).into(),
+                    reason: format!(
+                        "{} says this data directory is for {}",
+                        data_dir.join(CONFIG_FILE).display(),
+                        network_name(file_network)
+                    ),
+                });
+            }
+        }
+        let peers = if args.bitcoin_peers.is_empty() {
+            file.bitcoin_peers.clone().unwrap_or_default()
+        } else {
+            args.bitcoin_peers.clone()
+        };
+        let bitcoin_peers = peers
+            .iter()
+            .map(|peer| {
+                peer.parse::<PeerAddress>()
+                    .map_err(|reason| ConfigError::Invalid {
+                        what: "Bitcoin peer",
+                        value: peer.clone(),
+                        reason,
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let only_bitcoin_peers = args
+            .only_bitcoin_peers
+            .or(file.only_bitcoin_peers)
+            .unwrap_or(network == Network::Regtest);
+        let ln_listen = match args.ln_listen.as_ref().or(file.ln_listen.as_ref()) {
+            Some(value) if value == "none" => None,
+            Some(value) => Some(parse_socket("Lightning listen address", value)?),
+            None => Some(default_ln_listen(network)),
+        };
+        let api_listen = match args.api_listen.as_ref().or(file.api_listen.as_ref()) {
+            Some(value) => parse_socket("API listen address", value)?,
+            None => default_api_listen(network),
+        };
+        let mut fee_overrides = FeeOverrides::new();
+        for (name, value) in file.fee_overrides.iter().flatten() {
+            let target = parse_target(name).ok_or_else(|| ConfigError::Invalid {
+                what: "fee override target",
+                value: name.clone(),
+                reason: format!(
+                    "expected one of {}",
+                    ALL_TARGETS.map(target_name).join(", ")
+                ),
+            })?;
+            fee_overrides.set(target, *value);
+        }
+        let alias = args
+            .alias
+            .clone()
+            .or(file.alias)
+            .unwrap_or_else(|| "lightfilter".to_string());
+        if alias.len() > 32 {
+            return Err(ConfigError::Invalid {
+                what: "alias",
+                value: alias,
+                reason: "at most 32 bytes".into(),
+            });
+        }
+        Ok(Config {
+            network,
+            data_dir,
+            bitcoin_peers,
+            only_bitcoin_peers,
+            filter_quorum: file.filter_quorum,
+            ln_listen,
+            api_listen,
+            alias,
+            log_level: file.log_level.unwrap_or_else(|| "info".to_string()),
+            fee_overrides,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => toml::from_str(&text).map_err(|err| ConfigError::Parse {
+            path: path.to_path_buf(),
+            reason: err.to_string(),
+        }),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
+        Err(source) => Err(ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn parse_socket(what: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| ConfigError::Invalid {
+        what,
+        value: value.to_string(),
+        reason: "expected IP:PORT, e.g. 127.0.0.1:9735".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "alias = \"from-file\"\nbitcoin_peers = [\"127.0.0.1:18444\"]\n[fee_overrides]\nurgent_on_chain_sweep = 7000\n",
+        )
+        .unwrap();
+        let mut args = ConfigArgs {
+            data_dir: Some(dir.path().to_path_buf()),
+            ..ConfigArgs::default()
+        };
+        let config = Config::load(&args).unwrap();
+        assert_eq!(config.alias, "from-file");
+        assert_eq!(config.bitcoin_peers.len(), 1);
+        assert!(
+            config.only_bitcoin_peers,
+            "regtest uses only the given peers"
+        );
+        assert_eq!(
+            config
+                .fee_overrides
+                .get(lightning::chain::chaininterface::ConfirmationTarget::UrgentOnChainSweep),
+            Some(7000)
+        );
+        args.alias = Some("from-flag".into());
+        assert_eq!(Config::load(&args).unwrap().alias, "from-flag");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = ConfigArgs {
+            data_dir: Some(dir.path().to_path_buf()),
+            bitcoin_peers: vec!["localhost".into()],
+            ..ConfigArgs::default()
+        };
+        let err = Config::load(&args).unwrap_err().to_string();
+        assert!(
+            err.contains("Bitcoin peer") && err.contains("localhost"),
+            "{err}"
+        );
+        std::fs::write(dir.path().join(CONFIG_FILE), "colour = 3\n").unwrap();
+        let args = ConfigArgs {
+            data_dir: Some(dir.path().to_path_buf()),
+            ..ConfigArgs::default()
+        };
+        let err = Config::load(&args).unwrap_err().to_string();
+        assert!(err.contains("colour"), "{err}");
+    }
+}

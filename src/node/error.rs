@@ -1,0 +1,130 @@
+//! Errors of the node's operations, each with a stable code for the control API.
+
+use std::path::PathBuf;
+
+use crate::chain::StoreError;
+use crate::wallet::WalletError;
+
+/// Why a node operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The on-chain wallet refused or failed.
+    #[error(transparent)]
+    Wallet(#[from] WalletError),
+    /// The chain database failed.
+    #[error(transparent)]
+    ChainStore(#[from] StoreError),
+    /// An argument was malformed or out of range.
+    #[error("invalid {what}: {reason}")]
+    InvalidInput {
+        /// Which argument.
+        what: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An invoice, offer or address belongs to another network.
+    #[error("{what} is for {found}, but this node runs on {expected}")]
+    WrongNetwork {
+        /// What was given ("invoice", "offer", "address").
+        what: &'static str,
+        /// The network it is for.
+        found: String,
+        /// The node's network.
+        expected: String,
+    },
+    /// No channel has this id.
+    #[error("no channel with id {0}")]
+    UnknownChannel(String),
+    /// No such peer is connected or known.
+    #[error("no peer {0} is connected")]
+    UnknownPeer(String),
+    /// A peer could not be reached.
+    #[error("could not connect to {address}: {reason}")]
+    PeerUnreachable {
+        /// The address tried.
+        address: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// LDK refused a channel operation.
+    #[error("channel operation failed: {0}")]
+    Channel(String),
+    /// A payment could not be sent or failed.
+    #[error("payment failed: {0}")]
+    Payment(String),
+    /// This invoice or payment was already paid or is in flight.
+    #[error("payment {0} was already sent or is in flight")]
+    DuplicatePayment(String),
+    /// The node is not ready for this yet (e.g. still syncing).
+    #[error("the node is not ready: {0}")]
+    NotReady(String),
+    /// The data directory is unusable (another network, damaged files, permissions).
+    #[error("data directory {}: {reason}", path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Another daemon already runs on this data directory.
+    #[error("another lightfilter daemon is running on {} (lock file {} is held)", dir.display(), lock.display())]
+    Locked {
+        /// The data directory.
+        dir: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+    },
+    /// Reading or writing node state failed.
+    #[error("storage failed while {context}: {reason}")]
+    Storage {
+        /// What the node was doing.
+        context: String,
+        /// The underlying error.
+        reason: String,
+    },
+}
+
+impl NodeError {
+    /// A stable, machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            NodeError::Wallet(err) => match err {
+                WalletError::InsufficientFunds { .. } => "insufficient_funds",
+                WalletError::DustAmount { .. } => "dust_amount",
+                WalletError::InvalidFeeRate { .. } => "invalid_fee_rate",
+                WalletError::UnparsableAddress { .. } => "invalid_address",
+                WalletError::WrongNetworkAddress { .. } => "wrong_network",
+                _ => "wallet_error",
+            },
+            NodeError::ChainStore(_) => "storage_error",
+            NodeError::InvalidInput { .. } => "invalid_input",
+            NodeError::WrongNetwork { .. } => "wrong_network",
+            NodeError::UnknownChannel(_) => "unknown_channel",
+            NodeError::UnknownPeer(_) => "unknown_peer",
+            NodeError::PeerUnreachable { .. } => "peer_unreachable",
+            NodeError::Channel(_) => "channel_error",
+            NodeError::Payment(_) => "payment_failed",
+            NodeError::DuplicatePayment(_) => "duplicate_payment",
+            NodeError::NotReady(_) => "not_ready",
+            NodeError::DataDir { .. } => "data_dir",
+            NodeError::Locked { .. } => "locked",
+            NodeError::Storage { .. } => "storage_error",
+        }
+    }
+
+    /// An [`NodeError::InvalidInput`].
+    pub fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
+        NodeError::InvalidInput {
+            what,
+            reason: reason.into(),
+        }
+    }
+
+    /// A [`NodeError::Storage`].
+    pub fn storage(context: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        NodeError::Storage {
+            context: context.into(),
+            reason: reason.to_string(),
+        }
+    }
+}

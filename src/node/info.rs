@@ -1,0 +1,193 @@
+//! Snapshots the node's operations return: plain data, ready to print or serialise.
+
+use bitcoin::secp256k1::PublicKey;
+use bitcoin::{BlockHash, Network, OutPoint, Txid};
+
+/// What `getinfo` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// The node's public key.
+    pub node_id: PublicKey,
+    /// The Bitcoin network.
+    pub network: Network,
+    /// Height the node's listeners are synced to.
+    pub block_height: u32,
+    /// Hash of that block.
+    pub block_hash: BlockHash,
+    /// Whether headers, filters and listeners are all at the chain tip.
+    pub synced: bool,
+    /// Tip of the header chain.
+    pub header_height: u32,
+    /// Highest block whose compact filter is verified.
+    pub filter_height: u32,
+    /// Connected Bitcoin peers.
+    pub num_bitcoin_peers: usize,
+    /// Connected Lightning peers.
+    pub num_peers: usize,
+    /// Channels, in any state.
+    pub num_channels: usize,
+    /// Channels ready to send and receive.
+    pub num_usable_channels: usize,
+    /// The Lightning listen addresses.
+    pub listen_addresses: Vec<String>,
+    /// The node's alias.
+    pub alias: String,
+}
+
+/// On-chain and Lightning balances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Balances {
+    /// Confirmed, spendable on-chain coins.
+    pub onchain_confirmed_sat: u64,
+    /// Unconfirmed on-chain coins (own change and incoming).
+    pub onchain_pending_sat: u64,
+    /// Coinbase outputs not yet mature.
+    pub onchain_immature_sat: u64,
+    /// Our balance in open channels, rounded down to whole satoshis.
+    pub lightning_sat: u64,
+    /// Our balance in open channels.
+    pub lightning_msat: u64,
+    /// Funds of closed channels on their way back to the wallet.
+    pub claimable_onchain_sat: u64,
+}
+
+/// An unspent wallet output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UtxoInfo {
+    /// Where it is.
+    pub outpoint: OutPoint,
+    /// Its value.
+    pub amount_sat: u64,
+    /// The address it pays.
+    pub address: String,
+    /// Height that confirmed it.
+    pub confirmation_height: Option<u32>,
+    /// Whether it can be spent now.
+    pub spendable: bool,
+}
+
+/// A Lightning peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// Its public key.
+    pub node_id: PublicKey,
+    /// The address we know it by, if any.
+    pub address: Option<String>,
+    /// Whether it is connected now.
+    pub connected: bool,
+    /// Whether the connection was opened by the peer.
+    pub inbound: bool,
+}
+
+/// A channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelInfo {
+    /// The channel id (hex).
+    pub channel_id: String,
+    /// The counterparty.
+    pub counterparty_node_id: PublicKey,
+    /// Total capacity.
+    pub capacity_sat: u64,
+    /// Our balance.
+    pub local_balance_msat: u64,
+    /// What we can send now.
+    pub outbound_capacity_msat: u64,
+    /// What we can receive now.
+    pub inbound_capacity_msat: u64,
+    /// Funding confirmed and channel_ready exchanged.
+    pub ready: bool,
+    /// Ready and the peer is connected.
+    pub usable: bool,
+    /// Announced to the network.
+    pub public: bool,
+    /// We opened it.
+    pub outbound: bool,
+    /// The funding transaction.
+    pub funding_txid: Option<Txid>,
+    /// Confirmations of the funding transaction.
+    pub confirmations: Option<u32>,
+}
+
+/// Which way a payment went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentDirection {
+    /// We received it.
+    Inbound,
+    /// We sent it.
+    Outbound,
+}
+
+impl PaymentDirection {
+    /// `inbound` or `outbound`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PaymentDirection::Inbound => "inbound",
+            PaymentDirection::Outbound => "outbound",
+        }
+    }
+}
+
+/// Where a payment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentStatus {
+    /// Still in flight (or awaiting payment, for an invoice).
+    Pending,
+    /// Completed.
+    Succeeded,
+    /// Failed for good.
+    Failed,
+}
+
+impl PaymentStatus {
+    /// `pending`, `succeeded` or `failed`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PaymentStatus::Pending => "pending",
+            PaymentStatus::Succeeded => "succeeded",
+            PaymentStatus::Failed => "failed",
+        }
+    }
+}
+
+/// A payment, sent or received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentInfo {
+    /// The payment hash (hex).
+    pub payment_hash: String,
+    /// Which way.
+    pub direction: PaymentDirection,
+    /// Amount (for outbound: what the recipient gets), if known.
+    pub amount_msat: Option<u64>,
+    /// Routing fee paid (outbound, once succeeded).
+    pub fee_msat: Option<u64>,
+    /// Where it stands.
+    pub status: PaymentStatus,
+    /// The preimage (hex), once known.
+    pub preimage: Option<String>,
+    /// Why it failed, if it did.
+    pub failure: Option<String>,
+    /// Unix time it was created.
+    pub created_at: u64,
+    /// Unix time it last changed.
+    pub updated_at: u64,
+}
+
+/// A freshly created invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceInfo {
+    /// The BOLT11 invoice.
+    pub bolt11: String,
+    /// Its payment hash (hex).
+    pub payment_hash: String,
+    /// Unix time it expires.
+    pub expires_at: u64,
+}
+
+/// A channel just opened (funding broadcast, waiting for confirmations).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenedChannel {
+    /// The channel id (hex) to use with `closechannel`.
+    pub channel_id: String,
+    /// The funding transaction.
+    pub funding_txid: Txid,
+}
