@@ -5,6 +5,8 @@
 //! whose filters match scripts it watches. Modules follow the data flow described in the
 //! design notes:
 //!
+//! - [`api`]: the control API (JSON over HTTP on 127.0.0.1, token in the data directory), its
+//!   request and response types, and the client the CLI uses.
 //! - [`chain`]: the compact-filter chain source behind LDK's `BlockSource`, `Filter`,
 //!   broadcaster and fee estimator.
 //! - [`config`]: node configuration from file, flags and environment.
@@ -15,6 +17,7 @@
 //! - [`wallet`]: the on-chain wallet (BDK) fed by the chain source: addresses, balance, send,
 //!   channel funding, and LDK's wallet source for fee bumping.
 
+pub mod api;
 pub mod chain;
 pub mod config;
 pub mod node;

@@ -1,0 +1,286 @@
+//! Authentication and discovery: the random API token, the `api.cookie` file that holds it
+//! (mode 0600 from creation, fsynced) and the `api.addr` file that holds the bound address,
+//! both in the data directory, and the check of a request's `Authorization` header.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use bitcoin::hex::DisplayHex;
+use bitcoin::secp256k1::rand::{thread_rng, RngCore};
+use hyper::header::{HeaderMap, AUTHORIZATION};
+
+use super::error::{ApiError, ClientError, RequestError};
+
+/// The file in the data directory holding the API token.
+pub const COOKIE_FILE: &str = "api.cookie";
+
+/// The file in the data directory holding the API's bound address.
+pub const ADDR_FILE: &str = "api.addr";
+
+/// A 32-byte random token, as 64 lowercase hex digits.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiToken(String);
+
+impl std::fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiToken(..)")
+    }
+}
+
+impl ApiToken {
+    /// A fresh token from the operating system's random source.
+    pub fn generate() -> ApiToken {
+        let mut bytes = [0u8; 32];
+        thread_rng().fill_bytes(&mut bytes);
+        ApiToken(bytes.to_lower_hex_string())
+    }
+
+    /// A token given as text (e.g. read from a cookie file); surrounding whitespace is dropped.
+    pub fn from_text(text: &str) -> ApiToken {
+        ApiToken(text.trim().to_string())
+    }
+
+    /// The token text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `candidate` is this token, compared in constant time.
+    pub fn matches(&self, candidate: &str) -> bool {
+        let (expected, given) = (self.0.as_bytes(), candidate.as_bytes());
+        if expected.len() != given.len() {
+            return false;
+        }
+        expected
+            .iter()
+            .zip(given)
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
+    }
+}
+
+/// Checks that `headers` carry `Authorization: Bearer <token>`.
+pub fn authorize(headers: &HeaderMap, token: &ApiToken) -> Result<(), RequestError> {
+    let given = headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .ok_or(RequestError::Unauthorized)?;
+    if token.matches(given.trim()) {
+        Ok(())
+    } else {
+        Err(RequestError::Unauthorized)
+    }
+}
+
+/// Writes `contents` to `dir/name` through a temporary file created with `mode`, fsyncing the
+/// file and the directory, so the file never exists with wider permissions or half-written.
+fn write_file_durably(
+    dir: &Path,
+    name: &str,
+    contents: &str,
+    mode: u32,
+) -> Result<PathBuf, ApiError> {
+    let path = dir.join(name);
+    let temporary = dir.join(format!("{name}.tmp"));
+    let write_error = |source| ApiError::File {
+        action: "write",
+        path: path.clone(),
+        source,
+    };
+    match std::fs::remove_file(&temporary) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(write_error(err)),
+        _ => {}
+    }
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut file = options.open(&temporary).map_err(write_error)?;
+    file.write_all(contents.as_bytes()).map_err(write_error)?;
+    file.sync_all().map_err(write_error)?;
+    drop(file);
+    std::fs::rename(&temporary, &path).map_err(write_error)?;
+    File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(write_error)?;
+    Ok(path)
+}
+
+/// Writes the token to `<data_dir>/api.cookie` (mode 0600).
+pub fn write_cookie(data_dir: &Path, token: &ApiToken) -> Result<PathBuf, ApiError> {
+    write_file_durably(
+        data_dir,
+        COOKIE_FILE,
+        &format!("{}\n", token.as_str()),
+        0o600,
+    )
+}
+
+/// Writes the bound address to `<data_dir>/api.addr`.
+pub fn write_addr(data_dir: &Path, addr: SocketAddr) -> Result<PathBuf, ApiError> {
+    write_file_durably(data_dir, ADDR_FILE, &format!("{addr}\n"), 0o644)
+}
+
+/// Removes `api.addr` and `api.cookie` (the daemon stopped); missing files are fine.
+pub fn remove_files(data_dir: &Path) -> Result<(), ApiError> {
+    for name in [ADDR_FILE, COOKIE_FILE] {
+        let path = data_dir.join(name);
+        match std::fs::remove_file(&path) {
+            Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+                return Err(ApiError::File {
+                    action: "remove",
+                    path,
+                    source,
+                })
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Reads the daemon's address and token from `data_dir`.
+pub fn read_discovery(data_dir: &Path) -> Result<(SocketAddr, ApiToken), ClientError> {
+    let not_running = |reason: String| ClientError::NotRunning {
+        data_dir: data_dir.to_path_buf(),
+        reason,
+    };
+    let addr_path = data_dir.join(ADDR_FILE);
+    let addr_text = match std::fs::read_to_string(&addr_path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Err(not_running(format!(
+                "{} does not exist",
+                addr_path.display()
+            )))
+        }
+        Err(err) => {
+            return Err(not_running(format!(
+                "cannot read {}: {err}",
+                addr_path.display()
+            )))
+        }
+    };
+    let addr: SocketAddr = addr_text.trim().parse().map_err(|_| {
+        not_running(format!(
+            "{} does not hold an address: {:?}",
+            addr_path.display(),
+            addr_text.trim()
+        ))
+    })?;
+    let cookie_path = data_dir.join(COOKIE_FILE);
+    let token = match std::fs::read_to_string(&cookie_path) {
+        Ok(text) => ApiToken::from_text(&text),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Err(not_running(format!(
+                "{} does not exist",
+                cookie_path.display()
+            )))
+        }
+        Err(source) => {
+            return Err(ClientError::Cookie {
+                path: cookie_path,
+                source,
+            })
+        }
+    };
+    Ok((addr, token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::header::HeaderValue;
+
+    #[test]
+    fn tokens_are_32_random_bytes_in_hex() {
+        let a = ApiToken::generate();
+        let b = ApiToken::generate();
+        assert_eq!(a.as_str().len(), 64);
+        assert!(a.as_str().bytes().all(|byte| byte.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+        assert!(
+            !format!("{a:?}").contains(a.as_str()),
+            "Debug hides the token"
+        );
+    }
+
+    #[test]
+    fn requests_without_the_right_bearer_token_are_unauthorized() {
+        let token = ApiToken::generate();
+        let mut headers = HeaderMap::new();
+        assert!(matches!(
+            authorize(&headers, &token),
+            Err(RequestError::Unauthorized)
+        ));
+        let wrong = ApiToken::generate();
+        for value in [
+            format!("Bearer {}", wrong.as_str()),
+            token.as_str().to_string(),
+            format!("Basic {}", token.as_str()),
+            format!("Bearer {}", &token.as_str()[..63]),
+            "Bearer ".to_string(),
+        ] {
+            headers.insert(AUTHORIZATION, HeaderValue::from_str(&value).unwrap());
+            let result = authorize(&headers, &token);
+            assert!(
+                matches!(result, Err(RequestError::Unauthorized)),
+                "{value:?} was accepted"
+            );
+        }
+        headers.insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {}", token.as_str())).unwrap(),
+        );
+        assert!(authorize(&headers, &token).is_ok());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_cookie_is_private_and_both_files_are_found_again() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        // A leftover cookie with loose permissions is replaced, not reused.
+        std::fs::write(dir.path().join(COOKIE_FILE), "old").unwrap();
+        std::fs::set_permissions(
+            dir.path().join(COOKIE_FILE),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        let token = ApiToken::generate();
+        let cookie = write_cookie(dir.path(), &token).unwrap();
+        let mode = std::fs::metadata(&cookie).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let addr: SocketAddr = "127.0.0.1:4567".parse().unwrap();
+        write_addr(dir.path(), addr).unwrap();
+        let (read_addr, read_token) = read_discovery(dir.path()).unwrap();
+        assert_eq!(read_addr, addr);
+        assert_eq!(read_token, token);
+
+        remove_files(dir.path()).unwrap();
+        let err = read_discovery(dir.path()).unwrap_err();
+        assert_eq!(err.code(), "daemon_not_running");
+        assert!(err.to_string().contains("api.addr"), "{err}");
+        remove_files(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn a_garbled_address_file_reads_as_not_running() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(ADDR_FILE), "not an address").unwrap();
+        let err = read_discovery(dir.path()).unwrap_err();
+        assert_eq!(err.code(), "daemon_not_running");
+        assert!(
+            err.to_string().contains("does not hold an address"),
+            "{err}"
+        );
+    }
+}

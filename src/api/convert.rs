@@ -1,0 +1,146 @@
+//! From the node's snapshots to the API's response bodies: keys, hashes and outpoints become
+//! strings, enums their stable lowercase names.
+
+use super::types::{
+    BalanceResponse, ChannelEntry, InfoResponse, InvoiceResponse, OpenChannelResponse,
+    PaymentEntry, PeerEntry, UtxoEntry,
+};
+use crate::config::network_name;
+use crate::node::{
+    Balances, ChannelInfo, InvoiceInfo, NodeInfo, OpenedChannel, PaymentInfo, PeerInfo, UtxoInfo,
+};
+
+impl From<NodeInfo> for InfoResponse {
+    fn from(info: NodeInfo) -> Self {
+        InfoResponse {
+            node_id: info.node_id.to_string(),
+            network: network_name(info.network).to_string(),
+            block_height: info.block_height,
+            block_hash: info.block_hash.to_string(),
+            synced: info.synced,
+            header_height: info.header_height,
+            filter_height: info.filter_height,
+            num_bitcoin_peers: info.num_bitcoin_peers,
+            num_peers: info.num_peers,
+            num_channels: info.num_channels,
+            num_usable_channels: info.num_usable_channels,
+            listen_addresses: info.listen_addresses,
+            alias: info.alias,
+        }
+    }
+}
+
+impl From<Balances> for BalanceResponse {
+    fn from(balances: Balances) -> Self {
+        BalanceResponse {
+            onchain_confirmed_sat: balances.onchain_confirmed_sat,
+            onchain_pending_sat: balances.onchain_pending_sat,
+            onchain_immature_sat: balances.onchain_immature_sat,
+            lightning_sat: balances.lightning_sat,
+            lightning_msat: balances.lightning_msat,
+            claimable_onchain_sat: balances.claimable_onchain_sat,
+        }
+    }
+}
+
+impl From<UtxoInfo> for UtxoEntry {
+    fn from(utxo: UtxoInfo) -> Self {
+        UtxoEntry {
+            outpoint: utxo.outpoint.to_string(),
+            amount_sat: utxo.amount_sat,
+            address: utxo.address,
+            confirmation_height: utxo.confirmation_height,
+            spendable: utxo.spendable,
+        }
+    }
+}
+
+impl From<PeerInfo> for PeerEntry {
+    fn from(peer: PeerInfo) -> Self {
+        PeerEntry {
+            node_id: peer.node_id.to_string(),
+            address: peer.address,
+            connected: peer.connected,
+            inbound: peer.inbound,
+        }
+    }
+}
+
+impl From<OpenedChannel> for OpenChannelResponse {
+    fn from(opened: OpenedChannel) -> Self {
+        OpenChannelResponse {
+            channel_id: opened.channel_id,
+            funding_txid: opened.funding_txid.to_string(),
+        }
+    }
+}
+
+impl From<ChannelInfo> for ChannelEntry {
+    fn from(channel: ChannelInfo) -> Self {
+        ChannelEntry {
+            channel_id: channel.channel_id,
+            counterparty_node_id: channel.counterparty_node_id.to_string(),
+            capacity_sat: channel.capacity_sat,
+            local_balance_msat: channel.local_balance_msat,
+            outbound_capacity_msat: channel.outbound_capacity_msat,
+            inbound_capacity_msat: channel.inbound_capacity_msat,
+            ready: channel.ready,
+            usable: channel.usable,
+            public: channel.public,
+            outbound: channel.outbound,
+            funding_txid: channel.funding_txid.map(|txid| txid.to_string()),
+            confirmations: channel.confirmations,
+        }
+    }
+}
+
+impl From<InvoiceInfo> for InvoiceResponse {
+    fn from(invoice: InvoiceInfo) -> Self {
+        InvoiceResponse {
+            bolt11: invoice.bolt11,
+            payment_hash: invoice.payment_hash,
+            expires_at: invoice.expires_at,
+        }
+    }
+}
+
+impl From<PaymentInfo> for PaymentEntry {
+    fn from(payment: PaymentInfo) -> Self {
+        PaymentEntry {
+            payment_hash: payment.payment_hash,
+            direction: payment.direction.as_str().to_string(),
+            amount_msat: payment.amount_msat,
+            fee_msat: payment.fee_msat,
+            status: payment.status.as_str().to_string(),
+            preimage: payment.preimage,
+            failure: payment.failure,
+            created_at: payment.created_at,
+            updated_at: payment.updated_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::{PaymentDirection, PaymentStatus};
+
+    #[test]
+    fn payments_use_the_documented_lowercase_names() {
+        let entry = PaymentEntry::from(PaymentInfo {
+            payment_hash: "ab".repeat(32),
+            direction: PaymentDirection::Outbound,
+            amount_msat: Some(1000),
+            fee_msat: None,
+            status: PaymentStatus::Succeeded,
+            preimage: None,
+            failure: None,
+            created_at: 1,
+            updated_at: 2,
+        });
+        let json = serde_json::to_value(&entry).unwrap();
+        assert_eq!(json["direction"], "outbound");
+        assert_eq!(json["status"], "succeeded");
+        assert_eq!(json["amount_msat"], 1000);
+    }
+}

@@ -1,0 +1,305 @@
+//! What each API method does: check the request's syntax, call the node's operation, convert
+//! the answer. Synchronous node operations (which may touch the disk) run on the blocking pool.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bitcoin::{Amount, FeeRate};
+
+use super::error::RequestError;
+use super::parse::{
+    check_msat, check_sat, parse_channel_id, parse_host_port, parse_node_id, ParseError,
+};
+use super::types::{
+    AddressResponse, Balance, ChannelEntry, Channels, CloseChannel, CloseChannelRequest, Connect,
+    ConnectRequest, CreateInvoice, CreateOffer, Disconnect, DisconnectRequest, Empty, GetInfo,
+    InfoResponse, Keysend, Method, NewAddress, OfferResponse, OpenChannel, OpenChannelRequest,
+    OpenChannelResponse, Pay, PaymentEntry, Payments, PeerEntry, Peers, SendAmountSpec,
+    SendOnchain, SendRequest, SendResponse, SignMessage, SignMessageResponse, Stop, StopResponse,
+    UtxoEntry, Utxos, VerifyMessage, VerifyMessageResponse,
+};
+use crate::node::{Node, SendAmount};
+
+/// The longest a `pay` or `keysend` request may wait for the outcome.
+pub const MAX_PAYMENT_TIMEOUT_SECS: u64 = 3600;
+
+/// Runs `method` with the JSON `body` on `node`; returns the JSON response body.
+pub async fn dispatch(node: Arc<Node>, method: &str, body: &[u8]) -> Result<Vec<u8>, RequestError> {
+    match method {
+        GetInfo::NAME => {
+            call::<GetInfo, _, _>(body, |Empty {}| async move {
+                Ok(InfoResponse::from(node.info().await))
+            })
+            .await
+        }
+        NewAddress::NAME => {
+            call::<NewAddress, _, _>(body, |Empty {}| async move {
+                let address = blocking(&node, |node| node.new_address()).await??;
+                Ok(AddressResponse { address })
+            })
+            .await
+        }
+        Balance::NAME => {
+            call::<Balance, _, _>(body, |Empty {}| async move {
+                Ok(blocking(&node, |node| node.balances()).await?.into())
+            })
+            .await
+        }
+        SendOnchain::NAME => call::<SendOnchain, _, _>(body, |request| send(node, request)).await,
+        Utxos::NAME => {
+            call::<Utxos, _, _>(body, |Empty {}| async move {
+                let utxos = blocking(&node, |node| node.utxos()).await?;
+                Ok(utxos.into_iter().map(UtxoEntry::from).collect())
+            })
+            .await
+        }
+        Connect::NAME => {
+            call::<Connect, _, _>(body, |request| async move {
+                let node_id = parse_node_id(&request.node_id)?;
+                let address = parse_host_port(&request.address)?;
+                node.connect(node_id, &address).await?;
+                Ok(ConnectRequest {
+                    node_id: node_id.to_string(),
+                    address,
+                })
+            })
+            .await
+        }
+        Disconnect::NAME => {
+            call::<Disconnect, _, _>(body, |request| async move {
+                let node_id = parse_node_id(&request.node_id)?;
+                node.disconnect(node_id).await?;
+                Ok(DisconnectRequest {
+                    node_id: node_id.to_string(),
+                })
+            })
+            .await
+        }
+        Peers::NAME => {
+            call::<Peers, _, _>(body, |Empty {}| async move {
+                let peers = blocking(&node, |node| node.peers()).await?;
+                Ok(peers.into_iter().map(PeerEntry::from).collect())
+            })
+            .await
+        }
+        OpenChannel::NAME => {
+            call::<OpenChannel, _, _>(body, |request| open_channel(node, request)).await
+        }
+        CloseChannel::NAME => {
+            call::<CloseChannel, _, _>(body, |request| async move {
+                let channel_id = parse_channel_id(&request.channel_id)?;
+                node.close_channel(&channel_id, request.force).await?;
+                Ok(CloseChannelRequest {
+                    channel_id,
+                    force: request.force,
+                })
+            })
+            .await
+        }
+        Channels::NAME => {
+            call::<Channels, _, _>(body, |Empty {}| async move {
+                let channels = blocking(&node, |node| node.channels()).await?;
+                Ok(channels.into_iter().map(ChannelEntry::from).collect())
+            })
+            .await
+        }
+        CreateInvoice::NAME => {
+            call::<CreateInvoice, _, _>(body, |request| async move {
+                if let Some(amount) = request.amount_msat {
+                    check_msat("amount", amount)?;
+                }
+                if request.expiry_secs == 0 {
+                    return Err(ParseError::new("expiry", "0", "must be at least 1 second").into());
+                }
+                let invoice = blocking(&node, move |node| {
+                    node.create_invoice(
+                        request.amount_msat,
+                        &request.description,
+                        request.expiry_secs,
+                    )
+                })
+                .await??;
+                Ok(invoice.into())
+            })
+            .await
+        }
+        Pay::NAME => {
+            call::<Pay, _, _>(body, |request| async move {
+                let destination = request.destination.trim();
+                if destination.is_empty() {
+                    return Err(ParseError::new(
+                        "invoice or offer",
+                        destination,
+                        "expected a BOLT11 invoice or a BOLT12 offer",
+                    )
+                    .into());
+                }
+                if let Some(amount) = request.amount_msat {
+                    check_msat("amount", amount)?;
+                }
+                let timeout = payment_timeout(request.timeout_secs)?;
+                let payment = node.pay(destination, request.amount_msat, timeout).await?;
+                Ok(payment.into())
+            })
+            .await
+        }
+        Keysend::NAME => {
+            call::<Keysend, _, _>(body, |request| async move {
+                let node_id = parse_node_id(&request.node_id)?;
+                check_positive_msat(request.amount_msat)?;
+                let timeout = payment_timeout(request.timeout_secs)?;
+                let payment = node.keysend(node_id, request.amount_msat, timeout).await?;
+                Ok(payment.into())
+            })
+            .await
+        }
+        Payments::NAME => {
+            call::<Payments, _, _>(body, |Empty {}| async move {
+                let payments = blocking(&node, |node| node.payments()).await?;
+                Ok(payments.into_iter().map(PaymentEntry::from).collect())
+            })
+            .await
+        }
+        CreateOffer::NAME => {
+            call::<CreateOffer, _, _>(body, |request| async move {
+                if let Some(amount) = request.amount_msat {
+                    check_positive_msat(amount)?;
+                }
+                let offer = blocking(&node, move |node| {
+                    node.create_offer(request.amount_msat, &request.description)
+                })
+                .await??;
+                Ok(OfferResponse { offer })
+            })
+            .await
+        }
+        SignMessage::NAME => {
+            call::<SignMessage, _, _>(body, |request| async move {
+                let signature =
+                    blocking(&node, move |node| node.sign_message(&request.message)).await?;
+                Ok(SignMessageResponse { signature })
+            })
+            .await
+        }
+        VerifyMessage::NAME => {
+            call::<VerifyMessage, _, _>(body, |request| async move {
+                let node_id = parse_node_id(&request.node_id)?;
+                let valid = blocking(&node, move |node| {
+                    node.verify_message(&request.message, &request.signature, node_id)
+                })
+                .await?;
+                Ok(VerifyMessageResponse { valid })
+            })
+            .await
+        }
+        Stop::NAME => {
+            call::<Stop, _, _>(body, |Empty {}| async move {
+                log::info!("stop requested through the control API");
+                node.request_stop();
+                Ok(StopResponse { stopping: true })
+            })
+            .await
+        }
+        other => Err(RequestError::UnknownMethod(other.to_string())),
+    }
+}
+
+async fn send(node: Arc<Node>, request: SendRequest) -> Result<SendResponse, RequestError> {
+    let amount = match request.amount {
+        SendAmountSpec::Sat(sat) => {
+            check_sat("amount", sat)?;
+            SendAmount::Exact(Amount::from_sat(sat))
+        }
+        SendAmountSpec::All => SendAmount::All,
+    };
+    let fee_rate = match request.fee_rate_sat_per_kwu {
+        Some(0) => {
+            return Err(ParseError::new("fee rate", "0", "must be more than zero").into());
+        }
+        Some(rate) => Some(FeeRate::from_sat_per_kwu(rate)),
+        None => None,
+    };
+    let address = request.address.trim().to_string();
+    let txid = blocking(&node, move |node| {
+        node.send_onchain(&address, amount, fee_rate)
+    })
+    .await??;
+    Ok(SendResponse {
+        txid: txid.to_string(),
+    })
+}
+
+async fn open_channel(
+    node: Arc<Node>,
+    request: OpenChannelRequest,
+) -> Result<OpenChannelResponse, RequestError> {
+    let node_id = parse_node_id(&request.node_id)?;
+    let address = parse_host_port(&request.address)?;
+    let amount_sat = check_sat("channel amount", request.amount_sat)?;
+    if amount_sat == 0 {
+        return Err(ParseError::new("channel amount", "0", "must be more than zero").into());
+    }
+    let push_msat = check_msat("push amount", request.push_msat)?;
+    if push_msat > amount_sat * 1000 {
+        return Err(ParseError::new(
+            "push amount",
+            &format!("{push_msat} msat"),
+            format!("more than the channel's capacity of {amount_sat} sat"),
+        )
+        .into());
+    }
+    let opened = node
+        .open_channel(node_id, &address, amount_sat, push_msat, request.public)
+        .await?;
+    Ok(opened.into())
+}
+
+fn check_positive_msat(amount_msat: u64) -> Result<u64, RequestError> {
+    if amount_msat == 0 {
+        return Err(ParseError::new("amount", "0", "must be more than zero").into());
+    }
+    Ok(check_msat("amount", amount_msat)?)
+}
+
+fn payment_timeout(secs: u64) -> Result<Duration, RequestError> {
+    if secs == 0 || secs > MAX_PAYMENT_TIMEOUT_SECS {
+        return Err(ParseError::new(
+            "timeout",
+            &secs.to_string(),
+            format!("expected 1 to {MAX_PAYMENT_TIMEOUT_SECS} seconds"),
+        )
+        .into());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// Decodes the request body (empty means `{}`), runs `handler`, encodes its answer.
+async fn call<M, F, Fut>(body: &[u8], handler: F) -> Result<Vec<u8>, RequestError>
+where
+    M: Method,
+    F: FnOnce(M::Request) -> Fut,
+    Fut: Future<Output = Result<M::Response, RequestError>>,
+{
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    let request: M::Request =
+        serde_json::from_slice(body).map_err(|err| RequestError::BadRequest(err.to_string()))?;
+    let response = handler(request).await?;
+    serde_json::to_vec(&response).map_err(|err| RequestError::Internal(err.to_string()))
+}
+
+/// Runs a synchronous node operation on the blocking pool.
+async fn blocking<T, F>(node: &Arc<Node>, operation: F) -> Result<T, RequestError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Node) -> T + Send + 'static,
+{
+    let node = Arc::clone(node);
+    tokio::task::spawn_blocking(move || operation(&node))
+        .await
+        .map_err(|err| RequestError::Internal(format!("the operation failed: {err}")))
+}

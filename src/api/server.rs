@@ -1,0 +1,267 @@
+//! The HTTP/1.1 server: accepts connections on the listen address, checks the token before
+//! anything else, limits bodies, hands requests to the method handlers and answers JSON. On
+//! shutdown it stops accepting, lets requests in flight finish (for a while), and removes the
+//! address and cookie files.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method as HttpMethod, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use log::{debug, info, warn};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::auth::{authorize, remove_files, write_addr, write_cookie, ApiToken};
+use super::error::{ApiError, RequestError};
+use super::handlers::dispatch;
+use super::types::{ErrorBody, Stop};
+use super::Method;
+use crate::node::Node;
+
+/// The largest request body accepted; real requests are far smaller.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// How long requests in flight may run on after shutdown begins.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+struct ServerState {
+    node: Arc<Node>,
+    token: ApiToken,
+    stopping: AtomicBool,
+}
+
+/// A running control API server. Call [`ApiServer::shutdown`] to stop it and remove its files.
+pub struct ApiServer {
+    addr: SocketAddr,
+    data_dir: PathBuf,
+    state: Arc<ServerState>,
+    shutdown: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for ApiServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiServer")
+            .field("addr", &self.addr)
+            .field("data_dir", &self.data_dir)
+            .finish()
+    }
+}
+
+/// Serves the control API for `node` on `listen` (port 0 picks a free port), writing a fresh
+/// token to `<data_dir>/api.cookie` (mode 0600) and the bound address to
+/// `<data_dir>/api.addr`. Warns when `listen` is not a loopback address.
+pub async fn serve(
+    node: Arc<Node>,
+    listen: SocketAddr,
+    data_dir: &Path,
+) -> Result<ApiServer, ApiError> {
+    if !listen.ip().is_loopback() {
+        warn!(
+            "THE CONTROL API LISTENS ON {listen}, NOT ONLY ON THIS MACHINE: anyone who can reach \
+             it and obtains the token can spend this node's funds; the API has no TLS, so the \
+             token crosses the network in clear text. Prefer 127.0.0.1 and an SSH tunnel."
+        );
+    }
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| ApiError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ApiError::Bind {
+        addr: listen,
+        source,
+    })?;
+    let token = ApiToken::generate();
+    write_cookie(data_dir, &token)?;
+    write_addr(data_dir, addr)?;
+    let state = Arc::new(ServerState {
+        node,
+        token,
+        stopping: AtomicBool::new(false),
+    });
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let task = tokio::spawn(accept_loop(listener, Arc::clone(&state), shutdown_rx));
+    info!("control API listening on http://{addr}/v1/");
+    Ok(ApiServer {
+        addr,
+        data_dir: data_dir.to_path_buf(),
+        state,
+        shutdown,
+        task: Some(task),
+    })
+}
+
+impl ApiServer {
+    /// The address the server is bound to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting requests, waits (up to a grace period) for requests in flight, and
+    /// removes `api.addr` and `api.cookie`.
+    pub async fn shutdown(mut self) -> Result<(), ApiError> {
+        self.state.stopping.store(true, Ordering::SeqCst);
+        let _ = self.shutdown.send(true);
+        if let Some(task) = self.task.take() {
+            if let Err(err) = task.await {
+                warn!("the control API task ended abnormally: {err}");
+            }
+        }
+        remove_files(&self.data_dir)?;
+        info!("control API stopped");
+        Ok(())
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        if self.task.is_some() {
+            self.state.stopping.store(true, Ordering::SeqCst);
+            let _ = self.shutdown.send(true);
+            if let Err(err) = remove_files(&self.data_dir) {
+                warn!("{err}");
+            }
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<ServerState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    debug!("control API connection from {peer}");
+                    connections.spawn(serve_connection(stream, Arc::clone(&state), shutdown.clone()));
+                }
+                Err(err) => {
+                    warn!("control API could not accept a connection: {err}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = shutdown.changed() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+        warn!(
+            "control API requests still running after {} s are cut off",
+            SHUTDOWN_GRACE.as_secs()
+        );
+        connections.abort_all();
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    state: Arc<ServerState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let service = service_fn(move |request| {
+        let state = Arc::clone(&state);
+        async move { Ok::<_, Infallible>(handle(state, request).await) }
+    });
+    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(err) = result {
+                debug!("control API connection ended: {err}");
+            }
+        }
+        _ = shutdown.changed() => {
+            connection.as_mut().graceful_shutdown();
+            if let Err(err) = connection.await {
+                debug!("control API connection ended: {err}");
+            }
+        }
+    }
+}
+
+async fn handle(state: Arc<ServerState>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = request.uri().path().to_string();
+    match answer(&state, request).await {
+        Ok(body) => {
+            debug!("control API {path}: ok");
+            json_response(StatusCode::OK, body)
+        }
+        Err(err) => {
+            info!("control API {path}: {} ({})", err, err.code());
+            let mut response = json_response(
+                err.status(),
+                serde_json::to_vec(&ErrorBody {
+                    error: err.detail(),
+                })
+                .unwrap_or_default(),
+            );
+            if matches!(err, RequestError::MethodNotAllowed) {
+                response
+                    .headers_mut()
+                    .insert(ALLOW, HeaderValue::from_static("POST"));
+            }
+            response
+        }
+    }
+}
+
+async fn answer(state: &ServerState, request: Request<Incoming>) -> Result<Vec<u8>, RequestError> {
+    // Nothing is looked at, not even the route, before the token is checked.
+    authorize(request.headers(), &state.token)?;
+    if state.stopping.load(Ordering::SeqCst) {
+        return Err(RequestError::Stopping);
+    }
+    let name = request
+        .uri()
+        .path()
+        .strip_prefix("/v1/")
+        .filter(|name| !name.is_empty() && !name.contains('/'))
+        .ok_or_else(|| RequestError::UnknownMethod(request.uri().path().to_string()))?
+        .to_string();
+    if request.method() != HttpMethod::POST {
+        return Err(RequestError::MethodNotAllowed);
+    }
+    let body = Limited::new(request.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(|err| {
+            if err.downcast_ref::<LengthLimitError>().is_some() {
+                RequestError::PayloadTooLarge(MAX_BODY_BYTES)
+            } else {
+                RequestError::BadRequest(format!("could not read the body: {err}"))
+            }
+        })?
+        .to_bytes();
+    let result = dispatch(Arc::clone(&state.node), &name, &body).await;
+    if name == Stop::NAME && result.is_ok() {
+        state.stopping.store(true, Ordering::SeqCst);
+    }
+    result
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

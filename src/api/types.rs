@@ -1,0 +1,457 @@
+//! The control API's methods and their request and response bodies, shared by the server and
+//! the client. Field names are part of the command-line contract: extend, don't rename.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// One API method: `POST /v1/<NAME>` with a JSON [`Method::Request`], answered with a JSON
+/// [`Method::Response`].
+pub trait Method {
+    /// The route name (also the CLI command name).
+    const NAME: &'static str;
+    /// The request body.
+    type Request: Serialize + DeserializeOwned + Send + 'static;
+    /// The response body on success.
+    type Response: Serialize + DeserializeOwned + Send + 'static;
+}
+
+/// The body of a request or response that carries nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+/// The error body: `{"error": {"code": …, "message": …}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// A stable code and a human message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Machine-readable code, e.g. `unknown_channel`.
+    pub code: String,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+/// `getinfo`: node, chain and channel summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InfoResponse {
+    /// The node's public key (hex).
+    pub node_id: String,
+    /// `regtest`, `signet`, `testnet`, `testnet4` or `bitcoin`.
+    pub network: String,
+    /// Height the node's listeners are synced to.
+    pub block_height: u32,
+    /// Hash of that block.
+    pub block_hash: String,
+    /// Whether headers, filters and listeners are all at the chain tip.
+    pub synced: bool,
+    /// Tip of the header chain.
+    pub header_height: u32,
+    /// Highest block whose compact filter is verified.
+    pub filter_height: u32,
+    /// Connected Bitcoin peers.
+    pub num_bitcoin_peers: usize,
+    /// Connected Lightning peers.
+    pub num_peers: usize,
+    /// Channels, in any state.
+    pub num_channels: usize,
+    /// Channels ready to send and receive.
+    pub num_usable_channels: usize,
+    /// Lightning listen addresses.
+    pub listen_addresses: Vec<String>,
+    /// The node's alias.
+    pub alias: String,
+}
+
+/// `newaddress`: a fresh on-chain receive address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressResponse {
+    /// The address.
+    pub address: String,
+}
+
+/// `balance`: on-chain and Lightning balances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalanceResponse {
+    /// Confirmed, spendable on-chain coins.
+    pub onchain_confirmed_sat: u64,
+    /// Unconfirmed on-chain coins.
+    pub onchain_pending_sat: u64,
+    /// Coinbase outputs not yet mature.
+    pub onchain_immature_sat: u64,
+    /// Our balance in channels, rounded down to whole satoshis.
+    pub lightning_sat: u64,
+    /// Our balance in channels.
+    pub lightning_msat: u64,
+    /// Funds of closed channels on their way back to the wallet.
+    pub claimable_onchain_sat: u64,
+}
+
+/// How much `send` sends: `{"sat": N}` or `"all"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SendAmountSpec {
+    /// Exactly this many satoshis; the fee comes on top.
+    Sat(u64),
+    /// Everything confirmed and spendable, minus the fee.
+    All,
+}
+
+/// `send` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    /// Destination address (must be for the node's network).
+    pub address: String,
+    /// How much.
+    pub amount: SendAmountSpec,
+    /// Fee rate in sat per 1000 weight units (1 sat/vB = 250); the estimator's when absent.
+    #[serde(default)]
+    pub fee_rate_sat_per_kwu: Option<u64>,
+}
+
+/// `send` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendResponse {
+    /// The broadcast transaction.
+    pub txid: String,
+}
+
+/// An unspent wallet output (`utxos` returns a list).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UtxoEntry {
+    /// `txid:vout`.
+    pub outpoint: String,
+    /// Its value.
+    pub amount_sat: u64,
+    /// The address it pays.
+    pub address: String,
+    /// Height that confirmed it, if confirmed.
+    pub confirmation_height: Option<u32>,
+    /// Whether it can be spent now.
+    pub spendable: bool,
+}
+
+/// `connect` request (and response: the peer connected to).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectRequest {
+    /// The peer's public key (hex).
+    pub node_id: String,
+    /// `host:port`.
+    pub address: String,
+}
+
+/// `disconnect` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisconnectRequest {
+    /// The peer's public key (hex).
+    pub node_id: String,
+}
+
+/// A Lightning peer (`peers` returns a list).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerEntry {
+    /// Its public key.
+    pub node_id: String,
+    /// The address we know it by, if any.
+    pub address: Option<String>,
+    /// Whether it is connected now.
+    pub connected: bool,
+    /// Whether the connection was opened by the peer.
+    pub inbound: bool,
+}
+
+/// `openchannel` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenChannelRequest {
+    /// The peer's public key (hex).
+    pub node_id: String,
+    /// `host:port`.
+    pub address: String,
+    /// Channel capacity.
+    pub amount_sat: u64,
+    /// Given to the peer at opening.
+    #[serde(default)]
+    pub push_msat: u64,
+    /// Announce the channel to the network.
+    #[serde(default)]
+    pub public: bool,
+}
+
+/// `openchannel` response: funding broadcast, waiting for confirmations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenChannelResponse {
+    /// The channel id (hex), for `closechannel`.
+    pub channel_id: String,
+    /// The funding transaction.
+    pub funding_txid: String,
+}
+
+/// `closechannel` request (and response).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloseChannelRequest {
+    /// The channel id (64 hex digits).
+    pub channel_id: String,
+    /// Close unilaterally.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// A channel (`channels` returns a list).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelEntry {
+    /// The channel id (hex).
+    pub channel_id: String,
+    /// The counterparty.
+    pub counterparty_node_id: String,
+    /// Total capacity.
+    pub capacity_sat: u64,
+    /// Our balance.
+    pub local_balance_msat: u64,
+    /// What we can send now.
+    pub outbound_capacity_msat: u64,
+    /// What we can receive now.
+    pub inbound_capacity_msat: u64,
+    /// Funding confirmed and channel_ready exchanged.
+    pub ready: bool,
+    /// Ready and the peer is connected.
+    pub usable: bool,
+    /// Announced to the network.
+    pub public: bool,
+    /// We opened it.
+    pub outbound: bool,
+    /// The funding transaction.
+    pub funding_txid: Option<String>,
+    /// Confirmations of the funding transaction.
+    pub confirmations: Option<u32>,
+}
+
+/// `invoice` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvoiceRequest {
+    /// Amount; any amount when absent.
+    #[serde(default)]
+    pub amount_msat: Option<u64>,
+    /// Description shown to the payer.
+    #[serde(default)]
+    pub description: String,
+    /// Seconds until it expires.
+    pub expiry_secs: u32,
+}
+
+/// `invoice` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceResponse {
+    /// The BOLT11 invoice.
+    pub bolt11: String,
+    /// Its payment hash (hex).
+    pub payment_hash: String,
+    /// Unix time it expires.
+    pub expires_at: u64,
+}
+
+/// `pay` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayRequest {
+    /// A BOLT11 invoice or a BOLT12 offer.
+    pub destination: String,
+    /// Amount, for invoices and offers without one.
+    #[serde(default)]
+    pub amount_msat: Option<u64>,
+    /// Seconds to wait for the outcome before answering `pending`.
+    pub timeout_secs: u64,
+}
+
+/// `keysend` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysendRequest {
+    /// The recipient's public key (hex).
+    pub node_id: String,
+    /// Amount.
+    pub amount_msat: u64,
+    /// Seconds to wait for the outcome before answering `pending`.
+    pub timeout_secs: u64,
+}
+
+/// A payment, sent or received (`pay` and `keysend` return one, `payments` a list).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentEntry {
+    /// The payment hash (hex).
+    pub payment_hash: String,
+    /// `inbound` or `outbound`.
+    pub direction: String,
+    /// Amount (for outbound: what the recipient gets), if known.
+    pub amount_msat: Option<u64>,
+    /// Routing fee paid.
+    pub fee_msat: Option<u64>,
+    /// `succeeded`, `failed` or `pending`.
+    pub status: String,
+    /// The preimage (hex), once known.
+    pub preimage: Option<String>,
+    /// Why it failed, if it did.
+    pub failure: Option<String>,
+    /// Unix time it was created.
+    pub created_at: u64,
+    /// Unix time it last changed.
+    pub updated_at: u64,
+}
+
+/// `offer` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfferRequest {
+    /// Amount; any amount when absent.
+    #[serde(default)]
+    pub amount_msat: Option<u64>,
+    /// Description shown to the payer.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// `offer` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfferResponse {
+    /// The BOLT12 offer.
+    pub offer: String,
+}
+
+/// `signmessage` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignMessageRequest {
+    /// The message.
+    pub message: String,
+}
+
+/// `signmessage` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignMessageResponse {
+    /// The signature (zbase32).
+    pub signature: String,
+}
+
+/// `verifymessage` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyMessageRequest {
+    /// The message.
+    pub message: String,
+    /// The signature (zbase32).
+    pub signature: String,
+    /// The claimed signer (hex public key).
+    pub node_id: String,
+}
+
+/// `verifymessage` response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyMessageResponse {
+    /// Whether the signature is valid for the message and key.
+    pub valid: bool,
+}
+
+/// `stop` response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopResponse {
+    /// Always true: the daemon is stopping.
+    pub stopping: bool,
+}
+
+macro_rules! methods {
+    ($($(#[$doc:meta])* $marker:ident = $name:literal: $request:ty => $response:ty;)*) => {
+        $(
+            $(#[$doc])*
+            #[derive(Debug, Clone, Copy)]
+            pub struct $marker;
+
+            impl Method for $marker {
+                const NAME: &'static str = $name;
+                type Request = $request;
+                type Response = $response;
+            }
+        )*
+
+        /// Every method name, in the order of the CLI reference.
+        pub const METHOD_NAMES: &[&str] = &[$($name),*];
+    };
+}
+
+methods! {
+    /// Node, chain and channel summary.
+    GetInfo = "getinfo": Empty => InfoResponse;
+    /// A fresh on-chain address.
+    NewAddress = "newaddress": Empty => AddressResponse;
+    /// On-chain and Lightning balances.
+    Balance = "balance": Empty => BalanceResponse;
+    /// Send on-chain.
+    SendOnchain = "send": SendRequest => SendResponse;
+    /// Unspent wallet outputs.
+    Utxos = "utxos": Empty => Vec<UtxoEntry>;
+    /// Connect to a Lightning peer.
+    Connect = "connect": ConnectRequest => ConnectRequest;
+    /// Disconnect a Lightning peer.
+    Disconnect = "disconnect": DisconnectRequest => DisconnectRequest;
+    /// Known and connected Lightning peers.
+    Peers = "peers": Empty => Vec<PeerEntry>;
+    /// Open a channel.
+    OpenChannel = "openchannel": OpenChannelRequest => OpenChannelResponse;
+    /// Close a channel.
+    CloseChannel = "closechannel": CloseChannelRequest => CloseChannelRequest;
+    /// All channels.
+    Channels = "channels": Empty => Vec<ChannelEntry>;
+    /// Create a BOLT11 invoice.
+    CreateInvoice = "invoice": InvoiceRequest => InvoiceResponse;
+    /// Pay a BOLT11 invoice or BOLT12 offer.
+    Pay = "pay": PayRequest => PaymentEntry;
+    /// Send a spontaneous payment.
+    Keysend = "keysend": KeysendRequest => PaymentEntry;
+    /// Payments sent and received.
+    Payments = "payments": Empty => Vec<PaymentEntry>;
+    /// Create a BOLT12 offer.
+    CreateOffer = "offer": OfferRequest => OfferResponse;
+    /// Sign a message with the node key.
+    SignMessage = "signmessage": SignMessageRequest => SignMessageResponse;
+    /// Verify a signed message.
+    VerifyMessage = "verifymessage": VerifyMessageRequest => VerifyMessageResponse;
+    /// Stop the daemon.
+    Stop = "stop": Empty => StopResponse;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_amounts_have_a_readable_json_form() {
+        let all = serde_json::to_string(&SendAmountSpec::All).unwrap();
+        assert_eq!(all, "\"all\"");
+        let sat = serde_json::to_string(&SendAmountSpec::Sat(1500)).unwrap();
+        assert_eq!(sat, "{\"sat\":1500}");
+        let parsed: SendAmountSpec = serde_json::from_str("{\"sat\":7}").unwrap();
+        assert_eq!(parsed, SendAmountSpec::Sat(7));
+    }
+
+    #[test]
+    fn empty_requests_refuse_unknown_fields() {
+        assert!(serde_json::from_str::<Empty>("{}").is_ok());
+        assert!(serde_json::from_str::<Empty>("{\"x\":1}").is_err());
+    }
+
+    #[test]
+    fn method_names_are_unique() {
+        let mut names = METHOD_NAMES.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), METHOD_NAMES.len());
+    }
+}
