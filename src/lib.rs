@@ -12,6 +12,8 @@
 //! - [`config`]: node configuration from file, flags and environment.
 //! - [`node`]: the LDK stack on the chain source and wallet, and the operations the control
 //!   API exposes.
+//! - [`playground`]: a regtest peer and two nodes in one process, funded, connected by a
+//!   channel and paying each other: the first thing to run.
 //! - [`regtest`]: an embedded regtest peer (miner, mempool, P2P server serving BIP 157
 //!   filters) used by the tests and the local playground.
 //! - [`wallet`]: the on-chain wallet (BDK) fed by the chain source: addresses, balance, send,
@@ -21,5 +23,6 @@ pub mod api;
 pub mod chain;
 pub mod config;
 pub mod node;
+pub mod playground;
 pub mod regtest;
 pub mod wallet;

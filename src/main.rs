@@ -1,23 +1,240 @@
 //! The `lightfilter` command line: daemon, client commands, regtest peer and playground.
 
+use std::fs::{File, OpenOptions};
+use std::io::Write;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use bitcoin::Network;
 use clap::{Args, Parser, Subcommand};
+use lightfilter::api::types::{
+    AddressResponse, Balance, ChannelEntry, Channels, CloseChannel, CloseChannelRequest, Connect,
+    ConnectRequest, CreateInvoice, CreateOffer, Disconnect, DisconnectRequest, Empty, ErrorBody,
+    ErrorDetail, GetInfo, InfoResponse, InvoiceRequest, Keysend, KeysendRequest, NewAddress,
+    OfferRequest, OpenChannel, OpenChannelRequest, Pay, PayRequest, PaymentEntry, Payments, Peers,
+    SendAmountSpec, SendOnchain, SendRequest, SignMessage, SignMessageRequest, Stop, Utxos,
+    VerifyMessage, VerifyMessageRequest,
+};
+use lightfilter::api::{self, parse, render, Client, ClientError, Method};
+use lightfilter::config::{default_data_dir, network_name, parse_network, Config, ConfigArgs};
+use lightfilter::node::Node;
+use lightfilter::playground::Playground;
 use lightfilter::regtest::RegtestPeer;
+use log::{info, warn};
+use serde::Serialize;
 
 /// A Lightning node whose only chain backend is an embedded BIP 157/158 compact-filter client.
 #[derive(Debug, Parser)]
 #[command(name = "lightfilter", version, about)]
 struct Cli {
+    /// Bitcoin network: regtest, signet, testnet, testnet4 or bitcoin [default: regtest].
+    #[arg(long, global = true, env = "LIGHTFILTER_NETWORK", value_name = "NETWORK", value_parser = network_arg)]
+    network: Option<Network>,
+    /// Data directory [default: ~/.lightfilter/<network>].
+    #[arg(long, global = true, env = "LIGHTFILTER_DATADIR", value_name = "DIR")]
+    datadir: Option<PathBuf>,
+    /// Print results (and errors) as JSON on standard output.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
 
+fn network_arg(text: &str) -> Result<Network, String> {
+    parse_network(text).map_err(|err| err.to_string())
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the node until Ctrl-C, SIGTERM or `lightfilter stop`.
+    #[command(name = "daemon")]
+    Daemon(DaemonArgs),
+    /// Node id, network, chain height, sync status, peers and channels.
+    #[command(name = "getinfo")]
+    GetInfo {
+        /// Wait until headers, filters, wallet and channels are at the chain tip.
+        #[arg(long)]
+        wait_synced: bool,
+        /// Seconds to wait with --wait-synced.
+        #[arg(long, value_name = "SECS", default_value_t = 3600)]
+        timeout: u64,
+    },
+    /// A new on-chain receive address.
+    #[command(name = "newaddress")]
+    NewAddress,
+    /// On-chain and Lightning balances.
+    #[command(name = "balance")]
+    Balance,
+    /// Send on-chain: an amount in sat, or `all` of the confirmed balance (minus the fee).
+    #[command(name = "send")]
+    Send {
+        /// Destination address.
+        address: String,
+        /// Amount in sat, or `all`.
+        #[arg(value_name = "SATS|all")]
+        amount: String,
+        /// Fee rate in sat/vB (e.g. 2 or 1.5) [default: the node's estimate].
+        #[arg(long, value_name = "SAT/VB")]
+        feerate: Option<String>,
+    },
+    /// Unspent on-chain outputs of the wallet.
+    #[command(name = "utxos")]
+    Utxos,
+    /// Connect to a Lightning peer (remembered and reconnected).
+    #[command(name = "connect")]
+    Connect {
+        /// The peer as <pubkey>@<host>:<port>.
+        #[arg(value_name = "PUBKEY@HOST:PORT")]
+        peer: String,
+    },
+    /// Disconnect a Lightning peer.
+    #[command(name = "disconnect")]
+    Disconnect {
+        /// The peer's public key.
+        pubkey: String,
+    },
+    /// Lightning peers.
+    #[command(name = "peers")]
+    Peers,
+    /// Open a channel: connects, negotiates and broadcasts the funding transaction.
+    #[command(name = "openchannel")]
+    OpenChannel {
+        /// The peer as <pubkey>@<host>:<port>.
+        #[arg(value_name = "PUBKEY@HOST:PORT")]
+        peer: String,
+        /// Channel capacity in sat.
+        sats: String,
+        /// Amount in msat given to the peer at opening.
+        #[arg(long, value_name = "MSAT")]
+        push_msat: Option<String>,
+        /// Announce the channel to the network.
+        #[arg(long)]
+        public: bool,
+        /// Wait (showing confirmations) until the channel is ready.
+        #[arg(long)]
+        wait_ready: bool,
+        /// Seconds to wait with --wait-ready.
+        #[arg(long, value_name = "SECS", default_value_t = 7200)]
+        timeout: u64,
+    },
+    /// Close a channel cooperatively, or unilaterally with --force.
+    #[command(name = "closechannel")]
+    CloseChannel {
+        /// The channel id as `channels` shows it.
+        channel_id: String,
+        /// Broadcast our latest commitment transaction without the peer.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Channels and their balances.
+    #[command(name = "channels")]
+    Channels,
+    /// Create a BOLT11 invoice for an amount in msat, or `any` amount.
+    #[command(name = "invoice")]
+    Invoice {
+        /// Amount in msat, or `any`.
+        #[arg(value_name = "MSAT|any")]
+        amount: String,
+        /// Description shown to the payer.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Seconds until the invoice expires.
+        #[arg(long, value_name = "SECS", default_value_t = 3600)]
+        expiry: u32,
+    },
+    /// Pay a BOLT11 invoice or a BOLT12 offer.
+    #[command(name = "pay")]
+    Pay {
+        /// The invoice or offer.
+        #[arg(value_name = "BOLT11|OFFER")]
+        destination: String,
+        /// Amount in msat, for invoices and offers without one.
+        #[arg(long, value_name = "MSAT")]
+        amount_msat: Option<String>,
+        /// Seconds to wait for the outcome before reporting it pending.
+        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Send a spontaneous payment to a node.
+    #[command(name = "keysend")]
+    Keysend {
+        /// The recipient's public key.
+        pubkey: String,
+        /// Amount in msat.
+        msat: String,
+        /// Seconds to wait for the outcome before reporting it pending.
+        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Payments sent and received.
+    #[command(name = "payments")]
+    Payments,
+    /// Create a BOLT12 offer, for an amount in msat or any amount.
+    #[command(name = "offer")]
+    Offer {
+        /// Amount in msat [default: any amount].
+        msat: Option<String>,
+        /// Description shown to the payer.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Sign a message with the node key.
+    #[command(name = "signmessage")]
+    SignMessage {
+        /// The message.
+        message: String,
+    },
+    /// Check a message's signature against a node's public key.
+    #[command(name = "verifymessage")]
+    VerifyMessage {
+        /// The message.
+        message: String,
+        /// The signature, as `signmessage` gives it.
+        signature: String,
+        /// The signer's public key.
+        pubkey: String,
+    },
+    /// Stop the daemon.
+    #[command(name = "stop")]
+    Stop,
     /// Run an embedded regtest peer (miner, mempool, BIP 157 filters) until Ctrl-C.
+    #[command(name = "regtest-peer")]
     RegtestPeer(RegtestPeerArgs),
+    /// Start a regtest peer and two nodes here, open a channel and pay an invoice.
+    #[command(name = "playground")]
+    Playground {
+        /// Stay up afterwards (mining a block every 10 s) until Ctrl-C, for the CLI.
+        #[arg(long)]
+        keep_running: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct DaemonArgs {
+    /// Bitcoin P2P peer serving compact filters, as HOST:PORT (repeatable).
+    #[arg(
+        long = "bitcoin-peer",
+        env = "LIGHTFILTER_BITCOIN_PEER",
+        value_name = "HOST:PORT",
+        value_delimiter = ','
+    )]
+    bitcoin_peers: Vec<String>,
+    /// Use only the given Bitcoin peers (default on regtest); `false` also discovers peers.
+    #[arg(long, env = "LIGHTFILTER_ONLY_BITCOIN_PEERS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    only_bitcoin_peers: Option<bool>,
+    /// Lightning P2P listen address, or `none` [default: 0.0.0.0:9735; 127.0.0.1:0 on regtest].
+    #[arg(long, env = "LIGHTFILTER_LN_LISTEN", value_name = "HOST:PORT")]
+    ln_listen: Option<String>,
+    /// Control API listen address [default: 127.0.0.1 on a per-network port].
+    #[arg(long, env = "LIGHTFILTER_API_LISTEN", value_name = "HOST:PORT")]
+    api_listen: Option<String>,
+    /// Alias announced with the node (at most 32 bytes).
+    #[arg(long, env = "LIGHTFILTER_ALIAS")]
+    alias: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -30,14 +247,200 @@ struct RegtestPeerArgs {
     blocks: u32,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::RegtestPeer(args) => run_regtest_peer(args).await,
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let json = cli.json;
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Daemon(args) => run_daemon(cli.network, cli.datadir, args).await,
+            Command::RegtestPeer(args) => {
+                init_stderr_logging("info");
+                run_regtest_peer(args).await
+            }
+            Command::Playground { keep_running } => {
+                init_stderr_logging("warn");
+                run_playground(keep_running).await
+            }
+            command => {
+                init_stderr_logging("warn");
+                return run_client(cli.network, cli.datadir, json, command).await;
+            }
+        }
+        .map(|()| ExitCode::SUCCESS)
+    });
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            if err.downcast_ref::<AlreadyReported>().is_none() {
+                eprintln!("error: {err:#}");
+            }
+            ExitCode::FAILURE
+        }
     }
 }
+
+fn init_stderr_logging(default_level: &str) {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
+        .init();
+}
+
+// ---------------------------------------------------------------------------------------------
+// daemon
+
+/// Writes each log record to standard error and to the log file.
+struct Tee {
+    file: Arc<Mutex<File>>,
+}
+
+impl Write for Tee {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        let mut file = self
+            .file
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        file.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        let mut file = self
+            .file
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        file.flush()
+    }
+}
+
+fn init_daemon_logging(config: &Config) -> anyhow::Result<PathBuf> {
+    let path = config.data_dir.join("lightfilter.log");
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("cannot open the log file {}", path.display()))?;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+        .unwrap_or_else(|| config.log_level.clone());
+    env_logger::Builder::new()
+        .parse_filters(&filter)
+        .target(env_logger::Target::Pipe(Box::new(Tee {
+            file: Arc::new(Mutex::new(file)),
+        })))
+        .init();
+    Ok(path)
+}
+
+async fn run_daemon(
+    network: Option<Network>,
+    data_dir: Option<PathBuf>,
+    args: DaemonArgs,
+) -> anyhow::Result<()> {
+    let config = Config::load(&ConfigArgs {
+        network,
+        data_dir,
+        bitcoin_peers: args.bitcoin_peers,
+        only_bitcoin_peers: args.only_bitcoin_peers,
+        ln_listen: args.ln_listen,
+        api_listen: args.api_listen,
+        alias: args.alias,
+    })
+    .context("invalid configuration")?;
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            config.data_dir.display()
+        )
+    })?;
+    let log_path = init_daemon_logging(&config)?;
+    // From here on failures go to the log (standard error and the log file) and are not
+    // printed again by `main`.
+    run_logged_daemon(config, log_path).await.map_err(|err| {
+        log::error!("{err:#}");
+        anyhow::Error::new(AlreadyReported)
+    })
+}
+
+/// A failure that was already logged.
+#[derive(Debug, thiserror::Error)]
+#[error("already reported")]
+struct AlreadyReported;
+
+async fn run_logged_daemon(config: Config, log_path: PathBuf) -> anyhow::Result<()> {
+    info!(
+        "lightfilter {} starting on {} in {} (log also in {})",
+        env!("CARGO_PKG_VERSION"),
+        network_name(config.network),
+        config.data_dir.display(),
+        log_path.display()
+    );
+    let node = Node::start(config.clone())
+        .await
+        .context("cannot start the node")?;
+    let server = match api::serve(Arc::clone(&node), config.api_listen, &config.data_dir).await {
+        Ok(server) => server,
+        Err(err) => {
+            node.request_stop();
+            node.stop().await;
+            return Err(err).context("cannot start the control API");
+        }
+    };
+    info!(
+        "node {} running; control API on {}",
+        node.node_id(),
+        server.addr()
+    );
+    wait_for_stop(&node).await;
+    info!("stopping: no new API requests, then the node");
+    node.request_stop();
+    if let Err(err) = server.shutdown().await {
+        warn!("{err}");
+    }
+    node.stop().await;
+    info!("stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C, SIGTERM, or a stop requested through the API.
+async fn wait_for_stop(node: &Node) {
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                warn!("cannot listen for SIGTERM: {err}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => match result {
+            Ok(()) => info!("interrupted"),
+            Err(err) => warn!("cannot listen for Ctrl-C: {err}"),
+        },
+        _ = terminate => info!("terminated"),
+        _ = node.stopped() => info!("stop requested"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// regtest peer and playground
 
 async fn run_regtest_peer(args: RegtestPeerArgs) -> anyhow::Result<()> {
     let peer = RegtestPeer::start(args.listen)
@@ -57,4 +460,507 @@ async fn run_regtest_peer(args: RegtestPeerArgs) -> anyhow::Result<()> {
         .context("waiting for Ctrl-C")?;
     peer.shutdown();
     Ok(())
+}
+
+async fn run_playground(keep_running: bool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut say = |line: &str| {
+        println!("{line}");
+        let _ = std::io::stdout().flush();
+    };
+    say("lightfilter playground: a regtest peer and two nodes (alice, bob) on 127.0.0.1");
+    let playground = Playground::start(&mut say)
+        .await
+        .context("the playground could not start")?;
+    let outcome = playground.run_demo(&mut say).await;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            playground.shutdown().await;
+            return Err(err).context("the playground failed");
+        }
+    };
+    say(&format!(
+        "channel {} carried payment {}; total {:.1} s",
+        outcome.channel_id,
+        outcome.payment_hash,
+        started.elapsed().as_secs_f64()
+    ));
+    if keep_running {
+        let program = std::env::current_exe()
+            .map(|path| path.display().to_string())
+            .unwrap_or_else(|_| "lightfilter".to_string());
+        say("");
+        say(&format!(
+            "The nodes keep running in {}; a block is mined every 10 s. Try:",
+            playground.dir().display()
+        ));
+        for command in playground.cli_commands(&program) {
+            say(&format!("  {command}"));
+        }
+        say("Press Ctrl-C to stop everything and remove the directory.");
+        let mut ticker = tokio::time::interval(Duration::from_secs(10));
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = ticker.tick() => {
+                    let height = playground.mine_block();
+                    info!("mined block {height}");
+                }
+            }
+        }
+        say("stopping the playground");
+    }
+    playground.shutdown().await;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// client commands
+
+/// A command's failure: a stable code and a message.
+struct Failure(ErrorDetail);
+
+impl From<ClientError> for Failure {
+    fn from(err: ClientError) -> Self {
+        Failure(err.detail())
+    }
+}
+
+impl From<parse::ParseError> for Failure {
+    fn from(err: parse::ParseError) -> Self {
+        Failure(ErrorDetail {
+            code: "invalid_input".to_string(),
+            message: err.to_string(),
+        })
+    }
+}
+
+/// What a command printed and how it ends.
+struct Reply {
+    json: serde_json::Value,
+    human: String,
+    success: bool,
+}
+
+impl Reply {
+    fn new(value: &impl Serialize, human: String) -> Reply {
+        Reply {
+            json: serde_json::to_value(value).unwrap_or(serde_json::Value::Null),
+            human,
+            success: true,
+        }
+    }
+}
+
+async fn run_client(
+    network: Option<Network>,
+    data_dir: Option<PathBuf>,
+    json: bool,
+    command: Command,
+) -> anyhow::Result<ExitCode> {
+    let network = network.unwrap_or(Network::Regtest);
+    let data_dir = match data_dir {
+        Some(dir) => dir,
+        None => default_data_dir(network).context("no data directory")?,
+    };
+    let outcome = run_command(&data_dir, json, command).await;
+    let mut stdout = std::io::stdout().lock();
+    let code = match outcome {
+        Ok(reply) => {
+            if json {
+                let text = serde_json::to_string_pretty(&reply.json).unwrap_or_default();
+                let _ = writeln!(stdout, "{text}");
+            } else {
+                let _ = write!(stdout, "{}", reply.human);
+            }
+            if reply.success {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(Failure(detail)) => {
+            if json {
+                let body = ErrorBody { error: detail };
+                let text = serde_json::to_string_pretty(&body).unwrap_or_default();
+                let _ = writeln!(stdout, "{text}");
+            } else {
+                eprintln!("error: {}", detail.message);
+            }
+            ExitCode::FAILURE
+        }
+    };
+    let _ = stdout.flush();
+    Ok(code)
+}
+
+/// Connects lazily, after the arguments were checked.
+fn client(data_dir: &Path) -> Result<Client, Failure> {
+    Ok(Client::from_data_dir(data_dir)?)
+}
+
+async fn call<M: Method>(client: &Client, request: &M::Request) -> Result<M::Response, Failure> {
+    Ok(client.call::<M>(request).await?)
+}
+
+async fn run_command(data_dir: &Path, json: bool, command: Command) -> Result<Reply, Failure> {
+    match command {
+        Command::GetInfo {
+            wait_synced,
+            timeout,
+        } => {
+            let client = client(data_dir)?;
+            let info = if wait_synced {
+                wait_synced_info(&client, json, Duration::from_secs(timeout)).await?
+            } else {
+                call::<GetInfo>(&client, &Empty {}).await?
+            };
+            Ok(Reply::new(&info, render::info(&info)))
+        }
+        Command::NewAddress => {
+            let AddressResponse { address } =
+                call::<NewAddress>(&client(data_dir)?, &Empty {}).await?;
+            Ok(Reply::new(
+                &AddressResponse {
+                    address: address.clone(),
+                },
+                format!("{address}\n"),
+            ))
+        }
+        Command::Balance => {
+            let balance = call::<Balance>(&client(data_dir)?, &Empty {}).await?;
+            Ok(Reply::new(&balance, render::balance(&balance)))
+        }
+        Command::Send {
+            address,
+            amount,
+            feerate,
+        } => {
+            let amount = if amount == "all" {
+                SendAmountSpec::All
+            } else {
+                SendAmountSpec::Sat(parse::parse_sat("amount", &amount)?)
+            };
+            let fee_rate_sat_per_kwu = feerate
+                .as_deref()
+                .map(parse::parse_fee_rate_sat_per_vb)
+                .transpose()?;
+            let request = SendRequest {
+                address: address.clone(),
+                amount,
+                fee_rate_sat_per_kwu,
+            };
+            let sent = call::<SendOnchain>(&client(data_dir)?, &request).await?;
+            let what = match amount {
+                SendAmountSpec::Sat(sat) => format!("{sat} sat"),
+                SendAmountSpec::All => "all confirmed funds".to_string(),
+            };
+            let human = format!("sent {what} to {address} in transaction {}\n", sent.txid);
+            Ok(Reply::new(&sent, human))
+        }
+        Command::Utxos => {
+            let utxos = call::<Utxos>(&client(data_dir)?, &Empty {}).await?;
+            Ok(Reply::new(&utxos, render::utxos(&utxos)))
+        }
+        Command::Connect { peer } => {
+            let (node_id, address) = parse::parse_peer_uri(&peer)?;
+            let request = ConnectRequest {
+                node_id: node_id.to_string(),
+                address,
+            };
+            let connected = call::<Connect>(&client(data_dir)?, &request).await?;
+            let human = format!("connected to {}@{}\n", connected.node_id, connected.address);
+            Ok(Reply::new(&connected, human))
+        }
+        Command::Disconnect { pubkey } => {
+            let node_id = parse::parse_node_id(&pubkey)?;
+            let request = DisconnectRequest {
+                node_id: node_id.to_string(),
+            };
+            let done = call::<Disconnect>(&client(data_dir)?, &request).await?;
+            let human = format!("disconnected from {}\n", done.node_id);
+            Ok(Reply::new(&done, human))
+        }
+        Command::Peers => {
+            let peers = call::<Peers>(&client(data_dir)?, &Empty {}).await?;
+            Ok(Reply::new(&peers, render::peers(&peers)))
+        }
+        Command::OpenChannel {
+            peer,
+            sats,
+            push_msat,
+            public,
+            wait_ready,
+            timeout,
+        } => {
+            let (node_id, address) = parse::parse_peer_uri(&peer)?;
+            let amount_sat = parse::parse_sat("channel amount", &sats)?;
+            let push_msat = push_msat
+                .as_deref()
+                .map(|text| parse::parse_msat("push amount", text))
+                .transpose()?
+                .unwrap_or(0);
+            let request = OpenChannelRequest {
+                node_id: node_id.to_string(),
+                address,
+                amount_sat,
+                push_msat,
+                public,
+            };
+            let client = client(data_dir)?;
+            let opened = call::<OpenChannel>(&client, &request).await?;
+            let mut human = format!(
+                "opening a {amount_sat} sat channel to {node_id}: channel id {}, funding transaction {}\n",
+                opened.channel_id, opened.funding_txid
+            );
+            if !wait_ready {
+                return Ok(Reply::new(&opened, human));
+            }
+            if !json {
+                print!("{human}");
+                human.clear();
+            }
+            let channel = wait_channel_ready(
+                &client,
+                &opened.channel_id,
+                json,
+                Duration::from_secs(timeout),
+            )
+            .await?;
+            human.push_str(&render::channels(std::slice::from_ref(&channel)));
+            Ok(Reply::new(&channel, human))
+        }
+        Command::CloseChannel { channel_id, force } => {
+            let request = CloseChannelRequest {
+                channel_id: parse::parse_channel_id(&channel_id)?,
+                force,
+            };
+            let closed = call::<CloseChannel>(&client(data_dir)?, &request).await?;
+            let how = if force { "force-closing" } else { "closing" };
+            let human = format!(
+                "{how} channel {}; the funds return to the on-chain wallet once the closing transaction confirms{}\n",
+                closed.channel_id,
+                if force { " and its time lock expires" } else { "" }
+            );
+            Ok(Reply::new(&closed, human))
+        }
+        Command::Channels => {
+            let channels = call::<Channels>(&client(data_dir)?, &Empty {}).await?;
+            Ok(Reply::new(&channels, render::channels(&channels)))
+        }
+        Command::Invoice {
+            amount,
+            description,
+            expiry,
+        } => {
+            let amount_msat = if amount == "any" {
+                None
+            } else {
+                Some(parse::parse_msat("amount", &amount)?)
+            };
+            let request = InvoiceRequest {
+                amount_msat,
+                description,
+                expiry_secs: expiry,
+            };
+            let invoice = call::<CreateInvoice>(&client(data_dir)?, &request).await?;
+            let human = format!(
+                "{}\namount {}, payment hash {}, expires at {} (unix time)\n",
+                invoice.bolt11,
+                amount_msat.map_or("any".to_string(), render::msat),
+                invoice.payment_hash,
+                invoice.expires_at
+            );
+            Ok(Reply::new(&invoice, human))
+        }
+        Command::Pay {
+            destination,
+            amount_msat,
+            timeout,
+        } => {
+            let amount_msat = amount_msat
+                .as_deref()
+                .map(|text| parse::parse_msat("amount", text))
+                .transpose()?;
+            let request = PayRequest {
+                destination: destination.trim().to_string(),
+                amount_msat,
+                timeout_secs: timeout,
+            };
+            let client = client(data_dir)?.with_timeout(payment_call_timeout(timeout));
+            let payment = call::<Pay>(&client, &request).await?;
+            Ok(payment_reply(&payment))
+        }
+        Command::Keysend {
+            pubkey,
+            msat,
+            timeout,
+        } => {
+            let request = KeysendRequest {
+                node_id: parse::parse_node_id(&pubkey)?.to_string(),
+                amount_msat: parse::parse_msat("amount", &msat)?,
+                timeout_secs: timeout,
+            };
+            let client = client(data_dir)?.with_timeout(payment_call_timeout(timeout));
+            let payment = call::<Keysend>(&client, &request).await?;
+            Ok(payment_reply(&payment))
+        }
+        Command::Payments => {
+            let payments = call::<Payments>(&client(data_dir)?, &Empty {}).await?;
+            Ok(Reply::new(&payments, render::payments(&payments)))
+        }
+        Command::Offer { msat, description } => {
+            let amount_msat = msat
+                .as_deref()
+                .map(|text| parse::parse_msat("amount", text))
+                .transpose()?;
+            let request = OfferRequest {
+                amount_msat,
+                description,
+            };
+            let offer = call::<CreateOffer>(&client(data_dir)?, &request).await?;
+            let human = format!("{}\n", offer.offer);
+            Ok(Reply::new(&offer, human))
+        }
+        Command::SignMessage { message } => {
+            let signed =
+                call::<SignMessage>(&client(data_dir)?, &SignMessageRequest { message }).await?;
+            let human = format!("{}\n", signed.signature);
+            Ok(Reply::new(&signed, human))
+        }
+        Command::VerifyMessage {
+            message,
+            signature,
+            pubkey,
+        } => {
+            let request = VerifyMessageRequest {
+                message,
+                signature,
+                node_id: parse::parse_node_id(&pubkey)?.to_string(),
+            };
+            let verified = call::<VerifyMessage>(&client(data_dir)?, &request).await?;
+            let human = if verified.valid {
+                format!("valid: signed by {}\n", request.node_id)
+            } else {
+                format!(
+                    "NOT valid: not signed by {} over this message\n",
+                    request.node_id
+                )
+            };
+            Ok(Reply::new(&verified, human))
+        }
+        Command::Stop => {
+            let stopped = call::<Stop>(&client(data_dir)?, &Empty {}).await?;
+            Ok(Reply::new(&stopped, "the daemon is stopping\n".to_string()))
+        }
+        Command::Daemon(_) | Command::RegtestPeer(_) | Command::Playground { .. } => {
+            Err(Failure(ErrorDetail {
+                code: "invalid_input".into(),
+                message: "not a client command".into(),
+            }))
+        }
+    }
+}
+
+/// The HTTP timeout of a payment call: the payment's own timeout plus slack.
+fn payment_call_timeout(timeout_secs: u64) -> Duration {
+    Duration::from_secs(timeout_secs.saturating_add(30))
+}
+
+/// A payment's reply; a failed payment ends the command with a non-zero exit status.
+fn payment_reply(payment: &PaymentEntry) -> Reply {
+    let mut reply = Reply::new(payment, render::payment(payment));
+    reply.success = payment.status != "failed";
+    if payment.status == "pending" {
+        reply
+            .human
+            .push_str("still in flight: `lightfilter payments` shows how it ends\n");
+    }
+    reply
+}
+
+fn progress(json: bool, line: &str) {
+    if !json {
+        eprintln!("{line}");
+    }
+}
+
+async fn wait_synced_info(
+    client: &Client,
+    json: bool,
+    timeout: Duration,
+) -> Result<InfoResponse, Failure> {
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    loop {
+        let info = call::<GetInfo>(client, &Empty {}).await?;
+        if info.synced {
+            return Ok(info);
+        }
+        let status = format!(
+            "syncing: headers {}, filters {}, wallet and channels at {} ({} bitcoin peers)",
+            info.header_height, info.filter_height, info.block_height, info.num_bitcoin_peers
+        );
+        if status != last {
+            progress(json, &status);
+            last = status;
+        }
+        if Instant::now() >= deadline {
+            return Err(Failure(ErrorDetail {
+                code: "timeout".into(),
+                message: format!("not synced after {} s: {last}", timeout.as_secs()),
+            }));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn wait_channel_ready(
+    client: &Client,
+    channel_id: &str,
+    json: bool,
+    timeout: Duration,
+) -> Result<ChannelEntry, Failure> {
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    loop {
+        let channels = call::<Channels>(client, &Empty {}).await?;
+        let channel = channels
+            .into_iter()
+            .find(|channel| channel.channel_id == channel_id)
+            .ok_or_else(|| {
+                Failure(ErrorDetail {
+                    code: "unknown_channel".into(),
+                    message: format!(
+                        "channel {channel_id} disappeared while opening (the peer may have refused it; see the daemon's log)"
+                    ),
+                })
+            })?;
+        if channel.ready {
+            progress(json, "channel ready");
+            return Ok(channel);
+        }
+        let status = match channel.confirmations {
+            Some(confirmations) => {
+                format!("waiting for the funding transaction: {confirmations} confirmation(s)")
+            }
+            None => "waiting for the funding transaction to confirm".to_string(),
+        };
+        if status != last {
+            progress(json, &status);
+            last = status;
+        }
+        if Instant::now() >= deadline {
+            return Err(Failure(ErrorDetail {
+                code: "timeout".into(),
+                message: format!(
+                    "channel {channel_id} not ready after {} s: {last}",
+                    timeout.as_secs()
+                ),
+            }));
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }

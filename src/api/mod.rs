@@ -40,6 +40,7 @@ mod convert;
 mod error;
 mod handlers;
 pub mod parse;
+pub mod render;
 mod server;
 pub mod types;
 
