@@ -13,7 +13,10 @@ use common::raw::RawPeer;
 use common::start_peer;
 use lightfilter::regtest::RegtestPeer;
 
-fn active_hashes(peer: &RegtestPeer, heights: std::ops::RangeInclusive<u32>) -> Vec<(u32, BlockHash)> {
+fn active_hashes(
+    peer: &RegtestPeer,
+    heights: std::ops::RangeInclusive<u32>,
+) -> Vec<(u32, BlockHash)> {
     heights
         .map(|height| (height, peer.block_at(height).unwrap().block_hash()))
         .collect()
@@ -44,7 +47,10 @@ async fn reorg_is_seen_as_reorg(depth: u32, new_blocks: u32) {
     let switched_at = 110 - depth + accepted.len() as u32;
     assert_eq!(accepted, new_branch[..accepted.len()].to_vec());
     for (height, hash) in &new_branch[accepted.len()..] {
-        assert!(log.connected.contains(&(*height, *hash)), "{height} connected after {switched_at}");
+        assert!(
+            log.connected.contains(&(*height, *hash)),
+            "{height} connected after {switched_at}"
+        );
     }
     for (_, hash) in &new_branch {
         assert_eq!(
@@ -71,7 +77,11 @@ async fn invalidated_transactions_return_to_the_mempool_and_are_mined_again() {
     let alice = TestKey::new("alice");
     let bob = TestKey::new("bob").script();
     let funding = peer
-        .fund(&alice.script(), Amount::from_sat(100_000), FeeRate::from_sat_per_vb(1).unwrap())
+        .fund(
+            &alice.script(),
+            Amount::from_sat(100_000),
+            FeeRate::from_sat_per_vb(1).unwrap(),
+        )
         .unwrap();
     peer.mine(1, &bob);
     let spend = spend_p2wpkh(
@@ -132,7 +142,9 @@ async fn transactions_invalid_after_invalidation_are_evicted() {
     assert!(!peer.in_mempool(&child.compute_txid()));
     assert!(peer.mempool().is_empty());
     assert_eq!(peer.confirmations(&spend.compute_txid()), None);
-    assert!(peer.utxo(&OutPoint::new(coinbase.compute_txid(), 0)).is_some());
+    assert!(peer
+        .utxo(&OutPoint::new(coinbase.compute_txid(), 0))
+        .is_some());
 }
 
 #[tokio::test]
@@ -143,11 +155,15 @@ async fn invalidated_blocks_are_not_served() {
     let stale = peer.invalidate(2);
     let mut raw = RawPeer::connect(peer.addr()).await;
     raw.handshake(false).await;
-    raw.send(NetworkMessage::GetData(vec![Inventory::WitnessBlock(stale[0])]))
-        .await;
+    raw.send(NetworkMessage::GetData(vec![Inventory::WitnessBlock(
+        stale[0],
+    )]))
+    .await;
     let replies = raw.sync().await;
     assert!(
-        replies.contains(&NetworkMessage::NotFound(vec![Inventory::WitnessBlock(stale[0])])),
+        replies.contains(&NetworkMessage::NotFound(vec![Inventory::WitnessBlock(
+            stale[0]
+        )])),
         "{replies:?}"
     );
     // A locator at the stale tip gets nothing: Core's answer when it has no better chain.
@@ -157,7 +173,10 @@ async fn invalidated_blocks_are_not_served() {
     )))
     .await;
     let replies = raw.sync().await;
-    assert!(replies.contains(&NetworkMessage::Headers(vec![])), "{replies:?}");
+    assert!(
+        replies.contains(&NetworkMessage::Headers(vec![])),
+        "{replies:?}"
+    );
     // Once the new branch is longer, the same locator gets the new branch from the fork.
     let new_branch = peer.mine(3, &miner);
     raw.send(NetworkMessage::GetHeaders(GetHeadersMessage::new(
@@ -172,6 +191,10 @@ async fn invalidated_blocks_are_not_served() {
         })
         .await;
     let hashes: Vec<BlockHash> = headers.iter().map(|header| header.block_hash()).collect();
-    assert_eq!(hashes.len(), 11, "headers 11 to 21 after the locator's block 10");
+    assert_eq!(
+        hashes.len(),
+        11,
+        "headers 11 to 21 after the locator's block 10"
+    );
     assert_eq!(&hashes[8..], &new_branch[..]);
 }

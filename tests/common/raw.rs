@@ -110,9 +110,9 @@ impl RawPeer {
         }
     }
 
-    /// Does the version handshake; returns the peer's version and every message it sent
-    /// before its verack.
-    pub async fn handshake(&mut self, relay: bool) -> (VersionMessage, Vec<NetworkMessage>) {
+    /// Does the version handshake and answers the peer's first ping, so later replies start
+    /// clean.
+    pub async fn handshake(&mut self, relay: bool) -> Handshake {
         self.send(NetworkMessage::Version(Self::version_message(relay)))
             .await;
         let version = match self.recv().await {
@@ -128,6 +128,26 @@ impl RawPeer {
         }
         self.send(NetworkMessage::WtxidRelay).await;
         self.send(NetworkMessage::Verack).await;
-        (version, before_verack)
+        let after_verack = self.sync().await;
+        for message in &after_verack {
+            if let NetworkMessage::Ping(nonce) = message {
+                self.send(NetworkMessage::Pong(*nonce)).await;
+            }
+        }
+        Handshake {
+            version,
+            before_verack,
+            after_verack,
+        }
     }
+}
+
+/// What the peer sent during the handshake.
+pub struct Handshake {
+    /// Its version message.
+    pub version: VersionMessage,
+    /// Messages between its version and its verack.
+    pub before_verack: Vec<NetworkMessage>,
+    /// Messages right after the handshake completed.
+    pub after_verack: Vec<NetworkMessage>,
 }

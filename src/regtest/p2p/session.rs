@@ -248,7 +248,7 @@ impl Session {
             NetworkMessage::GetHeaders(request) => self.serve_headers(request).await?,
             NetworkMessage::GetBlocks(request) => self.serve_block_inventory(request).await?,
             NetworkMessage::GetData(items) => self.serve_data(items).await?,
-            NetworkMessage::Tx(tx) => self.receive_transaction(tx),
+            NetworkMessage::Tx(tx) => self.receive_transaction(tx).await?,
             NetworkMessage::Inv(items) => self.request_transactions(items).await?,
             NetworkMessage::GetCFilters(request) => return self.serve_filters(request).await,
             NetworkMessage::GetCFHeaders(request) => {
@@ -498,13 +498,30 @@ impl Session {
         Ok(())
     }
 
-    fn receive_transaction(&mut self, tx: Transaction) {
+    async fn receive_transaction(&mut self, tx: Transaction) -> std::io::Result<()> {
         self.shared.record(|stats| stats.txs_received += 1);
-        let result = lock(&self.shared.node).submit(tx, Some(self.id));
-        match result {
-            Ok(txid) => info!("accepted {txid} from {}", self.peer),
-            Err(rejection) => info!("refused a transaction from {}: {rejection}", self.peer),
+        let missing_parents = {
+            let mut node = lock(&self.shared.node);
+            match node.submit(tx.clone(), Some(self.id)) {
+                Ok(txid) => {
+                    info!("accepted {txid} from {}", self.peer);
+                    Vec::new()
+                }
+                Err(rejection) => {
+                    info!("refused a transaction from {}: {rejection}", self.peer);
+                    node.missing_parents(&tx)
+                }
+            }
+        };
+        if !missing_parents.is_empty() {
+            // Like Core: ask the peer that sent an orphan for its parents, by txid.
+            let items = missing_parents
+                .into_iter()
+                .map(Inventory::WitnessTransaction)
+                .collect();
+            self.send(NetworkMessage::GetData(items)).await?;
         }
+        Ok(())
     }
 
     async fn request_transactions(&mut self, items: Vec<Inventory>) -> std::io::Result<()> {
@@ -513,7 +530,10 @@ impl Session {
             items
                 .into_iter()
                 .filter_map(|item| match item {
-                    Inventory::WTx(wtxid) if node.mempool().get_by_wtxid(&wtxid).is_none() => {
+                    Inventory::WTx(wtxid)
+                        if node.mempool().get_by_wtxid(&wtxid).is_none()
+                            && !node.chain().has_wtxid(&wtxid) =>
+                    {
                         Some(Inventory::WTx(wtxid))
                     }
                     Inventory::Transaction(txid) | Inventory::WitnessTransaction(txid)
