@@ -30,6 +30,9 @@ impl SeenFilter {
     }
 }
 
+/// Blocks as (height, hash), oldest first.
+pub type Branch = Vec<(u32, BlockHash)>;
+
 /// Everything the client reported so far.
 #[derive(Debug, Clone, Default)]
 pub struct ClientLog {
@@ -40,7 +43,7 @@ pub struct ClientLog {
     /// Blocks connected to the header chain.
     pub connected: Vec<(u32, BlockHash)>,
     /// Reorganizations: (accepted, disconnected), each oldest first.
-    pub reorgs: Vec<(Vec<(u32, BlockHash)>, Vec<(u32, BlockHash)>)>,
+    pub reorgs: Vec<(Branch, Branch)>,
     /// Forks seen but not (yet) adopted.
     pub forks: Vec<(u32, BlockHash)>,
     /// Warnings, rendered.
