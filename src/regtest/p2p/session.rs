@@ -79,7 +79,13 @@ pub async fn run(
     let _ = stream.set_nodelay(true);
     let (reader, writer) = stream.into_split();
     let (messages_tx, mut messages) = mpsc::channel(256);
-    let reader_task = tokio::spawn(read_loop(reader, messages_tx, Arc::clone(&shared), peer));
+    let reader_task = tokio::spawn(read_loop(
+        reader,
+        messages_tx,
+        Arc::clone(&shared),
+        Arc::clone(&switches),
+        peer,
+    ));
     let _reader_guard = AbortOnDrop(reader_task);
     let mut notices = shared.notices.subscribe();
     let mut session = Session {
@@ -143,18 +149,25 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Reads messages and hands them to the session; while stalling, drops them as they arrive
+/// (before counting their bytes, so a test that sees them counted knows they were dropped).
 async fn read_loop(
     reader: OwnedReadHalf,
     messages: mpsc::Sender<NetworkMessage>,
     shared: Arc<Shared>,
+    switches: Arc<Misbehaviour>,
     peer: SocketAddr,
 ) {
     let mut reader = BufReader::new(reader);
     loop {
         match wire::read_message(&mut reader).await {
             Ok((decoded, bytes)) => {
+                let stalling = switches.stall();
                 shared.record(|stats| stats.bytes_received += bytes as u64);
                 match decoded {
+                    Ok(message) if stalling => {
+                        debug!("stalling: dropped {} from {peer}", message.cmd())
+                    }
                     Ok(message) => {
                         if messages.send(message).await.is_err() {
                             return;
