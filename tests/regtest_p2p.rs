@@ -624,3 +624,27 @@ async fn bip157_clients_broadcast_to_and_hear_from_the_mempool() {
     assert_eq!(peer.confirmations(&child.compute_txid()), Some(1));
     client.stop().await;
 }
+
+#[tokio::test]
+async fn the_handle_is_shared_across_threads_and_dropping_the_last_clone_stops_the_peer() {
+    fn assert_send_sync<T: Send + Sync + Clone>(_: &T) {}
+    let peer = start_peer().await;
+    assert_send_sync(&peer);
+    let clone = peer.clone();
+    let miner = TestKey::new("miner").script();
+    std::thread::spawn(move || clone.mine(3, &miner))
+        .join()
+        .unwrap();
+    assert_eq!(peer.tip().0, 3, "clones drive the same peer");
+
+    let addr = peer.addr();
+    let mut raw = RawPeer::connect(addr).await;
+    raw.handshake(false).await;
+    drop(peer);
+    assert!(raw.closed_by_peer().await);
+    let refused = wait_for(TIMEOUT, || {
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err()
+    })
+    .await;
+    assert!(refused, "the listener closes with the last handle");
+}
