@@ -207,10 +207,9 @@ impl Session {
         if self.switches.stall() || bytes.is_empty() {
             return Ok(());
         }
-        self.writer.write_all(bytes).await?;
         self.shared
             .record(|stats| stats.bytes_sent += bytes.len() as u64);
-        Ok(())
+        self.writer.write_all(bytes).await
     }
 
     async fn send(&mut self, message: NetworkMessage) -> std::io::Result<()> {
@@ -328,6 +327,9 @@ impl Session {
     }
 
     async fn on_notice(&mut self, notice: Notice) -> SessionResult {
+        if self.switches.stall() {
+            return Ok(Outcome::Continue);
+        }
         match notice {
             Notice::TipChanged => return self.announce_tip().await,
             Notice::NewTx {
@@ -384,8 +386,8 @@ impl Session {
         match headers {
             Some(headers) => {
                 let count = headers.len() as u64;
-                self.send(NetworkMessage::Headers(headers)).await?;
                 self.shared.record(|stats| stats.headers_served += count);
+                self.send(NetworkMessage::Headers(headers)).await?;
                 self.best_header_sent = Some(tip_hash);
             }
             None => {
@@ -422,8 +424,8 @@ impl Session {
         };
         self.best_header_sent = Some(best);
         let count = headers.len() as u64;
-        self.send(NetworkMessage::Headers(headers)).await?;
         self.shared.record(|stats| stats.headers_served += count);
+        self.send(NetworkMessage::Headers(headers)).await?;
         Ok(())
     }
 
@@ -474,9 +476,9 @@ impl Session {
                     } else {
                         serialize(&strip_block(&block))
                     };
-                    self.write(&wire::encode_raw("block", &payload)).await?;
                     self.shared
                         .record(|stats| stats.blocks_served.push((hash, with_witness)));
+                    self.write(&wire::encode_raw("block", &payload)).await?;
                 }
                 Inventory::Transaction(_)
                 | Inventory::WitnessTransaction(_)
@@ -633,9 +635,9 @@ impl Session {
             }
             (bytes, hashes.len() as u64)
         };
-        self.write(&messages.0).await?;
         self.shared
             .record(|stats| stats.cfilters_served += messages.1);
+        self.write(&messages.0).await?;
         Ok(Outcome::Continue)
     }
 
@@ -692,8 +694,8 @@ impl Session {
             }
         };
         let count = response.filter_hashes.len() as u64;
-        self.send(NetworkMessage::CFHeaders(response)).await?;
         self.shared.record(|stats| stats.cfheaders_served += count);
+        self.send(NetworkMessage::CFHeaders(response)).await?;
         Ok(Outcome::Continue)
     }
 
