@@ -244,6 +244,44 @@ async fn bip68_relative_lock_times_are_enforced() {
         TxRejectReason::NonBip68Final,
         "median time past",
     );
+
+    // One 512-second interval: spendable once the tip's median time past exceeds the median
+    // time past before the coin's block by more than 511 seconds.
+    let (coin, value) = confirmed_coin(&peer, &alice, 100_000);
+    let coin_height = peer.tip().0;
+    let coin_time = median_time_past(&peer, coin_height - 1);
+    let mut one_interval = unsigned_tx(&[coin], vec![pay(&bob, 99_000)]);
+    one_interval.input[0].sequence = Sequence::from_512_second_intervals(1);
+    alice.sign_p2wpkh(&mut one_interval, 0, value);
+    let mut refusals = 0;
+    loop {
+        let tip_time = median_time_past(&peer, peer.tip().0);
+        if tip_time > coin_time + 511 {
+            peer.send_tx(&one_interval).unwrap();
+            break;
+        }
+        assert_refused(
+            &peer,
+            send(&peer, &one_interval),
+            TxRejectReason::NonBip68Final,
+            "median time past",
+        );
+        refusals += 1;
+        peer.mine(50, &bob);
+    }
+    assert!(
+        refusals > 10,
+        "the lock held for a while ({refusals} refusals)"
+    );
+}
+
+/// Median of the timestamps of the 11 blocks ending at `height`, from the raw headers.
+fn median_time_past(peer: &RegtestPeer, height: u32) -> u32 {
+    let mut times: Vec<u32> = (height.saturating_sub(10)..=height)
+        .map(|h| peer.block_at(h).unwrap().header.time)
+        .collect();
+    times.sort_unstable();
+    times[times.len() / 2]
 }
 
 #[tokio::test]
