@@ -63,6 +63,14 @@ impl ChainListener {
         listeners.len() - 1
     }
 
+    /// Replaces every registered listener, e.g. the individual channel monitors used during
+    /// start-up synchronisation by the `ChainMonitor` that holds them afterwards. Forgets the
+    /// last delivery, whose recipients were counted among the old listeners.
+    pub fn replace_all(&self, listeners: Vec<(String, SharedListen)>) {
+        *self.listeners.write().unwrap_or_else(|p| p.into_inner()) = listeners;
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
     /// A [`Listen`] that forwards to the listener at `index` only, recording deliveries like
     /// the fan-out does (used when listeners start at different blocks).
     pub fn view(&self, index: usize) -> ListenerView<'_> {

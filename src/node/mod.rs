@@ -1,37 +1,148 @@
 //! The Lightning node: the LDK stack wired onto the compact-filter chain source and the
-//! on-chain wallet, and the operations the control API exposes.
+//! on-chain wallet ([`builder`] follows LDK's node-building guide step by step), the handling
+//! of LDK events ([`events`]), background work ([`background`]), and the operations the
+//! control API exposes, grouped by concern ([`onchain`], [`channels`], [`payments`]).
 
+mod background;
+mod builder;
+mod channels;
+mod data_dir;
 mod error;
+mod events;
 mod info;
+mod logger;
+mod onchain;
+mod payment_store;
+mod payments;
+mod peers;
+pub mod types;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
 
 use bitcoin::secp256k1::PublicKey;
-use bitcoin::{FeeRate, Txid};
+use lightning::sign::KeysManager;
+use log::info;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
 
 pub use crate::wallet::SendAmount;
+pub use builder::user_config;
+pub use data_dir::{LOCK_FILE, NETWORK_FILE, SEED_FILE};
 pub use error::NodeError;
 pub use info::{
     Balances, ChannelInfo, InvoiceInfo, NodeInfo, OpenedChannel, PaymentDirection, PaymentInfo,
     PaymentStatus, PeerInfo, UtxoInfo,
 };
 
+use crate::chain::ChainSource;
 use crate::config::Config;
+use crate::wallet::Wallet;
+use data_dir::DataDir;
+use payment_store::PaymentStore;
+use peers::PeerStore;
+use types::{
+    ChainMonitor, ChannelManager, GossipSync, NetworkGraph, OnionMessenger, PeerManager, Scorer,
+    Store, Sweeper,
+};
+
+/// Waiters for channels being opened, by user channel id.
+type OpenWaiters = HashMap<u128, oneshot::Sender<Result<OpenedChannel, NodeError>>>;
+
+/// Everything a running node is made of (built by [`builder`]).
+pub(crate) struct NodeParts {
+    pub config: Config,
+    pub data_dir: DataDir,
+    pub keys: Arc<KeysManager>,
+    pub chain: Arc<ChainSource>,
+    pub wallet: Arc<Wallet>,
+    pub chain_monitor: Arc<ChainMonitor>,
+    pub channel_manager: Arc<ChannelManager>,
+    pub peer_manager: Arc<PeerManager>,
+    pub onion_messenger: Arc<OnionMessenger>,
+    pub network_graph: Arc<NetworkGraph>,
+    pub gossip_sync: Arc<GossipSync>,
+    pub scorer: Arc<RwLock<Scorer>>,
+    pub sweeper: Arc<Sweeper>,
+    pub store: Arc<Store>,
+    pub payments: Arc<PaymentStore>,
+    pub peers: Arc<PeerStore>,
+    pub ln_listen_addr: Option<SocketAddr>,
+    pub stop_tx: watch::Sender<bool>,
+}
 
 /// A running node.
 pub struct Node {
     config: Config,
+    data_dir: DataDir,
+    keys: Arc<KeysManager>,
+    chain: Arc<ChainSource>,
+    wallet: Arc<Wallet>,
+    chain_monitor: Arc<ChainMonitor>,
+    channel_manager: Arc<ChannelManager>,
+    peer_manager: Arc<PeerManager>,
+    onion_messenger: Arc<OnionMessenger>,
+    network_graph: Arc<NetworkGraph>,
+    gossip_sync: Arc<GossipSync>,
+    scorer: Arc<RwLock<Scorer>>,
+    sweeper: Arc<Sweeper>,
+    store: Arc<Store>,
+    payments: Arc<PaymentStore>,
+    peers: Arc<PeerStore>,
+    ln_listen_addr: Option<SocketAddr>,
+    stop_tx: watch::Sender<bool>,
+    stop_requested: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    background: Mutex<Option<JoinHandle<()>>>,
+    open_waiters: Mutex<OpenWaiters>,
+    bump_handler: types::BumpHandler,
 }
 
 impl Node {
+    fn new(parts: NodeParts) -> Self {
+        let logger = Arc::new(logger::LdkLogger);
+        let bump_handler = types::BumpHandler::new(
+            parts.chain.broadcaster().clone(),
+            Arc::new(lightning::events::bump_transaction::sync::WalletSync::new(
+                parts.wallet.clone(),
+                logger.clone(),
+            )),
+            parts.keys.clone(),
+            logger,
+        );
+        Self {
+            config: parts.config,
+            data_dir: parts.data_dir,
+            keys: parts.keys,
+            chain: parts.chain,
+            wallet: parts.wallet,
+            chain_monitor: parts.chain_monitor,
+            channel_manager: parts.channel_manager,
+            peer_manager: parts.peer_manager,
+            onion_messenger: parts.onion_messenger,
+            network_graph: parts.network_graph,
+            gossip_sync: parts.gossip_sync,
+            scorer: parts.scorer,
+            sweeper: parts.sweeper,
+            store: parts.store,
+            payments: parts.payments,
+            peers: parts.peers,
+            ln_listen_addr: parts.ln_listen_addr,
+            stop_tx: parts.stop_tx,
+            stop_requested: watch::channel(false).0,
+            tasks: Mutex::new(Vec::new()),
+            background: Mutex::new(None),
+            open_waiters: Mutex::new(HashMap::new()),
+            bump_handler,
+        }
+    }
+
     /// Starts the node described by `config` (keys, stores, chain sync, networking,
     /// background processing) on the current tokio runtime.
     pub async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
-        Err(NodeError::NotReady(format!(
-            "node start for {} is being built",
-            config.data_dir.display()
-        )))
+        builder::start(config).await
     }
 
     /// The configuration the node runs with.
@@ -39,147 +150,99 @@ impl Node {
         &self.config
     }
 
+    /// The data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data_dir.path()
+    }
+
+    /// The chain source (for status and tests).
+    pub fn chain(&self) -> &Arc<ChainSource> {
+        &self.chain
+    }
+
+    /// The address the node accepts Lightning connections on.
+    pub fn listen_address(&self) -> Option<SocketAddr> {
+        self.ln_listen_addr
+    }
+
     /// Asks the node to stop; [`Node::stopped`] resolves afterwards.
-    pub fn request_stop(&self) {}
+    pub fn request_stop(&self) {
+        self.stop_requested.send_replace(true);
+    }
 
     /// Resolves once a stop was requested.
-    pub async fn stopped(&self) {}
+    pub async fn stopped(&self) {
+        let mut requested = self.stop_requested.subscribe();
+        let _ = requested.wait_for(|stop| *stop).await;
+    }
 
-    /// Stops networking and background work, persisting everything.
-    pub async fn stop(&self) {}
+    /// Stops networking and background work; the background processor persists the channel
+    /// manager, graph and scorer one last time before it returns.
+    pub async fn stop(&self) {
+        self.request_stop();
+        self.stop_tx.send_replace(true);
+        self.peer_manager.disconnect_all_peers();
+        let background = self.background.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(background) = background {
+            let _ = background.await;
+        }
+        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for task in tasks {
+            task.abort();
+            let _ = task.await;
+        }
+        if let Err(err) = self.wallet.flush() {
+            log::error!("saving the wallet on shutdown failed: {err}");
+        }
+        self.chain.shutdown();
+        info!("node stopped");
+    }
 
     /// The node's public key.
     pub fn node_id(&self) -> PublicKey {
-        unreachable_node()
+        self.channel_manager.get_our_node_id()
     }
 
     /// Node, chain and channel summary.
     pub async fn info(&self) -> NodeInfo {
-        unreachable_node()
-    }
-
-    /// A new on-chain receive address.
-    pub fn new_address(&self) -> Result<String, NodeError> {
-        Err(not_built())
-    }
-
-    /// On-chain and Lightning balances.
-    pub fn balances(&self) -> Balances {
-        unreachable_node()
-    }
-
-    /// Unspent wallet outputs.
-    pub fn utxos(&self) -> Vec<UtxoInfo> {
-        unreachable_node()
-    }
-
-    /// Sends on-chain to `address`; `fee_rate` defaults to the estimator's normal rate.
-    pub fn send_onchain(
-        &self,
-        _address: &str,
-        _amount: SendAmount,
-        _fee_rate: Option<FeeRate>,
-    ) -> Result<Txid, NodeError> {
-        Err(not_built())
-    }
-
-    /// Connects to a Lightning peer at `address` (`host:port`) and remembers it.
-    pub async fn connect(&self, _node_id: PublicKey, _address: &str) -> Result<(), NodeError> {
-        Err(not_built())
-    }
-
-    /// Disconnects a Lightning peer.
-    pub async fn disconnect(&self, _node_id: PublicKey) -> Result<(), NodeError> {
-        Err(not_built())
-    }
-
-    /// Known and connected Lightning peers.
-    pub fn peers(&self) -> Vec<PeerInfo> {
-        unreachable_node()
-    }
-
-    /// Opens a channel of `amount_sat` to `node_id` at `address`, pushing `push_msat`; waits
-    /// until the funding transaction is broadcast.
-    pub async fn open_channel(
-        &self,
-        _node_id: PublicKey,
-        _address: &str,
-        _amount_sat: u64,
-        _push_msat: u64,
-        _public: bool,
-    ) -> Result<OpenedChannel, NodeError> {
-        Err(not_built())
-    }
-
-    /// Closes a channel cooperatively, or unilaterally with `force`.
-    pub async fn close_channel(&self, _channel_id: &str, _force: bool) -> Result<(), NodeError> {
-        Err(not_built())
-    }
-
-    /// All channels.
-    pub fn channels(&self) -> Vec<ChannelInfo> {
-        unreachable_node()
-    }
-
-    /// A BOLT11 invoice for `amount_msat` (any amount when `None`).
-    pub fn create_invoice(
-        &self,
-        _amount_msat: Option<u64>,
-        _description: &str,
-        _expiry_secs: u32,
-    ) -> Result<InvoiceInfo, NodeError> {
-        Err(not_built())
-    }
-
-    /// Pays a BOLT11 invoice or BOLT12 offer, waiting up to `timeout` for the outcome.
-    pub async fn pay(
-        &self,
-        _destination: &str,
-        _amount_msat: Option<u64>,
-        _timeout: Duration,
-    ) -> Result<PaymentInfo, NodeError> {
-        Err(not_built())
-    }
-
-    /// Sends a spontaneous (keysend) payment, waiting up to `timeout` for the outcome.
-    pub async fn keysend(
-        &self,
-        _node_id: PublicKey,
-        _amount_msat: u64,
-        _timeout: Duration,
-    ) -> Result<PaymentInfo, NodeError> {
-        Err(not_built())
-    }
-
-    /// Payments sent and received, newest last.
-    pub fn payments(&self) -> Vec<PaymentInfo> {
-        unreachable_node()
-    }
-
-    /// A BOLT12 offer for `amount_msat` (any amount when `None`).
-    pub fn create_offer(
-        &self,
-        _amount_msat: Option<u64>,
-        _description: &str,
-    ) -> Result<String, NodeError> {
-        Err(not_built())
+        let status = self.chain.status().await;
+        let best = self.channel_manager.current_best_block();
+        let channels = self.channel_manager.list_channels();
+        NodeInfo {
+            node_id: self.node_id(),
+            network: self.config.network,
+            block_height: best.height,
+            block_hash: best.block_hash,
+            synced: status.synced && status.filter_height == best.height,
+            header_height: status.header_height,
+            filter_height: status.filter_height,
+            num_bitcoin_peers: status.peers,
+            num_peers: self.peer_manager.list_peers().len(),
+            num_channels: channels.len(),
+            num_usable_channels: channels.iter().filter(|c| c.is_usable).count(),
+            listen_addresses: self.ln_listen_addr.iter().map(|a| a.to_string()).collect(),
+            alias: self.config.alias.clone(),
+        }
     }
 
     /// Signs `message` with the node key (zbase32, as other implementations do).
-    pub fn sign_message(&self, _message: &str) -> String {
-        unreachable_node()
+    pub fn sign_message(&self, message: &str) -> String {
+        lightning::util::message_signing::sign(message.as_bytes(), &self.keys.get_node_secret_key())
     }
 
     /// Whether `signature` over `message` was made by `node_id`.
-    pub fn verify_message(&self, _message: &str, _signature: &str, _node_id: PublicKey) -> bool {
-        unreachable_node()
+    pub fn verify_message(&self, message: &str, signature: &str, node_id: PublicKey) -> bool {
+        lightning::util::message_signing::verify(message.as_bytes(), signature, &node_id)
     }
-}
 
-fn not_built() -> NodeError {
-    NodeError::NotReady("this operation is being built".into())
-}
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(tokio::spawn(task));
+    }
 
-fn unreachable_node<T>() -> T {
-    panic!("a Node cannot be constructed yet")
+    fn open_waiters(&self) -> std::sync::MutexGuard<'_, OpenWaiters> {
+        self.open_waiters.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }

@@ -14,7 +14,7 @@ use bitcoin::hashes::Hash;
 use bitcoin::key::{Secp256k1, Verification};
 use bitcoin::{
     Amount, Block, BlockHash, FilterHash, FilterHeader, Network, OutPoint, ScriptBuf, Transaction,
-    Txid, Weight,
+    Txid, Weight, Wtxid,
 };
 
 use super::consensus::{self, BlockContext, Coin};
@@ -51,6 +51,7 @@ pub struct Chain {
     times: Vec<u32>,
     utxos: HashMap<OutPoint, Coin>,
     tx_heights: HashMap<Txid, u32>,
+    confirmed_wtxids: HashSet<Wtxid>,
     tracked_script: ScriptBuf,
     tracked_coins: BTreeSet<(u32, OutPoint)>,
 }
@@ -87,6 +88,7 @@ impl Chain {
             times: vec![time],
             utxos: HashMap::new(),
             tx_heights: HashMap::new(),
+            confirmed_wtxids: HashSet::new(),
             tracked_script,
             tracked_coins: BTreeSet::new(),
         }
@@ -152,6 +154,11 @@ impl Chain {
     /// Height of the active-chain block confirming `txid`.
     pub fn tx_height(&self, txid: &Txid) -> Option<u32> {
         self.tx_heights.get(txid).copied()
+    }
+
+    /// Whether a non-coinbase transaction with this wtxid is confirmed on the active chain.
+    pub fn has_wtxid(&self, wtxid: &Wtxid) -> bool {
+        self.confirmed_wtxids.contains(wtxid)
     }
 
     /// Confirmed unspent outputs paying the tracked script, oldest first.
@@ -276,6 +283,7 @@ impl Chain {
         for (index, tx) in block.txdata.iter().enumerate() {
             let txid = tx.compute_txid();
             if index > 0 {
+                self.confirmed_wtxids.insert(tx.compute_wtxid());
                 for (outpoint, coin) in &undo[index - 1] {
                     self.utxos.remove(outpoint);
                     self.tracked_coins.remove(&(coin.height, *outpoint));
@@ -345,6 +353,7 @@ impl Chain {
                 }
             }
             if index > 0 {
+                self.confirmed_wtxids.remove(&tx.compute_wtxid());
                 for (outpoint, coin) in undo[index - 1].iter().rev() {
                     if coin.txout.script_pubkey == self.tracked_script {
                         self.tracked_coins.insert((coin.height, *outpoint));

@@ -3,7 +3,7 @@
 //!
 //! Acceptance rules live with the node, which sees both the chain and the mempool.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bitcoin::{Amount, OutPoint, Transaction, TxOut, Txid, Wtxid};
 
@@ -32,7 +32,9 @@ impl MempoolEntry {
 /// Unconfirmed transactions.
 #[derive(Debug, Default)]
 pub struct Mempool {
-    order: Vec<Txid>,
+    order: BTreeMap<u64, Txid>,
+    arrival: HashMap<Txid, u64>,
+    next_arrival: u64,
     entries: HashMap<Txid, MempoolEntry>,
     by_wtxid: HashMap<Wtxid, Txid>,
     spends: HashMap<OutPoint, Txid>,
@@ -75,7 +77,9 @@ impl Mempool {
 
     /// Entries in arrival order.
     pub fn iter(&self) -> impl Iterator<Item = &MempoolEntry> {
-        self.order.iter().filter_map(|txid| self.entries.get(txid))
+        self.order
+            .values()
+            .filter_map(|txid| self.entries.get(txid))
     }
 
     /// Adds an entry; the caller has checked it.
@@ -84,7 +88,9 @@ impl Mempool {
             self.spends.insert(input.previous_output, entry.txid);
         }
         self.by_wtxid.insert(entry.wtxid, entry.txid);
-        self.order.push(entry.txid);
+        self.order.insert(self.next_arrival, entry.txid);
+        self.arrival.insert(entry.txid, self.next_arrival);
+        self.next_arrival += 1;
         self.entries.insert(entry.txid, entry);
     }
 
@@ -97,7 +103,9 @@ impl Mempool {
             }
         }
         self.by_wtxid.remove(&entry.wtxid);
-        self.order.retain(|other| other != txid);
+        if let Some(arrival) = self.arrival.remove(txid) {
+            self.order.remove(&arrival);
+        }
         Some(entry)
     }
 
@@ -133,10 +141,11 @@ impl Mempool {
     pub fn take_all(&mut self) -> Vec<MempoolEntry> {
         let order = std::mem::take(&mut self.order);
         let mut entries = std::mem::take(&mut self.entries);
+        self.arrival.clear();
         self.by_wtxid.clear();
         self.spends.clear();
         order
-            .into_iter()
+            .into_values()
             .filter_map(|txid| entries.remove(&txid))
             .collect()
     }

@@ -173,10 +173,24 @@ impl Node {
     }
 
     /// Accepts a transaction into the mempool. Transactions from peers (`origin` set) whose
-    /// parents are unknown are kept aside and retried when a parent arrives.
+    /// parents are unknown are kept aside as orphans and retried when a parent arrives; a parent
+    /// paying too little is accepted when an orphan child pays for both (Core's one-parent-
+    /// one-child package relay).
     pub fn submit(&mut self, tx: Transaction, origin: Option<u64>) -> Result<Txid, TxRejected> {
         match self.accept(&tx, origin, false) {
             Ok(txid) => {
+                self.retry_orphans();
+                Ok(txid)
+            }
+            Err(rejection) if rejection.reason == TxRejectReason::FeeTooLow && origin.is_some() => {
+                let Some(index) = self.fee_paying_orphan_child(&tx) else {
+                    return Err(rejection);
+                };
+                let txid = self.accept(&tx, origin, true)?;
+                let (child, session) = self.orphans.remove(index);
+                if let Err(child_rejection) = self.accept(&child, Some(session), true) {
+                    info!("dropped orphan transaction: {child_rejection}");
+                }
                 self.retry_orphans();
                 Ok(txid)
             }
@@ -194,6 +208,70 @@ impl Node {
                 Err(rejection)
             }
         }
+    }
+
+    /// The parents of a kept orphan that are neither in the mempool nor confirmed (to request
+    /// them from the peer that sent it, as Core does).
+    pub fn missing_parents(&self, tx: &Transaction) -> Vec<Txid> {
+        if !self.orphans.iter().any(|(orphan, _)| orphan == tx) {
+            return Vec::new();
+        }
+        let mut parents: Vec<Txid> = tx
+            .input
+            .iter()
+            .map(|input| input.previous_output.txid)
+            .filter(|parent| {
+                !self.mempool.contains(parent) && self.chain.tx_height(parent).is_none()
+            })
+            .collect();
+        parents.sort();
+        parents.dedup();
+        parents
+    }
+
+    /// The value of an output available to the mempool (confirmed or unconfirmed).
+    fn available_value(&self, outpoint: &OutPoint) -> Option<Amount> {
+        self.mempool
+            .output(outpoint)
+            .map(|output| output.value)
+            .or_else(|| self.chain.utxo(outpoint).map(|coin| coin.txout.value))
+    }
+
+    /// An orphan spending `parent` whose fee lifts the pair to the minimum relay fee rate.
+    fn fee_paying_orphan_child(&self, parent: &Transaction) -> Option<usize> {
+        let parent_txid = parent.compute_txid();
+        let outputs = |tx: &Transaction| tx.output.iter().map(|o| o.value).sum::<Amount>();
+        let parent_in = parent
+            .input
+            .iter()
+            .map(|input| self.available_value(&input.previous_output))
+            .sum::<Option<Amount>>()?;
+        let parent_fee = parent_in.checked_sub(outputs(parent))?;
+        self.orphans.iter().position(|(child, _)| {
+            let child_in = child
+                .input
+                .iter()
+                .map(|input| {
+                    let outpoint = input.previous_output;
+                    if outpoint.txid == parent_txid {
+                        parent.output.get(outpoint.vout as usize).map(|o| o.value)
+                    } else {
+                        self.available_value(&outpoint)
+                    }
+                })
+                .sum::<Option<Amount>>();
+            let spends_parent = child
+                .input
+                .iter()
+                .any(|input| input.previous_output.txid == parent_txid);
+            match child_in.and_then(|value| value.checked_sub(outputs(child))) {
+                Some(child_fee) if spends_parent => {
+                    let vsize = consensus::vsize(parent) + consensus::vsize(child);
+                    parent_fee + child_fee >= consensus::min_relay_fee(vsize)
+                }
+                _ => false,
+            }
+        })
     }
 
     fn has_unknown_parent(&self, tx: &Transaction) -> bool {

@@ -79,7 +79,13 @@ pub async fn run(
     let _ = stream.set_nodelay(true);
     let (reader, writer) = stream.into_split();
     let (messages_tx, mut messages) = mpsc::channel(256);
-    let reader_task = tokio::spawn(read_loop(reader, messages_tx, Arc::clone(&shared), peer));
+    let reader_task = tokio::spawn(read_loop(
+        reader,
+        messages_tx,
+        Arc::clone(&shared),
+        Arc::clone(&switches),
+        peer,
+    ));
     let _reader_guard = AbortOnDrop(reader_task);
     let mut notices = shared.notices.subscribe();
     let mut session = Session {
@@ -143,18 +149,25 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Reads messages and hands them to the session; while stalling, drops them as they arrive
+/// (before counting their bytes, so a test that sees them counted knows they were dropped).
 async fn read_loop(
     reader: OwnedReadHalf,
     messages: mpsc::Sender<NetworkMessage>,
     shared: Arc<Shared>,
+    switches: Arc<Misbehaviour>,
     peer: SocketAddr,
 ) {
     let mut reader = BufReader::new(reader);
     loop {
         match wire::read_message(&mut reader).await {
             Ok((decoded, bytes)) => {
+                let stalling = switches.stall();
                 shared.record(|stats| stats.bytes_received += bytes as u64);
                 match decoded {
+                    Ok(message) if stalling => {
+                        debug!("stalling: dropped {} from {peer}", message.cmd())
+                    }
                     Ok(message) => {
                         if messages.send(message).await.is_err() {
                             return;
@@ -194,10 +207,9 @@ impl Session {
         if self.switches.stall() || bytes.is_empty() {
             return Ok(());
         }
-        self.writer.write_all(bytes).await?;
         self.shared
             .record(|stats| stats.bytes_sent += bytes.len() as u64);
-        Ok(())
+        self.writer.write_all(bytes).await
     }
 
     async fn send(&mut self, message: NetworkMessage) -> std::io::Result<()> {
@@ -248,7 +260,7 @@ impl Session {
             NetworkMessage::GetHeaders(request) => self.serve_headers(request).await?,
             NetworkMessage::GetBlocks(request) => self.serve_block_inventory(request).await?,
             NetworkMessage::GetData(items) => self.serve_data(items).await?,
-            NetworkMessage::Tx(tx) => self.receive_transaction(tx),
+            NetworkMessage::Tx(tx) => self.receive_transaction(tx).await?,
             NetworkMessage::Inv(items) => self.request_transactions(items).await?,
             NetworkMessage::GetCFilters(request) => return self.serve_filters(request).await,
             NetworkMessage::GetCFHeaders(request) => {
@@ -315,6 +327,9 @@ impl Session {
     }
 
     async fn on_notice(&mut self, notice: Notice) -> SessionResult {
+        if self.switches.stall() {
+            return Ok(Outcome::Continue);
+        }
         match notice {
             Notice::TipChanged => return self.announce_tip().await,
             Notice::NewTx {
@@ -371,8 +386,8 @@ impl Session {
         match headers {
             Some(headers) => {
                 let count = headers.len() as u64;
-                self.send(NetworkMessage::Headers(headers)).await?;
                 self.shared.record(|stats| stats.headers_served += count);
+                self.send(NetworkMessage::Headers(headers)).await?;
                 self.best_header_sent = Some(tip_hash);
             }
             None => {
@@ -409,8 +424,8 @@ impl Session {
         };
         self.best_header_sent = Some(best);
         let count = headers.len() as u64;
-        self.send(NetworkMessage::Headers(headers)).await?;
         self.shared.record(|stats| stats.headers_served += count);
+        self.send(NetworkMessage::Headers(headers)).await?;
         Ok(())
     }
 
@@ -461,9 +476,9 @@ impl Session {
                     } else {
                         serialize(&strip_block(&block))
                     };
-                    self.write(&wire::encode_raw("block", &payload)).await?;
                     self.shared
                         .record(|stats| stats.blocks_served.push((hash, with_witness)));
+                    self.write(&wire::encode_raw("block", &payload)).await?;
                 }
                 Inventory::Transaction(_)
                 | Inventory::WitnessTransaction(_)
@@ -498,13 +513,30 @@ impl Session {
         Ok(())
     }
 
-    fn receive_transaction(&mut self, tx: Transaction) {
+    async fn receive_transaction(&mut self, tx: Transaction) -> std::io::Result<()> {
         self.shared.record(|stats| stats.txs_received += 1);
-        let result = lock(&self.shared.node).submit(tx, Some(self.id));
-        match result {
-            Ok(txid) => info!("accepted {txid} from {}", self.peer),
-            Err(rejection) => info!("refused a transaction from {}: {rejection}", self.peer),
+        let missing_parents = {
+            let mut node = lock(&self.shared.node);
+            match node.submit(tx.clone(), Some(self.id)) {
+                Ok(txid) => {
+                    info!("accepted {txid} from {}", self.peer);
+                    Vec::new()
+                }
+                Err(rejection) => {
+                    info!("refused a transaction from {}: {rejection}", self.peer);
+                    node.missing_parents(&tx)
+                }
+            }
+        };
+        if !missing_parents.is_empty() {
+            // Like Core: ask the peer that sent an orphan for its parents, by txid.
+            let items = missing_parents
+                .into_iter()
+                .map(Inventory::WitnessTransaction)
+                .collect();
+            self.send(NetworkMessage::GetData(items)).await?;
         }
+        Ok(())
     }
 
     async fn request_transactions(&mut self, items: Vec<Inventory>) -> std::io::Result<()> {
@@ -513,7 +545,10 @@ impl Session {
             items
                 .into_iter()
                 .filter_map(|item| match item {
-                    Inventory::WTx(wtxid) if node.mempool().get_by_wtxid(&wtxid).is_none() => {
+                    Inventory::WTx(wtxid)
+                        if node.mempool().get_by_wtxid(&wtxid).is_none()
+                            && !node.chain().has_wtxid(&wtxid) =>
+                    {
                         Some(Inventory::WTx(wtxid))
                     }
                     Inventory::Transaction(txid) | Inventory::WitnessTransaction(txid)
@@ -600,9 +635,9 @@ impl Session {
             }
             (bytes, hashes.len() as u64)
         };
-        self.write(&messages.0).await?;
         self.shared
             .record(|stats| stats.cfilters_served += messages.1);
+        self.write(&messages.0).await?;
         Ok(Outcome::Continue)
     }
 
@@ -659,8 +694,8 @@ impl Session {
             }
         };
         let count = response.filter_hashes.len() as u64;
-        self.send(NetworkMessage::CFHeaders(response)).await?;
         self.shared.record(|stats| stats.cfheaders_served += count);
+        self.send(NetworkMessage::CFHeaders(response)).await?;
         Ok(Outcome::Continue)
     }
 

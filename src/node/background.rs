@@ -1,0 +1,102 @@
+//! Background work: LDK's background processor (event handling, timers, persistence of the
+//! channel manager, network graph, scorer and sweeper) and the hourly node announcement.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lightning::ln::msgs::SocketAddress;
+use lightning_background_processor::{
+    process_events_async_with_kv_store_sync, GossipSync as BackgroundGossipSync,
+    NO_LIQUIDITY_MANAGER,
+};
+use log::{error, info};
+use tokio::sync::watch;
+
+use super::Node;
+
+/// How often the node announcement is re-broadcast while the node has public channels.
+const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(3_600);
+/// The colour announced with the node.
+const NODE_COLOUR: [u8; 3] = [0x2b, 0x8a, 0x3e];
+
+impl Node {
+    /// Runs LDK's background processor until `stop` turns true; it persists everything once
+    /// more before returning.
+    pub(super) fn spawn_background_processor(self: &Arc<Self>, stop: watch::Receiver<bool>) {
+        let node = self.clone();
+        let handler_node = self.clone();
+        let event_handler = move |event| {
+            let node = handler_node.clone();
+            async move { node.handle_event(event) }
+        };
+        let sleeper = move |duration: Duration| {
+            let mut stop = stop.clone();
+            Box::pin(async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(duration) => false,
+                    _ = stop.wait_for(|s| *s) => true,
+                }
+            })
+        };
+        let task = tokio::spawn(async move {
+            let result = process_events_async_with_kv_store_sync(
+                node.store.clone(),
+                event_handler,
+                node.chain_monitor.clone(),
+                node.channel_manager.clone(),
+                Some(node.onion_messenger.clone()),
+                BackgroundGossipSync::p2p(node.gossip_sync.clone()),
+                node.peer_manager.clone(),
+                NO_LIQUIDITY_MANAGER,
+                Some(node.sweeper.clone()),
+                Arc::new(super::logger::LdkLogger),
+                Some(node.scorer.clone()),
+                sleeper,
+                false,
+                || SystemTime::now().duration_since(UNIX_EPOCH).ok(),
+            )
+            .await;
+            if let Err(err) = result {
+                error!("background processing stopped with an error: {err}");
+            }
+        });
+        *self.background.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+    }
+}
+
+/// Broadcasts the node announcement now and then every hour while the node has public
+/// channels, until `stop` turns true.
+pub(super) async fn announce_regularly(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+    let mut first = true;
+    loop {
+        let delay = if first { Duration::from_secs(60) } else { ANNOUNCE_INTERVAL };
+        first = false;
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            break;
+        }
+        let public = node
+            .channel_manager
+            .list_channels()
+            .iter()
+            .any(|c| c.is_announced && c.is_channel_ready);
+        if !public {
+            continue;
+        }
+        let mut alias = [0u8; 32];
+        let bytes = node.config.alias.as_bytes();
+        alias[..bytes.len().min(32)].copy_from_slice(&bytes[..bytes.len().min(32)]);
+        let addresses: Vec<SocketAddress> = node
+            .ln_listen_addr
+            .filter(|a| !a.ip().is_unspecified())
+            .map(SocketAddress::from)
+            .into_iter()
+            .collect();
+        node.peer_manager
+            .broadcast_node_announcement(NODE_COLOUR, alias, addresses);
+        info!("broadcast the node announcement");
+    }
+}

@@ -1,0 +1,546 @@
+//! Node start-up, in the order of LDK's "Building a Node with LDK in Rust" guide (its step
+//! numbers in the comments), with today's names: the compact-filter chain source is the fee
+//! estimator, broadcaster, transaction filter and block source; lightning-persister's
+//! `FilesystemStore` with `MonitorUpdatingPersister` persists channel state; the background
+//! processor persists the ChannelManager, graph and scorer.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bitcoin::BlockHash;
+use lightning::chain::chainmonitor::ChainMonitor as LdkChainMonitor;
+use lightning::chain::{BestBlock, Watch};
+use lightning::ln::channelmanager::{ChainParameters, ChannelManagerReadArgs};
+use lightning::ln::peer_handler::{IgnoringMessageHandler, MessageHandler};
+use lightning::onion_message::messenger::{DefaultMessageRouter, OnionMessenger};
+use lightning::routing::gossip::P2PGossipSync;
+use lightning::routing::router::DefaultRouter;
+use lightning::routing::scoring::{
+    ProbabilisticScorer, ProbabilisticScoringDecayParameters, ProbabilisticScoringFeeParameters,
+};
+use lightning::sign::{EntropySource, KeysManager};
+use lightning::util::config::UserConfig;
+use lightning::util::persist::{
+    KVStoreSync, MonitorUpdatingPersister, CHANNEL_MANAGER_PERSISTENCE_KEY,
+    CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
+    NETWORK_GRAPH_PERSISTENCE_KEY, NETWORK_GRAPH_PERSISTENCE_PRIMARY_NAMESPACE,
+    NETWORK_GRAPH_PERSISTENCE_SECONDARY_NAMESPACE, OUTPUT_SWEEPER_PERSISTENCE_KEY,
+    OUTPUT_SWEEPER_PERSISTENCE_PRIMARY_NAMESPACE, OUTPUT_SWEEPER_PERSISTENCE_SECONDARY_NAMESPACE,
+    SCORER_PERSISTENCE_KEY, SCORER_PERSISTENCE_PRIMARY_NAMESPACE,
+    SCORER_PERSISTENCE_SECONDARY_NAMESPACE,
+};
+use lightning::util::ser::ReadableArgs;
+use lightning::util::sweep::OutputSweeperSync;
+use lightning_persister::fs_store::FilesystemStore;
+use log::{info, warn};
+use tokio::sync::watch;
+
+use super::data_dir::DataDir;
+use super::error::NodeError;
+use super::logger::LdkLogger;
+use super::payment_store::PaymentStore;
+use super::peers::PeerStore;
+use super::types::{
+    ChainMonitor, ChannelManager, GossipSync, NetworkGraph, PeerManager, Persister, Scorer,
+    Store, Sweeper,
+};
+use super::{background, Node, NodeParts};
+use crate::chain::{ChainConfig, ChainListener, ChainSource, SharedListen, WatchSet};
+use crate::config::Config;
+use crate::wallet::{ScriptRegistry, Wallet};
+
+/// Incremental monitor updates written before a full monitor is rewritten (small writes for
+/// SD cards; see `MonitorUpdatingPersister`).
+const MAX_PENDING_MONITOR_UPDATES: u64 = 100;
+/// How long a fresh node waits for the chain source's first sync before creating its wallet
+/// and channel manager at the chain tip.
+const FIRST_SYNC_TIMEOUT: Duration = Duration::from_secs(3_600);
+
+impl ScriptRegistry for WatchSet {
+    fn register_scripts(&self, scripts: &[bitcoin::ScriptBuf]) {
+        self.add_scripts(scripts.iter().map(|s| s.as_script()));
+    }
+}
+
+/// The LDK user configuration: anchor channels, inbound channels accepted by our own policy.
+pub fn user_config() -> UserConfig {
+    let mut config = UserConfig::default();
+    config
+        .channel_handshake_config
+        .negotiate_anchors_zero_fee_htlc_tx = true;
+    config.manually_accept_inbound_channels = true;
+    config.channel_handshake_config.announce_for_forwarding = false;
+    config
+}
+
+fn store_error(context: &str, err: impl std::fmt::Display) -> NodeError {
+    NodeError::storage(context, err)
+}
+
+/// Reads `key` from the store; `None` when absent.
+fn read_optional(
+    store: &Store,
+    primary: &str,
+    secondary: &str,
+    key: &str,
+) -> Result<Option<Vec<u8>>, NodeError> {
+    match store.read(primary, secondary, key) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(err) if err.kind() == lightning::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(store_error(&format!("reading {key}"), err)),
+    }
+}
+
+pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
+    let data_dir = DataDir::open(&config.data_dir, config.network)?;
+    let (seed, seed_created) = data_dir.load_or_create_seed()?;
+    if seed_created {
+        info!(
+            "created a new seed in {}; back it up: it holds the keys to on-chain funds",
+            data_dir.path().join(super::data_dir::SEED_FILE).display()
+        );
+    }
+    let ldk_dir = data_dir.path().join("ldk");
+    let store = Arc::new(FilesystemStore::new(ldk_dir));
+    let manager_bytes = read_optional(
+        &store,
+        CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
+        CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
+        CHANNEL_MANAGER_PERSISTENCE_KEY,
+    )?;
+    let fresh = manager_bytes.is_none();
+
+    // Step 5 (the transaction filter) comes first: the chain source and the wallet need it.
+    let watch_set = Arc::new(WatchSet::new());
+    let listener = Arc::new(ChainListener::new());
+    let mut chain_config = ChainConfig::new(config.network, data_dir.path());
+    chain_config.peers = config.bitcoin_peers.clone();
+    chain_config.only_peers = config.only_bitcoin_peers;
+    chain_config.required_peers = config.filter_quorum;
+    chain_config.fee_overrides = config.fee_overrides.clone();
+    let chain = ChainSource::start(chain_config, watch_set.clone(), listener.clone())?;
+
+    // Step 1: the fee estimator. Step 2: the logger. Step 3: the broadcaster.
+    let fee_estimator = chain.fee_estimator().clone();
+    let logger = Arc::new(LdkLogger);
+    let broadcaster = chain.broadcaster().clone();
+
+    // Step 7: the keys manager (needed by the persister, so it comes before step 4).
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970");
+    let keys = Arc::new(KeysManager::new(
+        &seed,
+        now.as_secs(),
+        now.subsec_nanos(),
+        true,
+    ));
+
+    // Step 4: persistence of channel monitors.
+    let persister: Arc<Persister> = Arc::new(MonitorUpdatingPersister::new(
+        store.clone(),
+        logger.clone(),
+        MAX_PENDING_MONITOR_UPDATES,
+        keys.clone(),
+        keys.clone(),
+        broadcaster.clone(),
+        fee_estimator.clone(),
+    ));
+
+    // Step 6: the chain monitor.
+    let chain_monitor: Arc<ChainMonitor> = Arc::new(LdkChainMonitor::new(
+        Some(watch_set.clone()),
+        broadcaster.clone(),
+        logger.clone(),
+        fee_estimator.clone(),
+        persister.clone(),
+        keys.clone(),
+        lightning::sign::NodeSigner::get_peer_storage_key(&*keys),
+    ));
+
+    // Step 8: channel monitors from disk. A damaged monitor stops the start-up: running
+    // without it could lose the channel's funds.
+    let monitors = persister
+        .read_all_channel_monitors_with_updates()
+        .map_err(|err| NodeError::DataDir {
+            path: data_dir.path().to_path_buf(),
+            reason: format!(
+                "a channel monitor in {} cannot be read ({err}); refusing to start without it \
+                 (nothing was changed)",
+                data_dir.path().join("ldk").display()
+            ),
+        })?;
+    if fresh && !monitors.is_empty() {
+        return Err(NodeError::DataDir {
+            path: data_dir.path().to_path_buf(),
+            reason: "channel monitors exist but the channel manager is missing; refusing to \
+                     start (nothing was changed)"
+                .into(),
+        });
+    }
+
+    // A fresh node starts its wallet and channel manager at the chain tip: wait for the first
+    // sync so they are not created at genesis (or at the start checkpoint).
+    if fresh {
+        wait_for_first_sync(&chain).await?;
+    }
+    let tip = chain
+        .heights()
+        .verified_tip
+        .map(|(height, hash)| BestBlock::new(hash, height))
+        .ok_or_else(|| NodeError::NotReady("the chain source has no verified block".into()))?;
+
+    // The on-chain wallet, on the same seed.
+    let wallet = Arc::new(Wallet::open(
+        &data_dir.path().join("wallet.sqlite"),
+        &seed,
+        config.network,
+        Some((tip.height, tip.block_hash)),
+        watch_set.clone(),
+        fee_estimator.clone(),
+        broadcaster.clone(),
+    )?);
+
+    // Step 12 (partly): the network graph and scorer, needed by the router.
+    let network_graph = Arc::new(
+        match read_optional(
+            &store,
+            NETWORK_GRAPH_PERSISTENCE_PRIMARY_NAMESPACE,
+            NETWORK_GRAPH_PERSISTENCE_SECONDARY_NAMESPACE,
+            NETWORK_GRAPH_PERSISTENCE_KEY,
+        )? {
+            Some(bytes) => NetworkGraph::read(&mut &bytes[..], logger.clone()).unwrap_or_else(|err| {
+                warn!("stored network graph unreadable ({err:?}); starting from an empty one");
+                NetworkGraph::new(config.network, logger.clone())
+            }),
+            None => NetworkGraph::new(config.network, logger.clone()),
+        },
+    );
+    let decay = ProbabilisticScoringDecayParameters::default();
+    let scorer: Arc<RwLock<Scorer>> = Arc::new(RwLock::new(
+        match read_optional(
+            &store,
+            SCORER_PERSISTENCE_PRIMARY_NAMESPACE,
+            SCORER_PERSISTENCE_SECONDARY_NAMESPACE,
+            SCORER_PERSISTENCE_KEY,
+        )? {
+            Some(bytes) => ProbabilisticScorer::read(
+                &mut &bytes[..],
+                (decay, network_graph.clone(), logger.clone()),
+            )
+            .unwrap_or_else(|err| {
+                warn!("stored scorer unreadable ({err:?}); starting from a fresh one");
+                ProbabilisticScorer::new(decay, network_graph.clone(), logger.clone())
+            }),
+            None => ProbabilisticScorer::new(decay, network_graph.clone(), logger.clone()),
+        },
+    ));
+    let router = Arc::new(DefaultRouter::new(
+        network_graph.clone(),
+        logger.clone(),
+        keys.clone(),
+        scorer.clone(),
+        ProbabilisticScoringFeeParameters::default(),
+    ));
+    let message_router = Arc::new(DefaultMessageRouter::new(network_graph.clone(), keys.clone()));
+
+    // Step 9: the channel manager, fresh at the tip or from disk with its monitors.
+    let user_config = user_config();
+    let (manager_block, channel_manager) = match &manager_bytes {
+        Some(bytes) => {
+            let read_args = ChannelManagerReadArgs::new(
+                keys.clone(),
+                keys.clone(),
+                keys.clone(),
+                fee_estimator.clone(),
+                chain_monitor.clone(),
+                broadcaster.clone(),
+                router.clone(),
+                message_router.clone(),
+                logger.clone(),
+                user_config,
+                monitors.iter().map(|(_, monitor)| monitor).collect(),
+            );
+            let (block, manager) =
+                <(BlockHash, ChannelManager)>::read(&mut &bytes[..], read_args).map_err(|err| {
+                    NodeError::DataDir {
+                        path: data_dir.path().to_path_buf(),
+                        reason: format!(
+                            "the channel manager cannot be read ({err:?}); refusing to start \
+                             (nothing was changed)"
+                        ),
+                    }
+                })?;
+            (block, Arc::new(manager))
+        }
+        None => {
+            let manager = ChannelManager::new(
+                fee_estimator.clone(),
+                chain_monitor.clone(),
+                broadcaster.clone(),
+                router.clone(),
+                message_router.clone(),
+                logger.clone(),
+                keys.clone(),
+                keys.clone(),
+                keys.clone(),
+                user_config,
+                ChainParameters {
+                    network: config.network,
+                    best_block: tip,
+                },
+                now.as_secs() as u32,
+            );
+            (tip.block_hash, Arc::new(manager))
+        }
+    };
+
+    // The output sweeper returns closed-channel funds to the wallet.
+    let sweeper: Arc<Sweeper> = Arc::new(
+        match read_optional(
+            &store,
+            OUTPUT_SWEEPER_PERSISTENCE_PRIMARY_NAMESPACE,
+            OUTPUT_SWEEPER_PERSISTENCE_SECONDARY_NAMESPACE,
+            OUTPUT_SWEEPER_PERSISTENCE_KEY,
+        )? {
+            Some(bytes) => {
+                let (_, sweeper) = <(BestBlock, Sweeper)>::read(
+                    &mut &bytes[..],
+                    (
+                        broadcaster.clone(),
+                        fee_estimator.clone(),
+                        Some(watch_set.clone()),
+                        keys.clone(),
+                        wallet.clone(),
+                        store.clone(),
+                        logger.clone(),
+                    ),
+                )
+                .map_err(|err| NodeError::DataDir {
+                    path: data_dir.path().to_path_buf(),
+                    reason: format!(
+                        "the output sweeper state cannot be read ({err:?}); refusing to start \
+                         (nothing was changed)"
+                    ),
+                })?;
+                sweeper
+            }
+            None => OutputSweeperSync::new(
+                tip,
+                broadcaster.clone(),
+                fee_estimator.clone(),
+                Some(watch_set.clone()),
+                keys.clone(),
+                wallet.clone(),
+                store.clone(),
+                logger.clone(),
+            ),
+        },
+    );
+
+    // Step 10: bring every listener to the chain tip. Each monitor is synchronised on its
+    // own, from its own best block; the wallet, manager and sweeper likewise.
+    let monitor_listeners: Vec<Arc<MonitorListener>> = monitors
+        .into_iter()
+        .map(|(_, monitor)| {
+            Arc::new((
+                monitor,
+                broadcaster.clone(),
+                fee_estimator.clone(),
+                logger.clone(),
+            ))
+        })
+        .collect();
+    let mut best_blocks = vec![wallet.best_block().block_hash, manager_block];
+    listener.register("wallet", wallet.clone());
+    listener.register("channel manager", channel_manager.clone());
+    for monitor in &monitor_listeners {
+        best_blocks.push(monitor.0.current_best_block().block_hash);
+        listener.register(
+            &format!("channel monitor {}", monitor.0.channel_id()),
+            monitor.clone(),
+        );
+    }
+    best_blocks.push(sweeper.current_best_block().block_hash);
+    listener.register("output sweeper", sweeper.clone());
+    let synced_tip = chain
+        .synchronize(&best_blocks)
+        .await
+        .map_err(|err| NodeError::NotReady(format!(
+            "could not bring channel state to the chain tip: {}",
+            err.into_inner()
+        )))?;
+
+    // Step 11: hand the monitors to the chain monitor, which now listens for all of them.
+    let fan_out: Vec<(String, SharedListen)> = vec![
+        ("wallet".into(), wallet.clone()),
+        ("channel manager".into(), channel_manager.clone()),
+        ("chain monitor".into(), chain_monitor.clone()),
+        ("output sweeper".into(), sweeper.clone()),
+    ];
+    listener.replace_all(fan_out);
+    for monitor in monitor_listeners {
+        let (monitor, _, _, _) = Arc::try_unwrap(monitor)
+            .map_err(|_| NodeError::NotReady("a channel monitor is still shared".into()))?;
+        let channel_id = monitor.channel_id();
+        chain_monitor
+            .watch_channel(channel_id, monitor)
+            .map_err(|()| NodeError::Channel(format!("could not watch channel {channel_id}")))?;
+    }
+
+    // Step 12: gossip.
+    let gossip_sync: Arc<GossipSync> = Arc::new(P2PGossipSync::new(
+        network_graph.clone(),
+        None,
+        logger.clone(),
+    ));
+
+    // Onion messages, for BOLT12 offers.
+    let onion_messenger = Arc::new(OnionMessenger::new(
+        keys.clone(),
+        keys.clone(),
+        logger.clone(),
+        channel_manager.clone(),
+        message_router.clone(),
+        channel_manager.clone(),
+        channel_manager.clone(),
+        IgnoringMessageHandler {},
+        IgnoringMessageHandler {},
+    ));
+
+    // Step 13: the peer manager.
+    let peer_manager: Arc<PeerManager> = Arc::new(PeerManager::new(
+        MessageHandler {
+            chan_handler: channel_manager.clone(),
+            route_handler: gossip_sync.clone(),
+            onion_message_handler: onion_messenger.clone(),
+            custom_message_handler: IgnoringMessageHandler {},
+            send_only_message_handler: chain_monitor.clone(),
+        },
+        now.as_secs() as u32,
+        &keys.get_secure_random_bytes(),
+        logger.clone(),
+        keys.clone(),
+    ));
+
+    let payments = Arc::new(
+        PaymentStore::load(store.clone()).map_err(|err| store_error("loading payments", err))?,
+    );
+    let peers = Arc::new(
+        PeerStore::load(store.clone()).map_err(|err| store_error("loading peers", err))?,
+    );
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    // Step 14: networking.
+    let ln_listen_addr = match config.ln_listen {
+        Some(addr) => Some(listen_for_peers(addr, peer_manager.clone(), stop_rx.clone()).await?),
+        None => None,
+    };
+
+    let node = Arc::new(Node::new(NodeParts {
+        config,
+        data_dir,
+        keys,
+        chain: chain.clone(),
+        wallet,
+        chain_monitor,
+        channel_manager,
+        peer_manager,
+        onion_messenger,
+        network_graph,
+        gossip_sync,
+        scorer,
+        sweeper,
+        store,
+        payments,
+        peers,
+        ln_listen_addr,
+        stop_tx,
+    }));
+
+    // Step 15: keep LDK up to date with the chain.
+    node.spawn(chain.clone().follow_tip(synced_tip, stop_rx.clone()));
+    // Steps 16–18: the event handler and background processing (persistence included).
+    node.spawn_background_processor(stop_rx.clone());
+    // Channel peers stay connected.
+    node.spawn(super::peers::keep_channel_peers_connected(
+        node.peer_manager.clone(),
+        node.channel_manager.clone(),
+        node.peers.clone(),
+        stop_rx.clone(),
+    ));
+    // Step 19: announce the node while it has public channels.
+    node.spawn(background::announce_regularly(node.clone(), stop_rx));
+    info!(
+        "node {} running on {} (chain tip {} at height {})",
+        node.node_id(),
+        crate::config::network_name(node.config.network),
+        synced_tip.header.block_hash(),
+        synced_tip.height
+    );
+    Ok(node)
+}
+
+/// A channel monitor seen as a chain listener during start-up.
+type MonitorListener = (
+    lightning::chain::channelmonitor::ChannelMonitor<lightning::sign::InMemorySigner>,
+    Arc<crate::chain::Broadcaster>,
+    Arc<crate::chain::fees::FeeEstimates>,
+    Arc<LdkLogger>,
+);
+
+async fn wait_for_first_sync(chain: &Arc<ChainSource>) -> Result<(), NodeError> {
+    let mut heights = chain.tracker().subscribe();
+    let deadline = tokio::time::Instant::now() + FIRST_SYNC_TIMEOUT;
+    loop {
+        if heights.borrow().engine_synced {
+            return Ok(());
+        }
+        tokio::select! {
+            changed = heights.changed() => {
+                if changed.is_err() {
+                    return Err(NodeError::NotReady("the chain source stopped".into()));
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                return Err(NodeError::NotReady("the chain did not sync in time; check the Bitcoin peers".into()));
+            }
+        }
+    }
+}
+
+async fn listen_for_peers(
+    addr: SocketAddr,
+    peer_manager: Arc<PeerManager>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<SocketAddr, NodeError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|err| NodeError::invalid("Lightning listen address", format!("cannot listen on {addr}: {err}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|err| NodeError::invalid("Lightning listen address", err.to_string()))?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        let Ok(stream) = stream.into_std() else { continue };
+                        let peer_manager = peer_manager.clone();
+                        tokio::spawn(async move {
+                            lightning_net_tokio::setup_inbound(peer_manager, stream).await;
+                        });
+                    }
+                    Err(err) => {
+                        warn!("accepting a Lightning connection failed: {err}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                _ = stop.changed() => break,
+            }
+        }
+    });
+    info!("listening for Lightning peers on {local}");
+    Ok(local)
+}

@@ -1,0 +1,216 @@
+//! Peers and channels: connecting, opening and closing channels, listing them, and the policy
+//! for channels other nodes open to us.
+
+use std::time::Duration;
+
+use bitcoin::secp256k1::PublicKey;
+use bitcoin::Amount;
+use lightning::types::features::ChannelTypeFeatures;
+use log::info;
+
+use super::info::{ChannelInfo, OpenedChannel, PeerInfo};
+use super::{peers, Node, NodeError};
+
+/// On-chain coins kept per anchor channel to pay for fee bumps when it closes.
+pub const ANCHOR_RESERVE_SAT_PER_CHANNEL: u64 = 25_000;
+/// How long `open_channel` waits for the funding transaction to be broadcast.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Node {
+    /// Connects to a Lightning peer at `address` (`host:port`) and remembers it.
+    pub async fn connect(&self, node_id: PublicKey, address: &str) -> Result<(), NodeError> {
+        peers::connect(&self.peer_manager, node_id, address).await?;
+        self.peers
+            .remember(node_id, address)
+            .map_err(|err| NodeError::storage("remembering the peer", err))?;
+        info!("connected to {node_id} at {address}");
+        Ok(())
+    }
+
+    /// Disconnects a Lightning peer.
+    pub async fn disconnect(&self, node_id: PublicKey) -> Result<(), NodeError> {
+        if !peers::is_connected(&self.peer_manager, &node_id) {
+            return Err(NodeError::UnknownPeer(node_id.to_string()));
+        }
+        self.peer_manager.disconnect_by_node_id(node_id);
+        Ok(())
+    }
+
+    /// Known and connected Lightning peers.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        let mut peers: Vec<PeerInfo> = self
+            .peer_manager
+            .list_peers()
+            .into_iter()
+            .map(|peer| PeerInfo {
+                node_id: peer.counterparty_node_id,
+                address: self
+                    .peers
+                    .get(&peer.counterparty_node_id)
+                    .or_else(|| peer.socket_address.map(|a| a.to_string())),
+                connected: true,
+                inbound: peer.is_inbound_connection,
+            })
+            .collect();
+        for (node_id, address) in self.peers.all() {
+            if !peers.iter().any(|p| p.node_id == node_id) {
+                peers.push(PeerInfo {
+                    node_id,
+                    address: Some(address),
+                    connected: false,
+                    inbound: false,
+                });
+            }
+        }
+        peers
+    }
+
+    /// Opens a channel of `amount_sat` to `node_id` at `address`, pushing `push_msat`; waits
+    /// until the funding transaction is broadcast.
+    pub async fn open_channel(
+        &self,
+        node_id: PublicKey,
+        address: &str,
+        amount_sat: u64,
+        push_msat: u64,
+        public: bool,
+    ) -> Result<OpenedChannel, NodeError> {
+        if push_msat > amount_sat.saturating_mul(1_000) {
+            return Err(NodeError::invalid(
+                "push amount",
+                format!("{push_msat} msat is more than the channel's {amount_sat} sat"),
+            ));
+        }
+        let spendable = self.wallet.balance().confirmed.to_sat();
+        let reserve = ANCHOR_RESERVE_SAT_PER_CHANNEL * (self.anchor_channel_count() as u64 + 1);
+        if amount_sat.saturating_add(reserve) > spendable {
+            return Err(NodeError::Wallet(crate::wallet::WalletError::InsufficientFunds {
+                needed: Amount::from_sat(amount_sat.saturating_add(reserve)),
+                available: Amount::from_sat(spendable),
+            }));
+        }
+        self.connect(node_id, address).await?;
+        let mut config = super::user_config();
+        config.channel_handshake_config.announce_for_forwarding = public;
+        let user_channel_id = u128::from_be_bytes(rand_bytes());
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        self.open_waiters().insert(user_channel_id, sender);
+        if let Err(err) = self.channel_manager.create_channel(
+            node_id,
+            amount_sat,
+            push_msat,
+            user_channel_id,
+            None,
+            Some(config),
+        ) {
+            self.open_waiters().remove(&user_channel_id);
+            return Err(NodeError::Channel(format!("{err:?}")));
+        }
+        info!("opening a {amount_sat} sat channel to {node_id}");
+        match tokio::time::timeout(OPEN_TIMEOUT, receiver).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(NodeError::Channel("the node stopped while opening".into())),
+            Err(_) => {
+                self.open_waiters().remove(&user_channel_id);
+                Err(NodeError::Channel(format!(
+                    "{node_id} did not complete the channel opening in {}s",
+                    OPEN_TIMEOUT.as_secs()
+                )))
+            }
+        }
+    }
+
+    /// Closes a channel cooperatively, or unilaterally with `force`.
+    pub async fn close_channel(&self, channel_id: &str, force: bool) -> Result<(), NodeError> {
+        let details = self
+            .channel_manager
+            .list_channels()
+            .into_iter()
+            .find(|c| c.channel_id.to_string() == channel_id.to_lowercase())
+            .ok_or_else(|| NodeError::UnknownChannel(channel_id.to_string()))?;
+        let counterparty = details.counterparty.node_id;
+        let result = if force {
+            self.channel_manager.force_close_broadcasting_latest_txn(
+                &details.channel_id,
+                &counterparty,
+                "closed by the node operator".to_string(),
+            )
+        } else {
+            self.channel_manager
+                .close_channel(&details.channel_id, &counterparty)
+        };
+        result.map_err(|err| NodeError::Channel(format!("{err:?}")))?;
+        info!(
+            "{} close of channel {} started",
+            if force { "forced" } else { "cooperative" },
+            details.channel_id
+        );
+        Ok(())
+    }
+
+    /// All channels.
+    pub fn channels(&self) -> Vec<ChannelInfo> {
+        self.channel_manager
+            .list_channels()
+            .into_iter()
+            .map(|c| ChannelInfo {
+                channel_id: c.channel_id.to_string(),
+                counterparty_node_id: c.counterparty.node_id,
+                capacity_sat: c.channel_value_satoshis,
+                local_balance_msat: c.outbound_capacity_msat
+                    + c.unspendable_punishment_reserve.unwrap_or(0) * 1_000,
+                outbound_capacity_msat: c.outbound_capacity_msat,
+                inbound_capacity_msat: c.inbound_capacity_msat,
+                ready: c.is_channel_ready,
+                usable: c.is_usable,
+                public: c.is_announced,
+                outbound: c.is_outbound,
+                funding_txid: c.funding_txo.map(|o| o.txid),
+                confirmations: c.confirmations,
+            })
+            .collect()
+    }
+
+    /// Whether an inbound channel of `channel_type` may be accepted: anchor channels need
+    /// confirmed wallet coins to bump fees at closing time
+    /// ([`ANCHOR_RESERVE_SAT_PER_CHANNEL`] for it and for every anchor channel we have).
+    pub(super) fn inbound_channel_refusal(&self, channel_type: &ChannelTypeFeatures) -> Option<String> {
+        if !channel_type.supports_anchors_zero_fee_htlc_tx() {
+            return None;
+        }
+        let needed = ANCHOR_RESERVE_SAT_PER_CHANNEL * (self.anchor_channel_count() as u64 + 1);
+        let available = self.wallet.balance().confirmed.to_sat();
+        (available < needed).then(|| {
+            format!(
+                "anchor channels need {needed} sat of confirmed on-chain funds for fee bumping; \
+                 the wallet has {available} sat"
+            )
+        })
+    }
+
+    fn anchor_channel_count(&self) -> usize {
+        self.channel_manager
+            .list_channels()
+            .iter()
+            .filter(|c| {
+                c.channel_type
+                    .as_ref()
+                    .is_some_and(|t| t.supports_anchors_zero_fee_htlc_tx())
+            })
+            .count()
+    }
+
+    /// Completes `open_channel` for `user_channel_id`.
+    pub(super) fn finish_open(&self, user_channel_id: u128, result: Result<OpenedChannel, NodeError>) {
+        if let Some(waiter) = self.open_waiters().remove(&user_channel_id) {
+            let _ = waiter.send(result);
+        }
+    }
+}
+
+pub(super) fn rand_bytes<const N: usize>() -> [u8; N] {
+    use bitcoin::secp256k1::rand::RngCore;
+    let mut bytes = [0u8; N];
+    bitcoin::secp256k1::rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes
+}

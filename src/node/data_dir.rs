@@ -1,0 +1,197 @@
+//! The node's data directory: created with owner-only permissions, marked with its network,
+//! locked so that one daemon at a time uses it, and holding the seed.
+//!
+//! The seed is created once, with 0600 permissions, and made durable (file and directory
+//! fsync) before anything is derived from it; an existing seed is never overwritten. A
+//! directory made for another network, or one whose seed is not 32 bytes, is refused before
+//! any file in it is touched.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use bitcoin::Network;
+
+use super::error::NodeError;
+use crate::config::{network_name, parse_network};
+
+/// File holding the network the directory was made for.
+pub const NETWORK_FILE: &str = "network";
+/// File holding the 32-byte seed.
+pub const SEED_FILE: &str = "seed";
+/// Lock file held while a daemon runs.
+pub const LOCK_FILE: &str = "lightfilter.lock";
+
+/// An opened, locked data directory. The lock is released when this is dropped.
+#[derive(Debug)]
+pub struct DataDir {
+    path: PathBuf,
+    _lock: File,
+}
+
+impl DataDir {
+    /// Opens `path` for `network`, creating it if needed, and takes its lock. Refuses a
+    /// directory of another network, or one another daemon holds.
+    pub fn open(path: &Path, network: Network) -> Result<Self, NodeError> {
+        let fail = |reason: String| NodeError::DataDir {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if !path.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(path)
+                .map_err(|err| fail(format!("cannot create it: {err}")))?;
+        } else if !path.is_dir() {
+            return Err(fail("exists but is not a directory".into()));
+        }
+        // Check the network before touching anything.
+        let marker = path.join(NETWORK_FILE);
+        match std::fs::read_to_string(&marker) {
+            Ok(text) => {
+                let stored = parse_network(text.trim()).map_err(|_| {
+                    fail(format!("{} holds {:?}, not a network name", marker.display(), text.trim()))
+                })?;
+                if stored != network {
+                    return Err(fail(format!(
+                        "it belongs to a {} node, but this node runs on {}; nothing was changed",
+                        network_name(stored),
+                        network_name(network)
+                    )));
+                }
+            }
+            Err(err) if err.kind() == ErrorKind::NotFound => {}
+            Err(err) => return Err(fail(format!("cannot read {}: {err}", marker.display()))),
+        }
+        let lock_path = path.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(|err| fail(format!("cannot open the lock file: {err}")))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(NodeError::Locked {
+                    dir: path.to_path_buf(),
+                    lock: lock_path,
+                })
+            }
+            Err(TryLockError::Error(err)) => {
+                return Err(fail(format!("cannot lock {}: {err}", lock_path.display())))
+            }
+        }
+        if !marker.exists() {
+            write_durably(path, NETWORK_FILE, network_name(network).as_bytes())
+                .map_err(|err| fail(format!("cannot record its network: {err}")))?;
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads the seed, creating it (durably, 0600) if the directory has none. Returns the seed
+    /// and whether it was just created.
+    pub fn load_or_create_seed(&self) -> Result<([u8; 32], bool), NodeError> {
+        let seed_path = self.path.join(SEED_FILE);
+        let fail = |reason: String| NodeError::DataDir {
+            path: self.path.clone(),
+            reason,
+        };
+        match File::open(&seed_path) {
+            Ok(mut file) => {
+                let mut bytes = Vec::new();
+                file.read_to_end(&mut bytes)
+                    .map_err(|err| fail(format!("cannot read the seed: {err}")))?;
+                let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+                    fail(format!(
+                        "{} holds {} bytes, not a 32-byte seed; refusing to start",
+                        seed_path.display(),
+                        bytes.len()
+                    ))
+                })?;
+                Ok((seed, false))
+            }
+            Err(err) if err.kind() == ErrorKind::NotFound => {
+                let mut seed = [0u8; 32];
+                getrandom_seed(&mut seed);
+                write_durably(&self.path, SEED_FILE, &seed)
+                    .map_err(|err| fail(format!("cannot write the seed: {err}")))?;
+                Ok((seed, true))
+            }
+            Err(err) => Err(fail(format!("cannot open the seed: {err}"))),
+        }
+    }
+}
+
+/// Fills `seed` from the operating system's random source.
+fn getrandom_seed(seed: &mut [u8; 32]) {
+    use bitcoin::secp256k1::rand::RngCore;
+    bitcoin::secp256k1::rand::rngs::OsRng.fill_bytes(seed);
+}
+
+/// Creates `dir/name` with `contents` (failing if it exists), 0600, and fsyncs the file and
+/// the directory.
+pub fn write_durably(dir: &Path, name: &str, contents: &[u8]) -> std::io::Result<()> {
+    let path = dir.join(name);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_seed_is_created_once_with_owner_only_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path(), Network::Regtest).unwrap();
+        let (seed, created) = data.load_or_create_seed().unwrap();
+        assert!(created);
+        let mode = std::fs::metadata(dir.path().join(SEED_FILE)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let (again, created) = data.load_or_create_seed().unwrap();
+        assert!(!created);
+        assert_eq!(seed, again);
+    }
+
+    #[test]
+    fn a_second_opener_and_another_network_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DataDir::open(dir.path(), Network::Regtest).unwrap();
+        let second = DataDir::open(dir.path(), Network::Regtest).unwrap_err();
+        assert!(matches!(second, NodeError::Locked { .. }), "{second}");
+        drop(first);
+        let other = DataDir::open(dir.path(), Network::Signet).unwrap_err();
+        assert!(other.to_string().contains("belongs to a regtest node"), "{other}");
+        DataDir::open(dir.path(), Network::Regtest).expect("reopens after the lock is released");
+    }
+
+    #[test]
+    fn a_truncated_seed_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(SEED_FILE), [7u8; 12]).unwrap();
+        let data = DataDir::open(dir.path(), Network::Regtest).unwrap();
+        let err = data.load_or_create_seed().unwrap_err().to_string();
+        assert!(err.contains("12 bytes"), "{err}");
+        assert_eq!(std::fs::read(dir.path().join(SEED_FILE)).unwrap(), vec![7u8; 12]);
+    }
+}

@@ -1,0 +1,191 @@
+//! Lightning peers: connecting, remembering the addresses of peers we have channels with, and
+//! reconnecting to them with backoff when the connection drops.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bitcoin::secp256k1::PublicKey;
+use lightning::util::persist::KVStoreSync;
+use log::{debug, info, warn};
+use tokio::sync::watch;
+
+use super::error::NodeError;
+use super::types::{ChannelManager, PeerManager, Store};
+
+const NAMESPACE: &str = "peers";
+/// How long an outbound connection may take to complete the Lightning handshake.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the reconnection loop looks at channel peers.
+const RECONNECT_INTERVAL: Duration = Duration::from_secs(5);
+/// Longest wait between two attempts to reach the same peer.
+const MAX_RECONNECT_BACKOFF: Duration = Duration::from_secs(300);
+
+/// Remembered peer addresses.
+pub struct PeerStore {
+    kv: Arc<Store>,
+    addresses: Mutex<HashMap<PublicKey, String>>,
+}
+
+impl PeerStore {
+    /// Loads remembered addresses.
+    pub fn load(kv: Arc<Store>) -> Result<Self, std::io::Error> {
+        let mut addresses = HashMap::new();
+        for key in kv.list(NAMESPACE, "")? {
+            let Ok(node_id) = key.parse::<PublicKey>() else {
+                warn!("ignoring peer record {key:?}: not a public key");
+                continue;
+            };
+            let address = String::from_utf8(kv.read(NAMESPACE, "", &key)?)
+                .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidData, err))?;
+            addresses.insert(node_id, address);
+        }
+        Ok(Self {
+            kv,
+            addresses: Mutex::new(addresses),
+        })
+    }
+
+    /// Remembers `address` for `node_id`.
+    pub fn remember(&self, node_id: PublicKey, address: &str) -> Result<(), std::io::Error> {
+        if self.get(&node_id).as_deref() == Some(address) {
+            return Ok(());
+        }
+        self.kv
+            .write(NAMESPACE, "", &node_id.to_string(), address.as_bytes().to_vec())?;
+        self.lock().insert(node_id, address.to_string());
+        Ok(())
+    }
+
+    /// The remembered address of `node_id`.
+    pub fn get(&self, node_id: &PublicKey) -> Option<String> {
+        self.lock().get(node_id).cloned()
+    }
+
+    /// All remembered peers.
+    pub fn all(&self) -> Vec<(PublicKey, String)> {
+        self.lock().iter().map(|(k, v)| (*k, v.clone())).collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PublicKey, String>> {
+        self.addresses.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Resolves `address` (`host:port`) to a socket address.
+pub fn resolve(address: &str) -> Result<SocketAddr, NodeError> {
+    let unreachable = |reason: String| NodeError::PeerUnreachable {
+        address: address.to_string(),
+        reason,
+    };
+    address
+        .to_socket_addrs()
+        .map_err(|err| unreachable(format!("cannot resolve it: {err}")))?
+        .next()
+        .ok_or_else(|| unreachable("it resolves to no address".into()))
+}
+
+/// Whether `node_id` is connected and past the handshake.
+pub fn is_connected(peer_manager: &PeerManager, node_id: &PublicKey) -> bool {
+    peer_manager.peer_by_node_id(node_id).is_some()
+}
+
+/// Connects to `node_id` at `address` and waits until the handshake completes.
+pub async fn connect(
+    peer_manager: &Arc<PeerManager>,
+    node_id: PublicKey,
+    address: &str,
+) -> Result<(), NodeError> {
+    if is_connected(peer_manager, &node_id) {
+        return Ok(());
+    }
+    let socket = resolve(address)?;
+    let unreachable = |reason: &str| NodeError::PeerUnreachable {
+        address: address.to_string(),
+        reason: reason.to_string(),
+    };
+    let connection = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        lightning_net_tokio::connect_outbound(peer_manager.clone(), node_id, socket),
+    )
+    .await
+    .map_err(|_| unreachable("the TCP connection timed out"))?
+    .ok_or_else(|| unreachable("the TCP connection was refused"))?;
+    let mut connection = Box::pin(connection);
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    loop {
+        tokio::select! {
+            _ = &mut connection => {
+                return Err(unreachable("the peer closed the connection during the handshake (wrong node id?)"));
+            }
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {
+                if is_connected(peer_manager, &node_id) {
+                    // Keep driving the connection in the background.
+                    tokio::spawn(connection);
+                    return Ok(());
+                }
+                if Instant::now() > deadline {
+                    return Err(unreachable("the Lightning handshake did not complete in time"));
+                }
+            }
+        }
+    }
+}
+
+/// Keeps channel peers connected until `stop` turns true: every few seconds, each peer we
+/// have a channel with and a remembered address for is reconnected if it is not connected,
+/// with exponential backoff per peer.
+pub async fn keep_channel_peers_connected(
+    peer_manager: Arc<PeerManager>,
+    channel_manager: Arc<ChannelManager>,
+    store: Arc<PeerStore>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut backoff: HashMap<PublicKey, (Instant, Duration)> = HashMap::new();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(RECONNECT_INTERVAL) => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            break;
+        }
+        let mut channel_peers: Vec<PublicKey> = channel_manager
+            .list_channels()
+            .iter()
+            .map(|c| c.counterparty.node_id)
+            .collect();
+        channel_peers.sort();
+        channel_peers.dedup();
+        for node_id in channel_peers {
+            if is_connected(&peer_manager, &node_id) {
+                backoff.remove(&node_id);
+                continue;
+            }
+            let Some(address) = store.get(&node_id) else {
+                continue;
+            };
+            let now = Instant::now();
+            if let Some((next, _)) = backoff.get(&node_id) {
+                if now < *next {
+                    continue;
+                }
+            }
+            debug!("reconnecting to channel peer {node_id} at {address}");
+            match connect(&peer_manager, node_id, &address).await {
+                Ok(()) => {
+                    info!("reconnected to channel peer {node_id}");
+                    backoff.remove(&node_id);
+                }
+                Err(err) => {
+                    let delay = backoff
+                        .get(&node_id)
+                        .map_or(RECONNECT_INTERVAL, |(_, d)| (*d * 2).min(MAX_RECONNECT_BACKOFF));
+                    debug!("channel peer {node_id} unreachable ({err}); next try in {}s", delay.as_secs());
+                    backoff.insert(node_id, (Instant::now() + delay, delay));
+                }
+            }
+        }
+    }
+}
