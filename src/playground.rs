@@ -1,8 +1,8 @@
 //! The playground: a whole Lightning setup on one machine with nothing installed. An embedded
 //! regtest peer and two nodes (alice and bob) run in this process, each node with its own data
 //! directory in a temporary directory and its own control API, so the `lightfilter` CLI can
-//! drive them. [`Playground::run_demo`] funds alice from the faucet, opens a channel to bob,
-//! mines it to confirmation, and pays an invoice of bob's, reporting each step.
+//! drive them. [`Playground::run_demo`] funds both from the faucet, opens a channel from alice
+//! to bob, mines it to confirmation, and pays an invoice of bob's, reporting each step.
 //!
 //! Only 127.0.0.1 is used.
 
@@ -21,6 +21,10 @@ use crate::regtest::{RegtestError, RegtestPeer, TxRejected};
 
 /// What alice is funded with from the faucet.
 pub const FUNDING: Amount = Amount::from_sat(1_000_000);
+
+/// What bob is funded with: the on-chain reserve for fee bumping that the node keeps per anchor
+/// channel before it accepts one.
+pub const BOB_RESERVE_FUNDING: Amount = Amount::from_sat(100_000);
 
 /// The capacity of the channel alice opens to bob.
 pub const CHANNEL_SAT: u64 = 500_000;
@@ -273,26 +277,38 @@ impl Playground {
         let bob = self.node(1)?;
         let demo_started = Instant::now();
 
-        // 1. Fund alice from the faucet and confirm it.
+        // 1. Fund both from the faucet and confirm it: alice for the channel, bob for the
+        //    on-chain reserve an anchor channel needs to bump fees when it closes.
         let started = Instant::now();
-        let address = alice.node.new_address().map_err(|err| alice.fail(err))?;
-        let script = address_script(&address)?;
-        let funding = self
-            .peer
-            .fund(&script, FUNDING, FeeRate::from_sat_per_vb_u32(2))
-            .map_err(|source| PlaygroundError::Funding {
-                name: alice.name,
-                source,
-            })?;
+        for (node, amount) in [(alice, FUNDING), (bob, BOB_RESERVE_FUNDING)] {
+            let address = node.node.new_address().map_err(|err| node.fail(err))?;
+            let script = address_script(&address)?;
+            let funding = self
+                .peer
+                .fund(&script, amount, FeeRate::from_sat_per_vb_u32(2))
+                .map_err(|source| PlaygroundError::Funding {
+                    name: node.name,
+                    source,
+                })?;
+            report(&format!(
+                "the faucet paid {} sat to {}'s address {address} (transaction {})",
+                amount.to_sat(),
+                node.name,
+                funding.compute_txid(),
+            ));
+        }
         self.peer.mine(1, &self.peer.faucet_script());
-        wait_for("alice to see her funds confirmed", || async {
-            (alice.node.balances().onchain_confirmed_sat >= FUNDING.to_sat()).then_some(())
-        })
-        .await?;
+        for (node, amount) in [(alice, FUNDING), (bob, BOB_RESERVE_FUNDING)] {
+            wait_for(
+                &format!("{} to see the funds confirmed", node.name),
+                || async {
+                    (node.node.balances().onchain_confirmed_sat >= amount.to_sat()).then_some(())
+                },
+            )
+            .await?;
+        }
         report(&format!(
-            "funded alice with {} sat at {address} (transaction {}, confirmed) ({})",
-            FUNDING.to_sat(),
-            funding.compute_txid(),
+            "mined a block: both see their funds confirmed ({})",
             seconds(started)
         ));
 
@@ -380,6 +396,10 @@ impl Playground {
                         && received.status == PaymentStatus::Succeeded
                 })
                 .then_some(())
+        })
+        .await?;
+        wait_for("bob's channel balance to include the payment", || async {
+            (bob.node.balances().lightning_msat >= PAYMENT_MSAT).then_some(())
         })
         .await?;
         report(&format!(

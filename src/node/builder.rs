@@ -42,8 +42,8 @@ use super::logger::LdkLogger;
 use super::payment_store::PaymentStore;
 use super::peers::PeerStore;
 use super::types::{
-    ChainMonitor, ChannelManager, GossipSync, NetworkGraph, PeerManager, Persister, Scorer,
-    Store, Sweeper,
+    ChainMonitor, ChannelManager, GossipSync, NetworkGraph, PeerManager, Persister, Scorer, Store,
+    Sweeper,
 };
 use super::{background, Node, NodeParts};
 use crate::chain::{ChainConfig, ChainListener, ChainSource, SharedListen, WatchSet};
@@ -210,10 +210,12 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
             NETWORK_GRAPH_PERSISTENCE_SECONDARY_NAMESPACE,
             NETWORK_GRAPH_PERSISTENCE_KEY,
         )? {
-            Some(bytes) => NetworkGraph::read(&mut &bytes[..], logger.clone()).unwrap_or_else(|err| {
-                warn!("stored network graph unreadable ({err:?}); starting from an empty one");
-                NetworkGraph::new(config.network, logger.clone())
-            }),
+            Some(bytes) => {
+                NetworkGraph::read(&mut &bytes[..], logger.clone()).unwrap_or_else(|err| {
+                    warn!("stored network graph unreadable ({err:?}); starting from an empty one");
+                    NetworkGraph::new(config.network, logger.clone())
+                })
+            }
             None => NetworkGraph::new(config.network, logger.clone()),
         },
     );
@@ -243,7 +245,10 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
         scorer.clone(),
         ProbabilisticScoringFeeParameters::default(),
     ));
-    let message_router = Arc::new(DefaultMessageRouter::new(network_graph.clone(), keys.clone()));
+    let message_router = Arc::new(DefaultMessageRouter::new(
+        network_graph.clone(),
+        keys.clone(),
+    ));
 
     // Step 9: the channel manager, fresh at the tip or from disk with its monitors.
     let user_config = user_config();
@@ -262,15 +267,13 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
                 user_config,
                 monitors.iter().map(|(_, monitor)| monitor).collect(),
             );
-            let (block, manager) =
-                <(BlockHash, ChannelManager)>::read(&mut &bytes[..], read_args).map_err(|err| {
-                    NodeError::DataDir {
-                        path: data_dir.path().to_path_buf(),
-                        reason: format!(
-                            "the channel manager cannot be read ({err:?}); refusing to start \
+            let (block, manager) = <(BlockHash, ChannelManager)>::read(&mut &bytes[..], read_args)
+                .map_err(|err| NodeError::DataDir {
+                    path: data_dir.path().to_path_buf(),
+                    reason: format!(
+                        "the channel manager cannot be read ({err:?}); refusing to start \
                              (nothing was changed)"
-                        ),
-                    }
+                    ),
                 })?;
             (block, Arc::new(manager))
         }
@@ -364,13 +367,12 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
     }
     best_blocks.push(sweeper.current_best_block().block_hash);
     listener.register("output sweeper", sweeper.clone());
-    let synced_tip = chain
-        .synchronize(&best_blocks)
-        .await
-        .map_err(|err| NodeError::NotReady(format!(
+    let synced_tip = chain.synchronize(&best_blocks).await.map_err(|err| {
+        NodeError::NotReady(format!(
             "could not bring channel state to the chain tip: {}",
             err.into_inner()
-        )))?;
+        ))
+    })?;
 
     // Step 11: hand the monitors to the chain monitor, which now listens for all of them.
     let fan_out: Vec<(String, SharedListen)> = vec![
@@ -427,9 +429,8 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
     let payments = Arc::new(
         PaymentStore::load(store.clone()).map_err(|err| store_error("loading payments", err))?,
     );
-    let peers = Arc::new(
-        PeerStore::load(store.clone()).map_err(|err| store_error("loading peers", err))?,
-    );
+    let peers =
+        Arc::new(PeerStore::load(store.clone()).map_err(|err| store_error("loading peers", err))?);
     let (stop_tx, stop_rx) = watch::channel(false);
 
     // Step 14: networking.
@@ -515,9 +516,12 @@ async fn listen_for_peers(
     peer_manager: Arc<PeerManager>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<SocketAddr, NodeError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|err| NodeError::invalid("Lightning listen address", format!("cannot listen on {addr}: {err}")))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|err| {
+        NodeError::invalid(
+            "Lightning listen address",
+            format!("cannot listen on {addr}: {err}"),
+        )
+    })?;
     let local = listener
         .local_addr()
         .map_err(|err| NodeError::invalid("Lightning listen address", err.to_string()))?;

@@ -182,11 +182,16 @@ impl Node {
         self.request_stop();
         self.stop_tx.send_replace(true);
         self.peer_manager.disconnect_all_peers();
-        let background = self.background.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let background = self
+            .background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         if let Some(background) = background {
             let _ = background.await;
         }
-        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        let tasks: Vec<_> =
+            std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
         for task in tasks {
             task.abort();
             let _ = task.await;
