@@ -1,0 +1,439 @@
+//! Helpers for the tests that drive the real `lightfilter` binary: an embedded regtest peer on
+//! its own runtime, daemons started as child processes on temporary data directories, and
+//! CLI invocations whose output is parsed back.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use bitcoin::{Address, Amount, FeeRate, Network, ScriptBuf, Txid};
+use lightfilter::regtest::RegtestPeer;
+use serde_json::Value;
+
+/// Generous limit for conditions that should hold within moments.
+pub const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The `lightfilter` binary under test.
+pub fn lightfilter() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lightfilter"))
+}
+
+/// Polls `condition` every 200 ms until it holds; panics naming `what` after [`TIMEOUT`].
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "gave up after {} s waiting for {what}",
+            TIMEOUT.as_secs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The embedded regtest peer, running on a runtime of its own so the test thread can block on
+/// CLI processes.
+pub struct Chain {
+    runtime: tokio::runtime::Runtime,
+    pub peer: RegtestPeer,
+}
+
+impl Chain {
+    /// A regtest peer on 127.0.0.1 with 101 blocks mined to its faucet.
+    pub fn start() -> Chain {
+        let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+            .is_test(true)
+            .try_init();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime for the regtest peer");
+        let peer = runtime
+            .block_on(RegtestPeer::start(SocketAddr::from(([127, 0, 0, 1], 0))))
+            .expect("start the regtest peer");
+        peer.mine(101, &peer.faucet_script());
+        Chain { runtime, peer }
+    }
+
+    /// The peer's P2P address.
+    pub fn addr(&self) -> SocketAddr {
+        self.peer.addr()
+    }
+
+    /// Height of the tip.
+    pub fn height(&self) -> u32 {
+        self.peer.tip().0
+    }
+
+    /// Mines `n` blocks to the faucet.
+    pub fn mine(&self, n: u32) {
+        self.peer.mine(n, &self.peer.faucet_script());
+    }
+
+    /// Mines a block at a time (one a second) until `condition` holds; panics naming `what`
+    /// after [`TIMEOUT`].
+    pub fn mine_until(&self, what: &str, mut condition: impl FnMut() -> bool) {
+        let deadline = Instant::now() + TIMEOUT;
+        while !condition() {
+            assert!(
+                Instant::now() < deadline,
+                "gave up after {} s of mining waiting for {what}",
+                TIMEOUT.as_secs()
+            );
+            self.mine(1);
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+
+    /// Pays `amount` to `address` from the faucet (not mined).
+    pub fn fund(&self, address: &str, amount: Amount) -> Txid {
+        self.peer
+            .fund(
+                &regtest_script(address),
+                amount,
+                FeeRate::from_sat_per_vb_u32(2),
+            )
+            .expect("the faucet pays")
+            .compute_txid()
+    }
+
+    /// Waits until `txid` is in the mempool.
+    pub fn wait_in_mempool(&self, txid: &str) {
+        let txid = Txid::from_str(txid).expect("a txid");
+        wait_until(&format!("{txid} in the mempool"), || {
+            self.peer.in_mempool(&txid)
+        });
+    }
+}
+
+/// The output script of a regtest address.
+pub fn regtest_script(address: &str) -> ScriptBuf {
+    Address::from_str(address)
+        .expect("an address")
+        .require_network(Network::Regtest)
+        .expect("a regtest address")
+        .script_pubkey()
+}
+
+/// A CLI run's outcome.
+#[derive(Debug)]
+pub struct Run {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Run {
+        Run {
+            success: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).to_string(),
+        }
+    }
+}
+
+/// Runs `lightfilter --network regtest --datadir <data_dir> <args>`.
+pub fn cli_in(data_dir: &Path, args: &[&str]) -> Run {
+    lightfilter()
+        .arg("--network")
+        .arg("regtest")
+        .arg("--datadir")
+        .arg(data_dir)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run lightfilter")
+        .into()
+}
+
+/// A daemon running as a child process on a temporary data directory.
+pub struct Daemon {
+    pub name: &'static str,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts `lightfilter daemon` against `chain` and waits until its API answers.
+    pub fn start(name: &'static str, chain: &Chain) -> Daemon {
+        Daemon::start_with(name, chain, &[])
+    }
+
+    /// Like [`Daemon::start`] with extra daemon flags.
+    pub fn start_with(name: &'static str, chain: &Chain, extra: &[&str]) -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("lightfilter-{name}-"))
+            .tempdir()
+            .expect("a temporary data directory");
+        let child = spawn_daemon(dir.path(), chain.addr(), extra);
+        let mut daemon = Daemon { name, child, dir };
+        daemon.wait_ready();
+        daemon
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "{} exited with {status} while starting:\n{}",
+                    self.name,
+                    self.log_tail()
+                );
+            }
+            if self.data_dir().join("api.addr").exists() && self.cli(&["getinfo"]).success {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not answer within {} s:\n{}",
+                self.name,
+                TIMEOUT.as_secs(),
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Whether the process is still alive.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits for the process to exit; returns whether it exited successfully.
+    pub fn wait_exit(&mut self) -> bool {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit within {} s:\n{}",
+                self.name,
+                TIMEOUT.as_secs(),
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The end of the daemon's log file.
+    pub fn log_tail(&self) -> String {
+        let log =
+            std::fs::read_to_string(self.data_dir().join("lightfilter.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// The whole log file.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir().join("lightfilter.log")).unwrap_or_default()
+    }
+
+    /// Runs a CLI command against this daemon.
+    pub fn cli(&self, args: &[&str]) -> Run {
+        cli_in(self.data_dir(), args)
+    }
+
+    /// Runs a CLI command with `--json`, asserts it succeeded, and parses its output.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let run = self.cli(&all);
+        assert!(
+            run.success,
+            "{} {args:?} failed:\nstdout: {}\nstderr: {}\nlog:\n{}",
+            self.name,
+            run.stdout,
+            run.stderr,
+            self.log_tail()
+        );
+        serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|err| panic!("{args:?} printed no JSON ({err}): {}", run.stdout))
+    }
+
+    /// Runs a CLI command with `--json` that must fail; returns the error's code and message
+    /// (checking the `{"error": {"code", "message"}}` shape).
+    pub fn json_error(&self, args: &[&str]) -> (String, String) {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let run = self.cli(&all);
+        assert!(!run.success, "{args:?} succeeded: {}", run.stdout);
+        json_error_of(&run)
+    }
+
+    /// Runs a CLI command (human output) that must fail; returns its standard error.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let run = self.cli(args);
+        assert!(!run.success, "{args:?} succeeded: {}", run.stdout);
+        assert!(
+            run.stdout.is_empty(),
+            "{args:?} printed to stdout: {}",
+            run.stdout
+        );
+        assert!(
+            run.stderr.starts_with("error: "),
+            "{args:?}: {}",
+            run.stderr
+        );
+        run.stderr
+    }
+
+    /// Node id.
+    pub fn node_id(&self) -> String {
+        self.json(&["getinfo"])["node_id"]
+            .as_str()
+            .expect("a node id")
+            .to_string()
+    }
+
+    /// `<node id>@<Lightning listen address>`.
+    pub fn uri(&self) -> String {
+        let info = self.json(&["getinfo"]);
+        format!(
+            "{}@{}",
+            info["node_id"].as_str().unwrap(),
+            info["listen_addresses"][0]
+                .as_str()
+                .expect("a listen address")
+        )
+    }
+
+    /// Waits until the node is synced to `height`.
+    pub fn wait_synced_to(&self, height: u32) {
+        wait_until(&format!("{} synced to {height}", self.name), || {
+            let info = self.json(&["getinfo"]);
+            info["synced"] == true && info["block_height"].as_u64() == Some(u64::from(height))
+        });
+    }
+
+    /// A fresh address.
+    pub fn new_address(&self) -> String {
+        self.json(&["newaddress"])["address"]
+            .as_str()
+            .expect("an address")
+            .to_string()
+    }
+
+    /// Confirmed on-chain balance.
+    pub fn confirmed_sat(&self) -> u64 {
+        self.json(&["balance"])["onchain_confirmed_sat"]
+            .as_u64()
+            .expect("a balance")
+    }
+
+    /// Funds the node with `amount` from the faucet and waits until it is confirmed.
+    pub fn fund(&self, chain: &Chain, amount: Amount) {
+        let before = self.confirmed_sat();
+        let address = self.new_address();
+        let txid = chain.fund(&address, amount);
+        chain.wait_in_mempool(&txid.to_string());
+        chain.mine(1);
+        wait_until(&format!("{} funded", self.name), || {
+            self.confirmed_sat() >= before + amount.to_sat()
+        });
+    }
+
+    /// The channel with `channel_id`, if listed.
+    pub fn channel(&self, channel_id: &str) -> Option<Value> {
+        self.json(&["channels"])
+            .as_array()
+            .expect("a list")
+            .iter()
+            .find(|channel| channel["channel_id"] == channel_id)
+            .cloned()
+    }
+
+    /// Opens a channel to `peer` of `sats`, mines 6 blocks and waits until both sides can use
+    /// it; returns the channel id.
+    pub fn open_usable_channel(&self, chain: &Chain, peer: &Daemon, sats: u64) -> String {
+        let opened = self.json(&["openchannel", &peer.uri(), &sats.to_string()]);
+        let channel_id = opened["channel_id"].as_str().unwrap().to_string();
+        chain.wait_in_mempool(opened["funding_txid"].as_str().unwrap());
+        chain.mine(6);
+        for side in [self, peer] {
+            wait_until(&format!("channel usable on {}", side.name), || {
+                side.channel(&channel_id)
+                    .is_some_and(|channel| channel["usable"] == true)
+            });
+        }
+        channel_id
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- {} log ---\n{}", self.name, self.log_tail());
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `lightfilter daemon` on `data_dir` with `peer` as its Bitcoin peer.
+pub fn spawn_daemon(data_dir: &Path, peer: SocketAddr, extra: &[&str]) -> Child {
+    lightfilter()
+        .arg("--network")
+        .arg("regtest")
+        .arg("--datadir")
+        .arg(data_dir)
+        .arg("daemon")
+        .arg("--bitcoin-peer")
+        .arg(peer.to_string())
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start lightfilter daemon")
+}
+
+/// The `{"error": {"code", "message"}}` printed by a failed `--json` run.
+pub fn json_error_of(run: &Run) -> (String, String) {
+    let value: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|err| panic!("no JSON error ({err}): {}", run.stdout));
+    let code = value["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code: {value}"));
+    let message = value["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error message: {value}"));
+    (code.to_string(), message.to_string())
+}
+
+/// A local port that nothing listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
+/// Sends `signal` (e.g. "TERM", "INT") to process `pid`.
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
