@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Body;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use hyper::server::conn::http1;
@@ -238,6 +239,10 @@ async fn answer(state: &ServerState, request: Request<Incoming>) -> Result<Vec<u
         .to_string();
     if request.method() != HttpMethod::POST {
         return Err(RequestError::MethodNotAllowed);
+    }
+    if request.body().size_hint().lower() > MAX_BODY_BYTES as u64 {
+        // Refused on the declared length, before reading any of it.
+        return Err(RequestError::PayloadTooLarge(MAX_BODY_BYTES));
     }
     let body = Limited::new(request.into_body(), MAX_BODY_BYTES)
         .collect()

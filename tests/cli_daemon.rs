@@ -1,0 +1,185 @@
+//! `lightfilter daemon` as a process: one per data directory, clean stops on SIGTERM and
+//! Ctrl-C, clear failures at start-up, a loud warning for a non-loopback API address, and a
+//! clear message from every client command when no daemon runs.
+
+mod cli_support;
+
+use std::process::Stdio;
+
+use cli_support::{
+    cli_in, closed_port, json_error_of, lightfilter, send_signal, Chain, Daemon, KillOnDrop,
+    TIMEOUT,
+};
+
+/// Runs `lightfilter --network regtest --datadir <dir> daemon <args>` to its end (it must
+/// fail to start); returns whether it succeeded and its standard error.
+fn daemon_run(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let mut child = lightfilter()
+        .arg("--network")
+        .arg("regtest")
+        .arg("--datadir")
+        .arg(dir)
+        .arg("daemon")
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run lightfilter daemon");
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while child.try_wait().expect("poll the daemon").is_none() {
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("the daemon kept running although it should have refused to start");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let output = child.wait_with_output().expect("daemon output");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
+#[test]
+fn a_second_daemon_on_the_same_data_dir_is_refused_and_the_first_keeps_its_files() {
+    let chain = Chain::start();
+    let mut first = Daemon::start("alice", &chain);
+    let addr_before = std::fs::read(first.data_dir().join("api.addr")).unwrap();
+    let cookie_before = std::fs::read(first.data_dir().join("api.cookie")).unwrap();
+    let node_id = first.node_id();
+
+    let peer = chain.addr().to_string();
+    let (success, stderr) = daemon_run(first.data_dir(), &["--bitcoin-peer", &peer]);
+    assert!(
+        !success,
+        "a second daemon started on the same data directory"
+    );
+    assert!(
+        stderr.contains("another lightfilter daemon is running"),
+        "{stderr}"
+    );
+    assert!(first.is_running());
+    assert_eq!(
+        std::fs::read(first.data_dir().join("api.addr")).unwrap(),
+        addr_before
+    );
+    assert_eq!(
+        std::fs::read(first.data_dir().join("api.cookie")).unwrap(),
+        cookie_before
+    );
+    assert_eq!(first.node_id(), node_id);
+}
+
+#[test]
+fn sigterm_and_ctrl_c_stop_the_daemon_cleanly_and_it_starts_again() {
+    let chain = Chain::start();
+    let mut daemon = Daemon::start("alice", &chain);
+    let node_id = daemon.node_id();
+    let dir = daemon.data_dir().to_path_buf();
+    send_signal(daemon.pid(), "TERM");
+    assert!(daemon.wait_exit(), "exit status 0 after SIGTERM");
+    assert!(!dir.join("api.addr").exists());
+    assert!(!dir.join("api.cookie").exists());
+    let log = daemon.log();
+    assert!(
+        log.contains("terminated") && log.contains("stopped"),
+        "{log}"
+    );
+
+    // The same data directory again: same node, then Ctrl-C (SIGINT).
+    let mut again = KillOnDrop::new(cli_support::spawn_daemon(&dir, chain.addr(), &[]));
+    cli_support::wait_until("the restarted daemon to answer", || {
+        cli_in(&dir, &["getinfo"]).success
+    });
+    let info = cli_in(&dir, &["getinfo", "--json"]);
+    let info: serde_json::Value = serde_json::from_str(&info.stdout).unwrap();
+    assert_eq!(info["node_id"], node_id.as_str());
+    send_signal(again.child().id(), "INT");
+    let status = again.child().wait().expect("wait for the daemon");
+    assert!(status.success(), "exit status after Ctrl-C: {status}");
+    assert!(!dir.join("api.addr").exists());
+    drop(daemon);
+}
+
+#[test]
+fn start_up_failures_say_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let (success, stderr) = daemon_run(dir.path(), &["--bitcoin-peer", "localhost"]);
+    assert!(!success);
+    assert!(
+        stderr.contains("invalid configuration") && stderr.contains("Bitcoin peer"),
+        "{stderr}"
+    );
+
+    // A non-loopback API address is warned about loudly; this one is not on the machine, so
+    // the daemon stops with the reason and removes nothing it does not own.
+    let chain = Chain::start();
+    let peer = chain.addr().to_string();
+    let (success, stderr) = daemon_run(
+        dir.path(),
+        &["--bitcoin-peer", &peer, "--api-listen", "192.0.2.1:9737"],
+    );
+    assert!(!success);
+    assert!(stderr.contains("NOT ONLY ON THIS MACHINE"), "{stderr}");
+    assert!(
+        stderr.contains("cannot start the control API")
+            && stderr.contains("cannot listen for the control API on 192.0.2.1:9737"),
+        "{stderr}"
+    );
+    let log = std::fs::read_to_string(dir.path().join("lightfilter.log")).unwrap();
+    assert!(log.contains("NOT ONLY ON THIS MACHINE"), "{log}");
+    assert!(!dir.path().join("api.addr").exists());
+    assert!(dir.path().join("seed").exists(), "the node's data stays");
+}
+
+#[test]
+fn client_commands_without_a_daemon_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let commands: [&[&str]; 5] = [
+        &["getinfo"],
+        &["balance"],
+        &["channels"],
+        &["invoice", "1000"],
+        &["stop"],
+    ];
+    for args in commands {
+        let run = cli_in(dir.path(), args);
+        assert!(!run.success, "{args:?}");
+        assert!(
+            run.stderr.contains("no lightfilter daemon is running on")
+                && run.stderr.contains("api.addr does not exist"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        let mut json_args = args.to_vec();
+        json_args.push("--json");
+        let run = cli_in(dir.path(), &json_args);
+        assert!(!run.success);
+        assert_eq!(json_error_of(&run).0, "daemon_not_running", "{args:?}");
+    }
+
+    // Files left by a daemon that was killed: nothing answers at the address.
+    std::fs::write(
+        dir.path().join("api.addr"),
+        format!("127.0.0.1:{}\n", closed_port()),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("api.cookie"), "00".repeat(32)).unwrap();
+    let run = cli_in(dir.path(), &["getinfo"]);
+    assert!(!run.success);
+    assert!(
+        run.stderr.contains("no lightfilter daemon is running on")
+            && run.stderr.contains("did not stop cleanly"),
+        "{}",
+        run.stderr
+    );
+    let run = cli_in(dir.path(), &["getinfo", "--json"]);
+    assert_eq!(json_error_of(&run).0, "daemon_not_running");
+
+    // Bad input is reported before looking for a daemon.
+    let run = cli_in(dir.path(), &["invoice", "99999999999999999999999"]);
+    assert!(!run.success);
+    assert!(run.stderr.contains("too large"), "{}", run.stderr);
+}
