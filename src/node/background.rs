@@ -69,7 +69,11 @@ impl Node {
 pub(super) async fn announce_regularly(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     let mut first = true;
     loop {
-        let delay = if first { Duration::from_secs(60) } else { ANNOUNCE_INTERVAL };
+        let delay = if first {
+            Duration::from_secs(60)
+        } else {
+            ANNOUNCE_INTERVAL
+        };
         first = false;
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}

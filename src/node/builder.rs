@@ -42,8 +42,8 @@ use super::logger::LdkLogger;
 use super::payment_store::PaymentStore;
 use super::peers::PeerStore;
 use super::types::{
-    ChainMonitor, ChannelManager, GossipSync, NetworkGraph, PeerManager, Persister, Scorer,
-    Store, Sweeper,
+    ChainMonitor, ChannelManager, GossipSync, NetworkGraph, PeerManager, Persister, Scorer, Store,
+    Sweeper,
 };
 use super::{background, Node, NodeParts};
 use crate::chain::{ChainConfig, ChainListener, ChainSource, SharedListen, WatchSet};
@@ -63,7 +63,8 @@ impl ScriptRegistry for WatchSet {
     }
 }
 
-/// The LDK user configuration: anchor channels, inbound channels accepted by our own policy.
+/// The LDK user configuration: anchor channels, inbound channels accepted by our own policy,
+/// payments allowed to use a channel's whole capacity.
 pub fn user_config() -> UserConfig {
     let mut config = UserConfig::default();
     config
@@ -71,6 +72,15 @@ pub fn user_config() -> UserConfig {
         .negotiate_anchors_zero_fee_htlc_tx = true;
     config.manually_accept_inbound_channels = true;
     config.channel_handshake_config.announce_for_forwarding = false;
+    // Let a payment use the whole channel, as other implementations do (LDK's default caps
+    // HTLCs in flight towards us at 10% of the channel).
+    config
+        .channel_handshake_config
+        .max_inbound_htlc_value_in_flight_percent_of_channel = 100;
+    // Accept public and private channels alike; whoever opens the channel decides.
+    config
+        .channel_handshake_limits
+        .force_announced_channel_preference = false;
     config
 }
 
@@ -210,10 +220,12 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
             NETWORK_GRAPH_PERSISTENCE_SECONDARY_NAMESPACE,
             NETWORK_GRAPH_PERSISTENCE_KEY,
         )? {
-            Some(bytes) => NetworkGraph::read(&mut &bytes[..], logger.clone()).unwrap_or_else(|err| {
-                warn!("stored network graph unreadable ({err:?}); starting from an empty one");
-                NetworkGraph::new(config.network, logger.clone())
-            }),
+            Some(bytes) => {
+                NetworkGraph::read(&mut &bytes[..], logger.clone()).unwrap_or_else(|err| {
+                    warn!("stored network graph unreadable ({err:?}); starting from an empty one");
+                    NetworkGraph::new(config.network, logger.clone())
+                })
+            }
             None => NetworkGraph::new(config.network, logger.clone()),
         },
     );
@@ -243,7 +255,10 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
         scorer.clone(),
         ProbabilisticScoringFeeParameters::default(),
     ));
-    let message_router = Arc::new(DefaultMessageRouter::new(network_graph.clone(), keys.clone()));
+    let message_router = Arc::new(DefaultMessageRouter::new(
+        network_graph.clone(),
+        keys.clone(),
+    ));
 
     // Step 9: the channel manager, fresh at the tip or from disk with its monitors.
     let user_config = user_config();
@@ -262,15 +277,13 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
                 user_config,
                 monitors.iter().map(|(_, monitor)| monitor).collect(),
             );
-            let (block, manager) =
-                <(BlockHash, ChannelManager)>::read(&mut &bytes[..], read_args).map_err(|err| {
-                    NodeError::DataDir {
-                        path: data_dir.path().to_path_buf(),
-                        reason: format!(
-                            "the channel manager cannot be read ({err:?}); refusing to start \
+            let (block, manager) = <(BlockHash, ChannelManager)>::read(&mut &bytes[..], read_args)
+                .map_err(|err| NodeError::DataDir {
+                    path: data_dir.path().to_path_buf(),
+                    reason: format!(
+                        "the channel manager cannot be read ({err:?}); refusing to start \
                              (nothing was changed)"
-                        ),
-                    }
+                    ),
                 })?;
             (block, Arc::new(manager))
         }
@@ -364,13 +377,12 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
     }
     best_blocks.push(sweeper.current_best_block().block_hash);
     listener.register("output sweeper", sweeper.clone());
-    let synced_tip = chain
-        .synchronize(&best_blocks)
-        .await
-        .map_err(|err| NodeError::NotReady(format!(
+    let synced_tip = chain.synchronize(&best_blocks).await.map_err(|err| {
+        NodeError::NotReady(format!(
             "could not bring channel state to the chain tip: {}",
             err.into_inner()
-        )))?;
+        ))
+    })?;
 
     // Step 11: hand the monitors to the chain monitor, which now listens for all of them.
     let fan_out: Vec<(String, SharedListen)> = vec![
@@ -427,9 +439,8 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
     let payments = Arc::new(
         PaymentStore::load(store.clone()).map_err(|err| store_error("loading payments", err))?,
     );
-    let peers = Arc::new(
-        PeerStore::load(store.clone()).map_err(|err| store_error("loading peers", err))?,
-    );
+    let peers =
+        Arc::new(PeerStore::load(store.clone()).map_err(|err| store_error("loading peers", err))?);
     let (stop_tx, stop_rx) = watch::channel(false);
 
     // Step 14: networking.
@@ -515,9 +526,12 @@ async fn listen_for_peers(
     peer_manager: Arc<PeerManager>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<SocketAddr, NodeError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|err| NodeError::invalid("Lightning listen address", format!("cannot listen on {addr}: {err}")))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|err| {
+        NodeError::invalid(
+            "Lightning listen address",
+            format!("cannot listen on {addr}: {err}"),
+        )
+    })?;
     let local = listener
         .local_addr()
         .map_err(|err| NodeError::invalid("Lightning listen address", err.to_string()))?;

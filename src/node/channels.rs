@@ -84,10 +84,12 @@ impl Node {
         let spendable = self.wallet.balance().confirmed.to_sat();
         let reserve = ANCHOR_RESERVE_SAT_PER_CHANNEL * (self.anchor_channel_count() as u64 + 1);
         if amount_sat.saturating_add(reserve) > spendable {
-            return Err(NodeError::Wallet(crate::wallet::WalletError::InsufficientFunds {
-                needed: Amount::from_sat(amount_sat.saturating_add(reserve)),
-                available: Amount::from_sat(spendable),
-            }));
+            return Err(NodeError::Wallet(
+                crate::wallet::WalletError::InsufficientFunds {
+                    needed: Amount::from_sat(amount_sat.saturating_add(reserve)),
+                    available: Amount::from_sat(spendable),
+                },
+            ));
         }
         self.connect(node_id, address).await?;
         let mut config = super::user_config();
@@ -174,7 +176,10 @@ impl Node {
     /// Whether an inbound channel of `channel_type` may be accepted: anchor channels need
     /// confirmed wallet coins to bump fees at closing time
     /// ([`ANCHOR_RESERVE_SAT_PER_CHANNEL`] for it and for every anchor channel we have).
-    pub(super) fn inbound_channel_refusal(&self, channel_type: &ChannelTypeFeatures) -> Option<String> {
+    pub(super) fn inbound_channel_refusal(
+        &self,
+        channel_type: &ChannelTypeFeatures,
+    ) -> Option<String> {
         if !channel_type.supports_anchors_zero_fee_htlc_tx() {
             return None;
         }
@@ -201,7 +206,11 @@ impl Node {
     }
 
     /// Completes `open_channel` for `user_channel_id`.
-    pub(super) fn finish_open(&self, user_channel_id: u128, result: Result<OpenedChannel, NodeError>) {
+    pub(super) fn finish_open(
+        &self,
+        user_channel_id: u128,
+        result: Result<OpenedChannel, NodeError>,
+    ) {
         if let Some(waiter) = self.open_waiters().remove(&user_channel_id) {
             let _ = waiter.send(result);
         }

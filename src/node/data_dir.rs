@@ -52,7 +52,11 @@ impl DataDir {
         match std::fs::read_to_string(&marker) {
             Ok(text) => {
                 let stored = parse_network(text.trim()).map_err(|_| {
-                    fail(format!("{} holds {:?}, not a network name", marker.display(), text.trim()))
+                    fail(format!(
+                        "{} holds {:?}, not a network name",
+                        marker.display(),
+                        text.trim()
+                    ))
                 })?;
                 if stored != network {
                     return Err(fail(format!(
@@ -166,7 +170,10 @@ mod tests {
         let data = DataDir::open(dir.path(), Network::Regtest).unwrap();
         let (seed, created) = data.load_or_create_seed().unwrap();
         assert!(created);
-        let mode = std::fs::metadata(dir.path().join(SEED_FILE)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join(SEED_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let (again, created) = data.load_or_create_seed().unwrap();
         assert!(!created);
@@ -181,7 +188,10 @@ mod tests {
         assert!(matches!(second, NodeError::Locked { .. }), "{second}");
         drop(first);
         let other = DataDir::open(dir.path(), Network::Signet).unwrap_err();
-        assert!(other.to_string().contains("belongs to a regtest node"), "{other}");
+        assert!(
+            other.to_string().contains("belongs to a regtest node"),
+            "{other}"
+        );
         DataDir::open(dir.path(), Network::Regtest).expect("reopens after the lock is released");
     }
 
@@ -192,6 +202,9 @@ mod tests {
         let data = DataDir::open(dir.path(), Network::Regtest).unwrap();
         let err = data.load_or_create_seed().unwrap_err().to_string();
         assert!(err.contains("12 bytes"), "{err}");
-        assert_eq!(std::fs::read(dir.path().join(SEED_FILE)).unwrap(), vec![7u8; 12]);
+        assert_eq!(
+            std::fs::read(dir.path().join(SEED_FILE)).unwrap(),
+            vec![7u8; 12]
+        );
     }
 }

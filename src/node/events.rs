@@ -36,21 +36,19 @@ impl Node {
                     Amount::from_sat(channel_value_satoshis),
                     FeeRate::from_sat_per_kwu(u64::from(rate)),
                 );
-                let result = funding
-                    .map_err(NodeError::from)
-                    .and_then(|tx| {
-                        let txid = tx.compute_txid();
-                        self.channel_manager
-                            .funding_transaction_generated(
-                                temporary_channel_id,
-                                counterparty_node_id,
-                                tx,
-                            )
-                            .map_err(|err| {
-                                let _ = self.wallet.abandon_transaction(txid);
-                                NodeError::Channel(format!("{err:?}"))
-                            })
-                    });
+                let result = funding.map_err(NodeError::from).and_then(|tx| {
+                    let txid = tx.compute_txid();
+                    self.channel_manager
+                        .funding_transaction_generated(
+                            temporary_channel_id,
+                            counterparty_node_id,
+                            tx,
+                        )
+                        .map_err(|err| {
+                            let _ = self.wallet.abandon_transaction(txid);
+                            NodeError::Channel(format!("{err:?}"))
+                        })
+                });
                 if let Err(err) = result {
                     error!("could not fund channel {temporary_channel_id}: {err}");
                     let _ = self.channel_manager.force_close_broadcasting_latest_txn(
@@ -131,7 +129,9 @@ impl Node {
                         Ok(()) => info!(
                             "accepted a {funding_satoshis} sat channel from {counterparty_node_id}"
                         ),
-                        Err(err) => warn!("could not accept a channel from {counterparty_node_id}: {err:?}"),
+                        Err(err) => {
+                            warn!("could not accept a channel from {counterparty_node_id}: {err:?}")
+                        }
                     }
                 }
             }
@@ -223,7 +223,10 @@ impl Node {
                 if recorded.is_err() {
                     return Err(ReplayEvent());
                 }
-                info!("payment {hash} succeeded (fee {} msat)", fee_paid_msat.unwrap_or(0));
+                info!(
+                    "payment {hash} succeeded (fee {} msat)",
+                    fee_paid_msat.unwrap_or(0)
+                );
             }
             Event::PaymentFailed {
                 payment_id,
@@ -298,7 +301,10 @@ impl Node {
                 tokio::spawn(async move {
                     for address in addresses {
                         let address = address.to_string();
-                        if super::peers::connect(&peer_manager, node_id, &address).await.is_ok() {
+                        if super::peers::connect(&peer_manager, node_id, &address)
+                            .await
+                            .is_ok()
+                        {
                             let _ = peers.remember(node_id, &address);
                             break;
                         }
@@ -308,8 +314,12 @@ impl Node {
             Event::InvoiceReceived { payment_id, .. } => {
                 debug!("BOLT12 invoice for payment {} received", hex(&payment_id.0));
             }
-            Event::SplicePending { channel_id, .. } => info!("splice of channel {channel_id} pending"),
-            Event::SpliceFailed { channel_id, .. } => warn!("splice of channel {channel_id} failed"),
+            Event::SplicePending { channel_id, .. } => {
+                info!("splice of channel {channel_id} pending")
+            }
+            Event::SpliceFailed { channel_id, .. } => {
+                warn!("splice of channel {channel_id} failed")
+            }
             Event::FundingTransactionReadyForSigning { channel_id, .. } => {
                 warn!("channel {channel_id} asks for an interactive funding signature, which this node does not offer");
             }

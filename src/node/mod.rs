@@ -182,11 +182,16 @@ impl Node {
         self.request_stop();
         self.stop_tx.send_replace(true);
         self.peer_manager.disconnect_all_peers();
-        let background = self.background.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let background = self
+            .background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         if let Some(background) = background {
             let _ = background.await;
         }
-        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        let tasks: Vec<_> =
+            std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
         for task in tasks {
             task.abort();
             let _ = task.await;
@@ -222,6 +227,8 @@ impl Node {
             num_usable_channels: channels.iter().filter(|c| c.is_usable).count(),
             listen_addresses: self.ln_listen_addr.iter().map(|a| a.to_string()).collect(),
             alias: self.config.alias.clone(),
+            graph_nodes: self.network_graph.read_only().nodes().len(),
+            graph_channels: self.network_graph.read_only().channels().len(),
         }
     }
 

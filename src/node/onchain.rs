@@ -20,7 +20,9 @@ impl Node {
         let channels = self.channel_manager.list_channels();
         let lightning_msat: u64 = channels
             .iter()
-            .map(|c| c.outbound_capacity_msat + c.unspendable_punishment_reserve.unwrap_or(0) * 1_000)
+            .map(|c| {
+                c.outbound_capacity_msat + c.unspendable_punishment_reserve.unwrap_or(0) * 1_000
+            })
             .sum();
         let open: Vec<_> = channels.iter().collect();
         let claimable_onchain_sat = self

@@ -147,9 +147,7 @@ impl PaymentStore {
         create: impl FnOnce() -> PaymentRecord,
         change: impl FnOnce(&mut PaymentRecord),
     ) -> Result<PaymentRecord, std::io::Error> {
-        let mut record = self
-            .get(direction, id)
-            .unwrap_or_else(create);
+        let mut record = self.get(direction, id).unwrap_or_else(create);
         change(&mut record);
         self.upsert(record.clone())?;
         Ok(record)

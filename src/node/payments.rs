@@ -38,7 +38,10 @@ impl Node {
         expiry_secs: u32,
     ) -> Result<InvoiceInfo, NodeError> {
         if amount_msat == Some(0) {
-            return Err(NodeError::invalid("amount", "an invoice amount must be above 0 msat; use `any` for an open amount"));
+            return Err(NodeError::invalid(
+                "amount",
+                "an invoice amount must be above 0 msat; use `any` for an open amount",
+            ));
         }
         if expiry_secs == 0 {
             return Err(NodeError::invalid("expiry", "must be at least 1 second"));
@@ -55,7 +58,8 @@ impl Node {
             })
             .map_err(|err| NodeError::invalid("invoice", format!("{err:?}")))?;
         let payment_hash = hex(invoice.payment_hash().as_byte_array());
-        let mut record = PaymentRecord::new(payment_hash.clone(), PaymentDirection::Inbound, "bolt11");
+        let mut record =
+            PaymentRecord::new(payment_hash.clone(), PaymentDirection::Inbound, "bolt11");
         record.payment_hash = Some(payment_hash.clone());
         record.amount_msat = amount_msat;
         self.payments
@@ -87,8 +91,12 @@ impl Node {
 
     fn pay_invoice(&self, text: &str, amount_msat: Option<u64>) -> Result<String, NodeError> {
         let text = text.strip_prefix("lightning:").unwrap_or(text);
-        let invoice = Bolt11Invoice::from_str(text)
-            .map_err(|err| NodeError::invalid("invoice", format!("not a BOLT11 invoice or BOLT12 offer: {err}")))?;
+        let invoice = Bolt11Invoice::from_str(text).map_err(|err| {
+            NodeError::invalid(
+                "invoice",
+                format!("not a BOLT11 invoice or BOLT12 offer: {err}"),
+            )
+        })?;
         if invoice.network() != self.config.network {
             return Err(NodeError::WrongNetwork {
                 what: "invoice",
@@ -124,7 +132,11 @@ impl Node {
         self.payments
             .upsert(record)
             .map_err(|err| NodeError::storage("recording the payment", err))?;
-        let pay_amount = if invoice.amount_milli_satoshis().is_some() { None } else { amount_msat };
+        let pay_amount = if invoice.amount_milli_satoshis().is_some() {
+            None
+        } else {
+            amount_msat
+        };
         if let Err(err) = self.channel_manager.pay_for_bolt11_invoice(
             &invoice,
             PaymentId(hash),
@@ -160,7 +172,10 @@ impl Node {
             });
         }
         if offer.amount().is_none() && amount_msat.is_none() {
-            return Err(NodeError::invalid("amount", "the offer has no amount; give one with --amount-msat"));
+            return Err(NodeError::invalid(
+                "amount",
+                "the offer has no amount; give one with --amount-msat",
+            ));
         }
         let id_bytes: [u8; 32] = super::channels::rand_bytes();
         let id = hex(&id_bytes);
@@ -173,9 +188,9 @@ impl Node {
             retry_strategy: Retry::Timeout(RETRY_FOR),
             ..Default::default()
         };
-        if let Err(err) = self
-            .channel_manager
-            .pay_for_offer(&offer, amount_msat, PaymentId(id_bytes), params)
+        if let Err(err) =
+            self.channel_manager
+                .pay_for_offer(&offer, amount_msat, PaymentId(id_bytes), params)
         {
             let reason = format!("{err:?}");
             self.mark_failed(&id, &reason);

@@ -52,8 +52,12 @@ impl PeerStore {
         if self.get(&node_id).as_deref() == Some(address) {
             return Ok(());
         }
-        self.kv
-            .write(NAMESPACE, "", &node_id.to_string(), address.as_bytes().to_vec())?;
+        self.kv.write(
+            NAMESPACE,
+            "",
+            &node_id.to_string(),
+            address.as_bytes().to_vec(),
+        )?;
         self.lock().insert(node_id, address.to_string());
         Ok(())
     }
@@ -179,10 +183,13 @@ pub async fn keep_channel_peers_connected(
                     backoff.remove(&node_id);
                 }
                 Err(err) => {
-                    let delay = backoff
-                        .get(&node_id)
-                        .map_or(RECONNECT_INTERVAL, |(_, d)| (*d * 2).min(MAX_RECONNECT_BACKOFF));
-                    debug!("channel peer {node_id} unreachable ({err}); next try in {}s", delay.as_secs());
+                    let delay = backoff.get(&node_id).map_or(RECONNECT_INTERVAL, |(_, d)| {
+                        (*d * 2).min(MAX_RECONNECT_BACKOFF)
+                    });
+                    debug!(
+                        "channel peer {node_id} unreachable ({err}); next try in {}s",
+                        delay.as_secs()
+                    );
                     backoff.insert(node_id, (Instant::now() + delay, delay));
                 }
             }

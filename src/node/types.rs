@@ -63,8 +63,11 @@ pub type Router = DefaultRouter<
 >;
 
 /// Finds onion-message paths (BOLT12).
-pub type MessageRouter =
-    lightning::onion_message::messenger::DefaultMessageRouter<Arc<NetworkGraph>, Arc<LdkLogger>, Arc<KeysManager>>;
+pub type MessageRouter = lightning::onion_message::messenger::DefaultMessageRouter<
+    Arc<NetworkGraph>,
+    Arc<LdkLogger>,
+    Arc<KeysManager>,
+>;
 
 /// The channel manager.
 pub type ChannelManager = channelmanager::ChannelManager<
