@@ -38,6 +38,7 @@ use tokio::sync::watch;
 
 use super::data_dir::DataDir;
 use super::error::NodeError;
+use super::keys::NodeKeys;
 use super::logger::LdkLogger;
 use super::payment_store::PaymentStore;
 use super::peers::PeerStore;
@@ -212,6 +213,9 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
         broadcaster.clone(),
     )?);
 
+    // Channel keys from the keys manager; closed-channel funds go to the wallet.
+    let signer_provider = Arc::new(NodeKeys::new(keys.clone(), wallet.clone()));
+
     // Step 12 (partly): the network graph and scorer, needed by the router.
     let network_graph = Arc::new(
         match read_optional(
@@ -267,7 +271,7 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
             let read_args = ChannelManagerReadArgs::new(
                 keys.clone(),
                 keys.clone(),
-                keys.clone(),
+                signer_provider.clone(),
                 fee_estimator.clone(),
                 chain_monitor.clone(),
                 broadcaster.clone(),
@@ -297,7 +301,7 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
                 logger.clone(),
                 keys.clone(),
                 keys.clone(),
-                keys.clone(),
+                signer_provider.clone(),
                 user_config,
                 ChainParameters {
                     network: config.network,

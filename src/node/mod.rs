@@ -10,6 +10,7 @@ mod data_dir;
 mod error;
 mod events;
 mod info;
+mod keys;
 mod logger;
 mod onchain;
 mod payment_store;
