@@ -65,7 +65,7 @@ struct Pending {
     /// Unconfirmed transactions by the order they were first broadcast.
     txs: BTreeMap<u64, Transaction>,
     next_seq: u64,
-    /// Transactions never handed to a peer yet.
+    /// Transactions not yet queued for a peer.
     unsent: HashSet<Txid>,
 }
 
@@ -208,48 +208,71 @@ impl Broadcaster {
     }
 
     /// Hands transactions to peers until `notifications` close: new ones at once, all
-    /// unconfirmed ones again on each new tip and peer connection.
+    /// unconfirmed ones again on each new tip and peer connection. Submissions run in a
+    /// separate task so that a peer slow to ask for a transaction (or one that already has it
+    /// and never asks) does not hold up confirmations.
     pub async fn run(
         self: Arc<Self>,
         mut notifications: tokio::sync::broadcast::Receiver<ChainNotification>,
     ) {
+        let (batches, mut batches_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<Transaction>>();
+        let submitter = {
+            let broadcaster = self.clone();
+            tokio::spawn(async move {
+                while let Some(batch) = batches_rx.recv().await {
+                    broadcaster.submit(batch).await;
+                }
+            })
+        };
         loop {
             let resend_all = tokio::select! {
                 _ = self.wake.notified() => false,
                 notification = notifications.recv() => match notification {
                     Ok(ChainNotification::BlockFetched { block, .. }) => {
                         self.block_seen(&block);
-                        false
+                        continue;
                     }
                     Ok(ChainNotification::NewTip { .. }) | Ok(ChainNotification::PeerConnected) => true,
                     Err(RecvError::Lagged(_)) => true,
                     Err(RecvError::Closed) => break,
                 },
             };
+            if self.engine.is_shut_down() {
+                break;
+            }
             let batch = {
-                let pending = self.lock();
-                pending
+                let mut pending = self.lock();
+                let batch: Vec<Transaction> = pending
                     .all()
                     .into_iter()
                     .filter(|tx| resend_all || pending.unsent.contains(&tx.compute_txid()))
-                    .collect::<Vec<_>>()
-            };
-            for tx in batch {
-                let txid = tx.compute_txid();
-                match self
-                    .engine
-                    .submit(std::slice::from_ref(&tx), SUBMIT_TIMEOUT)
-                    .await
-                {
-                    Ok(_) => {
-                        debug!("transaction {txid} handed to a peer");
-                        self.lock().unsent.remove(&txid);
-                    }
-                    Err(err) => debug!("transaction {txid} not handed to a peer yet: {err}"),
+                    .collect();
+                for tx in &batch {
+                    pending.unsent.remove(&tx.compute_txid());
                 }
-            }
-            if self.engine.is_shut_down() {
+                batch
+            };
+            if !batch.is_empty() && batches.send(batch).is_err() {
                 break;
+            }
+        }
+        submitter.abort();
+    }
+
+    /// Hands `batch` (parent-first) to peers one transaction at a time.
+    async fn submit(&self, batch: Vec<Transaction>) {
+        for tx in batch {
+            let txid = tx.compute_txid();
+            if !self.lock().txs.values().any(|t| t.compute_txid() == txid) {
+                continue; // confirmed meanwhile
+            }
+            match self
+                .engine
+                .submit(std::slice::from_ref(&tx), SUBMIT_TIMEOUT)
+                .await
+            {
+                Ok(_) => debug!("transaction {txid} handed to a peer"),
+                Err(err) => debug!("transaction {txid} not taken by a peer yet: {err}"),
             }
         }
     }

@@ -38,6 +38,7 @@ use tokio::sync::watch;
 
 use super::data_dir::DataDir;
 use super::error::NodeError;
+use super::keys::NodeKeys;
 use super::logger::LdkLogger;
 use super::payment_store::PaymentStore;
 use super::peers::PeerStore;
@@ -63,7 +64,8 @@ impl ScriptRegistry for WatchSet {
     }
 }
 
-/// The LDK user configuration: anchor channels, inbound channels accepted by our own policy.
+/// The LDK user configuration: anchor channels, inbound channels accepted by our own policy,
+/// payments allowed to use a channel's whole capacity.
 pub fn user_config() -> UserConfig {
     let mut config = UserConfig::default();
     config
@@ -71,6 +73,15 @@ pub fn user_config() -> UserConfig {
         .negotiate_anchors_zero_fee_htlc_tx = true;
     config.manually_accept_inbound_channels = true;
     config.channel_handshake_config.announce_for_forwarding = false;
+    // Let a payment use the whole channel, as other implementations do (LDK's default caps
+    // HTLCs in flight towards us at 10% of the channel).
+    config
+        .channel_handshake_config
+        .max_inbound_htlc_value_in_flight_percent_of_channel = 100;
+    // Accept public and private channels alike; whoever opens the channel decides.
+    config
+        .channel_handshake_limits
+        .force_announced_channel_preference = false;
     config
 }
 
@@ -202,6 +213,9 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
         broadcaster.clone(),
     )?);
 
+    // Channel keys from the keys manager; closed-channel funds go to the wallet.
+    let signer_provider = Arc::new(NodeKeys::new(keys.clone(), wallet.clone()));
+
     // Step 12 (partly): the network graph and scorer, needed by the router.
     let network_graph = Arc::new(
         match read_optional(
@@ -257,7 +271,7 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
             let read_args = ChannelManagerReadArgs::new(
                 keys.clone(),
                 keys.clone(),
-                keys.clone(),
+                signer_provider.clone(),
                 fee_estimator.clone(),
                 chain_monitor.clone(),
                 broadcaster.clone(),
@@ -287,7 +301,7 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
                 logger.clone(),
                 keys.clone(),
                 keys.clone(),
-                keys.clone(),
+                signer_provider.clone(),
                 user_config,
                 ChainParameters {
                     network: config.network,

@@ -163,11 +163,15 @@ impl Node {
                         r.amount_msat = Some(amount_msat);
                     },
                 );
-                if recorded.is_err() {
+                let Ok(record) = recorded else {
                     return Err(ReplayEvent());
-                }
+                };
+                let held = record.kind == "hold";
                 match purpose.preimage() {
                     Some(preimage) => self.channel_manager.claim_funds(preimage),
+                    None if held => info!(
+                        "payment {id} of {amount_msat} msat is held until its preimage is given"
+                    ),
                     None => {
                         warn!("payment {id} arrived without a known preimage; failing it back");
                         self.channel_manager.fail_htlc_backwards(&payment_hash);

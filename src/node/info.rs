@@ -32,6 +32,10 @@ pub struct NodeInfo {
     pub listen_addresses: Vec<String>,
     /// The node's alias.
     pub alias: String,
+    /// Nodes in the gossiped network graph.
+    pub graph_nodes: usize,
+    /// Channels in the gossiped network graph.
+    pub graph_channels: usize,
 }
 
 /// On-chain and Lightning balances.

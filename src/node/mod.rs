@@ -10,6 +10,7 @@ mod data_dir;
 mod error;
 mod events;
 mod info;
+mod keys;
 mod logger;
 mod onchain;
 mod payment_store;
@@ -227,6 +228,8 @@ impl Node {
             num_usable_channels: channels.iter().filter(|c| c.is_usable).count(),
             listen_addresses: self.ln_listen_addr.iter().map(|a| a.to_string()).collect(),
             alias: self.config.alias.clone(),
+            graph_nodes: self.network_graph.read_only().nodes().len(),
+            graph_channels: self.network_graph.read_only().channels().len(),
         }
     }
 

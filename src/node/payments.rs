@@ -37,6 +37,79 @@ impl Node {
         description: &str,
         expiry_secs: u32,
     ) -> Result<InvoiceInfo, NodeError> {
+        self.invoice(amount_msat, description, expiry_secs, None, "bolt11")
+    }
+
+    /// A BOLT11 invoice for `payment_hash`, whose preimage this node does not know: an
+    /// incoming payment is held (neither claimed nor failed) until
+    /// [`Node::claim_held_payment`] gives the preimage or [`Node::cancel_held_payment`]
+    /// fails it, or LDK fails it before its HTLCs expire.
+    pub fn create_hold_invoice(
+        &self,
+        amount_msat: Option<u64>,
+        description: &str,
+        expiry_secs: u32,
+        payment_hash: [u8; 32],
+    ) -> Result<InvoiceInfo, NodeError> {
+        self.invoice(
+            amount_msat,
+            description,
+            expiry_secs,
+            Some(payment_hash),
+            "hold",
+        )
+    }
+
+    /// Claims a held payment with its preimage.
+    pub fn claim_held_payment(&self, preimage: [u8; 32]) -> Result<(), NodeError> {
+        let hash = bitcoin::hashes::sha256::Hash::hash(&preimage).to_byte_array();
+        let id = hex(&hash);
+        self.held_payment(&id)?;
+        self.channel_manager
+            .claim_funds(lightning::types::payment::PaymentPreimage(preimage));
+        Ok(())
+    }
+
+    /// Fails a held payment back to its sender.
+    pub fn cancel_held_payment(&self, payment_hash: [u8; 32]) -> Result<(), NodeError> {
+        let id = hex(&payment_hash);
+        self.held_payment(&id)?;
+        self.channel_manager
+            .fail_htlc_backwards(&lightning::types::payment::PaymentHash(payment_hash));
+        self.payments
+            .update(
+                PaymentDirection::Inbound,
+                &id,
+                || PaymentRecord::new(id.clone(), PaymentDirection::Inbound, "hold"),
+                |r| {
+                    r.status = PaymentStatus::Failed.as_str().into();
+                    r.failure = Some("cancelled by the node operator".into());
+                },
+            )
+            .map_err(|err| NodeError::storage("recording the cancellation", err))?;
+        Ok(())
+    }
+
+    fn held_payment(&self, id: &str) -> Result<(), NodeError> {
+        match self.payments.get(PaymentDirection::Inbound, id) {
+            Some(record) if record.kind == "hold" && record.status() == PaymentStatus::Pending => {
+                Ok(())
+            }
+            _ => Err(NodeError::invalid(
+                "payment hash",
+                format!("no held payment has hash {id}"),
+            )),
+        }
+    }
+
+    fn invoice(
+        &self,
+        amount_msat: Option<u64>,
+        description: &str,
+        expiry_secs: u32,
+        payment_hash: Option<[u8; 32]>,
+        kind: &str,
+    ) -> Result<InvoiceInfo, NodeError> {
         if amount_msat == Some(0) {
             return Err(NodeError::invalid(
                 "amount",
@@ -54,12 +127,12 @@ impl Node {
                 amount_msats: amount_msat,
                 description: Bolt11InvoiceDescription::Direct(description),
                 invoice_expiry_delta_secs: Some(expiry_secs),
+                payment_hash: payment_hash.map(lightning::types::payment::PaymentHash),
                 ..Default::default()
             })
             .map_err(|err| NodeError::invalid("invoice", format!("{err:?}")))?;
         let payment_hash = hex(invoice.payment_hash().as_byte_array());
-        let mut record =
-            PaymentRecord::new(payment_hash.clone(), PaymentDirection::Inbound, "bolt11");
+        let mut record = PaymentRecord::new(payment_hash.clone(), PaymentDirection::Inbound, kind);
         record.payment_hash = Some(payment_hash.clone());
         record.amount_msat = amount_msat;
         self.payments

@@ -17,6 +17,7 @@ use lightning::util::sweep::OutputSweeperSync;
 use lightning_net_tokio::SocketDescriptor;
 use lightning_persister::fs_store::FilesystemStore;
 
+use super::keys::NodeKeys;
 use super::logger::LdkLogger;
 use crate::chain::fees::FeeEstimates;
 use crate::chain::{Broadcaster, WatchSet};
@@ -75,7 +76,7 @@ pub type ChannelManager = channelmanager::ChannelManager<
     Arc<Broadcaster>,
     Arc<KeysManager>,
     Arc<KeysManager>,
-    Arc<KeysManager>,
+    Arc<NodeKeys>,
     Arc<FeeEstimates>,
     Arc<Router>,
     Arc<MessageRouter>,
