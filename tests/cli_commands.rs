@@ -231,6 +231,10 @@ fn every_command_works_end_to_end() {
             .iter()
             .any(|utxo| utxo["amount_sat"] == 50_000 && utxo["address"] == to_alice.as_str())
     });
+    wait_until("bob's change confirmed", || {
+        let balance = bob.json(&["balance"]);
+        balance["onchain_pending_sat"] == 0 && balance["onchain_confirmed_sat"] != 0
+    });
     let carol_address = alice.new_address();
     let before = bob.confirmed_sat();
     let swept = bob.json(&["send", &carol_address, "all"]);
@@ -267,7 +271,60 @@ fn every_command_works_end_to_end() {
         bob.confirmed_sat() >= 26_000
     });
 
-    let second = alice.open_usable_channel(&chain, &bob, 100_000);
+    // A second channel, waited for with progress on standard error.
+    let opening = alice.spawn_cli(&[
+        "openchannel",
+        &bob.uri(),
+        "100000",
+        "--wait-ready",
+        "--timeout",
+        "300",
+    ]);
+    let mut funding_txid = String::new();
+    wait_until("the second channel's funding transaction", || {
+        let found = alice
+            .json(&["channels"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|channel| {
+                (channel["capacity_sat"] == 100_000)
+                    .then(|| channel["funding_txid"].as_str().map(str::to_string))
+                    .flatten()
+            });
+        found.is_some_and(|txid| {
+            funding_txid = txid;
+            true
+        })
+    });
+    chain.wait_in_mempool(&funding_txid);
+    chain.mine(6);
+    let run = cli_support::Run::from(opening.release().wait_with_output().unwrap());
+    assert!(run.success, "{run:?}");
+    assert!(
+        run.stdout.starts_with("opening a 100000 sat channel to"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("waiting for the funding transaction")
+            && run.stderr.contains("channel ready"),
+        "{}",
+        run.stderr
+    );
+    let second = run
+        .stdout
+        .split("channel id ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap()
+        .to_string();
+    assert_eq!(alice.channel(&second).unwrap()["ready"], true);
+    wait_until("the second channel usable", || {
+        alice
+            .channel(&second)
+            .is_some_and(|channel| channel["usable"] == true)
+    });
     let forced = alice.json(&["closechannel", &second, "--force"]);
     assert_eq!(forced["force"], true);
     wait_until("the force-closed channel to leave alice's list", || {

@@ -252,6 +252,24 @@ impl Daemon {
         cli_in(self.data_dir(), args)
     }
 
+    /// Starts a CLI command against this daemon without waiting for it (output piped).
+    pub fn spawn_cli(&self, args: &[&str]) -> KillOnDrop {
+        KillOnDrop::new(
+            lightfilter()
+                .arg("--network")
+                .arg("regtest")
+                .arg("--datadir")
+                .arg(self.data_dir())
+                .args(args)
+                .env("RUST_LOG", "warn")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("run lightfilter"),
+        )
+    }
+
     /// Runs a CLI command with `--json`, asserts it succeeded, and parses its output.
     pub fn json(&self, args: &[&str]) -> Value {
         let mut all = args.to_vec();
