@@ -12,10 +12,10 @@ use anyhow::Context;
 use bitcoin::Network;
 use clap::{Args, Parser, Subcommand};
 use lightfilter::api::types::{
-    AddressResponse, Balance, ChannelEntry, Channels, CloseChannel, CloseChannelRequest, Connect,
-    ConnectRequest, CreateInvoice, CreateOffer, Disconnect, DisconnectRequest, Empty, ErrorBody,
-    ErrorDetail, GetInfo, InfoResponse, InvoiceRequest, Keysend, KeysendRequest, NewAddress,
-    OfferRequest, OpenChannel, OpenChannelRequest, Pay, PayRequest, PaymentEntry, Payments, Peers,
+    Balance, ChannelEntry, Channels, CloseChannel, CloseChannelRequest, Connect, ConnectRequest,
+    CreateInvoice, CreateOffer, Disconnect, DisconnectRequest, Empty, ErrorBody, ErrorDetail,
+    GetInfo, InfoResponse, InvoiceRequest, Keysend, KeysendRequest, NewAddress, OfferRequest,
+    OpenChannel, OpenChannelRequest, Pay, PayRequest, PaymentEntry, Payments, Peers,
     SendAmountSpec, SendOnchain, SendRequest, SignMessage, SignMessageRequest, Stop, Utxos,
     VerifyMessage, VerifyMessageRequest,
 };
@@ -561,11 +561,13 @@ async fn run_client(
     command: Command,
 ) -> anyhow::Result<ExitCode> {
     let network = network.unwrap_or(Network::Regtest);
-    let data_dir = match data_dir {
-        Some(dir) => dir,
-        None => default_data_dir(network).context("no data directory")?,
+    let outcome = match data_dir.map_or_else(|| default_data_dir(network), Ok) {
+        Ok(data_dir) => run_command(&data_dir, json, command).await,
+        Err(err) => Err(Failure(ErrorDetail {
+            code: "invalid_input".into(),
+            message: err.to_string(),
+        })),
     };
-    let outcome = run_command(&data_dir, json, command).await;
     let mut stdout = std::io::stdout().lock();
     let code = match outcome {
         Ok(reply) => {
@@ -620,14 +622,9 @@ async fn run_command(data_dir: &Path, json: bool, command: Command) -> Result<Re
             Ok(Reply::new(&info, render::info(&info)))
         }
         Command::NewAddress => {
-            let AddressResponse { address } =
-                call::<NewAddress>(&client(data_dir)?, &Empty {}).await?;
-            Ok(Reply::new(
-                &AddressResponse {
-                    address: address.clone(),
-                },
-                format!("{address}\n"),
-            ))
+            let response = call::<NewAddress>(&client(data_dir)?, &Empty {}).await?;
+            let human = format!("{}\n", response.address);
+            Ok(Reply::new(&response, human))
         }
         Command::Balance => {
             let balance = call::<Balance>(&client(data_dir)?, &Empty {}).await?;
