@@ -162,6 +162,8 @@ pub struct PaymentInfo {
     pub direction: PaymentDirection,
     /// Amount (for outbound: what the recipient gets), if known.
     pub amount_msat: Option<u64>,
+    /// For inbound payments: what has arrived so far (held, being claimed, or claimed).
+    pub received_msat: Option<u64>,
     /// Routing fee paid (outbound, once succeeded).
     pub fee_msat: Option<u64>,
     /// Where it stands.
