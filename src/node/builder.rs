@@ -205,12 +205,30 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
         .map(|(height, hash)| BestBlock::new(hash, height))
         .ok_or_else(|| NodeError::NotReady("the chain source has no verified block".into()))?;
 
-    // The on-chain wallet, on the same seed.
+    // The on-chain wallet, on the same seed. A new wallet starts at the tip, or at the
+    // configured birthday when it is restored from an existing seed.
+    let wallet_path = data_dir.path().join("wallet.sqlite");
+    let wallet_start = match config.wallet_birthday {
+        Some(birthday) if !wallet_path.exists() => {
+            let before = birthday.saturating_sub(1);
+            let hash = chain
+                .tracker()
+                .headers()
+                .hash_at(before)?
+                .ok_or_else(|| NodeError::invalid(
+                    "wallet birthday",
+                    format!("block {before} is not in this node's chain (it starts later, or is not synced that far)"),
+                ))?;
+            info!("restoring the wallet: rescanning from block {birthday}");
+            (before, hash)
+        }
+        _ => (tip.height, tip.block_hash),
+    };
     let wallet = Arc::new(Wallet::open(
-        &data_dir.path().join("wallet.sqlite"),
+        &wallet_path,
         &seed,
         config.network,
-        Some((tip.height, tip.block_hash)),
+        Some(wallet_start),
         watch_set.clone(),
         fee_estimator.clone(),
         broadcaster.clone(),
@@ -476,6 +494,8 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
         ln_listen_addr,
         stop_tx,
     }));
+
+    node.reconcile_pending_payments();
 
     // Step 15: keep LDK up to date with the chain.
     node.spawn(chain.clone().follow_tip(synced_tip, stop_rx.clone()));
