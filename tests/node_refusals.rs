@@ -114,3 +114,30 @@ async fn a_truncated_channel_monitor_is_refused_untouched() {
     );
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_anchor_channel_without_a_fee_reserve_is_refused() {
+    init_logs();
+    let peer = start_peer().await;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start_node(&peer, dir_a.path()).await;
+    let b = start_node(&peer, dir_b.path()).await;
+    fund(&peer, &a, 500_000).await;
+    synced(&peer, &a).await;
+    synced(&peer, &b).await;
+    // B has no on-chain coins to bump fees with when an anchor channel closes: it refuses
+    // the anchor channel, and the opener falls back to a channel without anchors, whose fees
+    // are fixed up front.
+    let fallback = open_channel(&peer, &a, &b, 200_000, 0, false).await;
+    assert!(
+        !fallback.anchors,
+        "B refused an anchor channel it could not bump fees for"
+    );
+    // Once B holds the reserve, the next channel is an anchor channel.
+    fund(&peer, &b, 60_000).await;
+    synced(&peer, &b).await;
+    let anchored = open_channel(&peer, &a, &b, 150_000, 0, false).await;
+    assert!(anchored.anchors);
+    a.stop().await;
+    b.stop().await;
+}

@@ -106,6 +106,8 @@ pub struct ChannelInfo {
     pub public: bool,
     /// We opened it.
     pub outbound: bool,
+    /// An anchor channel (fees set at closing time, bumped from the wallet).
+    pub anchors: bool,
     /// The funding transaction.
     pub funding_txid: Option<Txid>,
     /// Confirmations of the funding transaction.
