@@ -11,6 +11,7 @@
 //! api_listen = "127.0.0.1:9737"
 //! alias = "my-node"
 //! log_level = "info"
+//! wallet_birthday = 800000   # only when restoring a wallet from an existing seed
 //!
 //! [fee_overrides]          # sat per 1000 weight units
 //! urgent_on_chain_sweep = 5000
@@ -79,6 +80,9 @@ pub struct ConfigArgs {
     pub api_listen: Option<String>,
     /// `--alias`.
     pub alias: Option<String>,
+    /// `--wallet-birthday`: for a wallet restored from an existing seed, the height of a block
+    /// mined before its first transaction.
+    pub wallet_birthday: Option<u32>,
 }
 
 /// The configuration file's contents.
@@ -93,6 +97,7 @@ struct FileConfig {
     api_listen: Option<String>,
     alias: Option<String>,
     log_level: Option<String>,
+    wallet_birthday: Option<u32>,
     fee_overrides: Option<std::collections::BTreeMap<String, u32>>,
 }
 
@@ -120,6 +125,10 @@ pub struct Config {
     pub log_level: String,
     /// Fixed fee estimates.
     pub fee_overrides: FeeOverrides,
+    /// For a wallet restored from an existing seed: the height of a block mined before its
+    /// first transaction; the wallet rescans the chain's filters from there. Only used when
+    /// the wallet file does not exist yet.
+    pub wallet_birthday: Option<u32>,
 }
 
 /// The network name used on the command line and in files: regtest, signet, testnet, bitcoin.
@@ -266,6 +275,7 @@ impl Config {
             alias,
             log_level: file.log_level.unwrap_or_else(|| "info".to_string()),
             fee_overrides,
+            wallet_birthday: args.wallet_birthday.or(file.wallet_birthday),
         })
     }
 }

@@ -71,3 +71,34 @@ async fn a_channel_pays_and_survives_a_restart_of_both_nodes() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wallet_restored_from_its_seed_and_birthday_finds_its_funds() {
+    init_logs();
+    let peer = start_peer().await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(&peer, dir.path()).await;
+    let birthday = peer.tip().0 + 1;
+    mine(&peer, 5).await;
+    fund(&peer, &node, 300_000).await;
+    mine(&peer, 3).await;
+    fund(&peer, &node, 45_000).await;
+    synced(&peer, &node).await;
+    let balance = node.balances().onchain_confirmed_sat;
+    assert_eq!(balance, 345_000);
+    node.stop().await;
+    drop(node);
+
+    // A fresh data directory with only the seed, restored from the birthday.
+    let restored = tempfile::tempdir().unwrap();
+    std::fs::copy(dir.path().join("seed"), restored.path().join("seed")).unwrap();
+    let mut config = config(&peer, restored.path());
+    config.wallet_birthday = Some(birthday);
+    let node = lightfilter::node::Node::start(config).await.unwrap();
+    synced(&peer, &node).await;
+    wait_for(LIMIT, || async {
+        node.balances().onchain_confirmed_sat == balance
+    })
+    .await;
+    node.stop().await;
+}

@@ -25,7 +25,7 @@ use super::error::StoreError;
 use super::source::ChainNotification;
 
 /// How long a peer has to ask for an announced transaction before the next one goes out.
-const SUBMIT_TIMEOUT: Duration = Duration::from_secs(5);
+const SUBMIT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Orders `txs` so that every transaction comes after the transactions it spends (among
 /// `txs`); the relative order of independent transactions is kept.
@@ -215,15 +215,7 @@ impl Broadcaster {
         self: Arc<Self>,
         mut notifications: tokio::sync::broadcast::Receiver<ChainNotification>,
     ) {
-        let (batches, mut batches_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<Transaction>>();
-        let submitter = {
-            let broadcaster = self.clone();
-            tokio::spawn(async move {
-                while let Some(batch) = batches_rx.recv().await {
-                    broadcaster.submit(batch).await;
-                }
-            })
-        };
+        let resending = Arc::new(std::sync::atomic::AtomicBool::new(false));
         loop {
             let resend_all = tokio::select! {
                 _ = self.wake.notified() => false,
@@ -240,23 +232,35 @@ impl Broadcaster {
             if self.engine.is_shut_down() {
                 break;
             }
-            let batch = {
+            let (fresh, all) = {
                 let mut pending = self.lock();
-                let batch: Vec<Transaction> = pending
-                    .all()
-                    .into_iter()
-                    .filter(|tx| resend_all || pending.unsent.contains(&tx.compute_txid()))
+                let all = pending.all();
+                let fresh: Vec<Transaction> = all
+                    .iter()
+                    .filter(|tx| pending.unsent.contains(&tx.compute_txid()))
+                    .cloned()
                     .collect();
-                for tx in &batch {
-                    pending.unsent.remove(&tx.compute_txid());
-                }
-                batch
+                pending.unsent.clear();
+                (fresh, all)
             };
-            if !batch.is_empty() && batches.send(batch).is_err() {
-                break;
+            if !fresh.is_empty() {
+                let broadcaster = self.clone();
+                tokio::spawn(async move { broadcaster.submit(fresh).await });
+            }
+            // One resend round at a time: a peer that already has a transaction never asks
+            // for it, so a round can take a while.
+            if resend_all
+                && !all.is_empty()
+                && !resending.swap(true, std::sync::atomic::Ordering::SeqCst)
+            {
+                let broadcaster = self.clone();
+                let resending = resending.clone();
+                tokio::spawn(async move {
+                    broadcaster.submit(all).await;
+                    resending.store(false, std::sync::atomic::Ordering::SeqCst);
+                });
             }
         }
-        submitter.abort();
     }
 
     /// Hands `batch` (parent-first) to peers one transaction at a time.

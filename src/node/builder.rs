@@ -122,6 +122,20 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
     )?;
     let fresh = manager_bytes.is_none();
 
+    // Step 7: the keys manager (needed by the persister, so it comes before step 4).
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970");
+    let keys = Arc::new(KeysManager::new(
+        &seed,
+        now.as_secs(),
+        now.subsec_nanos(),
+        true,
+    ));
+    // Channel state must be readable before anything else starts: a damaged monitor stops
+    // the node with the data directory untouched.
+    check_monitors_readable(&store, &keys, data_dir.path())?;
+
     // Step 5 (the transaction filter) comes first: the chain source and the wallet need it.
     let watch_set = Arc::new(WatchSet::new());
     let listener = Arc::new(ChainListener::new());
@@ -136,17 +150,6 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
     let fee_estimator = chain.fee_estimator().clone();
     let logger = Arc::new(LdkLogger);
     let broadcaster = chain.broadcaster().clone();
-
-    // Step 7: the keys manager (needed by the persister, so it comes before step 4).
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970");
-    let keys = Arc::new(KeysManager::new(
-        &seed,
-        now.as_secs(),
-        now.subsec_nanos(),
-        true,
-    ));
 
     // Step 4: persistence of channel monitors.
     let persister: Arc<Persister> = Arc::new(MonitorUpdatingPersister::new(
@@ -202,12 +205,30 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
         .map(|(height, hash)| BestBlock::new(hash, height))
         .ok_or_else(|| NodeError::NotReady("the chain source has no verified block".into()))?;
 
-    // The on-chain wallet, on the same seed.
+    // The on-chain wallet, on the same seed. A new wallet starts at the tip, or at the
+    // configured birthday when it is restored from an existing seed.
+    let wallet_path = data_dir.path().join("wallet.sqlite");
+    let wallet_start = match config.wallet_birthday {
+        Some(birthday) if !wallet_path.exists() => {
+            let before = birthday.saturating_sub(1);
+            let hash = chain
+                .tracker()
+                .headers()
+                .hash_at(before)?
+                .ok_or_else(|| NodeError::invalid(
+                    "wallet birthday",
+                    format!("block {before} is not in this node's chain (it starts later, or is not synced that far)"),
+                ))?;
+            info!("restoring the wallet: rescanning from block {birthday}");
+            (before, hash)
+        }
+        _ => (tip.height, tip.block_hash),
+    };
     let wallet = Arc::new(Wallet::open(
-        &data_dir.path().join("wallet.sqlite"),
+        &wallet_path,
         &seed,
         config.network,
-        Some((tip.height, tip.block_hash)),
+        Some(wallet_start),
         watch_set.clone(),
         fee_estimator.clone(),
         broadcaster.clone(),
@@ -474,6 +495,8 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
         stop_tx,
     }));
 
+    node.reconcile_pending_payments();
+
     // Step 15: keep LDK up to date with the chain.
     node.spawn(chain.clone().follow_tip(synced_tip, stop_rx.clone()));
     // Steps 16–18: the event handler and background processing (persistence included).
@@ -495,6 +518,52 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
         synced_tip.height
     );
     Ok(node)
+}
+
+/// Reads every stored channel monitor once, without applying updates or starting anything,
+/// so that a damaged one is reported before the node touches its data directory.
+fn check_monitors_readable(
+    store: &Store,
+    keys: &Arc<KeysManager>,
+    dir: &std::path::Path,
+) -> Result<usize, NodeError> {
+    use lightning::util::persist::{
+        CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE,
+        CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE,
+        MONITOR_UPDATING_PERSISTER_PREPEND_SENTINEL,
+    };
+    use lightning::util::ser::ReadableArgs;
+    let refuse = |key: &str, reason: String| NodeError::DataDir {
+        path: dir.to_path_buf(),
+        reason: format!(
+            "channel monitor {key} cannot be read ({reason}); refusing to start without it \
+             (nothing was changed)"
+        ),
+    };
+    let keys_list = store
+        .list(
+            CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE,
+            CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE,
+        )
+        .map_err(|err| refuse("list", err.to_string()))?;
+    for key in &keys_list {
+        let bytes = store
+            .read(
+                CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE,
+                CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE,
+                key,
+            )
+            .map_err(|err| refuse(key, err.to_string()))?;
+        let body = bytes
+            .strip_prefix(MONITOR_UPDATING_PERSISTER_PREPEND_SENTINEL)
+            .unwrap_or(&bytes);
+        <Option<(
+            BlockHash,
+            lightning::chain::channelmonitor::ChannelMonitor<lightning::sign::InMemorySigner>,
+        )>>::read(&mut &body[..], (&**keys, &**keys))
+        .map_err(|err| refuse(key, format!("{err:?}")))?;
+    }
+    Ok(keys_list.len())
 }
 
 /// A channel monitor seen as a chain listener during start-up.

@@ -167,6 +167,10 @@ impl Node {
                 usable: c.is_usable,
                 public: c.is_announced,
                 outbound: c.is_outbound,
+                anchors: c
+                    .channel_type
+                    .as_ref()
+                    .is_some_and(|t| t.supports_anchors_zero_fee_htlc_tx()),
                 funding_txid: c.funding_txo.map(|o| o.txid),
                 confirmations: c.confirmations,
             })

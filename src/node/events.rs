@@ -161,6 +161,7 @@ impl Node {
                     |r| {
                         r.payment_hash = Some(id.clone());
                         r.amount_msat = Some(amount_msat);
+                        r.received_msat = Some(amount_msat);
                     },
                 );
                 let Ok(record) = recorded else {
@@ -192,6 +193,7 @@ impl Node {
                     |r| {
                         r.payment_hash = Some(id.clone());
                         r.amount_msat = Some(amount_msat);
+                        r.received_msat = Some(amount_msat);
                         r.status = PaymentStatus::Succeeded.as_str().into();
                         r.preimage = purpose.preimage().map(|p| hex(&p.0));
                     },

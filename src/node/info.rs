@@ -106,6 +106,8 @@ pub struct ChannelInfo {
     pub public: bool,
     /// We opened it.
     pub outbound: bool,
+    /// An anchor channel (fees set at closing time, bumped from the wallet).
+    pub anchors: bool,
     /// The funding transaction.
     pub funding_txid: Option<Txid>,
     /// Confirmations of the funding transaction.
@@ -162,6 +164,8 @@ pub struct PaymentInfo {
     pub direction: PaymentDirection,
     /// Amount (for outbound: what the recipient gets), if known.
     pub amount_msat: Option<u64>,
+    /// For inbound payments: what has arrived so far (held, being claimed, or claimed).
+    pub received_msat: Option<u64>,
     /// Routing fee paid (outbound, once succeeded).
     pub fee_msat: Option<u64>,
     /// Where it stands.

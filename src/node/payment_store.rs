@@ -28,6 +28,9 @@ pub struct PaymentRecord {
     pub kind: String,
     /// Amount, if known.
     pub amount_msat: Option<u64>,
+    /// For inbound payments: what has arrived (claimable or claimed).
+    #[serde(default)]
+    pub received_msat: Option<u64>,
     /// Fee paid, for outbound payments once succeeded.
     pub fee_msat: Option<u64>,
     /// `pending`, `succeeded` or `failed`.
@@ -52,6 +55,7 @@ impl PaymentRecord {
             direction: direction.as_str().to_string(),
             kind: kind.to_string(),
             amount_msat: None,
+            received_msat: None,
             fee_msat: None,
             status: PaymentStatus::Pending.as_str().to_string(),
             preimage: None,
@@ -80,6 +84,7 @@ impl PaymentRecord {
                 PaymentDirection::Outbound
             },
             amount_msat: self.amount_msat,
+            received_msat: self.received_msat,
             fee_msat: self.fee_msat,
             status: self.status(),
             preimage: self.preimage.clone(),

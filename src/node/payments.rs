@@ -347,6 +347,35 @@ impl Node {
         Ok(offer.to_string())
     }
 
+    /// Settles outbound payments recorded as pending that LDK does not know: the node stopped
+    /// between recording a payment and handing it to LDK, so it was never sent.
+    pub(super) fn reconcile_pending_payments(&self) {
+        use lightning::ln::channelmanager::RecentPaymentDetails;
+        let known: std::collections::HashSet<String> = self
+            .channel_manager
+            .list_recent_payments()
+            .into_iter()
+            .map(|details| match details {
+                RecentPaymentDetails::AwaitingInvoice { payment_id }
+                | RecentPaymentDetails::Pending { payment_id, .. }
+                | RecentPaymentDetails::Fulfilled { payment_id, .. }
+                | RecentPaymentDetails::Abandoned { payment_id, .. } => hex(&payment_id.0),
+            })
+            .collect();
+        for record in self.payments.list() {
+            if record.direction == PaymentDirection::Outbound.as_str()
+                && record.status() == PaymentStatus::Pending
+                && !known.contains(&record.id)
+            {
+                log::warn!(
+                    "payment {} was recorded but the node stopped before sending it; marking it failed",
+                    record.id
+                );
+                self.mark_failed(&record.id, "the node stopped before the payment was sent");
+            }
+        }
+    }
+
     fn mark_failed(&self, id: &str, reason: &str) {
         let _ = self.payments.update(
             PaymentDirection::Outbound,

@@ -28,11 +28,27 @@ pub struct Bitcoind {
     child: Child,
     datadir: tempfile::TempDir,
     rpc_port: u16,
+    p2p_port: u16,
 }
 
 impl Bitcoind {
     /// Starts `exe` with compact filters indexed and served, connecting only to `peer`.
     pub fn start(exe: &Path, peer: SocketAddr) -> Bitcoind {
+        Self::start_with(exe, peer, false)
+    }
+
+    /// Like [`Bitcoind::start`], also accepting inbound P2P connections on
+    /// [`Bitcoind::p2p_addr`] (for light clients that sync from Core).
+    pub fn start_listening(exe: &Path, peer: SocketAddr) -> Bitcoind {
+        Self::start_with(exe, peer, true)
+    }
+
+    /// Core's P2P address on 127.0.0.1.
+    pub fn p2p_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.p2p_port))
+    }
+
+    fn start_with(exe: &Path, peer: SocketAddr, listen: bool) -> Bitcoind {
         let datadir = tempfile::tempdir().expect("temp dir");
         let rpc_port = free_port();
         let p2p_port = free_port();
@@ -47,7 +63,8 @@ impl Bitcoind {
             .arg("-rpcbind=127.0.0.1")
             .arg("-rpcallowip=127.0.0.1")
             .arg("-server=1")
-            .arg("-listen=0")
+            .arg(format!("-listen={}", u8::from(listen)))
+            .args(listen.then_some("-bind=127.0.0.1"))
             .arg("-dnsseed=0")
             .arg("-fixedseeds=0")
             .arg("-discover=0")
@@ -64,6 +81,7 @@ impl Bitcoind {
             child,
             datadir,
             rpc_port,
+            p2p_port,
         }
     }
 
