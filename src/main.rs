@@ -235,6 +235,10 @@ struct DaemonArgs {
     /// Alias announced with the node (at most 32 bytes).
     #[arg(long, env = "LIGHTFILTER_ALIAS")]
     alias: Option<String>,
+    /// Restoring a wallet from an existing seed: the height of a block mined before its first
+    /// transaction (the wallet rescans from there; used only when the wallet is created).
+    #[arg(long, env = "LIGHTFILTER_WALLET_BIRTHDAY", value_name = "HEIGHT")]
+    wallet_birthday: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -323,11 +327,28 @@ impl Write for Tee {
     }
 }
 
+/// Creates `dir` (and missing parents) readable by its owner only, as the node would.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
 fn init_daemon_logging(config: &Config) -> anyhow::Result<PathBuf> {
     let path = config.data_dir.join("lightfilter.log");
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options
         .open(&path)
         .with_context(|| format!("cannot open the log file {}", path.display()))?;
     let filter = std::env::var("RUST_LOG")
@@ -356,9 +377,10 @@ async fn run_daemon(
         ln_listen: args.ln_listen,
         api_listen: args.api_listen,
         alias: args.alias,
+        wallet_birthday: args.wallet_birthday,
     })
     .context("invalid configuration")?;
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+    create_private_dir(&config.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
             config.data_dir.display()

@@ -171,8 +171,8 @@ async fn start_node(
     root: &Path,
     peer: SocketAddr,
 ) -> Result<PlaygroundNode, PlaygroundError> {
+    // The node creates its data directory (owner-only) itself.
     let data_dir = root.join(name);
-    std::fs::create_dir_all(&data_dir).map_err(PlaygroundError::TempDir)?;
     let config = Config::load(&ConfigArgs {
         network: Some(Network::Regtest),
         data_dir: Some(data_dir.clone()),
@@ -181,6 +181,7 @@ async fn start_node(
         ln_listen: Some("127.0.0.1:0".to_string()),
         api_listen: Some("127.0.0.1:0".to_string()),
         alias: Some(name.to_string()),
+        wallet_birthday: None,
     })
     .map_err(|source| PlaygroundError::Config { name, source })?;
     let api_listen = config.api_listen;

@@ -117,8 +117,9 @@ fn start_up_failures_say_what_is_wrong() {
     // the daemon stops with the reason and removes nothing it does not own.
     let chain = Chain::start();
     let peer = chain.addr().to_string();
+    let fresh = dir.path().join("fresh");
     let (success, stderr) = daemon_run(
-        dir.path(),
+        &fresh,
         &["--bitcoin-peer", &peer, "--api-listen", "192.0.2.1:9737"],
     );
     assert!(!success);
@@ -128,10 +129,18 @@ fn start_up_failures_say_what_is_wrong() {
             && stderr.contains("cannot listen for the control API on 192.0.2.1:9737"),
         "{stderr}"
     );
-    let log = std::fs::read_to_string(dir.path().join("lightfilter.log")).unwrap();
+    let log = std::fs::read_to_string(fresh.join("lightfilter.log")).unwrap();
     assert!(log.contains("NOT ONLY ON THIS MACHINE"), "{log}");
-    assert!(!dir.path().join("api.addr").exists());
-    assert!(dir.path().join("seed").exists(), "the node's data stays");
+    assert!(!fresh.join("api.addr").exists());
+    assert!(fresh.join("seed").exists(), "the node's data stays");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode =
+            |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&fresh), 0o700, "a new data directory is owner-only");
+        assert_eq!(mode(&fresh.join("lightfilter.log")), 0o600);
+    }
 }
 
 #[test]

@@ -88,6 +88,7 @@ impl From<ChannelInfo> for ChannelEntry {
             usable: channel.usable,
             public: channel.public,
             outbound: channel.outbound,
+            anchors: channel.anchors,
             funding_txid: channel.funding_txid.map(|txid| txid.to_string()),
             confirmations: channel.confirmations,
         }
@@ -110,6 +111,7 @@ impl From<PaymentInfo> for PaymentEntry {
             payment_hash: payment.payment_hash,
             direction: payment.direction.as_str().to_string(),
             amount_msat: payment.amount_msat,
+            received_msat: payment.received_msat,
             fee_msat: payment.fee_msat,
             status: payment.status.as_str().to_string(),
             preimage: payment.preimage,
@@ -131,6 +133,7 @@ mod tests {
             payment_hash: "ab".repeat(32),
             direction: PaymentDirection::Outbound,
             amount_msat: Some(1000),
+            received_msat: None,
             fee_msat: None,
             status: PaymentStatus::Succeeded,
             preimage: None,

@@ -228,6 +228,8 @@ pub struct ChannelEntry {
     pub public: bool,
     /// We opened it.
     pub outbound: bool,
+    /// An anchor channel (fees set at closing time, bumped from the wallet).
+    pub anchors: bool,
     /// The funding transaction.
     pub funding_txid: Option<String>,
     /// Confirmations of the funding transaction.
@@ -293,6 +295,8 @@ pub struct PaymentEntry {
     pub direction: String,
     /// Amount (for outbound: what the recipient gets), if known.
     pub amount_msat: Option<u64>,
+    /// For inbound payments: what has arrived so far.
+    pub received_msat: Option<u64>,
     /// Routing fee paid.
     pub fee_msat: Option<u64>,
     /// `succeeded`, `failed` or `pending`.
