@@ -20,7 +20,7 @@ use bitcoin::hashes::Hash;
 use bitcoin::transaction::Version;
 use bitcoin::{
     Amount, Block, BlockHash, CompactTarget, OutPoint, ScriptBuf, Sequence, Transaction, TxIn,
-    TxMerkleNode, TxOut, Witness, WScriptHash,
+    TxMerkleNode, TxOut, WScriptHash, Witness,
 };
 use lightfilter::chain::WatchSet;
 use report::{env_number, Row, Table};
@@ -118,8 +118,8 @@ fn time_per_filter(filter: &BlockFilter, hash: &BlockHash, scripts: u64) -> Dura
 fn main() {
     let outputs = env_number("LIGHTFILTER_BENCH_FILTER_OUTPUTS", 5_000);
     let block = block_with_outputs(outputs);
-    let filter = BlockFilter::new_script_filter(&block, |_| Ok(script(u64::MAX)))
-        .expect("filter builds");
+    let filter =
+        BlockFilter::new_script_filter(&block, |_| Ok(script(u64::MAX))).expect("filter builds");
     let hash = block.block_hash();
     // Sanity: a script of the block matches.
     let probe = WatchSet::new();
