@@ -99,14 +99,12 @@ async fn bare_sync(peer: SocketAddr, tip: u32, watched: &[ScriptBuf]) -> (Durati
     let outcome = tokio::time::timeout(SYNC_LIMIT, async {
         while let Some(event) = event_rx.recv().await {
             match event {
-                Event::IndexedFilter(filter) => {
-                    if filter.contains_any(watched.iter()) {
-                        let requester = requester.clone();
-                        let hash = filter.block_hash();
-                        fetches.spawn(async move {
-                            requester.get_block(hash).await.expect("block fetched")
-                        });
-                    }
+                Event::IndexedFilter(filter) if filter.contains_any(watched.iter()) => {
+                    let requester = requester.clone();
+                    let hash = filter.block_hash();
+                    fetches.spawn(async move {
+                        requester.get_block(hash).await.expect("block fetched")
+                    });
                 }
                 Event::FiltersSynced(update) if update.tip().height >= tip => break,
                 _ => {}
@@ -471,6 +469,15 @@ async fn bandwidth(table: &mut Table) {
             100.0 * counts.bytes_for_fees as f64 / chain_bytes as f64,
             100.0 * filters_and_headers as f64 / chain_bytes as f64,
         ),
+    ));
+    // The same chain synced by a bare bip157 client: the floor set by BIP 158 filters.
+    peer.reset_stats();
+    let (_, fetched) = bare_sync(peer.addr(), tip, &watched).await;
+    let bare_bytes = peer.stats().bytes_sent;
+    println!("bandwidth: bare bip157 client: peer sent {bare_bytes} bytes ({fetched} blocks)");
+    table.push(Row::info(
+        "  bare bip157 client on the same chain, for comparison",
+        format!("{:.2}%", 100.0 * bare_bytes as f64 / chain_bytes as f64),
     ));
     table.push(Row::goal(
         "bytes sent to ChainSource / bytes of all blocks",
