@@ -162,14 +162,19 @@ impl HeaderStore {
 }
 
 /// Applies `change` inside an open transaction.
-pub(crate) fn apply(conn: &Connection, change: &HeaderChange) -> Result<(), StoreError> {
+/// Returns the headers it stored (with their chainwork), for callers that cache them.
+pub(crate) fn apply(
+    conn: &Connection,
+    change: &HeaderChange,
+) -> Result<Vec<StoredHeader>, StoreError> {
+    let mut stored = Vec::new();
     match change {
         HeaderChange::Connected { height, header } => {
-            insert(conn, *height, header)?;
+            stored.extend(insert(conn, *height, header)?);
             set_active(conn, *height, &header.block_hash())?;
         }
         HeaderChange::Fork { height, header } => {
-            insert(conn, *height, header)?;
+            stored.extend(insert(conn, *height, header)?);
         }
         HeaderChange::Reorganized {
             accepted,
@@ -184,17 +189,17 @@ pub(crate) fn apply(conn: &Connection, change: &HeaderChange) -> Result<(), Stor
                 conn.execute("DELETE FROM active_chain WHERE height >= ?1", [lowest])?;
             }
             for (height, header) in disconnected {
-                insert(conn, *height, header)?;
+                stored.extend(insert(conn, *height, header)?);
             }
             let mut accepted = accepted.clone();
             accepted.sort_by_key(|(height, _)| *height);
             for (height, header) in &accepted {
-                insert(conn, *height, header)?;
+                stored.extend(insert(conn, *height, header)?);
                 set_active(conn, *height, &header.block_hash())?;
             }
         }
     }
-    Ok(())
+    Ok(stored)
 }
 
 /// Deletes stale headers below `height`; active-chain headers are kept.
@@ -206,10 +211,14 @@ pub(crate) fn prune_stale_below(conn: &Connection, height: u32) -> Result<usize,
     )?)
 }
 
-fn insert(conn: &Connection, height: u32, header: &Header) -> Result<(), StoreError> {
+fn insert(
+    conn: &Connection,
+    height: u32,
+    header: &Header,
+) -> Result<Option<StoredHeader>, StoreError> {
     let hash = header.block_hash();
     if get(conn, &hash)?.is_some() {
-        return Ok(());
+        return Ok(None);
     }
     let chainwork = match get(conn, &header.prev_blockhash)? {
         Some(parent) if parent.height + 1 == height => parent.chainwork + header.work(),
@@ -235,7 +244,11 @@ fn insert(conn: &Connection, height: u32, header: &Header) -> Result<(), StoreEr
         serialize(header),
         chainwork.to_be_bytes().as_slice()
     ])?;
-    Ok(())
+    Ok(Some(StoredHeader {
+        header: *header,
+        height,
+        chainwork,
+    }))
 }
 
 fn set_active(conn: &Connection, height: u32, hash: &BlockHash) -> Result<(), StoreError> {

@@ -405,7 +405,7 @@ impl ChainSource {
         if self.watch.generation() == checked_at {
             return Ok(());
         }
-        let filter = match self.tracker.filters().get(&hash) {
+        let filter = match self.tracker.filter(&hash) {
             Ok(Some(filter)) => filter,
             Ok(None) => {
                 warn!("cannot re-check block {hash}: its filter is no longer stored");
@@ -453,8 +453,7 @@ impl ChainSource {
             .ok_or_else(|| BlockSourceError::transient(format!("unknown block {hash}")))?;
         let filter = self
             .tracker
-            .filters()
-            .get(&hash)
+            .filter(&hash)
             .map_err(BlockSourceError::transient)?
             .ok_or_else(|| {
                 BlockSourceError::transient(format!("filter of block {hash} is not stored yet"))

@@ -9,6 +9,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bitcoin::bip158::BlockFilter;
 use bitcoin::block::Header;
 use bitcoin::{BlockHash, Network};
 use log::{debug, info, warn};
@@ -22,6 +23,12 @@ use super::header_store::{self, HeaderChange, HeaderStore, StoredHeader, STALE_H
 /// How many blocks below the verified tip an engine restart starts from, so that a reorg that
 /// happened while the engine was down (up to this deep) is still found.
 pub const RESTART_DEPTH: u32 = 144;
+
+/// Headers kept in memory after they are stored, so listeners catching up read them without
+/// touching the database (about 150 bytes each).
+const CACHED_HEADERS: usize = 10_000;
+/// Bytes of verified filters kept in memory for the same reason.
+const CACHED_FILTER_BYTES: usize = 8 * 1024 * 1024;
 
 /// Progress is logged at most this often during long syncs.
 const PROGRESS_LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -79,6 +86,50 @@ struct Progress {
     last_log: Instant,
 }
 
+/// Recently stored entries, evicted oldest first once over a count or byte budget. Entries
+/// are immutable (keyed by block hash), so a cached entry is never stale.
+#[derive(Debug)]
+struct Recent<V> {
+    entries: std::collections::HashMap<BlockHash, (V, usize)>,
+    order: std::collections::VecDeque<BlockHash>,
+    bytes: usize,
+    max_entries: usize,
+    max_bytes: usize,
+}
+
+impl<V: Clone> Recent<V> {
+    fn new(max_entries: usize, max_bytes: usize) -> Self {
+        Self {
+            entries: std::collections::HashMap::new(),
+            order: std::collections::VecDeque::new(),
+            bytes: 0,
+            max_entries,
+            max_bytes,
+        }
+    }
+
+    fn get(&self, hash: &BlockHash) -> Option<V> {
+        self.entries.get(hash).map(|(value, _)| value.clone())
+    }
+
+    fn insert(&mut self, hash: BlockHash, value: V, size: usize) {
+        if let Some((_, old)) = self.entries.insert(hash, (value, size)) {
+            self.bytes -= old;
+        } else {
+            self.order.push_back(hash);
+        }
+        self.bytes += size;
+        while self.order.len() > self.max_entries || self.bytes > self.max_bytes {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            if let Some((_, size)) = self.entries.remove(&oldest) {
+                self.bytes -= size;
+            }
+        }
+    }
+}
+
 /// Applies engine events to the stores and tracks the verified tip.
 #[derive(Debug)]
 pub struct ChainTracker {
@@ -87,6 +138,8 @@ pub struct ChainTracker {
     filters: FilterStore,
     heights: watch::Sender<TrackedHeights>,
     progress: Mutex<Progress>,
+    recent_headers: Mutex<Recent<StoredHeader>>,
+    recent_filters: Mutex<Recent<Vec<u8>>>,
 }
 
 impl ChainTracker {
@@ -122,6 +175,8 @@ impl ChainTracker {
             progress: Mutex::new(Progress {
                 last_log: Instant::now(),
             }),
+            recent_headers: Mutex::new(Recent::new(CACHED_HEADERS, usize::MAX)),
+            recent_filters: Mutex::new(Recent::new(usize::MAX, CACHED_FILTER_BYTES)),
         })
     }
 
@@ -170,18 +225,19 @@ impl ChainTracker {
     pub fn apply(&self, events: &[EngineEvent]) -> Result<(), StoreError> {
         let mut heights = self.heights();
         let mut synced = None;
+        let mut new_headers = Vec::new();
+        let mut new_filters = Vec::new();
         self.db.write(|tx| {
             for event in events {
                 match event {
                     EngineEvent::Header(change) => {
-                        if let Err(err) = header_store::apply(tx, change) {
-                            match err {
-                                StoreError::Disconnected { .. } => {
-                                    warn!("ignoring header from the engine: {err}");
-                                    continue;
-                                }
-                                other => return Err(other),
+                        match header_store::apply(tx, change) {
+                            Ok(stored) => new_headers.extend(stored),
+                            Err(err @ StoreError::Disconnected { .. }) => {
+                                warn!("ignoring header from the engine: {err}");
+                                continue;
                             }
+                            Err(other) => return Err(other),
                         }
                         if let HeaderChange::Reorganized { accepted, disconnected } = change {
                             let fork = accepted
@@ -214,6 +270,7 @@ impl ChainTracker {
                     } => {
                         if header_store::hash_at(tx, *height)? == Some(*hash) {
                             filter_store::put(tx, hash, *height, content)?;
+                            new_filters.push((*hash, content.clone()));
                         } else {
                             debug!("dropping filter of block {hash} at {height}: not on the active chain");
                         }
@@ -235,6 +292,25 @@ impl ChainTracker {
             }
             Ok(())
         })?;
+        {
+            let mut cache = self
+                .recent_headers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for header in new_headers {
+                cache.insert(header.block_hash(), header, 1);
+            }
+        }
+        {
+            let mut cache = self
+                .recent_filters
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for (hash, content) in new_filters {
+                let size = content.len();
+                cache.insert(hash, content, size);
+            }
+        }
         heights.header_tip = self
             .headers
             .tip()?
@@ -272,7 +348,28 @@ impl ChainTracker {
 
     /// The stored header of `hash`.
     pub fn header(&self, hash: &BlockHash) -> Result<Option<StoredHeader>, StoreError> {
+        if let Some(header) = self
+            .recent_headers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(hash)
+        {
+            return Ok(Some(header));
+        }
         self.headers.get(hash)
+    }
+
+    /// The stored, verified filter of block `hash`.
+    pub fn filter(&self, hash: &BlockHash) -> Result<Option<BlockFilter>, StoreError> {
+        if let Some(content) = self
+            .recent_filters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(hash)
+        {
+            return Ok(Some(BlockFilter::new(&content)));
+        }
+        self.filters.get(hash)
     }
 
     fn log_progress(&self, heights: &TrackedHeights) {
