@@ -159,8 +159,7 @@ impl Node {
                 channel_id: c.channel_id.to_string(),
                 counterparty_node_id: c.counterparty.node_id,
                 capacity_sat: c.channel_value_satoshis,
-                local_balance_msat: c.outbound_capacity_msat
-                    + c.unspendable_punishment_reserve.unwrap_or(0) * 1_000,
+                local_balance_msat: self.local_balance_msat(&c),
                 outbound_capacity_msat: c.outbound_capacity_msat,
                 inbound_capacity_msat: c.inbound_capacity_msat,
                 ready: c.is_channel_ready,
@@ -195,6 +194,34 @@ impl Node {
                  the wallet has {available} sat"
             )
         })
+    }
+
+    /// Our balance in `channel`: what we would get if it closed now, as its channel monitor
+    /// computes it (whole satoshis; fees of the commitment transaction, paid by the opener,
+    /// and HTLCs in flight excluded). Zero before the funding is negotiated.
+    pub(super) fn local_balance_msat(
+        &self,
+        channel: &lightning::ln::channel_state::ChannelDetails,
+    ) -> u64 {
+        use lightning::chain::channelmonitor::Balance;
+        let Ok(monitor) = self.chain_monitor.get_monitor(channel.channel_id) else {
+            return 0;
+        };
+        monitor
+            .get_claimable_balances()
+            .iter()
+            .map(|balance| match balance {
+                Balance::ClaimableOnChannelClose {
+                    balance_candidates,
+                    confirmed_balance_candidate_index,
+                    ..
+                } => balance_candidates
+                    .get(*confirmed_balance_candidate_index)
+                    .map_or(0, |candidate| candidate.amount_satoshis),
+                _ => 0,
+            })
+            .sum::<u64>()
+            * 1_000
     }
 
     fn anchor_channel_count(&self) -> usize {

@@ -47,9 +47,10 @@ pub struct Balances {
     pub onchain_pending_sat: u64,
     /// Coinbase outputs not yet mature.
     pub onchain_immature_sat: u64,
-    /// Our balance in open channels, rounded down to whole satoshis.
+    /// Our balance in open channels: what closing them now would pay us (commitment fees,
+    /// paid by the opener, and HTLCs in flight excluded).
     pub lightning_sat: u64,
-    /// Our balance in open channels.
+    /// The same in msat (whole satoshis).
     pub lightning_msat: u64,
     /// Funds of closed channels on their way back to the wallet.
     pub claimable_onchain_sat: u64,
@@ -92,7 +93,8 @@ pub struct ChannelInfo {
     pub counterparty_node_id: PublicKey,
     /// Total capacity.
     pub capacity_sat: u64,
-    /// Our balance.
+    /// Our balance: what closing the channel now would pay us (whole satoshis, commitment fee
+    /// and HTLCs in flight excluded).
     pub local_balance_msat: u64,
     /// What we can send now.
     pub outbound_capacity_msat: u64,

@@ -18,12 +18,7 @@ impl Node {
     pub fn balances(&self) -> Balances {
         let wallet = self.wallet.balance();
         let channels = self.channel_manager.list_channels();
-        let lightning_msat: u64 = channels
-            .iter()
-            .map(|c| {
-                c.outbound_capacity_msat + c.unspendable_punishment_reserve.unwrap_or(0) * 1_000
-            })
-            .sum();
+        let lightning_msat: u64 = channels.iter().map(|c| self.local_balance_msat(c)).sum();
         let open: Vec<_> = channels.iter().collect();
         let claimable_onchain_sat = self
             .chain_monitor
