@@ -569,7 +569,7 @@ async fn a_transaction_dropped_by_a_restarting_peer_is_rebroadcast_and_mined() {
     let harness = Harness::start(dir.path(), &[peer.addr()], recorder.clone(), watch).await;
     harness.wait_for_tip(tip_hash(&peer), LONG).await;
 
-    harness.source.broadcaster().broadcast(&[tx.clone()]);
+    harness.source.broadcaster().broadcast(std::slice::from_ref(&tx));
     wait_for(LONG, || peer.in_mempool(&tx.compute_txid())).await;
     // The peer "restarts": its mempool is gone and its connections drop.
     peer.clear_mempool();

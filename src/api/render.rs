@@ -39,7 +39,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 /// Formats millisatoshis as satoshis when whole, else with three decimals: `1500 sat`,
 /// `1.5 sat`… always with the unit.
 pub fn msat(amount_msat: u64) -> String {
-    if amount_msat % 1000 == 0 {
+    if amount_msat.is_multiple_of(1000) {
         format!("{} sat", amount_msat / 1000)
     } else {
         format!("{} msat", amount_msat)

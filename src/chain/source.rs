@@ -599,14 +599,17 @@ impl EngineHost for Host {
     }
 
     fn apply(&self, events: Vec<EngineEvent>) {
-        let before = self.tracker.heights().verified_tip;
+        let before = self.tracker.heights();
         if let Err(err) = self.tracker.apply(&events) {
             error!("could not store what the compact-filter engine learned: {err}");
             return;
         }
-        let after = self.tracker.heights().verified_tip;
-        if after != before {
-            if let Some((height, hash)) = after {
+        let after = self.tracker.heights();
+        // A tip is news when it moves, and again when the engine declares itself synced at it
+        // (samplers wait for that).
+        let became_synced = after.engine_synced && !before.engine_synced;
+        if after.verified_tip != before.verified_tip || became_synced {
+            if let Some((height, hash)) = after.verified_tip {
                 let _ = self
                     .notifications
                     .send(ChainNotification::NewTip { height, hash });

@@ -177,6 +177,20 @@ impl Daemon {
         daemon
     }
 
+    /// Kills the daemon with SIGKILL (no chance to clean up) and waits for it to be gone.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the daemon again on the same data directory, with `extra` daemon flags, and
+    /// waits until its API answers.
+    pub fn restart(&mut self, chain: &Chain, extra: &[&str]) {
+        self.kill_hard();
+        self.child = spawn_daemon(self.dir.path(), chain.addr(), extra);
+        self.wait_ready();
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         self.dir.path()

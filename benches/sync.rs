@@ -1,0 +1,507 @@
+//! Chain sync and bandwidth, measured against baselines in the same run.
+//!
+//! 1. Sync overhead: one regtest chain (`LIGHTFILTER_BENCH_BLOCKS`, default 20,000 blocks; every
+//!    100th block carries a payment, and a few of those pay watched scripts) is synced from
+//!    genesis by a bare `bip157` client that also fetches the blocks whose filters match the
+//!    watched scripts, and by lightfilter's `ChainSource` with a listener brought to the tip.
+//!    Both talk to the same embedded peer over 127.0.0.1; the order alternates over three
+//!    rounds and the median of the per-round ratios is reported.
+//! 2. Bandwidth: a chain of large blocks (`LIGHTFILTER_BENCH_LARGE_BLOCKS`, default 100, of
+//!    about `LIGHTFILTER_BENCH_BLOCK_BYTES`, default 1,000,000 bytes of transactions each),
+//!    1% of which pay a watched script, is synced by `ChainSource`; the bytes the peer sent
+//!    are compared with the serialized size of every block of the chain. Transactions spend
+//!    two inputs with witnesses the size of P2WPKH spends and pay two distinct 34-byte
+//!    scripts, so each adds four elements to its block's filter. A bare `bip157` client syncs
+//!    the same chain for comparison: its bytes are the floor BIP 158 filters set.
+
+#[path = "../tests/support/chain_harness.rs"]
+mod harness;
+#[path = "support/report.rs"]
+mod report;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bip157::{Builder, Event, TrustedPeer};
+use bitcoin::absolute::LockTime;
+use bitcoin::transaction::Version;
+use bitcoin::{
+    Amount, FeeRate, Network, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness,
+};
+use harness::{genesis, unique_script, Recorder};
+use lightfilter::chain::{
+    ChainConfig, ChainListener, ChainSource, DownloadCounts, PeerAddress, WatchSet,
+};
+use lightfilter::regtest::RegtestPeer;
+use report::{env_number, Row, Table};
+
+/// How long any one sync may take before the benchmark gives up.
+const SYNC_LIMIT: Duration = Duration::from_secs(600);
+/// Tags of watched scripts start here; other scripts use smaller tags.
+const WATCHED_TAG: u64 = 1 << 40;
+/// Rounds of the sync comparison (the order alternates).
+const ROUNDS: usize = 3;
+
+fn watched_script(i: u64) -> ScriptBuf {
+    unique_script(WATCHED_TAG + i)
+}
+
+async fn start_peer() -> RegtestPeer {
+    RegtestPeer::start("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .await
+        .expect("regtest peer starts")
+}
+
+/// Mines `blocks` blocks: every 100th carries a faucet payment to a fresh script, and one
+/// payment in twenty (one per 2,000 blocks) pays a watched script instead. Returns the watched
+/// scripts that were paid.
+fn build_sync_chain(peer: &RegtestPeer, blocks: u32) -> Vec<ScriptBuf> {
+    let miner = peer.faucet_script();
+    let fee_rate = FeeRate::from_sat_per_vb(2).unwrap();
+    let mut watched = Vec::new();
+    // Mature coins for the faucet.
+    peer.mine(101, &miner);
+    let mut tag = 0u64;
+    let mut payments = 0u64;
+    while peer.tip().0 < blocks {
+        let height = peer.tip().0;
+        payments += 1;
+        let to = if payments % 20 == 1 {
+            let script = watched_script(watched.len() as u64);
+            watched.push(script.clone());
+            script
+        } else {
+            tag += 1;
+            unique_script(tag)
+        };
+        peer.fund(&to, Amount::from_sat(50_000), fee_rate)
+            .expect("faucet pays");
+        peer.mine((blocks - height).min(100), &miner);
+    }
+    watched
+}
+
+/// Syncs a bare bip157 client from genesis to `tip`, fetching every block whose filter
+/// matches `watched`. Returns the time taken and the number of blocks fetched.
+async fn bare_sync(peer: SocketAddr, tip: u32, watched: &[ScriptBuf]) -> (Duration, usize) {
+    let started = Instant::now();
+    let (node, client) = Builder::new(Network::Regtest)
+        .add_peer(TrustedPeer::from_socket_addr(peer))
+        .whitelist_only()
+        .required_peers(1)
+        .fetch_witness_data()
+        .build();
+    let node = tokio::spawn(async move { node.run().await });
+    let bip157::Client {
+        requester,
+        mut event_rx,
+        ..
+    } = client;
+    let mut fetches = tokio::task::JoinSet::new();
+    let outcome = tokio::time::timeout(SYNC_LIMIT, async {
+        while let Some(event) = event_rx.recv().await {
+            match event {
+                Event::IndexedFilter(filter) if filter.contains_any(watched.iter()) => {
+                    let requester = requester.clone();
+                    let hash = filter.block_hash();
+                    fetches.spawn(async move {
+                        requester.get_block(hash).await.expect("block fetched")
+                    });
+                }
+                Event::FiltersSynced(update) if update.tip().height >= tip => break,
+                _ => {}
+            }
+        }
+        let mut fetched = 0;
+        while let Some(block) = fetches.join_next().await {
+            let block = block.expect("fetch task");
+            assert!(block.block.check_merkle_root());
+            fetched += 1;
+        }
+        fetched
+    })
+    .await;
+    let elapsed = started.elapsed();
+    let fetched = outcome.expect("bare bip157 client syncs in time");
+    let _ = requester.shutdown();
+    let _ = node.await;
+    (elapsed, fetched)
+}
+
+/// What one `ChainSource` sync took.
+struct OurSync {
+    /// From start until the listener reached the tip.
+    elapsed: Duration,
+    /// From start until the filters up to the tip were verified and stored.
+    filters_stored: Duration,
+    counts: DownloadCounts,
+}
+
+/// Polls `condition` every 2 ms (fine enough for sub-second syncs) until it holds.
+async fn poll_until(mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + SYNC_LIMIT;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "sync did not finish within {SYNC_LIMIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Syncs a fresh `ChainSource` in a new temporary directory, with one listener at genesis,
+/// until the listener reaches the peer's tip, the way the node runs it: `synchronize` then
+/// `follow_tip`.
+async fn our_sync(peer: &RegtestPeer, watched: &[ScriptBuf]) -> OurSync {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (tip_height, tip_hash) = peer.tip();
+    let watch = Arc::new(WatchSet::new());
+    watch.add_scripts(watched.iter().map(|s| s.as_script()));
+    let started = Instant::now();
+    let recorder = Recorder::new(genesis());
+    let mut config = ChainConfig::new(Network::Regtest, dir.path());
+    config.peers = vec![PeerAddress::from(peer.addr())];
+    config.only_peers = true;
+    let listener = Arc::new(ChainListener::new());
+    listener.register("recorder", recorder.clone());
+    let source = ChainSource::start(config, watch, listener).expect("chain source starts");
+    let synchronized = source
+        .synchronize(&[genesis().block_hash])
+        .await
+        .expect("listener synchronises");
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let follower = tokio::spawn(source.clone().follow_tip(synchronized, stop_rx));
+    let mut filters_stored = None;
+    poll_until(|| {
+        if filters_stored.is_none()
+            && source
+                .heights()
+                .verified_tip
+                .is_some_and(|(h, _)| h >= tip_height)
+        {
+            filters_stored = Some(started.elapsed());
+        }
+        recorder.tip().block_hash == tip_hash
+    })
+    .await;
+    let elapsed = started.elapsed();
+    let counts = source.download_counts();
+    let _ = stop.send(true);
+    let _ = follower.await;
+    source.shutdown();
+    // Let the engine release its database before the directory goes.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    OurSync {
+        elapsed,
+        filters_stored: filters_stored.unwrap_or(elapsed),
+        counts,
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    values[values.len() / 2]
+}
+
+async fn sync_overhead(table: &mut Table) {
+    let blocks = env_number("LIGHTFILTER_BENCH_BLOCKS", 20_000) as u32;
+    let peer = start_peer().await;
+    let built = Instant::now();
+    let watched = build_sync_chain(&peer, blocks);
+    let tip = peer.tip().0;
+    println!(
+        "sync: built {tip} blocks ({} paying watched scripts) in {:.1} s",
+        watched.len(),
+        built.elapsed().as_secs_f64()
+    );
+    let mut ratios = Vec::new();
+    for round in 0..ROUNDS {
+        let (bare, ours, fetched) = if round % 2 == 0 {
+            let (bare, fetched) = bare_sync(peer.addr(), tip, &watched).await;
+            let ours = our_sync(&peer, &watched).await;
+            (bare, ours, fetched)
+        } else {
+            let ours = our_sync(&peer, &watched).await;
+            let (bare, fetched) = bare_sync(peer.addr(), tip, &watched).await;
+            (bare, ours, fetched)
+        };
+        let ratio = ours.elapsed.as_secs_f64() / bare.as_secs_f64();
+        println!(
+            "sync round {}: bare {:.3} s ({fetched} blocks fetched), ours {:.3} s (filters \
+             stored after {:.3} s; {} blocks for listeners, {} for fee samples), ratio {ratio:.3}",
+            round + 1,
+            bare.as_secs_f64(),
+            ours.elapsed.as_secs_f64(),
+            ours.filters_stored.as_secs_f64(),
+            ours.counts.blocks_for_listeners,
+            ours.counts.blocks_for_fees,
+        );
+        ratios.push(ratio);
+    }
+    let ratio = median(ratios.clone());
+    table.push(Row::info(
+        format!("chain synced ({tip} blocks, {} matching)", watched.len()),
+        format!(
+            "ratios {}",
+            ratios
+                .iter()
+                .map(|r| format!("{r:.3}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    ));
+    table.push(Row::goal(
+        "sync time, ChainSource / bare bip157 (median of 3)",
+        format!("{ratio:.3}"),
+        "≤ 1.25",
+        ratio <= 1.25,
+    ));
+    peer.shutdown();
+}
+
+/// An output spendable by anyone who reveals the witness script of `tag`.
+#[derive(Clone, Copy)]
+struct Coin {
+    outpoint: OutPoint,
+    value: u64,
+    tag: u64,
+}
+
+/// The witness script of a coin: `<tag> OP_DROP OP_2DROP OP_TRUE`, which drops two witness
+/// items standing in for a signature and a public key, so spends weigh what a P2WPKH spend
+/// weighs.
+fn coin_witness_script(tag: u64) -> ScriptBuf {
+    use bitcoin::opcodes::all::{OP_2DROP, OP_DROP};
+    bitcoin::script::Builder::new()
+        .push_int(tag as i64)
+        .push_opcode(OP_DROP)
+        .push_opcode(OP_2DROP)
+        .push_opcode(bitcoin::opcodes::OP_TRUE)
+        .into_script()
+}
+
+fn coin_script(tag: u64) -> ScriptBuf {
+    ScriptBuf::new_p2wsh(&coin_witness_script(tag).wscript_hash())
+}
+
+fn spend_input(coin: &Coin) -> TxIn {
+    let mut witness = Witness::new();
+    witness.push([0x30u8; 72]);
+    witness.push([0x02u8; 33]);
+    witness.push(coin_witness_script(coin.tag).as_bytes());
+    TxIn {
+        previous_output: coin.outpoint,
+        script_sig: ScriptBuf::new(),
+        sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+        witness,
+    }
+}
+
+/// Builds a chain of `large` blocks of about `block_bytes` each, made of two-in, two-out
+/// transactions; one block in a hundred pays one of `watched`. Returns the number of blocks
+/// that pay watched scripts.
+fn build_large_chain(
+    peer: &RegtestPeer,
+    large: u32,
+    block_bytes: u64,
+    watched: &[ScriptBuf],
+) -> u32 {
+    let miner = peer.faucet_script();
+    let mut next_tag = 1u64;
+    let mut tag = || {
+        next_tag += 1;
+        next_tag
+    };
+    // One coin from the faucet, fanned out into a pool larger than a block spends.
+    let first = Coin {
+        outpoint: OutPoint::null(),
+        value: 40 * 100_000_000,
+        tag: tag(),
+    };
+    let funding = peer
+        .fund(
+            &coin_script(first.tag),
+            Amount::from_sat(first.value),
+            FeeRate::from_sat_per_vb(2).unwrap(),
+        )
+        .expect("faucet pays");
+    peer.mine(1, &miner);
+    let first = Coin {
+        outpoint: OutPoint::new(funding.compute_txid(), 0),
+        ..first
+    };
+    let tx_bytes = 410u64;
+    let txs_per_block = (block_bytes / tx_bytes).max(1) as usize;
+    let pool_size = txs_per_block * 2 + 2_000;
+    let share = (first.value - 1_000_000) / pool_size as u64;
+    let fan_tags: Vec<u64> = (0..pool_size).map(|_| tag()).collect();
+    let fan_out = Transaction {
+        version: Version::TWO,
+        lock_time: LockTime::ZERO,
+        input: vec![spend_input(&first)],
+        output: fan_tags
+            .iter()
+            .map(|t| TxOut {
+                value: Amount::from_sat(share),
+                script_pubkey: coin_script(*t),
+            })
+            .collect(),
+    };
+    let fan_txid = fan_out.compute_txid();
+    let mut pool: std::collections::VecDeque<Coin> = fan_tags
+        .iter()
+        .enumerate()
+        .map(|(vout, t)| Coin {
+            outpoint: OutPoint::new(fan_txid, vout as u32),
+            value: share,
+            tag: *t,
+        })
+        .collect();
+    peer.mine_with(vec![fan_out], &miner)
+        .expect("fan-out mined");
+
+    let mut paying = 0;
+    for block in 0..large {
+        let pays_watched = block % 100 == 50 || (large < 100 && block == large / 2);
+        let mut txs = Vec::with_capacity(txs_per_block);
+        for i in 0..txs_per_block {
+            let a = pool.pop_front().expect("pool");
+            let b = pool.pop_front().expect("pool");
+            let fee = 500;
+            let half = (a.value + b.value - fee) / 2;
+            let (ta, tb) = (tag(), tag());
+            let pays_watched_here = pays_watched && i == txs_per_block / 2;
+            let to_b = if pays_watched_here {
+                watched[paying as usize % watched.len()].clone()
+            } else {
+                coin_script(tb)
+            };
+            let tx = Transaction {
+                version: Version::TWO,
+                lock_time: LockTime::ZERO,
+                input: vec![spend_input(&a), spend_input(&b)],
+                output: vec![
+                    TxOut {
+                        value: Amount::from_sat(half),
+                        script_pubkey: coin_script(ta),
+                    },
+                    TxOut {
+                        value: Amount::from_sat(half),
+                        script_pubkey: to_b,
+                    },
+                ],
+            };
+            let txid = tx.compute_txid();
+            pool.push_back(Coin {
+                outpoint: OutPoint::new(txid, 0),
+                value: half,
+                tag: ta,
+            });
+            // A watched output stays unspent; the pool has room to shrink by one.
+            if !pays_watched_here {
+                pool.push_back(Coin {
+                    outpoint: OutPoint::new(txid, 1),
+                    value: half,
+                    tag: tb,
+                });
+            }
+            txs.push(tx);
+        }
+        if pays_watched {
+            paying += 1;
+        }
+        peer.mine_with(txs, &miner).expect("large block mined");
+    }
+    paying
+}
+
+async fn bandwidth(table: &mut Table) {
+    let large = env_number("LIGHTFILTER_BENCH_LARGE_BLOCKS", 100) as u32;
+    let block_bytes = env_number("LIGHTFILTER_BENCH_BLOCK_BYTES", 1_000_000);
+    let peer = start_peer().await;
+    let watched: Vec<ScriptBuf> = (0..10).map(watched_script).collect();
+    let built = Instant::now();
+    let paying = build_large_chain(&peer, large, block_bytes, &watched);
+    let (tip, tip_hash) = peer.tip();
+    let chain_bytes: u64 = (1..=tip)
+        .map(|h| bitcoin::consensus::serialize(&peer.block_at(h).expect("block")).len() as u64)
+        .sum();
+    let large_bytes: u64 = (tip - large + 1..=tip)
+        .map(|h| peer.block_at(h).expect("block").total_size() as u64)
+        .sum();
+    println!(
+        "bandwidth: built {tip} blocks ({large} large, {:.0} bytes each on average, {paying} \
+         paying watched scripts; {chain_bytes} bytes in all) in {:.1} s",
+        large_bytes as f64 / large as f64,
+        built.elapsed().as_secs_f64()
+    );
+
+    peer.reset_stats();
+    let OurSync {
+        elapsed, counts, ..
+    } = our_sync(&peer, &watched).await;
+    let stats = peer.stats();
+    let share = stats.bytes_sent as f64 / chain_bytes as f64;
+    let filters_and_headers =
+        stats.bytes_sent - counts.bytes_for_listeners.min(stats.bytes_sent) - counts.bytes_for_fees;
+    println!(
+        "bandwidth: synced to {tip_hash} in {:.1} s; peer sent {} bytes: {} blocks ({} bytes) \
+         for listeners, {} blocks ({} bytes) for fee samples, {} refetches, {} cfilters",
+        elapsed.as_secs_f64(),
+        stats.bytes_sent,
+        counts.blocks_for_listeners,
+        counts.bytes_for_listeners,
+        counts.blocks_for_fees,
+        counts.bytes_for_fees,
+        counts.refetches,
+        stats.cfilters_served,
+    );
+    table.push(Row::info(
+        format!(
+            "chain of {tip} blocks ({large} of ~{} kB, {paying} paying watched scripts)",
+            large_bytes / large as u64 / 1_000
+        ),
+        format!("{:.1} MB", chain_bytes as f64 / 1e6),
+    ));
+    table.push(Row::info(
+        "  of which: blocks for listeners / fee samples / rest",
+        format!(
+            "{:.2}% / {:.2}% / {:.2}%",
+            100.0 * counts.bytes_for_listeners as f64 / chain_bytes as f64,
+            100.0 * counts.bytes_for_fees as f64 / chain_bytes as f64,
+            100.0 * filters_and_headers as f64 / chain_bytes as f64,
+        ),
+    ));
+    // The same chain synced by a bare bip157 client: the floor set by BIP 158 filters.
+    peer.reset_stats();
+    let (_, fetched) = bare_sync(peer.addr(), tip, &watched).await;
+    let bare_bytes = peer.stats().bytes_sent;
+    println!("bandwidth: bare bip157 client: peer sent {bare_bytes} bytes ({fetched} blocks)");
+    table.push(Row::info(
+        "  bare bip157 client on the same chain, for comparison",
+        format!("{:.2}%", 100.0 * bare_bytes as f64 / chain_bytes as f64),
+    ));
+    table.push(Row::goal(
+        "bytes sent to ChainSource / bytes of all blocks",
+        format!("{:.2}%", share * 100.0),
+        "≤ 3%",
+        share <= 0.03,
+    ));
+    peer.shutdown();
+}
+
+fn main() {
+    let _ = env_logger::builder().try_init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        let mut table = Table::new("chain sync and bandwidth");
+        sync_overhead(&mut table).await;
+        bandwidth(&mut table).await;
+        table.print();
+    });
+}
