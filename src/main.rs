@@ -523,9 +523,15 @@ async fn run_playground(keep_running: bool) -> anyhow::Result<()> {
         say("Press Ctrl-C to stop everything and remove the directory.");
         let mut ticker = tokio::time::interval(Duration::from_secs(10));
         ticker.tick().await;
+        let node_stopped = playground.node_stopped();
+        tokio::pin!(node_stopped);
         loop {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => break,
+                name = &mut node_stopped => {
+                    say(&format!("{name} was asked to stop"));
+                    break;
+                }
                 _ = ticker.tick() => {
                     let height = playground.mine_block();
                     info!("mined block {height}");

@@ -463,6 +463,24 @@ impl Playground {
         commands
     }
 
+    /// Resolves when a stop was requested for any node (e.g. `lightfilter stop` on it), with
+    /// that node's name.
+    pub async fn node_stopped(&self) -> &'static str {
+        let mut waiting = tokio::task::JoinSet::new();
+        for node in &self.nodes {
+            let (name, node) = (node.name, Arc::clone(&node.node));
+            waiting.spawn(async move {
+                node.stopped().await;
+                name
+            });
+        }
+        match waiting.join_next().await {
+            Some(Ok(name)) => name,
+            // No nodes (or a waiting task failed): nothing will stop.
+            _ => std::future::pending().await,
+        }
+    }
+
     /// Mines one block to the faucet (confirms what is in the mempool).
     pub fn mine_block(&self) -> u32 {
         self.peer.mine(1, &self.peer.faucet_script());

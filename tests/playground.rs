@@ -62,8 +62,9 @@ fn the_playground_pays_an_invoice_and_exits() {
     );
 }
 
-#[test]
-fn the_playground_keeps_running_for_the_cli_until_ctrl_c() {
+/// Starts `lightfilter playground --keep-running` and reads its transcript up to the
+/// "Press Ctrl-C" line; returns the guarded process, the transcript and the rest of its output.
+fn start_kept_playground() -> (KillOnDrop, Vec<String>, mpsc::Receiver<String>) {
     let mut child = KillOnDrop::new(
         lightfilter()
             .args(["playground", "--keep-running"])
@@ -95,25 +96,49 @@ fn the_playground_keeps_running_for_the_cli_until_ctrl_c() {
             .unwrap_or_else(|_| panic!("the playground stalled:\n{}", transcript.join("\n")));
         transcript.push(line);
     }
-    let text = transcript.join("\n");
-    assert!(text.contains("payment succeeded"), "{text}");
+    (child, transcript, lines)
+}
 
-    // The printed commands name each node's data directory; run alice's by hand.
+/// The data directory of `node` in the printed `getinfo` command.
+fn node_dir(transcript: &[String], node: &str) -> PathBuf {
+    let text = transcript.join("\n");
     let getinfo = transcript
         .iter()
-        .find(|line| line.contains("/alice getinfo"))
-        .unwrap_or_else(|| panic!("no getinfo command for alice:\n{text}"));
+        .find(|line| line.contains(&format!("/{node} getinfo")))
+        .unwrap_or_else(|| panic!("no getinfo command for {node}:\n{text}"));
     assert!(
         getinfo.contains("--network regtest --datadir "),
         "{getinfo}"
     );
-    let alice_dir = PathBuf::from(
+    PathBuf::from(
         getinfo
             .split("--datadir ")
             .nth(1)
             .and_then(|rest| rest.strip_suffix(" getinfo"))
             .unwrap(),
-    );
+    )
+}
+
+/// Waits for the process to exit; returns its status.
+fn wait_exit(child: &mut KillOnDrop) -> std::process::ExitStatus {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(status) = child.child().try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the playground did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_playground_keeps_running_for_the_cli_until_ctrl_c() {
+    let (mut child, transcript, _lines) = start_kept_playground();
+    let text = transcript.join("\n");
+    assert!(text.contains("payment succeeded"), "{text}");
+
+    // The printed commands name each node's data directory; run alice's by hand.
+    let alice_dir = node_dir(&transcript, "alice");
     let run = cli_in(&alice_dir, &["getinfo", "--json"]);
     assert!(run.success, "{}", run.stderr);
     let info: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
@@ -133,15 +158,24 @@ fn the_playground_keeps_running_for_the_cli_until_ctrl_c() {
     });
 
     send_signal(child.child().id(), "INT");
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.child().try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the playground ignored Ctrl-C");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = wait_exit(&mut child);
     assert!(status.success(), "exit status {status}");
     let root = alice_dir.parent().unwrap();
     assert!(!root.exists(), "{} was left behind", root.display());
+}
+
+#[test]
+fn stopping_a_playground_node_ends_the_playground() {
+    let (mut child, transcript, lines) = start_kept_playground();
+    let bob_dir = node_dir(&transcript, "bob");
+    let run = cli_in(&bob_dir, &["stop"]);
+    assert!(run.success, "{}", run.stderr);
+    let status = wait_exit(&mut child);
+    assert!(status.success(), "exit status {status}");
+    let rest: Vec<String> = lines.iter().collect();
+    assert!(
+        rest.iter().any(|line| line == "bob was asked to stop"),
+        "{rest:?}"
+    );
+    assert!(!bob_dir.parent().unwrap().exists());
 }
