@@ -196,9 +196,10 @@ impl Node {
         })
     }
 
-    /// Our balance in `channel`: what we would get if it closed now, as its channel monitor
-    /// computes it (whole satoshis; fees of the commitment transaction, paid by the opener,
-    /// and HTLCs in flight excluded). Zero before the funding is negotiated.
+    /// Our balance in `channel`, as its channel monitor computes it: whole satoshis, HTLCs in
+    /// flight excluded, and before the commitment transaction's fee (which the opener pays
+    /// only if the channel closes unilaterally, and which moves with fee rates). Zero before
+    /// the funding is negotiated.
     pub(super) fn local_balance_msat(
         &self,
         channel: &lightning::ln::channel_state::ChannelDetails,
@@ -217,7 +218,9 @@ impl Node {
                     ..
                 } => balance_candidates
                     .get(*confirmed_balance_candidate_index)
-                    .map_or(0, |candidate| candidate.amount_satoshis),
+                    .map_or(0, |candidate| {
+                        candidate.amount_satoshis + candidate.transaction_fee_satoshis
+                    }),
                 _ => 0,
             })
             .sum::<u64>()

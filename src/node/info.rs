@@ -47,8 +47,8 @@ pub struct Balances {
     pub onchain_pending_sat: u64,
     /// Coinbase outputs not yet mature.
     pub onchain_immature_sat: u64,
-    /// Our balance in open channels: what closing them now would pay us (commitment fees,
-    /// paid by the opener, and HTLCs in flight excluded).
+    /// Our balance in open channels (HTLCs in flight excluded, before the commitment fee a
+    /// unilateral close would cost the opener).
     pub lightning_sat: u64,
     /// The same in msat (whole satoshis).
     pub lightning_msat: u64,
@@ -93,8 +93,8 @@ pub struct ChannelInfo {
     pub counterparty_node_id: PublicKey,
     /// Total capacity.
     pub capacity_sat: u64,
-    /// Our balance: what closing the channel now would pay us (whole satoshis, commitment fee
-    /// and HTLCs in flight excluded).
+    /// Our balance (whole satoshis, HTLCs in flight excluded, before the commitment fee a
+    /// unilateral close would cost the opener).
     pub local_balance_msat: u64,
     /// What we can send now.
     pub outbound_capacity_msat: u64,
