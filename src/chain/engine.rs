@@ -127,6 +127,7 @@ pub struct Engine {
     shutdown: AtomicBool,
     shutdown_notify: Notify,
     restarts: AtomicU64,
+    supervisor: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Engine {
@@ -138,9 +139,24 @@ impl Engine {
             shutdown: AtomicBool::new(false),
             shutdown_notify: Notify::new(),
             restarts: AtomicU64::new(0),
+            supervisor: std::sync::Mutex::new(None),
         });
-        tokio::spawn(engine.clone().supervise(config, host));
+        let supervisor = tokio::spawn(engine.clone().supervise(config, host));
+        *engine.supervisor.lock().unwrap_or_else(|p| p.into_inner()) = Some(supervisor);
         engine
+    }
+
+    /// Waits until the supervisor (and the engine it runs) has finished after
+    /// [`Engine::shutdown`].
+    pub async fn stopped(&self) {
+        let supervisor = self
+            .supervisor
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(supervisor) = supervisor {
+            let _ = supervisor.await;
+        }
     }
 
     /// Whether an engine instance is running now.

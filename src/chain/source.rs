@@ -170,6 +170,7 @@ pub struct ChainSource {
     notifications: broadcast::Sender<ChainNotification>,
     broadcaster: Arc<Broadcaster>,
     fees: Arc<FeeEstimates>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for ChainSource {
@@ -225,9 +226,15 @@ impl ChainSource {
             broadcaster: broadcaster.clone(),
             fees: fees.clone(),
             notifications,
+            tasks: Mutex::new(Vec::new()),
         });
-        tokio::spawn(broadcaster.run(source.subscribe()));
-        tokio::spawn(fees::run_sampler(source.clone(), fees));
+        let broadcasting = tokio::spawn(broadcaster.run(source.subscribe()));
+        let sampling = tokio::spawn(fees::run_sampler(source.clone(), fees));
+        source
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend([broadcasting, sampling]);
         Ok(source)
     }
 
@@ -321,6 +328,26 @@ impl ChainSource {
     pub fn shutdown(&self) {
         self.engine.shutdown();
         let _ = self.notifications.send(ChainNotification::PeerConnected);
+    }
+
+    /// Stops the engine, the broadcaster and the fee sampler and waits (a few seconds at
+    /// most) until they have finished, so nothing writes to the chain database afterwards.
+    pub async fn stop(&self) {
+        self.shutdown();
+        let tasks: Vec<_> =
+            std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        let all = async {
+            self.engine.stopped().await;
+            for task in tasks {
+                let _ = task.await;
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(10), all)
+            .await
+            .is_err()
+        {
+            warn!("the chain source did not stop within 10 s");
+        }
     }
 
     /// Downloads block `hash` and verifies it (merkle root and witness commitment), asking

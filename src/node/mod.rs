@@ -200,7 +200,7 @@ impl Node {
         if let Err(err) = self.wallet.flush() {
             log::error!("saving the wallet on shutdown failed: {err}");
         }
-        self.chain.shutdown();
+        self.chain.stop().await;
         info!("node stopped");
     }
 
