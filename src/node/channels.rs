@@ -94,7 +94,7 @@ impl Node {
         self.connect(node_id, address).await?;
         let mut config = super::user_config();
         config.channel_handshake_config.announce_for_forwarding = public;
-        let user_channel_id = u128::from_be_bytes(rand_bytes());
+        let user_channel_id = u128::from_be_bytes(super::keys::random_bytes());
         let (sender, receiver) = tokio::sync::oneshot::channel();
         self.open_waiters().insert(user_channel_id, sender);
         if let Err(err) = self.channel_manager.create_channel(
@@ -249,11 +249,4 @@ impl Node {
             let _ = waiter.send(result);
         }
     }
-}
-
-pub(super) fn rand_bytes<const N: usize>() -> [u8; N] {
-    use bitcoin::secp256k1::rand::RngCore;
-    let mut bytes = [0u8; N];
-    bitcoin::secp256k1::rand::rngs::OsRng.fill_bytes(&mut bytes);
-    bytes
 }

@@ -127,8 +127,7 @@ impl DataDir {
                 Ok((seed, false))
             }
             Err(err) if err.kind() == ErrorKind::NotFound => {
-                let mut seed = [0u8; 32];
-                getrandom_seed(&mut seed);
+                let seed: [u8; 32] = super::keys::random_bytes();
                 write_durably(&self.path, SEED_FILE, &seed)
                     .map_err(|err| fail(format!("cannot write the seed: {err}")))?;
                 Ok((seed, true))
@@ -136,12 +135,6 @@ impl DataDir {
             Err(err) => Err(fail(format!("cannot open the seed: {err}"))),
         }
     }
-}
-
-/// Fills `seed` from the operating system's random source.
-fn getrandom_seed(seed: &mut [u8; 32]) {
-    use bitcoin::secp256k1::rand::RngCore;
-    bitcoin::secp256k1::rand::rngs::OsRng.fill_bytes(seed);
 }
 
 /// Creates `dir/name` with `contents` (failing if it exists), 0600, and fsyncs the file and

@@ -9,12 +9,8 @@ use lightning::ln::types::ChannelId;
 use log::{debug, error, info, warn};
 
 use super::info::{OpenedChannel, PaymentDirection, PaymentStatus};
-use super::payment_store::PaymentRecord;
+use super::payment_store::{hex, PaymentRecord};
 use super::{Node, NodeError};
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 impl Node {
     /// Handles one LDK event.
@@ -119,7 +115,7 @@ impl Node {
                         refusal,
                     );
                 } else {
-                    let user_channel_id = u128::from_be_bytes(super::channels::rand_bytes());
+                    let user_channel_id = u128::from_be_bytes(super::keys::random_bytes());
                     match self.channel_manager.accept_inbound_channel(
                         &temporary_channel_id,
                         &counterparty_node_id,

@@ -50,3 +50,11 @@ impl SignerProvider for NodeKeys {
         })
     }
 }
+
+/// `N` bytes from the operating system's random source.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    use bitcoin::secp256k1::rand::RngCore;
+    let mut bytes = [0u8; N];
+    bitcoin::secp256k1::rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes
+}

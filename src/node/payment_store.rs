@@ -95,6 +95,12 @@ impl PaymentRecord {
     }
 }
 
+/// Lower-case hex of `bytes`, as payment ids, hashes and preimages are shown.
+pub fn hex(bytes: &[u8]) -> String {
+    use bitcoin::hex::DisplayHex;
+    bytes.to_lower_hex_string()
+}
+
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
     SystemTime::now()

@@ -16,7 +16,7 @@ use lightning_invoice::{Bolt11Invoice, Bolt11InvoiceDescription, Description};
 use log::info;
 
 use super::info::{InvoiceInfo, PaymentDirection, PaymentInfo, PaymentStatus};
-use super::payment_store::{unix_now, PaymentRecord};
+use super::payment_store::{hex, unix_now, PaymentRecord};
 use super::{Node, NodeError};
 use crate::config::network_name;
 
@@ -24,10 +24,6 @@ use crate::config::network_name;
 const RETRY_FOR: Duration = Duration::from_secs(60);
 /// Final CLTV delta for keysend payments.
 const KEYSEND_FINAL_CLTV: u32 = 40;
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 impl Node {
     /// A BOLT11 invoice for `amount_msat` (any amount when `None`).
@@ -250,7 +246,7 @@ impl Node {
                 "the offer has no amount; give one with --amount-msat",
             ));
         }
-        let id_bytes: [u8; 32] = super::channels::rand_bytes();
+        let id_bytes: [u8; 32] = super::keys::random_bytes();
         let id = hex(&id_bytes);
         let mut record = PaymentRecord::new(id.clone(), PaymentDirection::Outbound, "bolt12");
         record.amount_msat = amount_msat;
@@ -283,7 +279,7 @@ impl Node {
         if amount_msat == 0 {
             return Err(NodeError::invalid("amount", "must be above 0 msat"));
         }
-        let id_bytes: [u8; 32] = super::channels::rand_bytes();
+        let id_bytes: [u8; 32] = super::keys::random_bytes();
         let id = hex(&id_bytes);
         let mut record = PaymentRecord::new(id.clone(), PaymentDirection::Outbound, "keysend");
         record.amount_msat = Some(amount_msat);
