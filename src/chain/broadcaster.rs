@@ -6,7 +6,7 @@
 //! new peer connection until a downloaded block confirms it or spends one of its inputs
 //! elsewhere. Peers are never trusted to have kept it: a restarted peer forgets its mempool.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -62,8 +62,8 @@ pub fn parents_first(txs: &[Transaction]) -> Vec<Transaction> {
 
 #[derive(Debug, Default)]
 struct Pending {
-    /// Unconfirmed transactions by the order they were first broadcast.
-    txs: BTreeMap<u64, Transaction>,
+    /// Unconfirmed transactions, with the order they were first broadcast in.
+    txs: HashMap<Txid, (u64, Transaction)>,
     next_seq: u64,
     /// Transactions not yet queued for a peer.
     unsent: HashSet<Txid>,
@@ -72,17 +72,20 @@ struct Pending {
 impl Pending {
     fn insert(&mut self, tx: Transaction) -> bool {
         let txid = tx.compute_txid();
-        if self.txs.values().any(|t| t.compute_txid() == txid) {
+        if self.txs.contains_key(&txid) {
             return false;
         }
-        self.txs.insert(self.next_seq, tx);
+        self.txs.insert(txid, (self.next_seq, tx));
         self.next_seq += 1;
         self.unsent.insert(txid);
         true
     }
 
     fn all(&self) -> Vec<Transaction> {
-        parents_first(&self.txs.values().cloned().collect::<Vec<_>>())
+        let mut in_order: Vec<&(u64, Transaction)> = self.txs.values().collect();
+        in_order.sort_by_key(|(seq, _)| *seq);
+        let txs: Vec<Transaction> = in_order.into_iter().map(|(_, tx)| tx.clone()).collect();
+        parents_first(&txs)
     }
 }
 
@@ -165,8 +168,7 @@ impl Broadcaster {
         let mut done = Vec::new();
         {
             let mut pending = self.lock();
-            pending.txs.retain(|_, tx| {
-                let txid = tx.compute_txid();
+            pending.txs.retain(|&txid, (_, tx)| {
                 let confirmed = in_block.contains(&txid);
                 let conflicted = tx.input.iter().any(|input| {
                     spent
@@ -267,7 +269,7 @@ impl Broadcaster {
     async fn submit(&self, batch: Vec<Transaction>) {
         for tx in batch {
             let txid = tx.compute_txid();
-            if !self.lock().txs.values().any(|t| t.compute_txid() == txid) {
+            if !self.lock().txs.contains_key(&txid) {
                 continue; // confirmed meanwhile
             }
             match self
