@@ -58,7 +58,7 @@ async fn fresh_sync_of_2000_blocks_reaches_the_tip_without_reporting_unverified_
             if let Ok((hash, Some(height))) = source.get_best_block().await {
                 if height > 0 {
                     assert!(
-                        source.tracker().filters().contains(&hash).unwrap(),
+                        source.tracker().filters().contains(height, &hash).unwrap(),
                         "best block {hash} at {height} reported before its filter was stored"
                     );
                 }
@@ -490,7 +490,13 @@ async fn a_peer_serving_wrong_filters_does_not_reach_the_listeners() {
     // Every stored filter is the honest one.
     for height in 1..=peer.tip().0 {
         let hash = peer.block_at(height).unwrap().block_hash();
-        if let Some(stored) = harness.source.tracker().filters().get(&hash).unwrap() {
+        if let Some(stored) = harness
+            .source
+            .tracker()
+            .filters()
+            .get(height, &hash)
+            .unwrap()
+        {
             assert_eq!(Some(stored), peer.filter(&hash), "filter of block {height}");
         }
     }

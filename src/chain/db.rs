@@ -28,11 +28,10 @@ CREATE TABLE IF NOT EXISTS headers (
 CREATE INDEX IF NOT EXISTS headers_height ON headers(height);
 CREATE TABLE IF NOT EXISTS active_chain (height INTEGER PRIMARY KEY, hash BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS filters (
-    hash BLOB PRIMARY KEY,
-    height INTEGER NOT NULL,
+    height INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL,
     filter BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS filters_height ON filters(height);
 CREATE TABLE IF NOT EXISTS pending_broadcasts (
     txid BLOB PRIMARY KEY,
     tx BLOB NOT NULL,

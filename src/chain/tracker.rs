@@ -24,7 +24,7 @@ use super::header_store::{self, HeaderChange, HeaderStore, StoredHeader, STALE_H
 /// happened while the engine was down (up to this deep) is still found.
 pub const RESTART_DEPTH: u32 = 144;
 
-/// Headers kept in memory after they are stored, so listeners catching up read them without
+/// Headers of verified blocks kept in memory, so listeners catching up read them without
 /// touching the database (about 150 bytes each).
 const CACHED_HEADERS: usize = 10_000;
 /// Bytes of verified filters kept in memory for the same reason.
@@ -140,6 +140,10 @@ pub struct ChainTracker {
     progress: Mutex<Progress>,
     recent_headers: Mutex<Recent<StoredHeader>>,
     recent_filters: Mutex<Recent<Vec<u8>>>,
+    /// The header stored last: during a sync, the parent of the next one.
+    tail: Mutex<Option<(BlockHash, StoredHeader)>>,
+    /// Stale headers below this height were pruned by this process already.
+    stale_pruned_below: Mutex<u32>,
 }
 
 impl ChainTracker {
@@ -158,6 +162,7 @@ impl ChainTracker {
                         height: 0,
                         header: genesis,
                     },
+                    &|_| None,
                 )?;
                 filter_store::set_verified_tip(tx, 0, &hash)
             })?;
@@ -177,6 +182,8 @@ impl ChainTracker {
             }),
             recent_headers: Mutex::new(Recent::new(CACHED_HEADERS, usize::MAX)),
             recent_filters: Mutex::new(Recent::new(usize::MAX, CACHED_FILTER_BYTES)),
+            tail: Mutex::new(None),
+            stale_pruned_below: Mutex::new(0),
         })
     }
 
@@ -222,17 +229,34 @@ impl ChainTracker {
     }
 
     /// Applies a batch of events in one durable transaction, then publishes the new heights.
+    ///
+    /// Headers and filters learnt in the batch are kept in memory for the listeners: the
+    /// header of a block whose filter was just verified is what a listener reads next.
     pub fn apply(&self, events: &[EngineEvent]) -> Result<(), StoreError> {
         let mut heights = self.heights();
         let mut synced = None;
-        let mut new_headers = Vec::new();
-        let mut new_filters = Vec::new();
+        let mut tail = *self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        let mut headers_changed = false;
+        // Active blocks whose filters were stored in this batch, by height.
+        let mut new_filters: std::collections::BTreeMap<u32, (BlockHash, Vec<u8>)> =
+            std::collections::BTreeMap::new();
+        let mut verified_headers = Vec::new();
         self.db.write(|tx| {
             for event in events {
                 match event {
                     EngineEvent::Header(change) => {
-                        match header_store::apply(tx, change) {
-                            Ok(stored) => new_headers.extend(stored),
+                        let known = |hash: &BlockHash| {
+                            tail.filter(|(tail_hash, _)| tail_hash == hash)
+                                .map(|(_, header)| header)
+                                .or_else(|| self.cached_header(hash))
+                        };
+                        match header_store::apply(tx, change, &known) {
+                            Ok(stored) => {
+                                headers_changed = true;
+                                if let Some(last) = stored.last() {
+                                    tail = Some(*last);
+                                }
+                            }
                             Err(err @ StoreError::Disconnected { .. }) => {
                                 warn!("ignoring header from the engine: {err}");
                                 continue;
@@ -246,6 +270,14 @@ impl ChainTracker {
                                 .map(|(h, _)| *h)
                                 .min()
                                 .map(|h| h.saturating_sub(1));
+                            if let Some(fork) = fork {
+                                // Filters stored earlier in the batch above the fork belong to
+                                // the branch that just left the active chain.
+                                new_filters.retain(|height, _| *height <= fork);
+                                verified_headers.retain(|(_, header): &(BlockHash, StoredHeader)| {
+                                    header.height <= fork
+                                });
+                            }
                             if let (Some(fork), Some((verified, _))) = (fork, heights.verified_tip)
                             {
                                 if verified > fork {
@@ -267,23 +299,32 @@ impl ChainTracker {
                         height,
                         hash,
                         content,
-                    } => {
-                        if header_store::hash_at(tx, *height)? == Some(*hash) {
+                    } => match header_store::active_header_at(tx, *height)? {
+                        Some((active, header)) if active == *hash => {
                             filter_store::put(tx, hash, *height, content)?;
-                            new_filters.push((*hash, content.clone()));
-                        } else {
-                            debug!("dropping filter of block {hash} at {height}: not on the active chain");
+                            new_filters.insert(*height, (*hash, content.clone()));
+                            verified_headers.push((active, header));
                         }
-                    }
+                        _ => debug!(
+                            "dropping filter of block {hash} at {height}: not on the active chain"
+                        ),
+                    },
                     EngineEvent::Synced { height, hash } => synced = Some((*height, *hash)),
                 }
             }
-            // Advance the verified tip over every contiguous stored filter.
+            // Advance the verified tip over every contiguous stored filter: those of this
+            // batch are known active, older ones are looked up.
             if let Some((mut height, mut hash)) = heights.verified_tip {
-                while let Some(next) = header_store::hash_at(tx, height + 1)? {
-                    if !filter_store::contains(tx, &next)? {
-                        break;
-                    }
+                loop {
+                    let next = match new_filters.get(&(height + 1)) {
+                        Some((next, _)) => *next,
+                        None => match header_store::hash_at(tx, height + 1)? {
+                            Some(next) if filter_store::contains(tx, height + 1, &next)? => {
+                                next
+                            }
+                            _ => break,
+                        },
+                    };
                     height += 1;
                     hash = next;
                 }
@@ -297,24 +338,27 @@ impl ChainTracker {
                 .recent_headers
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            for header in new_headers {
-                cache.insert(header.block_hash(), header, 1);
+            for (hash, header) in verified_headers {
+                cache.insert(hash, header, 1);
             }
         }
+        *self.tail.lock().unwrap_or_else(|p| p.into_inner()) = tail;
         {
             let mut cache = self
                 .recent_filters
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            for (hash, content) in new_filters {
+            for (_, (hash, content)) in new_filters {
                 let size = content.len();
                 cache.insert(hash, content, size);
             }
         }
-        heights.header_tip = self
-            .headers
-            .tip()?
-            .map(|tip| (tip.height, tip.block_hash()));
+        if headers_changed || heights.header_tip.is_none() {
+            heights.header_tip = self
+                .headers
+                .tip()?
+                .map(|tip| (tip.height, tip.block_hash()));
+        }
         if let Some((height, hash)) = synced {
             heights.engine_synced = heights.verified_tip == Some((height, hash));
             info!("compact filters synced to height {height} ({hash})");
@@ -337,9 +381,15 @@ impl ChainTracker {
             .filters
             .prune_below(consumed_height.saturating_sub(FILTERS_KEPT_BELOW_CONSUMED))?;
         let tip = self.heights().header_tip.map_or(0, |(h, _)| h);
-        let stale = self.db.write(|tx| {
-            header_store::prune_stale_below(tx, tip.saturating_sub(STALE_HEADERS_KEPT))
-        })?;
+        let below = tip.saturating_sub(STALE_HEADERS_KEPT);
+        let mut pruned_below = self
+            .stale_pruned_below
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let stale = self
+            .db
+            .write(|tx| header_store::prune_stale_between(tx, *pruned_below, below))?;
+        *pruned_below = (*pruned_below).max(below);
         if filters + stale > 0 {
             debug!("pruned {filters} consumed filter(s) and {stale} stale header(s)");
         }
@@ -348,15 +398,17 @@ impl ChainTracker {
 
     /// The stored header of `hash`.
     pub fn header(&self, hash: &BlockHash) -> Result<Option<StoredHeader>, StoreError> {
-        if let Some(header) = self
-            .recent_headers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(hash)
-        {
+        if let Some(header) = self.cached_header(hash) {
             return Ok(Some(header));
         }
         self.headers.get(hash)
+    }
+
+    fn cached_header(&self, hash: &BlockHash) -> Option<StoredHeader> {
+        self.recent_headers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(hash)
     }
 
     /// The stored, verified filter of block `hash`.
@@ -369,7 +421,10 @@ impl ChainTracker {
         {
             return Ok(Some(BlockFilter::new(&content)));
         }
-        self.filters.get(hash)
+        match self.header(hash)? {
+            Some(header) => self.filters.get(header.height, hash),
+            None => Ok(None),
+        }
     }
 
     fn log_progress(&self, heights: &TrackedHeights) {
@@ -383,5 +438,169 @@ impl ChainTracker {
         if filters < headers {
             info!("syncing: headers at height {headers}, verified filters at height {filters}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::hashes::Hash;
+    use bitcoin::{CompactTarget, TxMerkleNode};
+
+    fn child(parent: &Header, salt: u32) -> Header {
+        Header {
+            version: bitcoin::block::Version::TWO,
+            prev_blockhash: parent.block_hash(),
+            merkle_root: TxMerkleNode::from_byte_array([salt as u8; 32]),
+            time: parent.time + 1,
+            bits: CompactTarget::from_consensus(0x207fffff),
+            nonce: salt,
+        }
+    }
+
+    fn connect(tracker: &ChainTracker, chain: &mut Vec<Header>, up_to: u32) {
+        let mut events = Vec::new();
+        while (chain.len() as u32) <= up_to {
+            let header = child(chain.last().expect("genesis"), 0);
+            let height = chain.len() as u32;
+            events.push(EngineEvent::Header(HeaderChange::Connected {
+                height,
+                header,
+            }));
+            events.push(EngineEvent::Filter {
+                height,
+                hash: header.block_hash(),
+                content: vec![0],
+            });
+            chain.push(header);
+        }
+        tracker.apply(&events).expect("events applied");
+    }
+
+    fn fork_at(tracker: &ChainTracker, chain: &[Header], height: u32) -> BlockHash {
+        let header = child(&chain[height as usize - 1], 7);
+        tracker
+            .apply(&[EngineEvent::Header(HeaderChange::Fork { height, header })])
+            .expect("fork applied");
+        header.block_hash()
+    }
+
+    fn tracker() -> (tempfile::TempDir, ChainTracker) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = ChainDb::open(&dir.path().join("chain.sqlite"), Network::Regtest).expect("db");
+        let tracker = ChainTracker::new(Arc::new(db), Network::Regtest).expect("tracker");
+        (dir, tracker)
+    }
+
+    #[test]
+    fn stale_headers_and_consumed_filters_are_pruned_only_far_below() {
+        let (_dir, tracker) = tracker();
+        let mut chain = vec![bitcoin::constants::genesis_block(Network::Regtest).header];
+        connect(&tracker, &mut chain, 1_200);
+        let deep_fork = fork_at(&tracker, &chain, 10);
+        let recent_fork = fork_at(&tracker, &chain, 1_150);
+        assert_eq!(
+            tracker.heights().verified_tip,
+            Some((1_200, chain[1_200].block_hash()))
+        );
+
+        tracker.prune(1_200).expect("pruned");
+        let headers = tracker.headers();
+        assert!(
+            headers.get(&deep_fork).unwrap().is_none(),
+            "deep stale header kept"
+        );
+        assert!(
+            headers.get(&recent_fork).unwrap().is_some(),
+            "recent stale header pruned"
+        );
+        assert!(
+            headers.get(&chain[10].block_hash()).unwrap().is_some(),
+            "active header pruned"
+        );
+        let below = 1_200 - FILTERS_KEPT_BELOW_CONSUMED;
+        let filters = tracker.filters();
+        assert!(!filters
+            .contains(below - 1, &chain[below as usize - 1].block_hash())
+            .unwrap());
+        assert!(filters
+            .contains(below, &chain[below as usize].block_hash())
+            .unwrap());
+
+        // A stale header arriving later above the pruned range is pruned by a later round.
+        let later_fork = fork_at(&tracker, &chain, 300);
+        connect(&tracker, &mut chain, 1_400);
+        tracker.prune(1_400).expect("pruned again");
+        assert!(
+            headers.get(&later_fork).unwrap().is_none(),
+            "later stale header kept"
+        );
+        assert!(headers.get(&recent_fork).unwrap().is_some());
+    }
+
+    #[test]
+    fn chainwork_follows_the_chain_across_batches_and_restarts() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("chain.sqlite");
+        let mut chain = vec![bitcoin::constants::genesis_block(Network::Regtest).header];
+        {
+            let db = ChainDb::open(&path, Network::Regtest).expect("db");
+            let tracker = ChainTracker::new(Arc::new(db), Network::Regtest).expect("tracker");
+            connect(&tracker, &mut chain, 50);
+            connect(&tracker, &mut chain, 100);
+        }
+        let db = ChainDb::open(&path, Network::Regtest).expect("db");
+        let tracker = ChainTracker::new(Arc::new(db), Network::Regtest).expect("tracker");
+        connect(&tracker, &mut chain, 150);
+        for height in [1u32, 50, 51, 100, 101, 150] {
+            let stored = tracker
+                .headers()
+                .get(&chain[height as usize].block_hash())
+                .unwrap()
+                .expect("stored");
+            assert_eq!(stored.height, height);
+            let expected = chain[1..=height as usize]
+                .iter()
+                .fold(chain[0].work(), |work, header| work + header.work());
+            assert_eq!(stored.chainwork, expected, "chainwork at {height}");
+        }
+    }
+
+    #[test]
+    fn filters_of_a_branch_reorganised_away_in_the_same_batch_do_not_advance_the_tip() {
+        let (_dir, tracker) = tracker();
+        let mut chain = vec![bitcoin::constants::genesis_block(Network::Regtest).header];
+        connect(&tracker, &mut chain, 20);
+        let old = child(&chain[20], 0);
+        let new = child(&chain[20], 9);
+        tracker
+            .apply(&[
+                EngineEvent::Header(HeaderChange::Connected {
+                    height: 21,
+                    header: old,
+                }),
+                EngineEvent::Filter {
+                    height: 21,
+                    hash: old.block_hash(),
+                    content: vec![0],
+                },
+                EngineEvent::Header(HeaderChange::Reorganized {
+                    accepted: vec![(21, new)],
+                    disconnected: vec![(21, old)],
+                }),
+            ])
+            .expect("applied");
+        assert_eq!(
+            tracker.heights().verified_tip,
+            Some((20, chain[20].block_hash()))
+        );
+        tracker
+            .apply(&[EngineEvent::Filter {
+                height: 21,
+                hash: new.block_hash(),
+                content: vec![0],
+            }])
+            .expect("applied");
+        assert_eq!(tracker.heights().verified_tip, Some((21, new.block_hash())));
     }
 }
