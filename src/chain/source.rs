@@ -550,12 +550,12 @@ impl BlockSource for ChainSource {
     fn get_header<'a>(
         &'a self,
         header_hash: &'a BlockHash,
-        _height_hint: Option<u32>,
+        height_hint: Option<u32>,
     ) -> AsyncBlockSourceResult<'a, BlockHeaderData> {
         Box::pin(async move {
             let stored = self
                 .tracker
-                .header(header_hash)
+                .header_near(header_hash, height_hint)
                 .map_err(BlockSourceError::transient)?
                 .ok_or_else(|| {
                     BlockSourceError::transient(format!("header {header_hash} is not known"))

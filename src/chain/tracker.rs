@@ -142,8 +142,6 @@ pub struct ChainTracker {
     recent_filters: Mutex<Recent<Vec<u8>>>,
     /// The header stored last: during a sync, the parent of the next one.
     tail: Mutex<Option<(BlockHash, StoredHeader)>>,
-    /// Stale headers below this height were pruned by this process already.
-    stale_pruned_below: Mutex<u32>,
 }
 
 impl ChainTracker {
@@ -183,7 +181,6 @@ impl ChainTracker {
             recent_headers: Mutex::new(Recent::new(CACHED_HEADERS, usize::MAX)),
             recent_filters: Mutex::new(Recent::new(usize::MAX, CACHED_FILTER_BYTES)),
             tail: Mutex::new(None),
-            stale_pruned_below: Mutex::new(0),
         })
     }
 
@@ -381,15 +378,9 @@ impl ChainTracker {
             .filters
             .prune_below(consumed_height.saturating_sub(FILTERS_KEPT_BELOW_CONSUMED))?;
         let tip = self.heights().header_tip.map_or(0, |(h, _)| h);
-        let below = tip.saturating_sub(STALE_HEADERS_KEPT);
-        let mut pruned_below = self
-            .stale_pruned_below
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let stale = self
-            .db
-            .write(|tx| header_store::prune_stale_between(tx, *pruned_below, below))?;
-        *pruned_below = (*pruned_below).max(below);
+        let stale = self.db.write(|tx| {
+            header_store::prune_stale_below(tx, tip.saturating_sub(STALE_HEADERS_KEPT))
+        })?;
         if filters + stale > 0 {
             debug!("pruned {filters} consumed filter(s) and {stale} stale header(s)");
         }
@@ -398,10 +389,19 @@ impl ChainTracker {
 
     /// The stored header of `hash`.
     pub fn header(&self, hash: &BlockHash) -> Result<Option<StoredHeader>, StoreError> {
+        self.header_near(hash, None)
+    }
+
+    /// The stored header of `hash`, which is probably the active block at `height`.
+    pub fn header_near(
+        &self,
+        hash: &BlockHash,
+        height: Option<u32>,
+    ) -> Result<Option<StoredHeader>, StoreError> {
         if let Some(header) = self.cached_header(hash) {
             return Ok(Some(header));
         }
-        self.headers.get(hash)
+        self.headers.get_near(hash, height)
     }
 
     fn cached_header(&self, hash: &BlockHash) -> Option<StoredHeader> {
@@ -594,6 +594,14 @@ mod tests {
             tracker.heights().verified_tip,
             Some((20, chain[20].block_hash()))
         );
+        let headers = tracker.headers();
+        assert!(headers.is_active(&new.block_hash()).unwrap());
+        assert!(!headers.is_active(&old.block_hash()).unwrap());
+        let left = headers
+            .get(&old.block_hash())
+            .unwrap()
+            .expect("old branch resolvable");
+        assert_eq!(left.height, 21);
         tracker
             .apply(&[EngineEvent::Filter {
                 height: 21,
