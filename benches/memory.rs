@@ -1,7 +1,8 @@
 //! Memory: how much the resident memory of a `lightfilter daemon` grows with the length of the
 //! chain it syncs, against the growth of a bare `bip157` client syncing the same chains from the
 //! same peer in the same run; and the daemon's resident memory when synced and idle with ten
-//! channels.
+//! channels, right after the sync and after a restart (what the sync left behind against what
+//! the node needs).
 //!
 //! Both run (each in a process of its own, from fresh state) on a short chain of 1,000 blocks
 //! and again on that chain extended by `LIGHTFILTER_BENCH_MEMORY_BLOCKS` blocks (default
@@ -20,8 +21,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use bitcoin::{Network, ScriptBuf};
-use channels::{open_channels, CHANNELS};
-use cli::{Chain, Daemon};
+use channels::{open_channels, usable_channels, CHANNELS};
+use cli::{wait_until, Chain, Daemon};
 use report::{env_number, Row, Table};
 
 /// Length of the short chain, faucet blocks included.
@@ -136,6 +137,18 @@ fn main() {
     let _counterparties = open_channels(&chain, &daemon);
     let idle_with_channels = idle_rss(&daemon);
 
+    // The same node restarted: what it holds for its channels without what syncing the chain
+    // left behind.
+    let mut daemon = daemon;
+    assert!(daemon.cli(&["stop"]).success, "the daemon stops");
+    assert!(daemon.wait_exit(), "the daemon stopped cleanly");
+    daemon.restart(&chain, &[]);
+    daemon.wait_synced_to(chain.height());
+    wait_until("the channels usable after the restart", || {
+        usable_channels(&daemon) == CHANNELS
+    });
+    let idle_after_restart = idle_rss(&daemon);
+
     let (bare_growth, daemon_growth) = (bare_long - bare_short, daemon_long - daemon_short);
     table.push(Row::info(
         format!("bare bip157 client, peak resident memory on {short} / {long} blocks"),
@@ -165,6 +178,10 @@ fn main() {
         mb(idle_with_channels),
         "< 60 MB",
         idle_with_channels < 60 * 1024,
+    ));
+    table.push(Row::info(
+        format!("the same daemon restarted, idle with {CHANNELS} usable channels"),
+        mb(idle_after_restart),
     ));
     table.print();
 }
