@@ -54,6 +54,9 @@ pub struct ChainConfig {
     pub block_timeout: Duration,
     /// Fixed fee estimates that replace computed ones.
     pub fee_overrides: FeeOverrides,
+    /// Once the engine synced this many headers past where it started, it is restarted from
+    /// the stored chain so the headers it holds in memory are released.
+    pub compact_after_headers: u32,
 }
 
 impl ChainConfig {
@@ -71,6 +74,7 @@ impl ChainConfig {
                 Duration::from_secs(30)
             },
             fee_overrides: FeeOverrides::new(),
+            compact_after_headers: super::engine::COMPACT_AFTER_HEADERS,
         }
     }
 
@@ -207,6 +211,7 @@ impl ChainSource {
                 only_peers: config.only_peers,
                 required_peers: config.quorum(),
                 response_timeout: config.block_timeout.min(Duration::from_secs(10)),
+                compact_after_headers: config.compact_after_headers,
             },
             host,
         );

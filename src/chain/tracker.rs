@@ -24,11 +24,16 @@ use super::header_store::{self, HeaderChange, HeaderStore, StoredHeader, STALE_H
 /// happened while the engine was down (up to this deep) is still found.
 pub const RESTART_DEPTH: u32 = 144;
 
-/// Headers of verified blocks kept in memory, so listeners catching up read them without
-/// touching the database (about 150 bytes each).
-const CACHED_HEADERS: usize = 10_000;
-/// Bytes of verified filters kept in memory for the same reason.
-const CACHED_FILTER_BYTES: usize = 8 * 1024 * 1024;
+/// Headers of verified blocks kept in memory, so listeners following the verified tip read
+/// them without touching the database (about 300 bytes each with the map's own overhead).
+/// Listeners further behind read the store, one seek each.
+const CACHED_HEADERS: usize = 2_016;
+/// Verified filters kept in memory for the same reason, at most this many...
+const CACHED_FILTERS: usize = 2_016;
+/// ...and at most this many bytes, counting [`CACHED_ENTRY_OVERHEAD`] for each.
+const CACHED_FILTER_BYTES: usize = 4 * 1024 * 1024;
+/// Bytes a cached entry costs beyond its content: key, vector header, map and queue slots.
+const CACHED_ENTRY_OVERHEAD: usize = 128;
 
 /// Progress is logged at most this often during long syncs.
 const PROGRESS_LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -179,7 +184,7 @@ impl ChainTracker {
                 last_log: Instant::now(),
             }),
             recent_headers: Mutex::new(Recent::new(CACHED_HEADERS, usize::MAX)),
-            recent_filters: Mutex::new(Recent::new(usize::MAX, CACHED_FILTER_BYTES)),
+            recent_filters: Mutex::new(Recent::new(CACHED_FILTERS, CACHED_FILTER_BYTES)),
             tail: Mutex::new(None),
         })
     }
@@ -346,7 +351,7 @@ impl ChainTracker {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             for (_, (hash, content)) in new_filters {
-                let size = content.len();
+                let size = content.len() + CACHED_ENTRY_OVERHEAD;
                 cache.insert(hash, content, size);
             }
         }
