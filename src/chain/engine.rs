@@ -39,6 +39,8 @@ const MAX_EVENT_BATCH: usize = 4_000;
 /// A run that synced this many headers past its start point is restarted from the stored
 /// chain to release them (two weeks of blocks: about 0.7 MB in the engine).
 pub const COMPACT_AFTER_HEADERS: u32 = 2_016;
+/// How often a run that may be compacted checks whether the listeners caught up.
+const COMPACTION_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
 /// A Bitcoin P2P peer given by the user: an IP address or a host name, and a port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +141,9 @@ pub trait EngineHost: Send + Sync + 'static {
     fn peer_connected(&self);
     /// The engine stopped and will be restarted.
     fn engine_stopped(&self);
+    /// Whether a restart from the stored chain near the tip would leave every listener able
+    /// to fetch the blocks it still needs.
+    fn may_restart_from_tip(&self) -> bool;
 }
 
 /// Handle to the supervised engine.
@@ -374,19 +379,19 @@ impl Engine {
         }
         self.started.notify_waiters();
         let mut run = tokio::spawn(node.run());
+        let mut synced_to = None;
+        let mut compaction_check = tokio::time::interval(COMPACTION_CHECK_INTERVAL);
         let outcome = loop {
             tokio::select! {
                 event = event_rx.recv() => match event {
                     Some(event) => {
-                        let synced = forward_events(event, &mut event_rx, &host).await;
-                        let held = synced.map_or(0, |height| height.saturating_sub(start_height));
-                        if compacting.is_none() && held >= config.compact_after_headers {
-                            compacting = Some(held);
-                            let _ = requester.shutdown();
+                        if let Some(height) = forward_events(event, &mut event_rx, &host).await {
+                            synced_to = Some(height);
                         }
                     }
                     None => break join_outcome(&mut run).await,
                 },
+                _ = compaction_check.tick() => {}
                 Some(info) = info_rx.recv() => log_info(&info, &host),
                 Some(warning) = warn_rx.recv() => log_warning(&warning),
                 result = &mut run => {
@@ -396,6 +401,14 @@ impl Engine {
                     }
                     break describe(result);
                 }
+            }
+            let held = synced_to.map_or(0, |height: u32| height.saturating_sub(start_height));
+            if compacting.is_none()
+                && held >= config.compact_after_headers
+                && host.may_restart_from_tip()
+            {
+                compacting = Some(held);
+                let _ = requester.shutdown();
             }
         };
         while let Ok(warning) = warn_rx.try_recv() {

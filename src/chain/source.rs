@@ -26,7 +26,7 @@ use super::engine::{Engine, EngineConfig, EngineHost, PeerAddress};
 use super::error::{FetchError, StoreError};
 use super::fees::{self, FeeEstimates, FeeOverrides};
 use super::listener::ChainListener;
-use super::tracker::{ChainTracker, EngineEvent, StartPoint, TrackedHeights};
+use super::tracker::{ChainTracker, EngineEvent, StartPoint, TrackedHeights, RESTART_DEPTH};
 use super::watch_set::{Generation, WatchSet};
 
 /// How many times a block is requested before giving up for this poll round.
@@ -203,6 +203,7 @@ impl ChainSource {
         let host = Arc::new(Host {
             tracker: tracker.clone(),
             notifications: notifications.clone(),
+            listener: listener.clone(),
         });
         let engine = Engine::spawn(
             EngineConfig {
@@ -620,13 +621,24 @@ impl RecentChecks {
 struct Host {
     tracker: Arc<ChainTracker>,
     notifications: broadcast::Sender<ChainNotification>,
+    listener: Arc<ChainListener>,
 }
 
 impl EngineHost for Host {
     fn start_point(&self) -> Result<StartPoint, String> {
+        let listeners_at = self.listener.tip().map(|tip| tip.height);
         self.tracker
-            .start_point()
+            .start_point(listeners_at)
             .map_err(|err| format!("cannot read the stored chain: {err}"))
+    }
+
+    fn may_restart_from_tip(&self) -> bool {
+        // The engine serves blocks of its own chain only: a restart near the tip must not
+        // leave behind listeners that still need older blocks.
+        let verified = self.tracker.heights().verified_tip.map_or(0, |(h, _)| h);
+        self.listener
+            .tip()
+            .is_some_and(|tip| tip.height + RESTART_DEPTH >= verified)
     }
 
     fn apply(&self, events: Vec<EngineEvent>) {

@@ -211,14 +211,18 @@ impl ChainTracker {
 
     /// Where a (re)started engine should begin: a snapshot of the stored active chain from
     /// [`RESTART_DEPTH`] below the verified tip, so the engine re-verifies recent filters and can
-    /// see reorgs that happened while it was down.
-    pub fn start_point(&self) -> Result<StartPoint, StoreError> {
+    /// see reorgs that happened while it was down, or from `listeners_at` if the listeners stand
+    /// lower: the engine fetches only blocks of the chain it holds, and they still need those.
+    pub fn start_point(&self, listeners_at: Option<u32>) -> Result<StartPoint, StoreError> {
         let Some(tip) = self.headers.tip()? else {
             return Err(StoreError::Corrupt("header store is empty".into()));
         };
         let lowest = self.headers.lowest_active_height()?.unwrap_or(0);
         let verified = self.heights().verified_tip.map_or(lowest, |(h, _)| h);
-        let from = verified.saturating_sub(RESTART_DEPTH).max(lowest);
+        let from = verified
+            .saturating_sub(RESTART_DEPTH)
+            .min(listeners_at.unwrap_or(u32::MAX))
+            .max(lowest);
         if from == tip.height {
             return Ok(StartPoint::Checkpoint {
                 height: tip.height,
@@ -541,6 +545,30 @@ mod tests {
             "later stale header kept"
         );
         assert!(headers.get(&recent_fork).unwrap().is_some());
+    }
+
+    #[test]
+    fn an_engine_restart_starts_below_the_tip_and_below_lagging_listeners() {
+        let (_dir, tracker) = tracker();
+        let mut chain = vec![bitcoin::constants::genesis_block(Network::Regtest).header];
+        connect(&tracker, &mut chain, 400);
+        let first_height = |start: StartPoint| match start {
+            StartPoint::Snapshot(headers) => headers.first().map(|(height, _)| *height),
+            StartPoint::Checkpoint { .. } => None,
+        };
+        let near_tip = 400 - RESTART_DEPTH;
+        assert_eq!(
+            first_height(tracker.start_point(None).unwrap()),
+            Some(near_tip)
+        );
+        assert_eq!(
+            first_height(tracker.start_point(Some(399)).unwrap()),
+            Some(near_tip)
+        );
+        assert_eq!(
+            first_height(tracker.start_point(Some(100)).unwrap()),
+            Some(100)
+        );
     }
 
     #[test]
