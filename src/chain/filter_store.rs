@@ -45,6 +45,24 @@ impl FilterStore {
         Ok(content.map(|content| BlockFilter::new(&content)))
     }
 
+    /// The stored filters with heights in `from..=to`, in height order, with their blocks'
+    /// hashes.
+    pub fn range(&self, from: u32, to: u32) -> Result<Vec<(BlockHash, Vec<u8>)>, StoreError> {
+        let conn = self.db.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT hash, filter FROM filters WHERE height BETWEEN ?1 AND ?2 ORDER BY height",
+        )?;
+        let rows = stmt.query_map(params![from, to], |row| {
+            Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?))
+        })?;
+        let mut filters = Vec::new();
+        for row in rows {
+            let (hash, filter) = row?;
+            filters.push((decode_hash(&hash)?, filter));
+        }
+        Ok(filters)
+    }
+
     /// Whether the filter of block `hash` at `height` is stored.
     pub fn contains(&self, height: u32, hash: &BlockHash) -> Result<bool, StoreError> {
         contains(&self.db.conn(), height, hash)

@@ -138,6 +138,42 @@ impl HeaderStore {
             })?)
     }
 
+    /// Active-chain blocks with heights in `from..=to`, in height order, with their hashes and
+    /// chainwork.
+    pub fn active_stored_range(
+        &self,
+        from: u32,
+        to: u32,
+    ) -> Result<Vec<(BlockHash, StoredHeader)>, StoreError> {
+        let conn = self.db.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT height, hash, header, chainwork FROM chain
+             WHERE height BETWEEN ?1 AND ?2 ORDER BY height",
+        )?;
+        let rows = stmt.query_map(params![from, to], |row| {
+            Ok((
+                row.get::<_, u32>(0)?,
+                row.get::<_, Vec<u8>>(1)?,
+                row.get::<_, Vec<u8>>(2)?,
+                row.get::<_, Vec<u8>>(3)?,
+            ))
+        })?;
+        let mut headers = Vec::new();
+        for row in rows {
+            let (height, hash, header, chainwork) = row?;
+            let hash = decode_hash(&hash)?;
+            headers.push((
+                hash,
+                StoredHeader {
+                    header: decode_header(&header)?,
+                    height,
+                    chainwork: decode_chainwork(&chainwork, &hash)?,
+                },
+            ));
+        }
+        Ok(headers)
+    }
+
     /// Active-chain headers with heights in `from..=to`, in height order.
     pub fn active_range(&self, from: u32, to: u32) -> Result<Vec<(u32, Header)>, StoreError> {
         let conn = self.db.conn();

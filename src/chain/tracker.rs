@@ -25,15 +25,20 @@ use super::header_store::{self, HeaderChange, HeaderStore, StoredHeader, STALE_H
 pub const RESTART_DEPTH: u32 = 144;
 
 /// Headers of verified blocks kept in memory, so listeners following the verified tip read
-/// them without touching the database (about 300 bytes each with the map's own overhead).
-/// Listeners further behind read the store, one seek each.
-const CACHED_HEADERS: usize = 2_016;
+/// them without touching the database (about 300 bytes each with the map's own overhead,
+/// allocated once). Listeners further behind read the store, one seek each.
+const CACHED_HEADERS: usize = 8_192;
 /// Verified filters kept in memory for the same reason, at most this many...
 const CACHED_FILTERS: usize = 2_016;
 /// ...and at most this many bytes, counting [`CACHED_ENTRY_OVERHEAD`] for each.
 const CACHED_FILTER_BYTES: usize = 4 * 1024 * 1024;
 /// Bytes a cached entry costs beyond its content: key, vector header, map and queue slots.
 const CACHED_ENTRY_OVERHEAD: usize = 128;
+/// When a listener fetches a block that is not cached (it is far behind the verified tip, as
+/// during a first sync), the headers and filters of this many blocks from it on are read with
+/// it in two range scans: listeners fetch blocks in order. (Walking back from the tip, LDK
+/// hints at heights, and each header is one seek.)
+const READ_AHEAD_BLOCKS: u32 = 256;
 
 /// Progress is logged at most this often during long syncs.
 const PROGRESS_LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -104,9 +109,16 @@ struct Recent<V> {
 
 impl<V: Clone> Recent<V> {
     fn new(max_entries: usize, max_bytes: usize) -> Self {
+        // Sized once for a bounded count, so the map never grows (and leaves its old table to
+        // the allocator) while the cache fills.
+        let capacity = if max_entries <= 65_536 {
+            max_entries + 1
+        } else {
+            0
+        };
         Self {
-            entries: std::collections::HashMap::new(),
-            order: std::collections::VecDeque::new(),
+            entries: std::collections::HashMap::with_capacity(capacity),
+            order: std::collections::VecDeque::with_capacity(capacity),
             bytes: 0,
             max_entries,
             max_bytes,
@@ -401,7 +413,8 @@ impl ChainTracker {
         self.header_near(hash, None)
     }
 
-    /// The stored header of `hash`, which is probably the active block at `height`.
+    /// The stored header of `hash`, which is probably the active block at `height`. Without a
+    /// height (a block fetch), a miss reads the following blocks ahead.
     pub fn header_near(
         &self,
         hash: &BlockHash,
@@ -410,7 +423,38 @@ impl ChainTracker {
         if let Some(header) = self.cached_header(hash) {
             return Ok(Some(header));
         }
-        self.headers.get_near(hash, height)
+        let header = self.headers.get_near(hash, height)?;
+        if let (Some(stored), None) = (header, height) {
+            if self.headers.hash_at(stored.height)? == Some(*hash) {
+                self.read_ahead(stored.height)?;
+            }
+        }
+        Ok(header)
+    }
+
+    /// Caches the headers and filters of the active blocks from `height` on.
+    fn read_ahead(&self, height: u32) -> Result<(), StoreError> {
+        let last = height.saturating_add(READ_AHEAD_BLOCKS - 1);
+        let headers = self.headers.active_stored_range(height, last)?;
+        let filters = self.filters.range(height, last)?;
+        {
+            let mut cache = self
+                .recent_headers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for (hash, header) in headers {
+                cache.insert(hash, header, 1);
+            }
+        }
+        let mut cache = self
+            .recent_filters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for (hash, content) in filters {
+            let size = content.len() + CACHED_ENTRY_OVERHEAD;
+            cache.insert(hash, content, size);
+        }
+        Ok(())
     }
 
     fn cached_header(&self, hash: &BlockHash) -> Option<StoredHeader> {
@@ -430,10 +474,19 @@ impl ChainTracker {
         {
             return Ok(Some(BlockFilter::new(&content)));
         }
-        match self.header(hash)? {
-            Some(header) => self.filters.get(header.height, hash),
-            None => Ok(None),
+        let Some(header) = self.header(hash)? else {
+            return Ok(None);
+        };
+        // Reading the header may have read this filter with it.
+        if let Some(content) = self
+            .recent_filters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(hash)
+        {
+            return Ok(Some(BlockFilter::new(&content)));
         }
+        self.filters.get(header.height, hash)
     }
 
     fn log_progress(&self, heights: &TrackedHeights) {
