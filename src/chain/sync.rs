@@ -77,6 +77,10 @@ impl ChainSource {
             .collect::<Vec<_>>();
         let mut cache = RecentHeaderCache::default();
         let tip = synchronize_listeners(self.clone(), self.network(), &mut cache, pairs).await?;
+        listener.synchronized_to(lightning::chain::BestBlock::new(
+            tip.header.block_hash(),
+            tip.height,
+        ));
         self.recheck_last_delivery()
             .await
             .map_err(BlockSourceError::transient)?;
