@@ -33,6 +33,8 @@ use super::watch_set::{Generation, WatchSet};
 const FETCH_ATTEMPTS: u32 = 4;
 /// How many recent filter checks are remembered for re-checks.
 const CHECKS_REMEMBERED: usize = 64;
+/// Listeners far behind the verified tip are moved at most this many blocks per poll.
+pub const MAX_BLOCKS_PER_POLL: u32 = 1_000;
 /// Capacity of the notification channel.
 const NOTIFICATION_CAPACITY: usize = 1_024;
 
@@ -588,6 +590,21 @@ impl BlockSource for ChainSource {
                 .heights()
                 .verified_tip
                 .ok_or_else(|| BlockSourceError::transient("no verified block yet"))?;
+            // Far behind, listeners are brought up in steps: LDK holds the whole path from
+            // their block to the reported tip in memory while connecting it.
+            if let Some(listeners) = self.listener.tip() {
+                let step = listeners.height.saturating_add(MAX_BLOCKS_PER_POLL);
+                if height > step {
+                    if let Some(hash) = self
+                        .tracker
+                        .headers()
+                        .hash_at(step)
+                        .map_err(BlockSourceError::transient)?
+                    {
+                        return Ok((hash, Some(step)));
+                    }
+                }
+            }
             Ok((hash, Some(height)))
         })
     }

@@ -27,7 +27,7 @@ pub const RESTART_DEPTH: u32 = 144;
 /// Headers of verified blocks kept in memory, so listeners following the verified tip read
 /// them without touching the database (about 300 bytes each with the map's own overhead,
 /// allocated once). Listeners further behind read the store, one seek each.
-const CACHED_HEADERS: usize = 8_192;
+const CACHED_HEADERS: usize = 2_016;
 /// Verified filters kept in memory for the same reason, at most this many...
 const CACHED_FILTERS: usize = 2_016;
 /// ...and at most this many bytes, counting [`CACHED_ENTRY_OVERHEAD`] for each.
