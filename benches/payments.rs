@@ -68,19 +68,13 @@ fn main() {
             latencies.push(pay_once(&a, &b).await);
         }
         let elapsed = started.elapsed();
-        latencies.sort();
-        table.push(Row::info(
-            format!("{payments} sequential payments: p50 / p99 latency"),
-            format!(
-                "{} / {}",
-                ms(percentile(&latencies, 0.5)),
-                ms(percentile(&latencies, 0.99))
-            ),
-        ));
-        table.push(Row::info(
+        push_latency_rows(
+            &mut table,
+            &format!("{payments} sequential payments"),
             "sequential payments per second",
-            format!("{:.1}", payments as f64 / elapsed.as_secs_f64()),
-        ));
+            latencies,
+            elapsed,
+        );
 
         // Eight concurrent senders.
         let senders = 8;
@@ -102,22 +96,17 @@ fn main() {
             latencies.extend(task.await.expect("sender"));
         }
         let elapsed = started.elapsed();
-        latencies.sort();
-        table.push(Row::info(
-            format!(
-                "{} payments from {senders} concurrent senders: p50 / p99 latency",
-                latencies.len()
-            ),
-            format!(
-                "{} / {}",
-                ms(percentile(&latencies, 0.5)),
-                ms(percentile(&latencies, 0.99))
-            ),
-        ));
-        table.push(Row::info(
+        let label = format!(
+            "{} payments from {senders} concurrent senders",
+            latencies.len()
+        );
+        push_latency_rows(
+            &mut table,
+            &label,
             "concurrent payments per second",
-            format!("{:.1}", latencies.len() as f64 / elapsed.as_secs_f64()),
-        ));
+            latencies,
+            elapsed,
+        );
         a.stop().await;
         b.stop().await;
     });
@@ -128,4 +117,27 @@ fn main() {
         format!("{:.1} MB", size as f64 / 1_000_000.0),
     ));
     table.print();
+}
+
+/// Adds the p50 / p99 latency row and the rate row of one run of payments.
+fn push_latency_rows(
+    table: &mut Table,
+    label: &str,
+    rate_label: &str,
+    mut latencies: Vec<Duration>,
+    elapsed: Duration,
+) {
+    latencies.sort();
+    table.push(Row::info(
+        format!("{label}: p50 / p99 latency"),
+        format!(
+            "{} / {}",
+            ms(percentile(&latencies, 0.5)),
+            ms(percentile(&latencies, 0.99))
+        ),
+    ));
+    table.push(Row::info(
+        rate_label,
+        format!("{:.1}", latencies.len() as f64 / elapsed.as_secs_f64()),
+    ));
 }
