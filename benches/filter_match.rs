@@ -116,6 +116,7 @@ fn time_per_filter(filter: &BlockFilter, hash: &BlockHash, scripts: u64) -> Dura
 }
 
 fn main() {
+    let mut table = Table::new("filter matching");
     let outputs = env_number("LIGHTFILTER_BENCH_FILTER_OUTPUTS", 5_000);
     let block = block_with_outputs(outputs);
     let filter =
@@ -132,7 +133,6 @@ fn main() {
         outputs,
         bitcoin::consensus::serialize(&block).len()
     );
-    let mut table = Table::new("filter matching");
     let mut times = Vec::new();
     for scripts in [10u64, 100, 1_000] {
         let per_filter = time_per_filter(&filter, &hash, scripts);

@@ -1,19 +1,35 @@
-//! Memory: peak resident memory of a `lightfilter daemon` syncing a long regtest chain, against
-//! a bare `bip157` client syncing the same chain from the same peer in the same run (each in a
-//! process of its own), and the daemon's resident memory once synced and idle.
+//! Memory: how much the resident memory of a `lightfilter daemon` grows with the length of the
+//! chain it syncs, against the growth of a bare `bip157` client syncing the same chains from the
+//! same peer in the same run; and the daemon's resident memory when synced and idle with ten
+//! channels, right after the sync and after a restart (what the sync left behind against what
+//! the node needs).
 //!
-//! `LIGHTFILTER_BENCH_MEMORY_BLOCKS` sets the chain length (default 100,000). The bare client
-//! runs as this benchmark's own executable with `--bare-client ADDR HEIGHT`.
+//! Both run (each in a process of its own, from fresh state) on a short chain of 1,000 blocks
+//! and again on that chain extended by `LIGHTFILTER_BENCH_MEMORY_BLOCKS` blocks (default
+//! 100,000). Growth is peak(long) − peak(short), so what both hold regardless of the chain (code,
+//! runtime, the daemon's Lightning stack and stores) cancels out. The bare client runs as this
+//! benchmark's own executable with `--bare-client ADDR HEIGHT`.
 
+#[path = "support/channels.rs"]
+mod channels;
+#[path = "../tests/cli_support/mod.rs"]
+mod cli;
 #[path = "support/report.rs"]
 mod report;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use bitcoin::Network;
-use lightfilter::regtest::RegtestPeer;
+use bitcoin::{Network, ScriptBuf};
+use channels::{open_channels, usable_channels, CHANNELS};
+use cli::{wait_until, Chain, Daemon};
 use report::{env_number, Row, Table};
+
+/// Length of the short chain, faucet blocks included.
+const SHORT_CHAIN: u32 = 1_000;
+
+/// How long the daemon is left alone before its idle memory is read.
+const IDLE: Duration = Duration::from_secs(5);
 
 /// A field of /proc/<pid>/status in kB.
 fn status_kb(pid: &str, field: &str) -> u64 {
@@ -26,7 +42,7 @@ fn status_kb(pid: &str, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn mb(kb: u64) -> String {
+fn mb(kb: i64) -> String {
     format!("{:.1} MB", kb as f64 / 1024.0)
 }
 
@@ -63,95 +79,109 @@ fn bare_client(addr: &str, height: u32) {
     println!("{}", status_kb("self", "VmHWM:"));
 }
 
+/// Peak resident memory (kB) of a bare client, in a process of its own, syncing `chain`.
+fn bare_client_peak(chain: &Chain) -> i64 {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--bare-client",
+            &chain.addr().to_string(),
+            &chain.height().to_string(),
+        ])
+        .output()
+        .expect("bare client runs");
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .expect("bare client prints its peak memory")
+}
+
+/// Starts a daemon on a fresh data directory, waits until it is synced to the tip of `chain`
+/// and returns it with its peak resident memory (kB) so far.
+fn synced_daemon(name: &'static str, chain: &Chain) -> (Daemon, i64) {
+    let daemon = Daemon::start(name, chain);
+    daemon.wait_synced_to(chain.height());
+    let peak = status_kb(&daemon.pid().to_string(), "VmHWM:") as i64;
+    (daemon, peak)
+}
+
+/// Resident memory (kB) of `daemon` after it has been left alone for [`IDLE`].
+fn idle_rss(daemon: &Daemon) -> i64 {
+    std::thread::sleep(IDLE);
+    status_kb(&daemon.pid().to_string(), "VmRSS:") as i64
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--bare-client") {
         bare_client(&args[i + 1], args[i + 2].parse().unwrap());
         return;
     }
-    let blocks = env_number("LIGHTFILTER_BENCH_MEMORY_BLOCKS", 100_000) as u32;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let peer = runtime
-        .block_on(RegtestPeer::start("127.0.0.1:0".parse().unwrap()))
-        .expect("peer");
-    peer.mine(blocks, &bitcoin::ScriptBuf::new_op_return([1]));
-    let height = peer.tip().0;
+    let mut table = Table::new("memory");
+    let extension = env_number("LIGHTFILTER_BENCH_MEMORY_BLOCKS", 100_000) as u32;
+    let miner = ScriptBuf::new_op_return([1]);
+    let chain = Chain::start();
+    chain
+        .peer
+        .mine(SHORT_CHAIN.saturating_sub(chain.height()), &miner);
+    let short = chain.height();
+    let bare_short = bare_client_peak(&chain);
+    let (daemon, daemon_short) = synced_daemon("daemon-short-chain", &chain);
+    drop(daemon);
 
-    // The bare client, in its own process.
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--bare-client",
-            &peer.addr().to_string(),
-            &height.to_string(),
-        ])
-        .output()
-        .expect("bare client runs");
-    let bare_peak: u64 = String::from_utf8_lossy(&output.stdout)
-        .trim()
-        .parse()
-        .expect("bare client prints its peak memory");
+    chain.peer.mine(extension, &miner);
+    let long = chain.height();
+    let bare_long = bare_client_peak(&chain);
+    let (daemon, daemon_long) = synced_daemon("daemon-long-chain", &chain);
+    let idle_without_channels = idle_rss(&daemon);
 
-    // The daemon, in its own process.
-    let dir = tempfile::tempdir().unwrap();
-    let binary = env!("CARGO_BIN_EXE_lightfilter");
-    let mut daemon = Command::new(binary)
-        .args(["--network", "regtest", "--datadir"])
-        .arg(dir.path())
-        .args(["daemon", "--bitcoin-peer", &peer.addr().to_string()])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("daemon starts");
-    let pid = daemon.id().to_string();
-    let started = Instant::now();
-    loop {
-        let info = Command::new(binary)
-            .args(["--network", "regtest", "--datadir"])
-            .arg(dir.path())
-            .args(["getinfo", "--json"])
-            .output()
-            .expect("cli runs");
-        let text = String::from_utf8_lossy(&info.stdout);
-        if text.contains(&format!("\"block_height\":{height}"))
-            || text.contains(&format!("\"block_height\": {height}"))
-        {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(600),
-            "daemon did not sync: {text}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    let daemon_peak = status_kb(&pid, "VmHWM:");
-    std::thread::sleep(Duration::from_secs(5));
-    let daemon_idle = status_kb(&pid, "VmRSS:");
-    let _ = daemon.kill();
-    let _ = daemon.wait();
+    let _counterparties = open_channels(&chain, &daemon);
+    let idle_with_channels = idle_rss(&daemon);
 
-    let mut table = Table::new(format!("memory while syncing {height} blocks"));
+    // The same node restarted: what it holds for its channels without what syncing the chain
+    // left behind.
+    let mut daemon = daemon;
+    assert!(daemon.cli(&["stop"]).success, "the daemon stops");
+    assert!(daemon.wait_exit(), "the daemon stopped cleanly");
+    daemon.restart(&chain, &[]);
+    daemon.wait_synced_to(chain.height());
+    wait_until("the channels usable after the restart", || {
+        usable_channels(&daemon) == CHANNELS
+    });
+    let idle_after_restart = idle_rss(&daemon);
+
+    let (bare_growth, daemon_growth) = (bare_long - bare_short, daemon_long - daemon_short);
     table.push(Row::info(
-        "bare bip157 client, peak resident memory",
-        mb(bare_peak),
+        format!("bare bip157 client, peak resident memory on {short} / {long} blocks"),
+        format!("{} / {}", mb(bare_short), mb(bare_long)),
     ));
     table.push(Row::info(
-        "lightfilter daemon, peak resident memory",
-        mb(daemon_peak),
+        format!("lightfilter daemon, peak resident memory on {short} / {long} blocks"),
+        format!("{} / {}", mb(daemon_short), mb(daemon_long)),
     ));
     table.push(Row::info(
-        "daemon peak / bare client peak",
-        format!("{:.2}", daemon_peak as f64 / bare_peak.max(1) as f64),
+        format!("growth over {} blocks: bare client / daemon", long - short),
+        format!("{} / {}", mb(bare_growth), mb(daemon_growth)),
+    ));
+    let ratio = daemon_growth as f64 / bare_growth.max(1) as f64;
+    table.push(Row::goal(
+        "daemon growth / bare client growth",
+        format!("{ratio:.2}"),
+        "≤ 1.1",
+        ratio <= 1.1,
+    ));
+    table.push(Row::info(
+        format!("daemon synced to {long} blocks, idle, no channels"),
+        mb(idle_without_channels),
     ));
     table.push(Row::goal(
-        "daemon resident memory when synced and idle (no channels)",
-        mb(daemon_idle),
+        format!("daemon resident memory, synced and idle with {CHANNELS} channels"),
+        mb(idle_with_channels),
         "< 60 MB",
-        daemon_idle < 60 * 1024,
+        idle_with_channels < 60 * 1024,
+    ));
+    table.push(Row::info(
+        format!("the same daemon restarted, idle with {CHANNELS} usable channels"),
+        mb(idle_after_restart),
     ));
     table.print();
 }

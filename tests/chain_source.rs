@@ -58,7 +58,7 @@ async fn fresh_sync_of_2000_blocks_reaches_the_tip_without_reporting_unverified_
             if let Ok((hash, Some(height))) = source.get_best_block().await {
                 if height > 0 {
                     assert!(
-                        source.tracker().filters().contains(&hash).unwrap(),
+                        source.tracker().filters().contains(height, &hash).unwrap(),
                         "best block {hash} at {height} reported before its filter was stored"
                     );
                 }
@@ -490,7 +490,13 @@ async fn a_peer_serving_wrong_filters_does_not_reach_the_listeners() {
     // Every stored filter is the honest one.
     for height in 1..=peer.tip().0 {
         let hash = peer.block_at(height).unwrap().block_hash();
-        if let Some(stored) = harness.source.tracker().filters().get(&hash).unwrap() {
+        if let Some(stored) = harness
+            .source
+            .tracker()
+            .filters()
+            .get(height, &hash)
+            .unwrap()
+        {
             assert_eq!(Some(stored), peer.filter(&hash), "filter of block {height}");
         }
     }
@@ -700,5 +706,61 @@ async fn the_engine_is_restarted_when_its_only_peer_drops() {
     peer.mine(5, &unique_script(111));
     harness.wait_for_tip(tip_hash(&peer), LONG).await;
     assert_eq!(recorder.tip().height, 55);
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_long_sync_the_engine_restarts_near_the_tip_to_release_its_headers() {
+    init_logs();
+    let peer = peer().await;
+    peer.mine(400, &unique_script(120));
+    // Mature the faucet's coins now, so paying later adds a single block.
+    peer.fund(
+        &unique_script(123),
+        Amount::from_sat(30_000),
+        FeeRate::from_sat_per_vb(2).unwrap(),
+    )
+    .expect("faucet pays");
+    peer.mine(1, &unique_script(120));
+    let recorder = Recorder::new(genesis());
+    let watched = unique_script(121);
+    let watch = Arc::new(WatchSet::new());
+    watch.add_scripts([watched.as_script()]);
+    let dir = tempfile::tempdir().unwrap();
+    let harness = Harness::start_with(
+        dir.path(),
+        &[peer.addr()],
+        recorder.clone(),
+        watch,
+        |config| config.compact_after_headers = 300,
+    )
+    .await;
+    harness.wait_for_tip(tip_hash(&peer), LONG).await;
+    let engine = harness.source.engine();
+    wait_for(LONG, || engine.compactions() == 1).await;
+    assert_eq!(
+        engine.restarts(),
+        0,
+        "a compaction is not a failure restart"
+    );
+
+    // The restarted engine (from the stored chain, 144 blocks below the tip) keeps following.
+    let payment = peer
+        .fund(
+            &watched,
+            Amount::from_sat(30_000),
+            FeeRate::from_sat_per_vb(2).unwrap(),
+        )
+        .expect("faucet pays");
+    let synced_height = recorder.tip().height;
+    peer.mine(5, &unique_script(122));
+    harness.wait_for_tip(tip_hash(&peer), LONG).await;
+    assert!(recorder.is_confirmed(&payment.compute_txid()));
+    assert_eq!(recorder.tip().height, synced_height + 5);
+    assert_eq!(
+        engine.compactions(),
+        1,
+        "a short run is not compacted again"
+    );
     harness.stop().await;
 }

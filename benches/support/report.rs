@@ -1,7 +1,9 @@
 //! The table every benchmark prints: what was measured, the figure, the goal it is held to and
-//! whether the goal is met.
+//! whether the goal is met, followed by how long the benchmark took.
 
 #![allow(dead_code)]
+
+use std::time::Instant;
 
 /// One line of a benchmark table.
 pub struct Row {
@@ -42,13 +44,17 @@ impl Row {
 pub struct Table {
     title: String,
     rows: Vec<Row>,
+    created: Instant,
 }
 
 impl Table {
+    /// An empty table. Create it before measuring: the time from here to [`Table::print`] is
+    /// printed as the time the benchmark took.
     pub fn new(title: impl Into<String>) -> Table {
         Table {
             title: title.into(),
             rows: Vec::new(),
+            created: Instant::now(),
         }
     }
 
@@ -56,7 +62,7 @@ impl Table {
         self.rows.push(row);
     }
 
-    /// Prints the table to stdout.
+    /// Prints the table to stdout, and the time since the table was created.
     pub fn print(&self) {
         let cells: Vec<[String; 4]> = self
             .rows
@@ -97,7 +103,11 @@ impl Table {
         for line in &cells {
             println!("{}", render(line));
         }
-        println!();
+        println!(
+            "\n{} took {:.0} s\n",
+            self.title,
+            self.created.elapsed().as_secs_f64()
+        );
     }
 }
 

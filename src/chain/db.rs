@@ -15,24 +15,43 @@ use rusqlite::{Connection, OptionalExtension, Transaction};
 use super::error::StoreError;
 
 /// Schema version written to `meta`; bumped when the tables change shape.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
+
+/// Moves headers from the version 1 layout (all headers by hash, active chain as hashes by
+/// height) into the active-chain and stale-header tables, in the same transaction that
+/// creates them.
+const MIGRATE_FROM_V1: &str = "
+INSERT OR IGNORE INTO chain (height, hash, header, chainwork)
+    SELECT a.height, a.hash, h.header, h.chainwork
+    FROM active_chain a JOIN headers h ON h.hash = a.hash;
+INSERT OR IGNORE INTO stale_headers (hash, height, header, chainwork)
+    SELECT hash, height, header, chainwork FROM headers
+    WHERE hash NOT IN (SELECT hash FROM active_chain);
+DROP TABLE active_chain;
+DROP TABLE headers;
+";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS headers (
+CREATE TABLE IF NOT EXISTS chain (
+    height INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL,
+    header BLOB NOT NULL,
+    chainwork BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chain_hash ON chain(hash);
+CREATE TABLE IF NOT EXISTS stale_headers (
     hash BLOB PRIMARY KEY,
     height INTEGER NOT NULL,
     header BLOB NOT NULL,
     chainwork BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS headers_height ON headers(height);
-CREATE TABLE IF NOT EXISTS active_chain (height INTEGER PRIMARY KEY, hash BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS stale_headers_height ON stale_headers(height);
 CREATE TABLE IF NOT EXISTS filters (
-    hash BLOB PRIMARY KEY,
-    height INTEGER NOT NULL,
+    height INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL,
     filter BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS filters_height ON filters(height);
 CREATE TABLE IF NOT EXISTS pending_broadcasts (
     txid BLOB PRIMARY KEY,
     tx BLOB NOT NULL,
@@ -78,15 +97,26 @@ impl ChainDb {
                 });
             }
         }
-        conn.execute_batch(SCHEMA)?;
-        conn.execute(
+        let mut conn = conn;
+        let tx = conn.transaction()?;
+        let has_v1_headers: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'active_chain')",
+            [],
+            |row| row.get(0),
+        )?;
+        tx.execute_batch(SCHEMA)?;
+        if has_v1_headers {
+            tx.execute_batch(MIGRATE_FROM_V1)?;
+        }
+        tx.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('network', ?1)",
             [network.to_core_arg()],
         )?;
-        conn.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)",
             [SCHEMA_VERSION],
         )?;
+        tx.commit()?;
         Ok(Self {
             conn: Mutex::new(conn),
         })
@@ -128,4 +158,73 @@ pub(crate) fn meta_set(conn: &Connection, key: &str, value: &[u8]) -> Result<(),
         rusqlite::params![key, value],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::header_store::HeaderStore;
+    use bitcoin::consensus::serialize;
+    use bitcoin::hashes::Hash;
+    use std::sync::Arc;
+
+    #[test]
+    fn headers_stored_in_the_first_layout_survive_the_upgrade() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("chain.sqlite");
+        let genesis = bitcoin::constants::genesis_block(Network::Regtest).header;
+        let mut stale = genesis;
+        stale.nonce += 1;
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(
+                "CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+                 INSERT INTO meta VALUES ('network', 'regtest'), ('schema_version', 1);
+                 CREATE TABLE headers (hash BLOB PRIMARY KEY, height INTEGER NOT NULL,
+                     header BLOB NOT NULL, chainwork BLOB NOT NULL);
+                 CREATE TABLE active_chain (height INTEGER PRIMARY KEY, hash BLOB NOT NULL);",
+            )
+            .expect("first layout");
+            for header in [genesis, stale] {
+                conn.execute(
+                    "INSERT INTO headers VALUES (?1, 0, ?2, ?3)",
+                    rusqlite::params![
+                        header.block_hash().to_byte_array().as_slice(),
+                        serialize(&header),
+                        header.work().to_be_bytes().as_slice()
+                    ],
+                )
+                .expect("header");
+            }
+            conn.execute(
+                "INSERT INTO active_chain VALUES (0, ?1)",
+                [genesis.block_hash().to_byte_array().as_slice()],
+            )
+            .expect("active");
+        }
+        let db = Arc::new(ChainDb::open(&path, Network::Regtest).expect("upgraded"));
+        let headers = HeaderStore::new(db.clone());
+        assert_eq!(headers.tip().unwrap().map(|h| h.header), Some(genesis));
+        assert!(headers.is_active(&genesis.block_hash()).unwrap());
+        let old = headers
+            .get(&stale.block_hash())
+            .unwrap()
+            .expect("stale kept");
+        assert_eq!((old.header, old.height), (stale, 0));
+        assert!(!headers.is_active(&stale.block_hash()).unwrap());
+        let version: i64 = db
+            .conn()
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        drop(headers);
+        drop(db);
+        // Opening again is a no-op.
+        let db = Arc::new(ChainDb::open(&path, Network::Regtest).expect("reopened"));
+        assert_eq!(HeaderStore::new(db).len().unwrap(), 2);
+    }
 }

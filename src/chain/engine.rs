@@ -3,7 +3,12 @@
 //!
 //! The engine is (re)built from the stored chain each time it starts, its events are
 //! translated into [`EngineEvent`]s for the tracker, and when it stops (its only peer went
-//! away, or it gave up on a peer's data) it is restarted with exponential backoff. Requests
+//! away, or it gave up on a peer's data) it is restarted with exponential backoff.
+//!
+//! The `bip157` node keeps every header since its start point in memory (a few hundred bytes
+//! each). Once a run has synced far past where it started, the engine is restarted from the
+//! stored chain near the tip so that memory goes back to the system: after the first sync
+//! of a long chain, the node then holds a few hundred headers instead of all of them. Requests
 //! (blocks, broadcasts, peer info) go to whichever instance is running.
 
 use std::net::{IpAddr, SocketAddr};
@@ -31,6 +36,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
 /// At most this many events are written to the store in one transaction.
 const MAX_EVENT_BATCH: usize = 4_000;
+/// A run that synced this many headers past its start point is restarted from the stored
+/// chain to release them (two weeks of blocks: about 0.7 MB in the engine).
+pub const COMPACT_AFTER_HEADERS: u32 = 2_016;
+/// How often a run that may be compacted checks whether the listeners caught up.
+const COMPACTION_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
 /// A Bitcoin P2P peer given by the user: an IP address or a host name, and a port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +115,20 @@ pub struct EngineConfig {
     pub required_peers: u8,
     /// How long a peer has to answer a request.
     pub response_timeout: Duration,
+    /// A run that synced this many headers past its start point is restarted from the stored
+    /// chain to release them ([`COMPACT_AFTER_HEADERS`] by default).
+    pub compact_after_headers: u32,
+}
+
+/// How one run of the engine ended.
+enum RunEnd {
+    /// It stopped on its own or failed; the text says why.
+    Stopped(String),
+    /// It was stopped on purpose to release the headers it held.
+    Compacted {
+        /// Headers it held past its start point.
+        held: u32,
+    },
 }
 
 /// What the engine reports to, and asks of, the rest of the chain source.
@@ -117,6 +141,9 @@ pub trait EngineHost: Send + Sync + 'static {
     fn peer_connected(&self);
     /// The engine stopped and will be restarted.
     fn engine_stopped(&self);
+    /// Whether a restart from the stored chain near the tip would leave every listener able
+    /// to fetch the blocks it still needs.
+    fn may_restart_from_tip(&self) -> bool;
 }
 
 /// Handle to the supervised engine.
@@ -127,6 +154,7 @@ pub struct Engine {
     shutdown: AtomicBool,
     shutdown_notify: Notify,
     restarts: AtomicU64,
+    compactions: AtomicU64,
     supervisor: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -139,6 +167,7 @@ impl Engine {
             shutdown: AtomicBool::new(false),
             shutdown_notify: Notify::new(),
             restarts: AtomicU64::new(0),
+            compactions: AtomicU64::new(0),
             supervisor: std::sync::Mutex::new(None),
         });
         let supervisor = tokio::spawn(engine.clone().supervise(config, host));
@@ -172,6 +201,11 @@ impl Engine {
     /// How many times the engine was restarted after stopping.
     pub fn restarts(&self) -> u64 {
         self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// How many times a run was restarted to release the headers it held.
+    pub fn compactions(&self) -> u64 {
+        self.compactions.load(Ordering::Relaxed)
     }
 
     /// Stops the engine for good.
@@ -261,12 +295,24 @@ impl Engine {
                 break;
             }
             let started_at = Instant::now();
-            let outcome = self.run_once(&config, host.clone()).await;
+            let end = self.run_once(&config, host.clone()).await;
             *self.requester.write().unwrap_or_else(|p| p.into_inner()) = None;
             if self.shutdown.load(Ordering::SeqCst) {
                 break;
             }
             host.engine_stopped();
+            let outcome = match end {
+                RunEnd::Compacted { held } => {
+                    self.compactions.fetch_add(1, Ordering::Relaxed);
+                    release_freed_memory();
+                    info!(
+                        "compact-filter engine synced {held} headers past its start; restarted \
+                         from the stored chain to release them"
+                    );
+                    continue;
+                }
+                RunEnd::Stopped(outcome) => outcome,
+            };
             if started_at.elapsed() > HEALTHY_RUN {
                 backoff = Duration::from_secs(1);
             }
@@ -284,15 +330,22 @@ impl Engine {
         debug!("compact-filter engine supervisor finished");
     }
 
-    async fn run_once(&self, config: &EngineConfig, host: Arc<dyn EngineHost>) -> String {
+    async fn run_once(&self, config: &EngineConfig, host: Arc<dyn EngineHost>) -> RunEnd {
         let start = {
             let host = host.clone();
             match tokio::task::spawn_blocking(move || host.start_point()).await {
                 Ok(Ok(start)) => start,
-                Ok(Err(err)) => return err,
-                Err(err) => return format!("could not read the stored chain: {err}"),
+                Ok(Err(err)) => return RunEnd::Stopped(err),
+                Err(err) => {
+                    return RunEnd::Stopped(format!("could not read the stored chain: {err}"))
+                }
             }
         };
+        let start_height = match &start {
+            StartPoint::Checkpoint { height, .. } => *height,
+            StartPoint::Snapshot(headers) => headers.first().map_or(0, |(height, _)| *height),
+        };
+        let mut compacting = None;
         let chain_state = match start {
             StartPoint::Checkpoint { height, hash } => {
                 ChainState::Checkpoint(HashCheckpoint::new(height, hash))
@@ -326,35 +379,55 @@ impl Engine {
         }
         self.started.notify_waiters();
         let mut run = tokio::spawn(node.run());
+        let mut synced_to = None;
+        let mut compaction_check = tokio::time::interval(COMPACTION_CHECK_INTERVAL);
         let outcome = loop {
             tokio::select! {
                 event = event_rx.recv() => match event {
-                    Some(event) => forward_events(event, &mut event_rx, &host).await,
+                    Some(event) => {
+                        if let Some(height) = forward_events(event, &mut event_rx, &host).await {
+                            synced_to = Some(height);
+                        }
+                    }
                     None => break join_outcome(&mut run).await,
                 },
+                _ = compaction_check.tick() => {}
                 Some(info) = info_rx.recv() => log_info(&info, &host),
                 Some(warning) = warn_rx.recv() => log_warning(&warning),
                 result = &mut run => {
                     // Deliver what the stopped engine verified before it stopped.
                     while let Ok(event) = event_rx.try_recv() {
-                        forward_events(event, &mut event_rx, &host).await;
+                        let _ = forward_events(event, &mut event_rx, &host).await;
                     }
                     break describe(result);
                 }
+            }
+            let held = synced_to.map_or(0, |height: u32| height.saturating_sub(start_height));
+            if compacting.is_none()
+                && held >= config.compact_after_headers
+                && host.may_restart_from_tip()
+            {
+                compacting = Some(held);
+                let _ = requester.shutdown();
             }
         };
         while let Ok(warning) = warn_rx.try_recv() {
             log_warning(&warning);
         }
-        outcome
+        match compacting {
+            Some(held) => RunEnd::Compacted { held },
+            None => RunEnd::Stopped(outcome),
+        }
     }
 }
 
+/// Applies `first` and whatever else is queued as one batch. Returns the height the engine
+/// reported its filters synced to, if the batch said so.
 async fn forward_events(
     first: Event,
     event_rx: &mut mpsc::UnboundedReceiver<Event>,
     host: &Arc<dyn EngineHost>,
-) {
+) -> Option<u32> {
     let mut batch = Vec::new();
     batch.extend(translate(first));
     while batch.len() < MAX_EVENT_BATCH {
@@ -363,9 +436,28 @@ async fn forward_events(
             Err(_) => break,
         }
     }
+    let synced = batch
+        .iter()
+        .filter_map(|event| match event {
+            EngineEvent::Synced { height, .. } => Some(*height),
+            _ => None,
+        })
+        .max();
     let host = host.clone();
     if let Err(err) = tokio::task::spawn_blocking(move || host.apply(batch)).await {
         error!("applying compact-filter engine events failed: {err}");
+        return None;
+    }
+    synced
+}
+
+/// Returns memory the allocator keeps after large frees (such as a stopped engine's header
+/// table) to the system. glibc keeps freed heap memory otherwise.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; it takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -2,7 +2,8 @@
 //! yet, and of the most recent consumed ones (kept for re-checks when the watch set grows).
 //!
 //! Filters are only written after the compact-filter engine checked them against the
-//! filter-header chain agreed by its peers. The store is bounded from below: filters more
+//! filter-header chain agreed by its peers, and only for blocks of the active chain: one row
+//! per height (a reorg replaces the row), so a filter is one b-tree insert. The store is bounded from below: filters more
 //! than [`FILTERS_KEPT_BELOW_CONSUMED`] blocks under what every listener consumed are pruned.
 
 use std::sync::Arc;
@@ -31,20 +32,40 @@ impl FilterStore {
         Self { db }
     }
 
-    /// The stored filter of block `hash`.
-    pub fn get(&self, hash: &BlockHash) -> Result<Option<BlockFilter>, StoreError> {
+    /// The stored filter of block `hash` at `height`.
+    pub fn get(&self, height: u32, hash: &BlockHash) -> Result<Option<BlockFilter>, StoreError> {
         let content: Option<Vec<u8>> = self
             .db
             .conn()
-            .prepare_cached("SELECT filter FROM filters WHERE hash = ?1")?
-            .query_row([hash.to_byte_array().as_slice()], |row| row.get(0))
+            .prepare_cached("SELECT filter FROM filters WHERE height = ?1 AND hash = ?2")?
+            .query_row(params![height, hash.to_byte_array().as_slice()], |row| {
+                row.get(0)
+            })
             .optional()?;
         Ok(content.map(|content| BlockFilter::new(&content)))
     }
 
-    /// Whether the filter of block `hash` is stored.
-    pub fn contains(&self, hash: &BlockHash) -> Result<bool, StoreError> {
-        contains(&self.db.conn(), hash)
+    /// The stored filters with heights in `from..=to`, in height order, with their blocks'
+    /// hashes.
+    pub fn range(&self, from: u32, to: u32) -> Result<Vec<(BlockHash, Vec<u8>)>, StoreError> {
+        let conn = self.db.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT hash, filter FROM filters WHERE height BETWEEN ?1 AND ?2 ORDER BY height",
+        )?;
+        let rows = stmt.query_map(params![from, to], |row| {
+            Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?))
+        })?;
+        let mut filters = Vec::new();
+        for row in rows {
+            let (hash, filter) = row?;
+            filters.push((decode_hash(&hash)?, filter));
+        }
+        Ok(filters)
+    }
+
+    /// Whether the filter of block `hash` at `height` is stored.
+    pub fn contains(&self, height: u32, hash: &BlockHash) -> Result<bool, StoreError> {
+        contains(&self.db.conn(), height, hash)
     }
 
     /// Number of stored filters.
@@ -73,7 +94,8 @@ impl FilterStore {
     }
 }
 
-/// Stores a verified filter inside an open transaction.
+/// Stores a verified filter of an active-chain block inside an open transaction, replacing
+/// whatever was stored at its height.
 pub(crate) fn put(
     conn: &Connection,
     hash: &BlockHash,
@@ -81,16 +103,22 @@ pub(crate) fn put(
     content: &[u8],
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT OR REPLACE INTO filters (hash, height, filter) VALUES (?1, ?2, ?3)",
+        "INSERT OR REPLACE INTO filters (height, hash, filter) VALUES (?1, ?2, ?3)",
     )?
-    .execute(params![hash.to_byte_array().as_slice(), height, content])?;
+    .execute(params![height, hash.to_byte_array().as_slice(), content])?;
     Ok(())
 }
 
-pub(crate) fn contains(conn: &Connection, hash: &BlockHash) -> Result<bool, StoreError> {
+pub(crate) fn contains(
+    conn: &Connection,
+    height: u32,
+    hash: &BlockHash,
+) -> Result<bool, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM filters WHERE hash = ?1)")?
-        .query_row([hash.to_byte_array().as_slice()], |row| row.get(0))?)
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM filters WHERE height = ?1 AND hash = ?2)")?
+        .query_row(params![height, hash.to_byte_array().as_slice()], |row| {
+            row.get(0)
+        })?)
 }
 
 pub(crate) fn verified_tip(conn: &Connection) -> Result<Option<(u32, BlockHash)>, StoreError> {

@@ -1,9 +1,11 @@
-//! HeaderStore: every header the chain source has accepted, by hash, with its height and
-//! chainwork, plus the active chain by height.
+//! HeaderStore: every header the chain source has accepted, with its height and chainwork.
 //!
-//! Headers that leave the active chain in a reorg stay resolvable by hash (they are only pruned
-//! far below the tip), so `synchronize_listeners` can walk back from a listener's stale block to
-//! the fork point, also after a restart.
+//! The active chain is one table keyed by height (a block is one row appended, and a look-up
+//! with the height LDK hints at is one seek), indexed by hash. Headers that leave the active
+//! chain in a reorg, and forks that never had the most work, move to a table of stale headers
+//! and stay resolvable by hash (they are only pruned far below the tip), so
+//! `synchronize_listeners` can walk back from a listener's stale block to the fork point, also
+//! after a restart.
 
 use std::sync::Arc;
 
@@ -80,6 +82,24 @@ impl HeaderStore {
         get(&self.db.conn(), hash)
     }
 
+    /// The header with `hash`, looked up first at `height` on the active chain (one seek when
+    /// the hint is right), then by hash.
+    pub fn get_near(
+        &self,
+        hash: &BlockHash,
+        height: Option<u32>,
+    ) -> Result<Option<StoredHeader>, StoreError> {
+        let conn = self.db.conn();
+        if let Some(height) = height {
+            if let Some((active, header)) = active_header_at(&conn, height)? {
+                if active == *hash {
+                    return Ok(Some(header));
+                }
+            }
+        }
+        get(&conn, hash)
+    }
+
     /// The hash of the active-chain block at `height`.
     pub fn hash_at(&self, height: u32) -> Result<Option<BlockHash>, StoreError> {
         hash_at(&self.db.conn(), height)
@@ -87,34 +107,23 @@ impl HeaderStore {
 
     /// The header of the active-chain block at `height`.
     pub fn active_at(&self, height: u32) -> Result<Option<StoredHeader>, StoreError> {
-        let conn = self.db.conn();
-        match hash_at(&conn, height)? {
-            Some(hash) => get(&conn, &hash),
-            None => Ok(None),
-        }
+        Ok(active_header_at(&self.db.conn(), height)?.map(|(_, header)| header))
     }
 
     /// Whether `hash` is on the active chain.
     pub fn is_active(&self, hash: &BlockHash) -> Result<bool, StoreError> {
-        let conn = self.db.conn();
-        Ok(match get(&conn, hash)? {
-            Some(stored) => hash_at(&conn, stored.height)? == Some(*hash),
-            None => false,
-        })
+        Ok(active_by_hash(&self.db.conn(), hash)?.is_some())
     }
 
     /// The tip of the active chain, if any header is stored.
     pub fn tip(&self) -> Result<Option<StoredHeader>, StoreError> {
         let conn = self.db.conn();
-        let hash: Option<Vec<u8>> = conn
-            .query_row(
-                "SELECT hash FROM active_chain ORDER BY height DESC LIMIT 1",
-                [],
-                |row| row.get(0),
-            )
-            .optional()?;
-        match hash {
-            Some(bytes) => get(&conn, &decode_hash(&bytes)?),
+        let height: Option<u32> = conn
+            .query_row("SELECT MAX(height) FROM chain", [], |row| row.get(0))
+            .optional()?
+            .flatten();
+        match height {
+            Some(height) => Ok(active_header_at(&conn, height)?.map(|(_, header)| header)),
             None => Ok(None),
         }
     }
@@ -124,17 +133,52 @@ impl HeaderStore {
         Ok(self
             .db
             .conn()
-            .query_row("SELECT MIN(height) FROM active_chain", [], |row| {
+            .query_row("SELECT MIN(height) FROM chain", [], |row| {
                 row.get::<_, Option<u32>>(0)
             })?)
+    }
+
+    /// Active-chain blocks with heights in `from..=to`, in height order, with their hashes and
+    /// chainwork.
+    pub fn active_stored_range(
+        &self,
+        from: u32,
+        to: u32,
+    ) -> Result<Vec<(BlockHash, StoredHeader)>, StoreError> {
+        let conn = self.db.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT height, hash, header, chainwork FROM chain
+             WHERE height BETWEEN ?1 AND ?2 ORDER BY height",
+        )?;
+        let rows = stmt.query_map(params![from, to], |row| {
+            Ok((
+                row.get::<_, u32>(0)?,
+                row.get::<_, Vec<u8>>(1)?,
+                row.get::<_, Vec<u8>>(2)?,
+                row.get::<_, Vec<u8>>(3)?,
+            ))
+        })?;
+        let mut headers = Vec::new();
+        for row in rows {
+            let (height, hash, header, chainwork) = row?;
+            let hash = decode_hash(&hash)?;
+            headers.push((
+                hash,
+                StoredHeader {
+                    header: decode_header(&header)?,
+                    height,
+                    chainwork: decode_chainwork(&chainwork, &hash)?,
+                },
+            ));
+        }
+        Ok(headers)
     }
 
     /// Active-chain headers with heights in `from..=to`, in height order.
     pub fn active_range(&self, from: u32, to: u32) -> Result<Vec<(u32, Header)>, StoreError> {
         let conn = self.db.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT a.height, h.header FROM active_chain a JOIN headers h ON h.hash = a.hash
-             WHERE a.height BETWEEN ?1 AND ?2 ORDER BY a.height",
+            "SELECT height, header FROM chain WHERE height BETWEEN ?1 AND ?2 ORDER BY height",
         )?;
         let rows = stmt.query_map(params![from, to], |row| {
             Ok((row.get::<_, u32>(0)?, row.get::<_, Vec<u8>>(1)?))
@@ -149,10 +193,11 @@ impl HeaderStore {
 
     /// Number of stored headers, active and stale.
     pub fn len(&self) -> Result<u64, StoreError> {
-        Ok(self
-            .db
-            .conn()
-            .query_row("SELECT COUNT(*) FROM headers", [], |row| row.get(0))?)
+        Ok(self.db.conn().query_row(
+            "SELECT (SELECT COUNT(*) FROM chain) + (SELECT COUNT(*) FROM stale_headers)",
+            [],
+            |row| row.get(0),
+        )?)
     }
 
     /// Whether no header is stored.
@@ -162,19 +207,35 @@ impl HeaderStore {
 }
 
 /// Applies `change` inside an open transaction.
-/// Returns the headers it stored (with their chainwork), for callers that cache them.
+///
+/// `known` answers for headers already stored (in this transaction or before) without a
+/// database read; it may miss, and the store is read then. During a sync nearly every parent
+/// is the header stored just before, so extending the chain costs one statement.
+/// Returns the headers it stored or made active (with their chainwork), for callers that
+/// cache them.
 pub(crate) fn apply(
     conn: &Connection,
     change: &HeaderChange,
-) -> Result<Vec<StoredHeader>, StoreError> {
-    let mut stored = Vec::new();
+    known: &dyn Fn(&BlockHash) -> Option<StoredHeader>,
+) -> Result<Vec<(BlockHash, StoredHeader)>, StoreError> {
+    let mut stored: Vec<(BlockHash, StoredHeader)> = Vec::new();
+    // Parents stored earlier in this same change are found here first.
+    let lookup = |stored: &[(BlockHash, StoredHeader)], hash: &BlockHash| {
+        stored
+            .iter()
+            .rev()
+            .find(|(h, _)| h == hash)
+            .map(|(_, header)| *header)
+            .or_else(|| known(hash))
+    };
     match change {
         HeaderChange::Connected { height, header } => {
-            stored.extend(insert(conn, *height, header)?);
-            set_active(conn, *height, &header.block_hash())?;
+            let parent = lookup(&stored, &header.prev_blockhash);
+            stored.extend(connect(conn, *height, header, parent)?);
         }
         HeaderChange::Fork { height, header } => {
-            stored.extend(insert(conn, *height, header)?);
+            let parent = lookup(&stored, &header.prev_blockhash);
+            stored.extend(add_stale(conn, *height, header, parent)?);
         }
         HeaderChange::Reorganized {
             accepted,
@@ -186,57 +247,108 @@ pub(crate) fn apply(
                 .map(|(height, _)| *height)
                 .min();
             if let Some(lowest) = lowest {
-                conn.execute("DELETE FROM active_chain WHERE height >= ?1", [lowest])?;
+                conn.execute(
+                    "INSERT OR IGNORE INTO stale_headers (hash, height, header, chainwork)
+                     SELECT hash, height, header, chainwork FROM chain WHERE height >= ?1",
+                    [lowest],
+                )?;
+                conn.execute("DELETE FROM chain WHERE height >= ?1", [lowest])?;
             }
             for (height, header) in disconnected {
-                stored.extend(insert(conn, *height, header)?);
+                let parent = lookup(&stored, &header.prev_blockhash);
+                stored.extend(add_stale(conn, *height, header, parent)?);
             }
             let mut accepted = accepted.clone();
             accepted.sort_by_key(|(height, _)| *height);
             for (height, header) in &accepted {
-                stored.extend(insert(conn, *height, header)?);
-                set_active(conn, *height, &header.block_hash())?;
+                let parent = lookup(&stored, &header.prev_blockhash);
+                stored.extend(connect(conn, *height, header, parent)?);
             }
         }
     }
     Ok(stored)
 }
 
-/// Deletes stale headers below `height`; active-chain headers are kept.
+/// Deletes stale headers below `height`; the active chain is kept whole.
 pub(crate) fn prune_stale_below(conn: &Connection, height: u32) -> Result<usize, StoreError> {
-    Ok(conn.execute(
-        "DELETE FROM headers WHERE height < ?1
-         AND hash NOT IN (SELECT hash FROM active_chain WHERE height < ?1)",
-        [height],
-    )?)
+    Ok(conn.execute("DELETE FROM stale_headers WHERE height < ?1", [height])?)
 }
 
-fn insert(
+/// Makes `header` the active block at `height`. A different block stored there moves to the
+/// stale headers. Returns the header unless it was the active block at `height` already.
+fn connect(
     conn: &Connection,
     height: u32,
     header: &Header,
-) -> Result<Option<StoredHeader>, StoreError> {
+    parent: Option<StoredHeader>,
+) -> Result<Option<(BlockHash, StoredHeader)>, StoreError> {
+    let hash = header.block_hash();
+    let stored = match parent.filter(|parent| parent.height + 1 == height) {
+        Some(parent) => StoredHeader {
+            header: *header,
+            height,
+            chainwork: parent.chainwork + header.work(),
+        },
+        None => match get(conn, &hash)? {
+            Some(known) => known,
+            None => StoredHeader {
+                header: *header,
+                height,
+                chainwork: chainwork_from_store(conn, height, header, hash)?,
+            },
+        },
+    };
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO chain (height, hash, header, chainwork) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (height) DO NOTHING",
+        )?
+        .execute(params![
+            height,
+            hash.to_byte_array().as_slice(),
+            serialize(header),
+            stored.chainwork.to_be_bytes().as_slice()
+        ])?;
+    if inserted == 0 {
+        if hash_at(conn, height)? == Some(hash) {
+            return Ok(None);
+        }
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO stale_headers (hash, height, header, chainwork)
+             SELECT hash, height, header, chainwork FROM chain WHERE height = ?1",
+        )?
+        .execute([height])?;
+        conn.prepare_cached(
+            "UPDATE chain SET hash = ?2, header = ?3, chainwork = ?4 WHERE height = ?1",
+        )?
+        .execute(params![
+            height,
+            hash.to_byte_array().as_slice(),
+            serialize(header),
+            stored.chainwork.to_be_bytes().as_slice()
+        ])?;
+    }
+    Ok(Some((hash, stored)))
+}
+
+/// Stores `header` as a stale header unless it is stored already.
+fn add_stale(
+    conn: &Connection,
+    height: u32,
+    header: &Header,
+    parent: Option<StoredHeader>,
+) -> Result<Option<(BlockHash, StoredHeader)>, StoreError> {
     let hash = header.block_hash();
     if get(conn, &hash)?.is_some() {
         return Ok(None);
     }
-    let chainwork = match get(conn, &header.prev_blockhash)? {
-        Some(parent) if parent.height + 1 == height => parent.chainwork + header.work(),
-        Some(_) | None => {
-            let any_stored: bool =
-                conn.query_row("SELECT EXISTS (SELECT 1 FROM headers)", [], |row| {
-                    row.get(0)
-                })?;
-            if any_stored {
-                return Err(StoreError::Disconnected { hash, height });
-            }
-            // The first header after a checkpoint: its ancestors' work is unknown, and only
-            // differences in chainwork between our own headers are ever compared.
-            header.work()
-        }
+    let chainwork = match parent.filter(|parent| parent.height + 1 == height) {
+        Some(parent) => parent.chainwork + header.work(),
+        None => chainwork_from_store(conn, height, header, hash)?,
     };
     conn.prepare_cached(
-        "INSERT INTO headers (hash, height, header, chainwork) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT OR IGNORE INTO stale_headers (hash, height, header, chainwork)
+         VALUES (?1, ?2, ?3, ?4)",
     )?
     .execute(params![
         hash.to_byte_array().as_slice(),
@@ -244,22 +356,87 @@ fn insert(
         serialize(header),
         chainwork.to_be_bytes().as_slice()
     ])?;
-    Ok(Some(StoredHeader {
-        header: *header,
-        height,
-        chainwork,
-    }))
+    Ok(Some((
+        hash,
+        StoredHeader {
+            header: *header,
+            height,
+            chainwork,
+        },
+    )))
 }
 
-fn set_active(conn: &Connection, height: u32, hash: &BlockHash) -> Result<(), StoreError> {
-    conn.prepare_cached("INSERT OR REPLACE INTO active_chain (height, hash) VALUES (?1, ?2)")?
-        .execute(params![height, hash.to_byte_array().as_slice()])?;
-    Ok(())
+/// The chainwork of a header not stored yet, from its stored parent.
+fn chainwork_from_store(
+    conn: &Connection,
+    height: u32,
+    header: &Header,
+    hash: BlockHash,
+) -> Result<Work, StoreError> {
+    match get(conn, &header.prev_blockhash)? {
+        Some(parent) if parent.height + 1 == height => Ok(parent.chainwork + header.work()),
+        Some(_) | None => {
+            let any_stored: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM chain) OR EXISTS (SELECT 1 FROM stale_headers)",
+                [],
+                |row| row.get(0),
+            )?;
+            if any_stored {
+                return Err(StoreError::Disconnected { hash, height });
+            }
+            // The first header after a checkpoint: its ancestors' work is unknown, and only
+            // differences in chainwork between our own headers are ever compared.
+            Ok(header.work())
+        }
+    }
 }
 
-pub(crate) fn get(conn: &Connection, hash: &BlockHash) -> Result<Option<StoredHeader>, StoreError> {
+/// The active-chain block at `height`: its hash and stored header.
+pub(crate) fn active_header_at(
+    conn: &Connection,
+    height: u32,
+) -> Result<Option<(BlockHash, StoredHeader)>, StoreError> {
     let row = conn
-        .prepare_cached("SELECT height, header, chainwork FROM headers WHERE hash = ?1")?
+        .prepare_cached("SELECT hash, header, chainwork FROM chain WHERE height = ?1")?
+        .query_row([height], |row| {
+            Ok((
+                row.get::<_, Vec<u8>>(0)?,
+                row.get::<_, Vec<u8>>(1)?,
+                row.get::<_, Vec<u8>>(2)?,
+            ))
+        })
+        .optional()?;
+    match row {
+        Some((hash, header, chainwork)) => {
+            let hash = decode_hash(&hash)?;
+            Ok(Some((
+                hash,
+                StoredHeader {
+                    header: decode_header(&header)?,
+                    height,
+                    chainwork: decode_chainwork(&chainwork, &hash)?,
+                },
+            )))
+        }
+        None => Ok(None),
+    }
+}
+
+fn active_by_hash(conn: &Connection, hash: &BlockHash) -> Result<Option<StoredHeader>, StoreError> {
+    read_header(
+        conn,
+        "SELECT height, header, chainwork FROM chain WHERE hash = ?1",
+        hash,
+    )
+}
+
+fn read_header(
+    conn: &Connection,
+    sql: &str,
+    hash: &BlockHash,
+) -> Result<Option<StoredHeader>, StoreError> {
+    let row = conn
+        .prepare_cached(sql)?
         .query_row([hash.to_byte_array().as_slice()], |row| {
             Ok((
                 row.get::<_, u32>(0)?,
@@ -269,23 +446,30 @@ pub(crate) fn get(conn: &Connection, hash: &BlockHash) -> Result<Option<StoredHe
         })
         .optional()?;
     match row {
-        Some((height, header, chainwork)) => {
-            let work: [u8; 32] = chainwork
-                .try_into()
-                .map_err(|_| StoreError::Corrupt(format!("chainwork of block {hash}")))?;
-            Ok(Some(StoredHeader {
-                header: decode_header(&header)?,
-                height,
-                chainwork: Work::from_be_bytes(work),
-            }))
-        }
+        Some((height, header, chainwork)) => Ok(Some(StoredHeader {
+            header: decode_header(&header)?,
+            height,
+            chainwork: decode_chainwork(&chainwork, hash)?,
+        })),
         None => Ok(None),
     }
 }
 
+/// The header with `hash`, active or stale.
+pub(crate) fn get(conn: &Connection, hash: &BlockHash) -> Result<Option<StoredHeader>, StoreError> {
+    if let Some(active) = active_by_hash(conn, hash)? {
+        return Ok(Some(active));
+    }
+    read_header(
+        conn,
+        "SELECT height, header, chainwork FROM stale_headers WHERE hash = ?1",
+        hash,
+    )
+}
+
 pub(crate) fn hash_at(conn: &Connection, height: u32) -> Result<Option<BlockHash>, StoreError> {
     let bytes: Option<Vec<u8>> = conn
-        .prepare_cached("SELECT hash FROM active_chain WHERE height = ?1")?
+        .prepare_cached("SELECT hash FROM chain WHERE height = ?1")?
         .query_row([height], |row| row.get(0))
         .optional()?;
     bytes.map(|bytes| decode_hash(&bytes)).transpose()
@@ -296,6 +480,13 @@ pub(crate) fn decode_hash(bytes: &[u8]) -> Result<BlockHash, StoreError> {
         .try_into()
         .map_err(|_| StoreError::Corrupt("block hash of wrong length".into()))?;
     Ok(BlockHash::from_byte_array(array))
+}
+
+fn decode_chainwork(bytes: &[u8], hash: &BlockHash) -> Result<Work, StoreError> {
+    let work: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("chainwork of block {hash}")))?;
+    Ok(Work::from_be_bytes(work))
 }
 
 fn decode_header(bytes: &[u8]) -> Result<Header, StoreError> {

@@ -98,6 +98,12 @@ impl ChainListener {
         self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Records that every listener now stands at `tip` (after a start-up synchronisation,
+    /// which may have had nothing to connect).
+    pub fn synchronized_to(&self, tip: BestBlock) {
+        *self.tip.lock().unwrap_or_else(|p| p.into_inner()) = Some(tip);
+    }
+
     /// The block the listeners have most recently been brought to.
     pub fn tip(&self) -> Option<BestBlock> {
         *self.tip.lock().unwrap_or_else(|p| p.into_inner())

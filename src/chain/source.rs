@@ -26,13 +26,15 @@ use super::engine::{Engine, EngineConfig, EngineHost, PeerAddress};
 use super::error::{FetchError, StoreError};
 use super::fees::{self, FeeEstimates, FeeOverrides};
 use super::listener::ChainListener;
-use super::tracker::{ChainTracker, EngineEvent, StartPoint, TrackedHeights};
+use super::tracker::{ChainTracker, EngineEvent, StartPoint, TrackedHeights, RESTART_DEPTH};
 use super::watch_set::{Generation, WatchSet};
 
 /// How many times a block is requested before giving up for this poll round.
 const FETCH_ATTEMPTS: u32 = 4;
 /// How many recent filter checks are remembered for re-checks.
 const CHECKS_REMEMBERED: usize = 64;
+/// Listeners far behind the verified tip are moved at most this many blocks per poll.
+pub const MAX_BLOCKS_PER_POLL: u32 = 1_000;
 /// Capacity of the notification channel.
 const NOTIFICATION_CAPACITY: usize = 1_024;
 
@@ -54,6 +56,9 @@ pub struct ChainConfig {
     pub block_timeout: Duration,
     /// Fixed fee estimates that replace computed ones.
     pub fee_overrides: FeeOverrides,
+    /// Once the engine synced this many headers past where it started, it is restarted from
+    /// the stored chain so the headers it holds in memory are released.
+    pub compact_after_headers: u32,
 }
 
 impl ChainConfig {
@@ -71,6 +76,7 @@ impl ChainConfig {
                 Duration::from_secs(30)
             },
             fee_overrides: FeeOverrides::new(),
+            compact_after_headers: super::engine::COMPACT_AFTER_HEADERS,
         }
     }
 
@@ -199,6 +205,7 @@ impl ChainSource {
         let host = Arc::new(Host {
             tracker: tracker.clone(),
             notifications: notifications.clone(),
+            listener: listener.clone(),
         });
         let engine = Engine::spawn(
             EngineConfig {
@@ -207,6 +214,7 @@ impl ChainSource {
                 only_peers: config.only_peers,
                 required_peers: config.quorum(),
                 response_timeout: config.block_timeout.min(Duration::from_secs(10)),
+                compact_after_headers: config.compact_after_headers,
             },
             host,
         );
@@ -550,12 +558,12 @@ impl BlockSource for ChainSource {
     fn get_header<'a>(
         &'a self,
         header_hash: &'a BlockHash,
-        _height_hint: Option<u32>,
+        height_hint: Option<u32>,
     ) -> AsyncBlockSourceResult<'a, BlockHeaderData> {
         Box::pin(async move {
             let stored = self
                 .tracker
-                .header(header_hash)
+                .header_near(header_hash, height_hint)
                 .map_err(BlockSourceError::transient)?
                 .ok_or_else(|| {
                     BlockSourceError::transient(format!("header {header_hash} is not known"))
@@ -582,6 +590,21 @@ impl BlockSource for ChainSource {
                 .heights()
                 .verified_tip
                 .ok_or_else(|| BlockSourceError::transient("no verified block yet"))?;
+            // Far behind, listeners are brought up in steps: LDK holds the whole path from
+            // their block to the reported tip in memory while connecting it.
+            if let Some(listeners) = self.listener.tip() {
+                let step = listeners.height.saturating_add(MAX_BLOCKS_PER_POLL);
+                if height > step {
+                    if let Some(hash) = self
+                        .tracker
+                        .headers()
+                        .hash_at(step)
+                        .map_err(BlockSourceError::transient)?
+                    {
+                        return Ok((hash, Some(step)));
+                    }
+                }
+            }
             Ok((hash, Some(height)))
         })
     }
@@ -615,13 +638,24 @@ impl RecentChecks {
 struct Host {
     tracker: Arc<ChainTracker>,
     notifications: broadcast::Sender<ChainNotification>,
+    listener: Arc<ChainListener>,
 }
 
 impl EngineHost for Host {
     fn start_point(&self) -> Result<StartPoint, String> {
+        let listeners_at = self.listener.tip().map(|tip| tip.height);
         self.tracker
-            .start_point()
+            .start_point(listeners_at)
             .map_err(|err| format!("cannot read the stored chain: {err}"))
+    }
+
+    fn may_restart_from_tip(&self) -> bool {
+        // The engine serves blocks of its own chain only: a restart near the tip must not
+        // leave behind listeners that still need older blocks.
+        let verified = self.tracker.heights().verified_tip.map_or(0, |(h, _)| h);
+        self.listener
+            .tip()
+            .is_some_and(|tip| tip.height + RESTART_DEPTH >= verified)
     }
 
     fn apply(&self, events: Vec<EngineEvent>) {

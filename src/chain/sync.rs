@@ -77,6 +77,10 @@ impl ChainSource {
             .collect::<Vec<_>>();
         let mut cache = RecentHeaderCache::default();
         let tip = synchronize_listeners(self.clone(), self.network(), &mut cache, pairs).await?;
+        listener.synchronized_to(lightning::chain::BestBlock::new(
+            tip.header.block_hash(),
+            tip.height,
+        ));
         self.recheck_last_delivery()
             .await
             .map_err(BlockSourceError::transient)?;
@@ -106,17 +110,27 @@ impl ChainSource {
             if *stop.borrow() {
                 break;
             }
-            match client.poll_best_tip().await {
+            let advanced = match client.poll_best_tip().await {
                 Ok((tip, connected)) => {
                     if connected {
                         debug!("listeners advanced ({tip:?})");
                     }
+                    connected
                 }
-                Err(err) => warn!("following the chain tip: {}", err.into_inner()),
-            }
+                Err(err) => {
+                    warn!("following the chain tip: {}", err.into_inner());
+                    false
+                }
+            };
             if let Err(err) = self.recheck_last_delivery().await {
                 warn!("re-checking the last block: {err}");
             }
+            let behind = advanced
+                && listener.tip().is_some_and(|tip| {
+                    self.heights()
+                        .verified_tip
+                        .is_some_and(|(verified, _)| verified > tip.height)
+                });
             if let Some(tip) = listener.tip() {
                 if tip.height >= pruned_at + PRUNE_EVERY_BLOCKS {
                     let tracker = self.tracker().clone();
@@ -127,6 +141,10 @@ impl ChainSource {
                         Ok(Ok(())) => pruned_at = height,
                     }
                 }
+            }
+            if behind {
+                // Still catching up in steps, and making progress: poll again at once.
+                continue;
             }
             tokio::select! {
                 changed = heights.changed() => {

@@ -24,11 +24,21 @@ use super::header_store::{self, HeaderChange, HeaderStore, StoredHeader, STALE_H
 /// happened while the engine was down (up to this deep) is still found.
 pub const RESTART_DEPTH: u32 = 144;
 
-/// Headers kept in memory after they are stored, so listeners catching up read them without
-/// touching the database (about 150 bytes each).
-const CACHED_HEADERS: usize = 10_000;
-/// Bytes of verified filters kept in memory for the same reason.
-const CACHED_FILTER_BYTES: usize = 8 * 1024 * 1024;
+/// Headers of verified blocks kept in memory, so listeners following the verified tip read
+/// them without touching the database (about 300 bytes each with the map's own overhead,
+/// allocated once). Listeners further behind read the store, one seek each.
+const CACHED_HEADERS: usize = 2_016;
+/// Verified filters kept in memory for the same reason, at most this many...
+const CACHED_FILTERS: usize = 2_016;
+/// ...and at most this many bytes, counting [`CACHED_ENTRY_OVERHEAD`] for each.
+const CACHED_FILTER_BYTES: usize = 4 * 1024 * 1024;
+/// Bytes a cached entry costs beyond its content: key, vector header, map and queue slots.
+const CACHED_ENTRY_OVERHEAD: usize = 128;
+/// When a listener fetches a block that is not cached (it is far behind the verified tip, as
+/// during a first sync), the headers and filters of this many blocks from it on are read with
+/// it in two range scans: listeners fetch blocks in order. (Walking back from the tip, LDK
+/// hints at heights, and each header is one seek.)
+const READ_AHEAD_BLOCKS: u32 = 256;
 
 /// Progress is logged at most this often during long syncs.
 const PROGRESS_LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -99,9 +109,16 @@ struct Recent<V> {
 
 impl<V: Clone> Recent<V> {
     fn new(max_entries: usize, max_bytes: usize) -> Self {
+        // Sized once for a bounded count, so the map never grows (and leaves its old table to
+        // the allocator) while the cache fills.
+        let capacity = if max_entries <= 65_536 {
+            max_entries + 1
+        } else {
+            0
+        };
         Self {
-            entries: std::collections::HashMap::new(),
-            order: std::collections::VecDeque::new(),
+            entries: std::collections::HashMap::with_capacity(capacity),
+            order: std::collections::VecDeque::with_capacity(capacity),
             bytes: 0,
             max_entries,
             max_bytes,
@@ -140,6 +157,8 @@ pub struct ChainTracker {
     progress: Mutex<Progress>,
     recent_headers: Mutex<Recent<StoredHeader>>,
     recent_filters: Mutex<Recent<Vec<u8>>>,
+    /// The header stored last: during a sync, the parent of the next one.
+    tail: Mutex<Option<(BlockHash, StoredHeader)>>,
 }
 
 impl ChainTracker {
@@ -158,6 +177,7 @@ impl ChainTracker {
                         height: 0,
                         header: genesis,
                     },
+                    &|_| None,
                 )?;
                 filter_store::set_verified_tip(tx, 0, &hash)
             })?;
@@ -176,7 +196,8 @@ impl ChainTracker {
                 last_log: Instant::now(),
             }),
             recent_headers: Mutex::new(Recent::new(CACHED_HEADERS, usize::MAX)),
-            recent_filters: Mutex::new(Recent::new(usize::MAX, CACHED_FILTER_BYTES)),
+            recent_filters: Mutex::new(Recent::new(CACHED_FILTERS, CACHED_FILTER_BYTES)),
+            tail: Mutex::new(None),
         })
     }
 
@@ -202,14 +223,18 @@ impl ChainTracker {
 
     /// Where a (re)started engine should begin: a snapshot of the stored active chain from
     /// [`RESTART_DEPTH`] below the verified tip, so the engine re-verifies recent filters and can
-    /// see reorgs that happened while it was down.
-    pub fn start_point(&self) -> Result<StartPoint, StoreError> {
+    /// see reorgs that happened while it was down, or from `listeners_at` if the listeners stand
+    /// lower: the engine fetches only blocks of the chain it holds, and they still need those.
+    pub fn start_point(&self, listeners_at: Option<u32>) -> Result<StartPoint, StoreError> {
         let Some(tip) = self.headers.tip()? else {
             return Err(StoreError::Corrupt("header store is empty".into()));
         };
         let lowest = self.headers.lowest_active_height()?.unwrap_or(0);
         let verified = self.heights().verified_tip.map_or(lowest, |(h, _)| h);
-        let from = verified.saturating_sub(RESTART_DEPTH).max(lowest);
+        let from = verified
+            .saturating_sub(RESTART_DEPTH)
+            .min(listeners_at.unwrap_or(u32::MAX))
+            .max(lowest);
         if from == tip.height {
             return Ok(StartPoint::Checkpoint {
                 height: tip.height,
@@ -222,17 +247,34 @@ impl ChainTracker {
     }
 
     /// Applies a batch of events in one durable transaction, then publishes the new heights.
+    ///
+    /// Headers and filters learnt in the batch are kept in memory for the listeners: the
+    /// header of a block whose filter was just verified is what a listener reads next.
     pub fn apply(&self, events: &[EngineEvent]) -> Result<(), StoreError> {
         let mut heights = self.heights();
         let mut synced = None;
-        let mut new_headers = Vec::new();
-        let mut new_filters = Vec::new();
+        let mut tail = *self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        let mut headers_changed = false;
+        // Active blocks whose filters were stored in this batch, by height.
+        let mut new_filters: std::collections::BTreeMap<u32, (BlockHash, Vec<u8>)> =
+            std::collections::BTreeMap::new();
+        let mut verified_headers = Vec::new();
         self.db.write(|tx| {
             for event in events {
                 match event {
                     EngineEvent::Header(change) => {
-                        match header_store::apply(tx, change) {
-                            Ok(stored) => new_headers.extend(stored),
+                        let known = |hash: &BlockHash| {
+                            tail.filter(|(tail_hash, _)| tail_hash == hash)
+                                .map(|(_, header)| header)
+                                .or_else(|| self.cached_header(hash))
+                        };
+                        match header_store::apply(tx, change, &known) {
+                            Ok(stored) => {
+                                headers_changed = true;
+                                if let Some(last) = stored.last() {
+                                    tail = Some(*last);
+                                }
+                            }
                             Err(err @ StoreError::Disconnected { .. }) => {
                                 warn!("ignoring header from the engine: {err}");
                                 continue;
@@ -246,6 +288,14 @@ impl ChainTracker {
                                 .map(|(h, _)| *h)
                                 .min()
                                 .map(|h| h.saturating_sub(1));
+                            if let Some(fork) = fork {
+                                // Filters stored earlier in the batch above the fork belong to
+                                // the branch that just left the active chain.
+                                new_filters.retain(|height, _| *height <= fork);
+                                verified_headers.retain(|(_, header): &(BlockHash, StoredHeader)| {
+                                    header.height <= fork
+                                });
+                            }
                             if let (Some(fork), Some((verified, _))) = (fork, heights.verified_tip)
                             {
                                 if verified > fork {
@@ -267,23 +317,32 @@ impl ChainTracker {
                         height,
                         hash,
                         content,
-                    } => {
-                        if header_store::hash_at(tx, *height)? == Some(*hash) {
+                    } => match header_store::active_header_at(tx, *height)? {
+                        Some((active, header)) if active == *hash => {
                             filter_store::put(tx, hash, *height, content)?;
-                            new_filters.push((*hash, content.clone()));
-                        } else {
-                            debug!("dropping filter of block {hash} at {height}: not on the active chain");
+                            new_filters.insert(*height, (*hash, content.clone()));
+                            verified_headers.push((active, header));
                         }
-                    }
+                        _ => debug!(
+                            "dropping filter of block {hash} at {height}: not on the active chain"
+                        ),
+                    },
                     EngineEvent::Synced { height, hash } => synced = Some((*height, *hash)),
                 }
             }
-            // Advance the verified tip over every contiguous stored filter.
+            // Advance the verified tip over every contiguous stored filter: those of this
+            // batch are known active, older ones are looked up.
             if let Some((mut height, mut hash)) = heights.verified_tip {
-                while let Some(next) = header_store::hash_at(tx, height + 1)? {
-                    if !filter_store::contains(tx, &next)? {
-                        break;
-                    }
+                loop {
+                    let next = match new_filters.get(&(height + 1)) {
+                        Some((next, _)) => *next,
+                        None => match header_store::hash_at(tx, height + 1)? {
+                            Some(next) if filter_store::contains(tx, height + 1, &next)? => {
+                                next
+                            }
+                            _ => break,
+                        },
+                    };
                     height += 1;
                     hash = next;
                 }
@@ -297,24 +356,27 @@ impl ChainTracker {
                 .recent_headers
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            for header in new_headers {
-                cache.insert(header.block_hash(), header, 1);
+            for (hash, header) in verified_headers {
+                cache.insert(hash, header, 1);
             }
         }
+        *self.tail.lock().unwrap_or_else(|p| p.into_inner()) = tail;
         {
             let mut cache = self
                 .recent_filters
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            for (hash, content) in new_filters {
-                let size = content.len();
+            for (_, (hash, content)) in new_filters {
+                let size = content.len() + CACHED_ENTRY_OVERHEAD;
                 cache.insert(hash, content, size);
             }
         }
-        heights.header_tip = self
-            .headers
-            .tip()?
-            .map(|tip| (tip.height, tip.block_hash()));
+        if headers_changed || heights.header_tip.is_none() {
+            heights.header_tip = self
+                .headers
+                .tip()?
+                .map(|tip| (tip.height, tip.block_hash()));
+        }
         if let Some((height, hash)) = synced {
             heights.engine_synced = heights.verified_tip == Some((height, hash));
             info!("compact filters synced to height {height} ({hash})");
@@ -348,15 +410,58 @@ impl ChainTracker {
 
     /// The stored header of `hash`.
     pub fn header(&self, hash: &BlockHash) -> Result<Option<StoredHeader>, StoreError> {
-        if let Some(header) = self
-            .recent_headers
+        self.header_near(hash, None)
+    }
+
+    /// The stored header of `hash`, which is probably the active block at `height`. Without a
+    /// height (a block fetch), a miss reads the following blocks ahead.
+    pub fn header_near(
+        &self,
+        hash: &BlockHash,
+        height: Option<u32>,
+    ) -> Result<Option<StoredHeader>, StoreError> {
+        if let Some(header) = self.cached_header(hash) {
+            return Ok(Some(header));
+        }
+        let header = self.headers.get_near(hash, height)?;
+        if let (Some(stored), None) = (header, height) {
+            if self.headers.hash_at(stored.height)? == Some(*hash) {
+                self.read_ahead(stored.height)?;
+            }
+        }
+        Ok(header)
+    }
+
+    /// Caches the headers and filters of the active blocks from `height` on.
+    fn read_ahead(&self, height: u32) -> Result<(), StoreError> {
+        let last = height.saturating_add(READ_AHEAD_BLOCKS - 1);
+        let headers = self.headers.active_stored_range(height, last)?;
+        let filters = self.filters.range(height, last)?;
+        {
+            let mut cache = self
+                .recent_headers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for (hash, header) in headers {
+                cache.insert(hash, header, 1);
+            }
+        }
+        let mut cache = self
+            .recent_filters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for (hash, content) in filters {
+            let size = content.len() + CACHED_ENTRY_OVERHEAD;
+            cache.insert(hash, content, size);
+        }
+        Ok(())
+    }
+
+    fn cached_header(&self, hash: &BlockHash) -> Option<StoredHeader> {
+        self.recent_headers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(hash)
-        {
-            return Ok(Some(header));
-        }
-        self.headers.get(hash)
     }
 
     /// The stored, verified filter of block `hash`.
@@ -369,7 +474,19 @@ impl ChainTracker {
         {
             return Ok(Some(BlockFilter::new(&content)));
         }
-        self.filters.get(hash)
+        let Some(header) = self.header(hash)? else {
+            return Ok(None);
+        };
+        // Reading the header may have read this filter with it.
+        if let Some(content) = self
+            .recent_filters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(hash)
+        {
+            return Ok(Some(BlockFilter::new(&content)));
+        }
+        self.filters.get(header.height, hash)
     }
 
     fn log_progress(&self, heights: &TrackedHeights) {
@@ -383,5 +500,201 @@ impl ChainTracker {
         if filters < headers {
             info!("syncing: headers at height {headers}, verified filters at height {filters}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::hashes::Hash;
+    use bitcoin::{CompactTarget, TxMerkleNode};
+
+    fn child(parent: &Header, salt: u32) -> Header {
+        Header {
+            version: bitcoin::block::Version::TWO,
+            prev_blockhash: parent.block_hash(),
+            merkle_root: TxMerkleNode::from_byte_array([salt as u8; 32]),
+            time: parent.time + 1,
+            bits: CompactTarget::from_consensus(0x207fffff),
+            nonce: salt,
+        }
+    }
+
+    fn connect(tracker: &ChainTracker, chain: &mut Vec<Header>, up_to: u32) {
+        let mut events = Vec::new();
+        while (chain.len() as u32) <= up_to {
+            let header = child(chain.last().expect("genesis"), 0);
+            let height = chain.len() as u32;
+            events.push(EngineEvent::Header(HeaderChange::Connected {
+                height,
+                header,
+            }));
+            events.push(EngineEvent::Filter {
+                height,
+                hash: header.block_hash(),
+                content: vec![0],
+            });
+            chain.push(header);
+        }
+        tracker.apply(&events).expect("events applied");
+    }
+
+    fn fork_at(tracker: &ChainTracker, chain: &[Header], height: u32) -> BlockHash {
+        let header = child(&chain[height as usize - 1], 7);
+        tracker
+            .apply(&[EngineEvent::Header(HeaderChange::Fork { height, header })])
+            .expect("fork applied");
+        header.block_hash()
+    }
+
+    fn tracker() -> (tempfile::TempDir, ChainTracker) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = ChainDb::open(&dir.path().join("chain.sqlite"), Network::Regtest).expect("db");
+        let tracker = ChainTracker::new(Arc::new(db), Network::Regtest).expect("tracker");
+        (dir, tracker)
+    }
+
+    #[test]
+    fn stale_headers_and_consumed_filters_are_pruned_only_far_below() {
+        let (_dir, tracker) = tracker();
+        let mut chain = vec![bitcoin::constants::genesis_block(Network::Regtest).header];
+        connect(&tracker, &mut chain, 1_200);
+        let deep_fork = fork_at(&tracker, &chain, 10);
+        let recent_fork = fork_at(&tracker, &chain, 1_150);
+        assert_eq!(
+            tracker.heights().verified_tip,
+            Some((1_200, chain[1_200].block_hash()))
+        );
+
+        tracker.prune(1_200).expect("pruned");
+        let headers = tracker.headers();
+        assert!(
+            headers.get(&deep_fork).unwrap().is_none(),
+            "deep stale header kept"
+        );
+        assert!(
+            headers.get(&recent_fork).unwrap().is_some(),
+            "recent stale header pruned"
+        );
+        assert!(
+            headers.get(&chain[10].block_hash()).unwrap().is_some(),
+            "active header pruned"
+        );
+        let below = 1_200 - FILTERS_KEPT_BELOW_CONSUMED;
+        let filters = tracker.filters();
+        assert!(!filters
+            .contains(below - 1, &chain[below as usize - 1].block_hash())
+            .unwrap());
+        assert!(filters
+            .contains(below, &chain[below as usize].block_hash())
+            .unwrap());
+
+        // A stale header arriving later above the pruned range is pruned by a later round.
+        let later_fork = fork_at(&tracker, &chain, 300);
+        connect(&tracker, &mut chain, 1_400);
+        tracker.prune(1_400).expect("pruned again");
+        assert!(
+            headers.get(&later_fork).unwrap().is_none(),
+            "later stale header kept"
+        );
+        assert!(headers.get(&recent_fork).unwrap().is_some());
+    }
+
+    #[test]
+    fn an_engine_restart_starts_below_the_tip_and_below_lagging_listeners() {
+        let (_dir, tracker) = tracker();
+        let mut chain = vec![bitcoin::constants::genesis_block(Network::Regtest).header];
+        connect(&tracker, &mut chain, 400);
+        let first_height = |start: StartPoint| match start {
+            StartPoint::Snapshot(headers) => headers.first().map(|(height, _)| *height),
+            StartPoint::Checkpoint { .. } => None,
+        };
+        let near_tip = 400 - RESTART_DEPTH;
+        assert_eq!(
+            first_height(tracker.start_point(None).unwrap()),
+            Some(near_tip)
+        );
+        assert_eq!(
+            first_height(tracker.start_point(Some(399)).unwrap()),
+            Some(near_tip)
+        );
+        assert_eq!(
+            first_height(tracker.start_point(Some(100)).unwrap()),
+            Some(100)
+        );
+    }
+
+    #[test]
+    fn chainwork_follows_the_chain_across_batches_and_restarts() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("chain.sqlite");
+        let mut chain = vec![bitcoin::constants::genesis_block(Network::Regtest).header];
+        {
+            let db = ChainDb::open(&path, Network::Regtest).expect("db");
+            let tracker = ChainTracker::new(Arc::new(db), Network::Regtest).expect("tracker");
+            connect(&tracker, &mut chain, 50);
+            connect(&tracker, &mut chain, 100);
+        }
+        let db = ChainDb::open(&path, Network::Regtest).expect("db");
+        let tracker = ChainTracker::new(Arc::new(db), Network::Regtest).expect("tracker");
+        connect(&tracker, &mut chain, 150);
+        for height in [1u32, 50, 51, 100, 101, 150] {
+            let stored = tracker
+                .headers()
+                .get(&chain[height as usize].block_hash())
+                .unwrap()
+                .expect("stored");
+            assert_eq!(stored.height, height);
+            let expected = chain[1..=height as usize]
+                .iter()
+                .fold(chain[0].work(), |work, header| work + header.work());
+            assert_eq!(stored.chainwork, expected, "chainwork at {height}");
+        }
+    }
+
+    #[test]
+    fn filters_of_a_branch_reorganised_away_in_the_same_batch_do_not_advance_the_tip() {
+        let (_dir, tracker) = tracker();
+        let mut chain = vec![bitcoin::constants::genesis_block(Network::Regtest).header];
+        connect(&tracker, &mut chain, 20);
+        let old = child(&chain[20], 0);
+        let new = child(&chain[20], 9);
+        tracker
+            .apply(&[
+                EngineEvent::Header(HeaderChange::Connected {
+                    height: 21,
+                    header: old,
+                }),
+                EngineEvent::Filter {
+                    height: 21,
+                    hash: old.block_hash(),
+                    content: vec![0],
+                },
+                EngineEvent::Header(HeaderChange::Reorganized {
+                    accepted: vec![(21, new)],
+                    disconnected: vec![(21, old)],
+                }),
+            ])
+            .expect("applied");
+        assert_eq!(
+            tracker.heights().verified_tip,
+            Some((20, chain[20].block_hash()))
+        );
+        let headers = tracker.headers();
+        assert!(headers.is_active(&new.block_hash()).unwrap());
+        assert!(!headers.is_active(&old.block_hash()).unwrap());
+        let left = headers
+            .get(&old.block_hash())
+            .unwrap()
+            .expect("old branch resolvable");
+        assert_eq!(left.height, 21);
+        tracker
+            .apply(&[EngineEvent::Filter {
+                height: 21,
+                hash: new.block_hash(),
+                content: vec![0],
+            }])
+            .expect("applied");
+        assert_eq!(tracker.heights().verified_tip, Some((21, new.block_hash())));
     }
 }

@@ -137,9 +137,9 @@ pub async fn connect(
     }
 }
 
-/// Keeps channel peers connected until `stop` turns true: every few seconds, each peer we
-/// have a channel with and a remembered address for is reconnected if it is not connected,
-/// with exponential backoff per peer.
+/// Keeps channel peers connected until `stop` turns true: at once and then every few seconds,
+/// each peer we have a channel with and a remembered address for is reconnected if it is not
+/// connected, with exponential backoff per peer.
 pub async fn keep_channel_peers_connected(
     peer_manager: Arc<PeerManager>,
     channel_manager: Arc<ChannelManager>,
@@ -147,11 +147,16 @@ pub async fn keep_channel_peers_connected(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff: HashMap<PublicKey, (Instant, Duration)> = HashMap::new();
+    // The first round runs at once, so channels are usable right after a restart.
+    let mut first_round = true;
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(RECONNECT_INTERVAL) => {}
-            _ = stop.changed() => {}
+        if !first_round {
+            tokio::select! {
+                _ = tokio::time::sleep(RECONNECT_INTERVAL) => {}
+                _ = stop.changed() => {}
+            }
         }
+        first_round = false;
         if *stop.borrow() {
             break;
         }
