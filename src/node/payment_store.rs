@@ -151,6 +151,10 @@ impl PaymentStore {
     }
 
     /// Applies `change` to the stored record (or a new one from `create`) and persists it.
+    ///
+    /// A succeeded payment stays succeeded: its preimage proves it was paid. LDK can still
+    /// report it failed when it restarts from a channel manager written before the payment
+    /// completed; such a change is refused (logged) and the stored record returned.
     pub fn update(
         &self,
         direction: PaymentDirection,
@@ -158,8 +162,21 @@ impl PaymentStore {
         create: impl FnOnce() -> PaymentRecord,
         change: impl FnOnce(&mut PaymentRecord),
     ) -> Result<PaymentRecord, std::io::Error> {
-        let mut record = self.get(direction, id).unwrap_or_else(create);
+        let stored = self.get(direction, id);
+        let mut record = stored.clone().unwrap_or_else(create);
         change(&mut record);
+        if let Some(stored) = stored {
+            if stored.status() == PaymentStatus::Succeeded
+                && record.status() != PaymentStatus::Succeeded
+            {
+                log::warn!(
+                    "payment {id} already succeeded; not marking it {} ({})",
+                    record.status,
+                    record.failure.as_deref().unwrap_or("no reason given")
+                );
+                return Ok(stored);
+            }
+        }
         self.upsert(record.clone())?;
         Ok(record)
     }
@@ -185,5 +202,56 @@ impl PaymentStore {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), PaymentRecord>> {
         self.records.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(dir: &std::path::Path) -> PaymentStore {
+        PaymentStore::load(Arc::new(Store::new(dir.to_path_buf()))).unwrap()
+    }
+
+    fn mark(status: PaymentStatus) -> impl FnOnce(&mut PaymentRecord) {
+        move |r| r.status = status.as_str().into()
+    }
+
+    #[test]
+    fn a_succeeded_payment_is_never_marked_failed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let payments = store(dir.path());
+        let new = || PaymentRecord::new("ab".into(), PaymentDirection::Outbound, "bolt11");
+        let out = PaymentDirection::Outbound;
+        payments.update(out, "ab", new, |_| {}).unwrap();
+        payments
+            .update(out, "ab", new, mark(PaymentStatus::Succeeded))
+            .unwrap();
+
+        let kept = payments
+            .update(out, "ab", new, mark(PaymentStatus::Failed))
+            .unwrap();
+        assert_eq!(kept.status(), PaymentStatus::Succeeded);
+        assert_eq!(
+            store(dir.path()).get(out, "ab").unwrap().status(),
+            PaymentStatus::Succeeded,
+            "what is on disk stays succeeded"
+        );
+    }
+
+    #[test]
+    fn a_pending_payment_can_fail_and_a_failed_one_can_still_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let payments = store(dir.path());
+        let new = || PaymentRecord::new("cd".into(), PaymentDirection::Outbound, "bolt11");
+        let out = PaymentDirection::Outbound;
+        let failed = payments
+            .update(out, "cd", new, mark(PaymentStatus::Failed))
+            .unwrap();
+        assert_eq!(failed.status(), PaymentStatus::Failed);
+        let succeeded = payments
+            .update(out, "cd", new, mark(PaymentStatus::Succeeded))
+            .unwrap();
+        assert_eq!(succeeded.status(), PaymentStatus::Succeeded);
     }
 }
