@@ -4,6 +4,8 @@
 #[path = "support/node_harness.rs"]
 mod harness;
 
+use std::sync::Arc;
+
 use harness::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,5 +84,65 @@ async fn a_forced_close_is_swept_back_to_the_wallet_after_the_csv_delay() {
     })
     .await;
     a.stop().await;
+    b.stop().await;
+}
+
+/// Syncs the chain store in `dir` to the peer's tip with a bare chain source, as a restarting
+/// node's engine does when it connects before its listeners are synchronised.
+async fn sync_chain_store(peer: &lightfilter::regtest::RegtestPeer, dir: &std::path::Path) {
+    let mut config = lightfilter::chain::ChainConfig::new(bitcoin::Network::Regtest, dir);
+    config.peers = vec![peer.addr().into()];
+    config.only_peers = true;
+    let source = lightfilter::chain::ChainSource::start(
+        config,
+        Arc::new(lightfilter::chain::WatchSet::new()),
+        Arc::new(lightfilter::chain::ChainListener::new()),
+    )
+    .unwrap();
+    let tip = peer.tip().0;
+    wait_for(LIMIT, || async {
+        source
+            .heights()
+            .verified_tip
+            .is_some_and(|(height, _)| height == tip)
+    })
+    .await;
+    source.shutdown();
+    drop(source);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_mined_while_the_node_was_down_reaches_its_channel_monitor_at_start_up() {
+    init_logs();
+    let peer = start_peer().await;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start_node(&peer, dir_a.path()).await;
+    let b = start_node(&peer, dir_b.path()).await;
+    fund(&peer, &a, 1_000_000).await;
+    fund(&peer, &b, 100_000).await;
+    synced(&peer, &a).await;
+    // B holds half the channel, so A's commitment pays B an output of its own.
+    let channel = open_channel(&peer, &a, &b, 300_000, 150_000_000, false).await;
+
+    // B goes down; A closes unilaterally, its commitment confirms, and A goes away too, so
+    // nothing but the chain can tell B the channel is closed.
+    b.stop().await;
+    drop(b);
+    a.close_channel(&channel.channel_id, true).await.unwrap();
+    wait_for(LIMIT, || async { !peer.mempool().is_empty() }).await;
+    mine(&peer, 3).await;
+    a.stop().await;
+    drop(a);
+
+    // B's chain store already holds the new blocks when its listeners are synchronised.
+    sync_chain_store(&peer, dir_b.path()).await;
+    let b = start_node(&peer, dir_b.path()).await;
+    wait_for(LIMIT, || async {
+        b.balances().claimable_onchain_sat > 100_000
+            && b.channels()
+                .iter()
+                .all(|c| c.channel_id != channel.channel_id)
+    })
+    .await;
     b.stop().await;
 }

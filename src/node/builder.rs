@@ -42,6 +42,7 @@ use super::keys::NodeKeys;
 use super::logger::LdkLogger;
 use super::payment_store::PaymentStore;
 use super::peers::PeerStore;
+use super::startup_monitor::StartupMonitor;
 use super::types::{
     ChainMonitor, ChannelManager, GossipSync, NetworkGraph, PeerManager, Persister, Scorer, Store,
     Sweeper,
@@ -379,14 +380,17 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
 
     // Step 10: bring every listener to the chain tip. Each monitor is synchronised on its
     // own, from its own best block; the wallet, manager and sweeper likewise.
-    let monitor_listeners: Vec<Arc<MonitorListener>> = monitors
+    // Each registers what its channel watches first, so the blocks mined while the node was
+    // down are fetched in full where they touch a channel.
+    let monitor_listeners: Vec<Arc<StartupMonitor>> = monitors
         .into_iter()
         .map(|(_, monitor)| {
-            Arc::new((
+            Arc::new(StartupMonitor::new(
                 monitor,
                 broadcaster.clone(),
                 fee_estimator.clone(),
                 logger.clone(),
+                watch_set.clone(),
             ))
         })
         .collect();
@@ -394,9 +398,9 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
     listener.register("wallet", wallet.clone());
     listener.register("channel manager", channel_manager.clone());
     for monitor in &monitor_listeners {
-        best_blocks.push(monitor.0.current_best_block().block_hash);
+        best_blocks.push(monitor.monitor().current_best_block().block_hash);
         listener.register(
-            &format!("channel monitor {}", monitor.0.channel_id()),
+            &format!("channel monitor {}", monitor.monitor().channel_id()),
             monitor.clone(),
         );
     }
@@ -418,8 +422,9 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
     ];
     listener.replace_all(fan_out);
     for monitor in monitor_listeners {
-        let (monitor, _, _, _) = Arc::try_unwrap(monitor)
-            .map_err(|_| NodeError::NotReady("a channel monitor is still shared".into()))?;
+        let monitor = Arc::try_unwrap(monitor)
+            .map_err(|_| NodeError::NotReady("a channel monitor is still shared".into()))?
+            .into_monitor();
         let channel_id = monitor.channel_id();
         chain_monitor
             .watch_channel(channel_id, monitor)
@@ -565,14 +570,6 @@ fn check_monitors_readable(
     }
     Ok(keys_list.len())
 }
-
-/// A channel monitor seen as a chain listener during start-up.
-type MonitorListener = (
-    lightning::chain::channelmonitor::ChannelMonitor<lightning::sign::InMemorySigner>,
-    Arc<crate::chain::Broadcaster>,
-    Arc<crate::chain::fees::FeeEstimates>,
-    Arc<LdkLogger>,
-);
 
 async fn wait_for_first_sync(chain: &Arc<ChainSource>) -> Result<(), NodeError> {
     let mut heights = chain.tracker().subscribe();

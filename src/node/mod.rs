@@ -16,6 +16,7 @@ mod onchain;
 mod payment_store;
 mod payments;
 mod peers;
+mod startup_monitor;
 pub mod types;
 
 use std::collections::HashMap;
