@@ -413,8 +413,10 @@ impl ChainTracker {
         self.header_near(hash, None)
     }
 
-    /// The stored header of `hash`, which is probably the active block at `height`. Without a
-    /// height (a block fetch), a miss reads the following blocks ahead.
+    /// The stored header of `hash`, which is probably the active block at `height`. A miss
+    /// reads a range of blocks into the caches: with a height (LDK walking back from a new
+    /// tip, one parent at a time) the blocks behind it, without one (a block fetch, in chain
+    /// order) the blocks after it.
     pub fn header_near(
         &self,
         hash: &BlockHash,
@@ -423,20 +425,27 @@ impl ChainTracker {
         if let Some(header) = self.cached_header(hash) {
             return Ok(Some(header));
         }
-        let header = self.headers.get_near(hash, height)?;
-        if let (Some(stored), None) = (header, height) {
+        if let Some(height) = height {
+            self.read_range(height.saturating_sub(READ_AHEAD_BLOCKS - 1), height)?;
+            if let Some(header) = self.cached_header(hash) {
+                return Ok(Some(header));
+            }
+            return self.headers.get_near(hash, Some(height));
+        }
+        let header = self.headers.get_near(hash, None)?;
+        if let Some(stored) = header {
             if self.headers.hash_at(stored.height)? == Some(*hash) {
-                self.read_ahead(stored.height)?;
+                let last = stored.height.saturating_add(READ_AHEAD_BLOCKS - 1);
+                self.read_range(stored.height, last)?;
             }
         }
         Ok(header)
     }
 
-    /// Caches the headers and filters of the active blocks from `height` on.
-    fn read_ahead(&self, height: u32) -> Result<(), StoreError> {
-        let last = height.saturating_add(READ_AHEAD_BLOCKS - 1);
-        let headers = self.headers.active_stored_range(height, last)?;
-        let filters = self.filters.range(height, last)?;
+    /// Caches the headers and filters of the active blocks from `first` to `last`.
+    fn read_range(&self, first: u32, last: u32) -> Result<(), StoreError> {
+        let headers = self.headers.active_stored_range(first, last)?;
+        let filters = self.filters.range(first, last)?;
         {
             let mut cache = self
                 .recent_headers
@@ -598,6 +607,43 @@ mod tests {
             "later stale header kept"
         );
         assert!(headers.get(&recent_fork).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_miss_caches_the_blocks_behind_when_walking_back_and_ahead_when_fetching() {
+        let (_dir, tracker) = tracker();
+        let mut chain = vec![bitcoin::constants::genesis_block(Network::Regtest).header];
+        let tip = CACHED_HEADERS as u32 + 1_000;
+        connect(&tracker, &mut chain, tip);
+        let hash = |height: u32| chain[height as usize].block_hash();
+        assert!(
+            tracker.cached_header(&hash(500)).is_none(),
+            "evicted long ago"
+        );
+
+        // LDK walking back from a new tip asks with a height: the blocks behind are read.
+        let found = tracker.header_near(&hash(500), Some(500)).unwrap().unwrap();
+        assert_eq!(found.height, 500);
+        let first_behind = 500 - (READ_AHEAD_BLOCKS - 1);
+        for height in [first_behind, 499] {
+            assert!(tracker.cached_header(&hash(height)).is_some(), "{height}");
+            assert!(tracker
+                .recent_filters
+                .lock()
+                .unwrap()
+                .get(&hash(height))
+                .is_some());
+        }
+        assert!(tracker.cached_header(&hash(first_behind - 1)).is_none());
+        assert!(tracker.cached_header(&hash(501)).is_none());
+
+        // A block fetch asks without one: the blocks after it are read.
+        let found = tracker.header(&hash(900)).unwrap().unwrap();
+        assert_eq!(found.height, 900);
+        assert!(tracker
+            .cached_header(&hash(900 + READ_AHEAD_BLOCKS - 1))
+            .is_some());
+        assert!(tracker.cached_header(&hash(899)).is_none());
     }
 
     #[test]
