@@ -26,7 +26,8 @@ pub const RESTART_DEPTH: u32 = 144;
 
 /// Headers of verified blocks kept in memory, so listeners following the verified tip read
 /// them without touching the database (about 300 bytes each with the map's own overhead,
-/// allocated once). Listeners further behind read the store, one seek each.
+/// allocated once). Listeners further behind read the store in ranges of
+/// [`READ_AHEAD_BLOCKS`].
 const CACHED_HEADERS: usize = 2_016;
 /// Verified filters kept in memory for the same reason, at most this many...
 const CACHED_FILTERS: usize = 2_016;
@@ -34,10 +35,10 @@ const CACHED_FILTERS: usize = 2_016;
 const CACHED_FILTER_BYTES: usize = 4 * 1024 * 1024;
 /// Bytes a cached entry costs beyond its content: key, vector header, map and queue slots.
 const CACHED_ENTRY_OVERHEAD: usize = 128;
-/// When a listener fetches a block that is not cached (it is far behind the verified tip, as
-/// during a first sync), the headers and filters of this many blocks from it on are read with
-/// it in two range scans: listeners fetch blocks in order. (Walking back from the tip, LDK
-/// hints at heights, and each header is one seek.)
+/// When a listener far behind the verified tip (as during a first sync) asks for a block that
+/// is not cached, the headers and filters of this many blocks are read with it in two range
+/// scans: the blocks after it when it fetches blocks in chain order, the blocks behind it
+/// when LDK walks back from a new tip.
 const READ_AHEAD_BLOCKS: u32 = 256;
 
 /// Progress is logged at most this often during long syncs.
@@ -109,16 +110,11 @@ struct Recent<V> {
 
 impl<V: Clone> Recent<V> {
     fn new(max_entries: usize, max_bytes: usize) -> Self {
-        // Sized once for a bounded count, so the map never grows (and leaves its old table to
-        // the allocator) while the cache fills.
-        let capacity = if max_entries <= 65_536 {
-            max_entries + 1
-        } else {
-            0
-        };
+        // Sized once for the bounded count, so the map never grows (and leaves its old table
+        // to the allocator) while the cache fills.
         Self {
-            entries: std::collections::HashMap::with_capacity(capacity),
-            order: std::collections::VecDeque::with_capacity(capacity),
+            entries: std::collections::HashMap::with_capacity(max_entries + 1),
+            order: std::collections::VecDeque::with_capacity(max_entries + 1),
             bytes: 0,
             max_entries,
             max_bytes,
@@ -351,26 +347,8 @@ impl ChainTracker {
             }
             Ok(())
         })?;
-        {
-            let mut cache = self
-                .recent_headers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            for (hash, header) in verified_headers {
-                cache.insert(hash, header, 1);
-            }
-        }
+        self.cache(verified_headers, new_filters.into_values());
         *self.tail.lock().unwrap_or_else(|p| p.into_inner()) = tail;
-        {
-            let mut cache = self
-                .recent_filters
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            for (_, (hash, content)) in new_filters {
-                let size = content.len() + CACHED_ENTRY_OVERHEAD;
-                cache.insert(hash, content, size);
-            }
-        }
         if headers_changed || heights.header_tip.is_none() {
             heights.header_tip = self
                 .headers
@@ -434,10 +412,9 @@ impl ChainTracker {
         }
         let header = self.headers.get_near(hash, None)?;
         if let Some(stored) = header {
-            if self.headers.hash_at(stored.height)? == Some(*hash) {
-                let last = stored.height.saturating_add(READ_AHEAD_BLOCKS - 1);
-                self.read_range(stored.height, last)?;
-            }
+            // Only active blocks are read; for a stale one the range is merely of no use.
+            let last = stored.height.saturating_add(READ_AHEAD_BLOCKS - 1);
+            self.read_range(stored.height, last)?;
         }
         Ok(header)
     }
@@ -446,6 +423,16 @@ impl ChainTracker {
     fn read_range(&self, first: u32, last: u32) -> Result<(), StoreError> {
         let headers = self.headers.active_stored_range(first, last)?;
         let filters = self.filters.range(first, last)?;
+        self.cache(headers, filters);
+        Ok(())
+    }
+
+    /// Keeps `headers` and `filters` (of verified blocks) in memory for the listeners.
+    fn cache(
+        &self,
+        headers: impl IntoIterator<Item = (BlockHash, StoredHeader)>,
+        filters: impl IntoIterator<Item = (BlockHash, Vec<u8>)>,
+    ) {
         {
             let mut cache = self
                 .recent_headers
@@ -463,7 +450,6 @@ impl ChainTracker {
             let size = content.len() + CACHED_ENTRY_OVERHEAD;
             cache.insert(hash, content, size);
         }
-        Ok(())
     }
 
     fn cached_header(&self, hash: &BlockHash) -> Option<StoredHeader> {
