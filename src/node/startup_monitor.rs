@@ -5,9 +5,9 @@
 //! which happens after start-up synchronisation. Blocks mined while the node was down would
 //! then reach the monitor without their transactions: a commitment the peer broadcast, or
 //! the HTLC claim revealing a preimage, would go unseen. This listener registers the
-//! monitor's outputs before the first block and again after every block, so each block is
-//! checked against everything the monitor watches by then (including outputs it learnt of
-//! in earlier blocks).
+//! monitor's outputs before the first block and again after every block that carried
+//! transactions, so each block is checked against everything the monitor watches by then
+//! (including outputs it learnt of in earlier blocks).
 
 use std::sync::Arc;
 
@@ -70,8 +70,12 @@ impl Listen for StartupMonitor {
             &*self.fee_estimator,
             &self.logger,
         );
-        self.monitor
-            .load_outputs_to_watch(&self.watch_set, &self.logger);
+        // Only a block's transactions can give the monitor new outputs to watch; the blocks
+        // between (delivered as headers) are most of a long catch-up.
+        if !txdata.is_empty() {
+            self.monitor
+                .load_outputs_to_watch(&self.watch_set, &self.logger);
+        }
     }
 
     fn blocks_disconnected(&self, fork_point: BestBlock) {
