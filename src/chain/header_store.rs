@@ -298,17 +298,18 @@ fn connect(
             },
         },
     };
+    let (hash_bytes, header_bytes, work_bytes) = (
+        hash.to_byte_array(),
+        serialize(header),
+        stored.chainwork.to_be_bytes(),
+    );
+    let row = params![height, &hash_bytes[..], header_bytes, &work_bytes[..]];
     let inserted = conn
         .prepare_cached(
             "INSERT INTO chain (height, hash, header, chainwork) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (height) DO NOTHING",
         )?
-        .execute(params![
-            height,
-            hash.to_byte_array().as_slice(),
-            serialize(header),
-            stored.chainwork.to_be_bytes().as_slice()
-        ])?;
+        .execute(row)?;
     if inserted == 0 {
         if hash_at(conn, height)? == Some(hash) {
             return Ok(None);
@@ -321,12 +322,7 @@ fn connect(
         conn.prepare_cached(
             "UPDATE chain SET hash = ?2, header = ?3, chainwork = ?4 WHERE height = ?1",
         )?
-        .execute(params![
-            height,
-            hash.to_byte_array().as_slice(),
-            serialize(header),
-            stored.chainwork.to_be_bytes().as_slice()
-        ])?;
+        .execute(row)?;
     }
     Ok(Some((hash, stored)))
 }
