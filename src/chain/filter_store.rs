@@ -3,8 +3,9 @@
 //!
 //! Filters are only written after the compact-filter engine checked them against the
 //! filter-header chain agreed by its peers, and only for blocks of the active chain: one row
-//! per height (a reorg replaces the row), so a filter is one b-tree insert. The store is bounded from below: filters more
-//! than [`FILTERS_KEPT_BELOW_CONSUMED`] blocks under what every listener consumed are pruned.
+//! per height (a reorg replaces the row), so a filter is one b-tree insert. The store is
+//! bounded from below: filters more than [`FILTERS_KEPT_BELOW_CONSUMED`] blocks under what
+//! every listener consumed are pruned.
 
 use std::sync::Arc;
 
