@@ -147,16 +147,14 @@ pub async fn keep_channel_peers_connected(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff: HashMap<PublicKey, (Instant, Duration)> = HashMap::new();
-    // The first round runs at once, so channels are usable right after a restart.
-    let mut first_round = true;
+    // The first tick is immediate, so channels are usable right after a restart.
+    let mut rounds = tokio::time::interval(RECONNECT_INTERVAL);
+    rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        if !first_round {
-            tokio::select! {
-                _ = tokio::time::sleep(RECONNECT_INTERVAL) => {}
-                _ = stop.changed() => {}
-            }
+        tokio::select! {
+            _ = rounds.tick() => {}
+            _ = stop.changed() => {}
         }
-        first_round = false;
         if *stop.borrow() {
             break;
         }
