@@ -43,6 +43,44 @@ fn ln_listen_flags() -> Vec<String> {
     ]
 }
 
+fn as_args(flags: &[String]) -> Vec<&str> {
+    flags.iter().map(String::as_str).collect()
+}
+
+/// Alice (funded with 1,000,000 sat) and Bob (100,000 sat), each listening for Lightning
+/// peers on a local port, with a usable 600,000-sat channel Alice opened.
+struct Pair {
+    a: Daemon,
+    b: Daemon,
+    /// Alice's daemon flags, to restart her listening where she did.
+    a_flags: Vec<String>,
+    channel_id: String,
+    funding: OutPoint,
+    /// Alice's confirmed on-chain balance once the channel is open.
+    a_wallet_before: u64,
+}
+
+impl Pair {
+    fn open(chain: &Chain) -> Self {
+        let a_flags = ln_listen_flags();
+        let a = Daemon::start_with("alice", chain, &as_args(&a_flags));
+        let b = Daemon::start_with("bob", chain, &as_args(&ln_listen_flags()));
+        a.fund(chain, Amount::from_sat(1_000_000));
+        b.fund(chain, Amount::from_sat(100_000));
+        let channel_id = a.open_usable_channel(chain, &b, 600_000);
+        let funding = funding_outpoint(chain, &a, &channel_id, 600_000);
+        let a_wallet_before = a.confirmed_sat();
+        Self {
+            a,
+            b,
+            a_flags,
+            channel_id,
+            funding,
+            a_wallet_before,
+        }
+    }
+}
+
 /// Where the node's key-value store keeps LDK's channel manager.
 fn manager_file(data_dir: &Path) -> PathBuf {
     data_dir.join("ldk").join("manager")
@@ -138,17 +176,14 @@ fn funds_return_after_forced_close(
 #[test]
 fn a_daemon_killed_during_payments_loses_no_payment_and_no_funds() {
     let chain = Chain::start();
-    let a_flags = ln_listen_flags();
-    let b_flags = ln_listen_flags();
-    let a_flags: Vec<&str> = a_flags.iter().map(String::as_str).collect();
-    let b_flags: Vec<&str> = b_flags.iter().map(String::as_str).collect();
-    let mut a = Daemon::start_with("alice", &chain, &a_flags);
-    let b = Daemon::start_with("bob", &chain, &b_flags);
-    a.fund(&chain, Amount::from_sat(1_000_000));
-    b.fund(&chain, Amount::from_sat(100_000));
-    let channel_id = a.open_usable_channel(&chain, &b, 600_000);
-    let funding = funding_outpoint(&chain, &a, &channel_id, 600_000);
-    let a_wallet_before = a.confirmed_sat();
+    let Pair {
+        mut a,
+        b,
+        a_flags,
+        channel_id,
+        funding,
+        a_wallet_before,
+    } = Pair::open(&chain);
 
     // Twenty invoices; A pays them one after the other, and is killed while it does.
     let invoices = invoices(&b, 20);
@@ -168,7 +203,7 @@ fn a_daemon_killed_during_payments_loses_no_payment_and_no_funds() {
     a.kill_hard();
     payer.join().unwrap();
 
-    a.restart(&chain, &a_flags);
+    a.restart(&chain, &as_args(&a_flags));
     let forced_close = a.log().contains(STALE_MANAGER);
     if forced_close {
         // The kill fell between a monitor write and the manager write after it. At most one
@@ -250,17 +285,14 @@ fn a_daemon_killed_during_payments_loses_no_payment_and_no_funds() {
 #[test]
 fn a_manager_older_than_its_monitor_after_a_crash_closes_the_channel_without_loss() {
     let chain = Chain::start();
-    let a_flags = ln_listen_flags();
-    let b_flags = ln_listen_flags();
-    let a_flags: Vec<&str> = a_flags.iter().map(String::as_str).collect();
-    let b_flags: Vec<&str> = b_flags.iter().map(String::as_str).collect();
-    let mut a = Daemon::start_with("alice", &chain, &a_flags);
-    let b = Daemon::start_with("bob", &chain, &b_flags);
-    a.fund(&chain, Amount::from_sat(1_000_000));
-    b.fund(&chain, Amount::from_sat(100_000));
-    let channel_id = a.open_usable_channel(&chain, &b, 600_000);
-    let funding = funding_outpoint(&chain, &a, &channel_id, 600_000);
-    let a_wallet_before = a.confirmed_sat();
+    let Pair {
+        mut a,
+        b,
+        a_flags,
+        funding,
+        a_wallet_before,
+        ..
+    } = Pair::open(&chain);
     let b_wallet_before = b.confirmed_sat();
 
     let pay = |bolt11: &str| {
@@ -284,7 +316,7 @@ fn a_manager_older_than_its_monitor_after_a_crash_closes_the_channel_without_los
     a.kill_hard();
     std::fs::write(manager_file(a.data_dir()), &old_manager).unwrap();
 
-    a.restart(&chain, &a_flags);
+    a.restart(&chain, &as_args(&a_flags));
     assert!(a.log().contains(STALE_MANAGER), "{}", a.log_tail());
     // The monitor's state, with all five payments, is the one that reached the chain.
     funds_return_after_forced_close(
