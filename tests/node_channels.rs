@@ -14,12 +14,7 @@ async fn a_channel_pays_and_survives_a_restart_of_both_nodes() {
     init_logs();
     let peer = start_peer().await;
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = start_node(&peer, dir_a.path()).await;
-    let b = start_node(&peer, dir_b.path()).await;
-    fund(&peer, &a, 1_000_000).await;
-    fund(&peer, &b, 100_000).await;
-    synced(&peer, &a).await;
-    synced(&peer, &b).await;
+    let (a, b) = two_funded_nodes(&peer, dir_a.path(), dir_b.path()).await;
     assert_eq!(a.balances().onchain_confirmed_sat, 1_000_000);
 
     let channel = open_channel(&peer, &a, &b, 400_000, 0, false).await;

@@ -13,12 +13,7 @@ async fn a_cooperative_close_returns_funds_to_both_wallets() {
     init_logs();
     let peer = start_peer().await;
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = start_node(&peer, dir_a.path()).await;
-    let b = start_node(&peer, dir_b.path()).await;
-    fund(&peer, &a, 1_000_000).await;
-    fund(&peer, &b, 100_000).await;
-    synced(&peer, &a).await;
-    synced(&peer, &b).await;
+    let (a, b) = two_funded_nodes(&peer, dir_a.path(), dir_b.path()).await;
     let channel = open_channel(&peer, &a, &b, 300_000, 100_000_000, false).await;
     let a_onchain_before = a.balances().onchain_confirmed_sat;
     let b_onchain_before = b.balances().onchain_confirmed_sat;
@@ -53,11 +48,7 @@ async fn a_forced_close_is_swept_back_to_the_wallet_after_the_csv_delay() {
     init_logs();
     let peer = start_peer().await;
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = start_node(&peer, dir_a.path()).await;
-    let b = start_node(&peer, dir_b.path()).await;
-    fund(&peer, &a, 1_000_000).await;
-    fund(&peer, &b, 100_000).await;
-    synced(&peer, &a).await;
+    let (a, b) = two_funded_nodes(&peer, dir_a.path(), dir_b.path()).await;
     let channel = open_channel(&peer, &a, &b, 300_000, 0, false).await;
     let a_onchain_before = a.balances().onchain_confirmed_sat;
 
@@ -116,11 +107,7 @@ async fn a_close_mined_while_the_node_was_down_reaches_its_channel_monitor_at_st
     init_logs();
     let peer = start_peer().await;
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = start_node(&peer, dir_a.path()).await;
-    let b = start_node(&peer, dir_b.path()).await;
-    fund(&peer, &a, 1_000_000).await;
-    fund(&peer, &b, 100_000).await;
-    synced(&peer, &a).await;
+    let (a, b) = two_funded_nodes(&peer, dir_a.path(), dir_b.path()).await;
     // B holds half the channel, so A's commitment pays B an output of its own.
     let channel = open_channel(&peer, &a, &b, 300_000, 150_000_000, false).await;
 

@@ -55,6 +55,22 @@ pub async fn start_node(peer: &RegtestPeer, dir: &Path) -> Arc<Node> {
     Node::start(config(peer, dir)).await.expect("node starts")
 }
 
+/// Two nodes in `dir_a` and `dir_b`: A funded with 1,000,000 sat and B with 100,000, both
+/// synced to the peer's tip.
+pub async fn two_funded_nodes(
+    peer: &RegtestPeer,
+    dir_a: &Path,
+    dir_b: &Path,
+) -> (Arc<Node>, Arc<Node>) {
+    let a = start_node(peer, dir_a).await;
+    let b = start_node(peer, dir_b).await;
+    fund(peer, &a, 1_000_000).await;
+    fund(peer, &b, 100_000).await;
+    synced(peer, &a).await;
+    synced(peer, &b).await;
+    (a, b)
+}
+
 /// A mining script that belongs to nobody under test.
 pub fn miner() -> ScriptBuf {
     ScriptBuf::new_op_return([0x6c, 0x66])
