@@ -6,30 +6,32 @@
 use std::sync::{Arc, Mutex, RwLock};
 
 use bitcoin::block::Header;
-use bitcoin::Block;
+use bitcoin::{Block, BlockHash};
 use lightning::chain::transaction::TransactionData;
 use lightning::chain::{BestBlock, Listen};
 
 /// A listener registered with the fan-out.
 pub type SharedListen = Arc<dyn Listen + Send + Sync>;
 
+/// The registered listeners with their names, shared with every block's fan-out (a block
+/// takes one reference count, not a copy of the list).
+type Registry = Arc<Vec<(String, SharedListen)>>;
+
 /// The last block delivered, and to whom.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
-    /// The block's header.
-    pub header: Header,
-    /// Its height.
-    pub height: u32,
+struct Delivery {
+    hash: BlockHash,
+    height: u32,
     /// Whether its transactions were delivered (full block or a re-delivery).
-    pub with_transactions: bool,
+    with_transactions: bool,
     /// Indices of the listeners that received it.
-    pub recipients: Vec<usize>,
+    recipients: Vec<usize>,
 }
 
 /// Fans blocks out to registered listeners and tracks the last delivery.
 #[derive(Default)]
 pub struct ChainListener {
-    listeners: RwLock<Vec<(String, SharedListen)>>,
+    listeners: RwLock<Registry>,
     last: Mutex<Option<Delivery>>,
     tip: Mutex<Option<BestBlock>>,
 }
@@ -59,15 +61,16 @@ impl ChainListener {
     /// in registration order.
     pub fn register(&self, name: &str, listener: SharedListen) -> usize {
         let mut listeners = self.listeners.write().unwrap_or_else(|p| p.into_inner());
-        listeners.push((name.to_string(), listener));
-        listeners.len() - 1
+        let registered = Arc::make_mut(&mut listeners);
+        registered.push((name.to_string(), listener));
+        registered.len() - 1
     }
 
     /// Replaces every registered listener, e.g. the individual channel monitors used during
     /// start-up synchronisation by the `ChainMonitor` that holds them afterwards. Forgets the
     /// last delivery, whose recipients were counted among the old listeners.
     pub fn replace_all(&self, listeners: Vec<(String, SharedListen)>) {
-        *self.listeners.write().unwrap_or_else(|p| p.into_inner()) = listeners;
+        *self.listeners.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(listeners);
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
@@ -93,9 +96,15 @@ impl ChainListener {
         self.len() == 0
     }
 
-    /// The last block delivered, if any since start-up or the last disconnection.
-    pub fn last_delivery(&self) -> Option<Delivery> {
-        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    /// The hash and height of the last block delivered, if it went out without its
+    /// transactions: the block a grown watch set may make worth re-delivering.
+    pub fn last_header_only_delivery(&self) -> Option<(BlockHash, u32)> {
+        self.last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|delivery| !delivery.with_transactions)
+            .map(|delivery| (delivery.hash, delivery.height))
     }
 
     /// Records that every listener now stands at `tip` (after a start-up synchronisation,
@@ -117,9 +126,7 @@ impl ChainListener {
         let recipients = {
             let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
             match last.as_mut() {
-                Some(delivery)
-                    if delivery.header.block_hash() == hash && !delivery.with_transactions =>
-                {
+                Some(delivery) if delivery.hash == hash && !delivery.with_transactions => {
                     delivery.with_transactions = true;
                     (delivery.recipients.clone(), delivery.height)
                 }
@@ -138,17 +145,17 @@ impl ChainListener {
         true
     }
 
-    fn snapshot(&self) -> Vec<(String, SharedListen)> {
+    fn snapshot(&self) -> Registry {
         self.listeners
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
 
-    fn record(&self, index: usize, header: &Header, height: u32, with_transactions: bool) {
+    fn record(&self, index: usize, hash: BlockHash, height: u32, with_transactions: bool) {
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         match last.as_mut() {
-            Some(delivery) if delivery.header == *header && delivery.height == height => {
+            Some(delivery) if delivery.hash == hash && delivery.height == height => {
                 if !delivery.recipients.contains(&index) {
                     delivery.recipients.push(index);
                 }
@@ -156,7 +163,7 @@ impl ChainListener {
             }
             _ => {
                 *last = Some(Delivery {
-                    header: *header,
+                    hash,
                     height,
                     with_transactions,
                     recipients: vec![index],
@@ -164,7 +171,7 @@ impl ChainListener {
             }
         }
         drop(last);
-        let tip = BestBlock::new(header.block_hash(), height);
+        let tip = BestBlock::new(hash, height);
         let mut current = self.tip.lock().unwrap_or_else(|p| p.into_inner());
         if current.is_none_or(|t| t.height <= height) {
             *current = Some(tip);
@@ -179,36 +186,59 @@ impl ChainListener {
         }
     }
 
-    fn connect_one(
-        &self,
-        index: usize,
-        listener: &SharedListen,
-        header: &Header,
-        txdata: &TransactionData,
-        height: u32,
-        full: bool,
-    ) {
-        listener.filtered_block_connected(header, txdata, height);
-        self.record(index, header, height, full);
+    fn connect_one(&self, index: usize, listener: &SharedListen, block: &Arrival<'_>) {
+        listener.filtered_block_connected(block.header, block.txdata, block.height);
+        self.record(index, block.hash, block.height, block.full);
+    }
+}
+
+/// A block on its way to the listeners, hashed once for all of them.
+struct Arrival<'a> {
+    header: &'a Header,
+    hash: BlockHash,
+    txdata: &'a TransactionData<'a>,
+    height: u32,
+    /// Whether its transactions are delivered with it.
+    full: bool,
+}
+
+impl<'a> Arrival<'a> {
+    fn filtered(header: &'a Header, txdata: &'a TransactionData<'a>, height: u32) -> Self {
+        Self {
+            header,
+            hash: header.block_hash(),
+            txdata,
+            height,
+            full: !txdata.is_empty(),
+        }
+    }
+
+    fn full(block: &'a Block, txdata: &'a TransactionData<'a>, height: u32) -> Self {
+        Self {
+            full: true,
+            ..Self::filtered(&block.header, txdata, height)
+        }
     }
 }
 
 impl Listen for ChainListener {
     fn filtered_block_connected(&self, header: &Header, txdata: &TransactionData, height: u32) {
+        let block = Arrival::filtered(header, txdata, height);
         for (index, (_, listener)) in self.snapshot().iter().enumerate() {
-            self.connect_one(index, listener, header, txdata, height, !txdata.is_empty());
+            self.connect_one(index, listener, &block);
         }
     }
 
     fn block_connected(&self, block: &Block, height: u32) {
         let txdata: Vec<_> = block.txdata.iter().enumerate().collect();
+        let block = Arrival::full(block, &txdata, height);
         for (index, (_, listener)) in self.snapshot().iter().enumerate() {
-            self.connect_one(index, listener, &block.header, &txdata, height, true);
+            self.connect_one(index, listener, &block);
         }
     }
 
     fn blocks_disconnected(&self, fork_point: BestBlock) {
-        for (_, listener) in self.snapshot() {
+        for (_, listener) in self.snapshot().iter() {
             listener.blocks_disconnected(fork_point);
         }
         self.record_disconnect(fork_point);
@@ -235,22 +265,16 @@ impl ListenerView<'_> {
 impl Listen for ListenerView<'_> {
     fn filtered_block_connected(&self, header: &Header, txdata: &TransactionData, height: u32) {
         if let Some(listener) = self.listener() {
-            self.fan_out.connect_one(
-                self.index,
-                &listener,
-                header,
-                txdata,
-                height,
-                !txdata.is_empty(),
-            );
+            let block = Arrival::filtered(header, txdata, height);
+            self.fan_out.connect_one(self.index, &listener, &block);
         }
     }
 
     fn block_connected(&self, block: &Block, height: u32) {
         if let Some(listener) = self.listener() {
             let txdata: Vec<_> = block.txdata.iter().enumerate().collect();
-            self.fan_out
-                .connect_one(self.index, &listener, &block.header, &txdata, height, true);
+            let block = Arrival::full(block, &txdata, height);
+            self.fan_out.connect_one(self.index, &listener, &block);
         }
     }
 

@@ -427,13 +427,9 @@ impl ChainSource {
     /// re-delivers it with its transactions. Runs before the next block is fetched and at the
     /// end of every poll round, so no later block reaches the listeners first.
     pub async fn recheck_last_delivery(&self) -> Result<(), FetchError> {
-        let Some(delivery) = self.listener.last_delivery() else {
+        let Some((hash, height)) = self.listener.last_header_only_delivery() else {
             return Ok(());
         };
-        if delivery.with_transactions {
-            return Ok(());
-        }
-        let hash = delivery.header.block_hash();
         let Some(checked_at) = self.checks().generation_of(&hash) else {
             return Ok(());
         };
@@ -463,7 +459,7 @@ impl ChainSource {
         if matched {
             debug!(
                 "block {hash} at {} matches scripts registered after its filter was checked; re-delivering it",
-                delivery.height
+                height
             );
             let block = self
                 .fetch_verified_block(hash, FetchPurpose::Listeners)
