@@ -59,10 +59,13 @@ CREATE TABLE IF NOT EXISTS pending_broadcasts (
 );
 ";
 
-/// The shared connection to the chain database.
+/// The chain database, shared by the stores: one connection writes, another reads. In WAL
+/// mode a reader sees the last committed state and never waits for a write in progress, so
+/// listeners reading headers and filters do not queue behind the batch being stored.
 #[derive(Debug)]
 pub struct ChainDb {
-    conn: Mutex<Connection>,
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
 }
 
 impl ChainDb {
@@ -117,14 +120,18 @@ impl ChainDb {
             [SCHEMA_VERSION],
         )?;
         tx.commit()?;
+        let reader = Connection::open(path)?;
+        reader.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            writer: Mutex::new(conn),
+            reader: Mutex::new(reader),
         })
     }
 
-    /// Locks the connection for reads.
+    /// Locks the connection for reads. Each statement sees the last committed state; reads
+    /// that must agree with each other are one statement.
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn
+        self.reader
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -134,7 +141,7 @@ impl ChainDb {
         &self,
         write: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let tx = conn.transaction()?;
         let value = write(&tx)?;
         tx.commit()?;

@@ -87,27 +87,28 @@ impl FilterStore {
     pub fn verified_tip(&self) -> Result<Option<(u32, BlockHash)>, StoreError> {
         verified_tip(&self.db.conn())
     }
-
-    /// Deletes filters of blocks below `height`.
-    pub fn prune_below(&self, height: u32) -> Result<usize, StoreError> {
-        self.db
-            .write(|tx| Ok(tx.execute("DELETE FROM filters WHERE height < ?1", [height])?))
-    }
 }
 
-/// Stores a verified filter of an active-chain block inside an open transaction, replacing
-/// whatever was stored at its height.
-pub(crate) fn put(
+/// Stores a verified filter inside an open transaction if its block is the active-chain block
+/// at `height`, replacing whatever was stored at that height. Returns whether it was stored.
+pub(crate) fn put_if_active(
     conn: &Connection,
     hash: &BlockHash,
     height: u32,
     content: &[u8],
-) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT OR REPLACE INTO filters (height, hash, filter) VALUES (?1, ?2, ?3)",
-    )?
-    .execute(params![height, hash.to_byte_array().as_slice(), content])?;
-    Ok(())
+) -> Result<bool, StoreError> {
+    let stored = conn
+        .prepare_cached(
+            "INSERT OR REPLACE INTO filters (height, hash, filter)
+             SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM chain WHERE height = ?1 AND hash = ?2)",
+        )?
+        .execute(params![height, hash.to_byte_array().as_slice(), content])?;
+    Ok(stored == 1)
+}
+
+/// Deletes filters of blocks below `height` inside an open transaction.
+pub(crate) fn prune_below(conn: &Connection, height: u32) -> Result<usize, StoreError> {
+    Ok(conn.execute("DELETE FROM filters WHERE height < ?1", [height])?)
 }
 
 pub(crate) fn contains(

@@ -118,12 +118,12 @@ impl HeaderStore {
     /// The tip of the active chain, if any header is stored.
     pub fn tip(&self) -> Result<Option<StoredHeader>, StoreError> {
         let conn = self.db.conn();
-        let height: Option<u32> = conn
-            .query_row("SELECT MAX(height) FROM chain", [], |row| row.get(0))
-            .optional()?
-            .flatten();
-        match height {
-            Some(height) => Ok(active_header_at(&conn, height)?.map(|(_, header)| header)),
+        let mut stmt = conn.prepare_cached(
+            "SELECT height, hash, header, chainwork FROM chain ORDER BY height DESC LIMIT 1",
+        )?;
+        let mut rows = stmt.query([])?;
+        match rows.next()? {
+            Some(row) => Ok(Some(decode_row(row)?.1)),
             None => Ok(None),
         }
     }
@@ -145,33 +145,7 @@ impl HeaderStore {
         from: u32,
         to: u32,
     ) -> Result<Vec<(BlockHash, StoredHeader)>, StoreError> {
-        let conn = self.db.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT height, hash, header, chainwork FROM chain
-             WHERE height BETWEEN ?1 AND ?2 ORDER BY height",
-        )?;
-        let rows = stmt.query_map(params![from, to], |row| {
-            Ok((
-                row.get::<_, u32>(0)?,
-                row.get::<_, Vec<u8>>(1)?,
-                row.get::<_, Vec<u8>>(2)?,
-                row.get::<_, Vec<u8>>(3)?,
-            ))
-        })?;
-        let mut headers = Vec::new();
-        for row in rows {
-            let (height, hash, header, chainwork) = row?;
-            let hash = decode_hash(&hash)?;
-            headers.push((
-                hash,
-                StoredHeader {
-                    header: decode_header(&header)?,
-                    height,
-                    chainwork: decode_chainwork(&chainwork, &hash)?,
-                },
-            ));
-        }
-        Ok(headers)
+        active_stored_range(&self.db.conn(), from, to)
     }
 
     /// Active-chain headers with heights in `from..=to`, in height order.
@@ -392,30 +366,10 @@ pub(crate) fn active_header_at(
     conn: &Connection,
     height: u32,
 ) -> Result<Option<(BlockHash, StoredHeader)>, StoreError> {
-    let row = conn
-        .prepare_cached("SELECT hash, header, chainwork FROM chain WHERE height = ?1")?
-        .query_row([height], |row| {
-            Ok((
-                row.get::<_, Vec<u8>>(0)?,
-                row.get::<_, Vec<u8>>(1)?,
-                row.get::<_, Vec<u8>>(2)?,
-            ))
-        })
-        .optional()?;
-    match row {
-        Some((hash, header, chainwork)) => {
-            let hash = decode_hash(&hash)?;
-            Ok(Some((
-                hash,
-                StoredHeader {
-                    header: decode_header(&header)?,
-                    height,
-                    chainwork: decode_chainwork(&chainwork, &hash)?,
-                },
-            )))
-        }
-        None => Ok(None),
-    }
+    let mut stmt =
+        conn.prepare_cached("SELECT height, hash, header, chainwork FROM chain WHERE height = ?1")?;
+    let mut rows = stmt.query([height])?;
+    rows.next()?.map(decode_row).transpose()
 }
 
 fn active_by_hash(conn: &Connection, hash: &BlockHash) -> Result<Option<StoredHeader>, StoreError> {
@@ -469,6 +423,46 @@ pub(crate) fn hash_at(conn: &Connection, height: u32) -> Result<Option<BlockHash
         .query_row([height], |row| row.get(0))
         .optional()?;
     bytes.map(|bytes| decode_hash(&bytes)).transpose()
+}
+
+/// Active-chain blocks with heights in `from..=to`, in height order, with their hashes and
+/// chainwork.
+pub(crate) fn active_stored_range(
+    conn: &Connection,
+    from: u32,
+    to: u32,
+) -> Result<Vec<(BlockHash, StoredHeader)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT height, hash, header, chainwork FROM chain
+         WHERE height BETWEEN ?1 AND ?2 ORDER BY height",
+    )?;
+    let mut rows = stmt.query(params![from, to])?;
+    let mut headers = Vec::with_capacity(to.saturating_sub(from) as usize + 1);
+    while let Some(row) = rows.next()? {
+        headers.push(decode_row(row)?);
+    }
+    Ok(headers)
+}
+
+/// A row of `height, hash, header, chainwork` from the active chain, decoded in place (a
+/// catch-up reads every header of the chain this way).
+fn decode_row(row: &rusqlite::Row<'_>) -> Result<(BlockHash, StoredHeader), StoreError> {
+    let hash = decode_hash(blob(row, 1)?)?;
+    Ok((
+        hash,
+        StoredHeader {
+            header: decode_header(blob(row, 2)?)?,
+            height: row.get(0)?,
+            chainwork: decode_chainwork(blob(row, 3)?, &hash)?,
+        },
+    ))
+}
+
+/// Column `index` of `row` as a borrowed blob.
+fn blob<'r>(row: &'r rusqlite::Row<'_>, index: usize) -> Result<&'r [u8], StoreError> {
+    row.get_ref(index)?
+        .as_blob()
+        .map_err(|err| StoreError::Corrupt(format!("column {index} of a stored header: {err}")))
 }
 
 pub(crate) fn decode_hash(bytes: &[u8]) -> Result<BlockHash, StoreError> {

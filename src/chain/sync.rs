@@ -106,6 +106,7 @@ impl ChainSource {
         let mut client = SpvClient::new(tip, poller, &mut cache, &*listener);
         let mut heights = self.tracker().subscribe();
         let mut pruned_at = tip.height;
+        let mut pruning: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             if *stop.borrow() {
                 break;
@@ -132,14 +133,18 @@ impl ChainSource {
                         .is_some_and(|(verified, _)| verified > tip.height)
                 });
             if let Some(tip) = listener.tip() {
-                if tip.height >= pruned_at + PRUNE_EVERY_BLOCKS {
+                // Pruning runs beside the listeners, one round at a time: a catch-up never
+                // waits for it.
+                let idle = pruning.as_ref().is_none_or(|round| round.is_finished());
+                if idle && tip.height >= pruned_at + PRUNE_EVERY_BLOCKS {
                     let tracker = self.tracker().clone();
                     let height = tip.height;
-                    match tokio::task::spawn_blocking(move || tracker.prune(height)).await {
-                        Ok(Err(err)) => warn!("pruning chain stores: {err}"),
-                        Err(err) => warn!("pruning chain stores: {err}"),
-                        Ok(Ok(())) => pruned_at = height,
-                    }
+                    pruning = Some(tokio::task::spawn_blocking(move || {
+                        if let Err(err) = tracker.prune(height) {
+                            warn!("pruning chain stores: {err}");
+                        }
+                    }));
+                    pruned_at = height;
                 }
             }
             if behind {
@@ -155,6 +160,9 @@ impl ChainSource {
                 _ = tokio::time::sleep(POLL_INTERVAL) => {}
                 _ = stop.changed() => {}
             }
+        }
+        if let Some(round) = pruning {
+            let _ = round.await;
         }
         debug!("stopped following the chain tip");
     }

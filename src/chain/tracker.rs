@@ -41,6 +41,17 @@ const CACHED_ENTRY_OVERHEAD: usize = 128;
 /// when LDK walks back from a new tip.
 const READ_AHEAD_BLOCKS: u32 = 256;
 
+/// The lowest height among the last [`CACHED_FILTERS`] (as many as [`CACHED_HEADERS`]) of
+/// `filters`: a batch's lower blocks would be evicted by its higher ones as soon as cached.
+fn lowest_cached_height<V>(filters: &std::collections::BTreeMap<u32, V>) -> u32 {
+    filters
+        .keys()
+        .nth_back(CACHED_FILTERS - 1)
+        .or_else(|| filters.keys().next())
+        .copied()
+        .unwrap_or(0)
+}
+
 /// Progress is logged at most this often during long syncs.
 const PROGRESS_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -252,7 +263,7 @@ impl ChainTracker {
         let mut tail = *self.tail.lock().unwrap_or_else(|p| p.into_inner());
         let mut headers_changed = false;
         // Active blocks whose filters were stored in this batch, by height.
-        let mut new_filters: std::collections::BTreeMap<u32, (BlockHash, Vec<u8>)> =
+        let mut new_filters: std::collections::BTreeMap<u32, (BlockHash, &[u8])> =
             std::collections::BTreeMap::new();
         let mut verified_headers = Vec::new();
         self.db.write(|tx| {
@@ -288,9 +299,6 @@ impl ChainTracker {
                                 // Filters stored earlier in the batch above the fork belong to
                                 // the branch that just left the active chain.
                                 new_filters.retain(|height, _| *height <= fork);
-                                verified_headers.retain(|(_, header): &(BlockHash, StoredHeader)| {
-                                    header.height <= fork
-                                });
                             }
                             if let (Some(fork), Some((verified, _))) = (fork, heights.verified_tip)
                             {
@@ -313,16 +321,15 @@ impl ChainTracker {
                         height,
                         hash,
                         content,
-                    } => match header_store::active_header_at(tx, *height)? {
-                        Some((active, header)) if active == *hash => {
-                            filter_store::put(tx, hash, *height, content)?;
-                            new_filters.insert(*height, (*hash, content.clone()));
-                            verified_headers.push((active, header));
+                    } => {
+                        if filter_store::put_if_active(tx, hash, *height, content)? {
+                            new_filters.insert(*height, (*hash, content));
+                        } else {
+                            debug!(
+                                "dropping filter of block {hash} at {height}: not on the active chain"
+                            );
                         }
-                        _ => debug!(
-                            "dropping filter of block {hash} at {height}: not on the active chain"
-                        ),
-                    },
+                    }
                     EngineEvent::Synced { height, hash } => synced = Some((*height, *hash)),
                 }
             }
@@ -345,9 +352,24 @@ impl ChainTracker {
                 filter_store::set_verified_tip(tx, height, &hash)?;
                 heights.verified_tip = Some((height, hash));
             }
+            // Only the highest blocks of a batch stay cached, so only theirs are read.
+            if let Some((&highest, _)) = new_filters.last_key_value() {
+                let lowest = lowest_cached_height(&new_filters);
+                verified_headers = header_store::active_stored_range(tx, lowest, highest)?;
+                verified_headers.retain(|(hash, header)| {
+                    new_filters
+                        .get(&header.height)
+                        .is_some_and(|(stored, _)| stored == hash)
+                });
+            }
             Ok(())
         })?;
-        self.cache(verified_headers, new_filters.into_values());
+        self.cache(
+            verified_headers,
+            new_filters
+                .range(lowest_cached_height(&new_filters)..)
+                .map(|(_, (hash, content))| (*hash, content.to_vec())),
+        );
         *self.tail.lock().unwrap_or_else(|p| p.into_inner()) = tail;
         if headers_changed || heights.header_tip.is_none() {
             heights.header_tip = self
@@ -373,12 +395,15 @@ impl ChainTracker {
 
     /// Prunes what the listeners no longer need, given the height every listener consumed.
     pub fn prune(&self, consumed_height: u32) -> Result<(), StoreError> {
-        let filters = self
-            .filters
-            .prune_below(consumed_height.saturating_sub(FILTERS_KEPT_BELOW_CONSUMED))?;
         let tip = self.heights().header_tip.map_or(0, |(h, _)| h);
-        let stale = self.db.write(|tx| {
-            header_store::prune_stale_below(tx, tip.saturating_sub(STALE_HEADERS_KEPT))
+        let (filters, stale) = self.db.write(|tx| {
+            Ok((
+                filter_store::prune_below(
+                    tx,
+                    consumed_height.saturating_sub(FILTERS_KEPT_BELOW_CONSUMED),
+                )?,
+                header_store::prune_stale_below(tx, tip.saturating_sub(STALE_HEADERS_KEPT))?,
+            ))
         })?;
         if filters + stale > 0 {
             debug!("pruned {filters} consumed filter(s) and {stale} stale header(s)");
