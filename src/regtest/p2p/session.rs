@@ -162,6 +162,7 @@ async fn read_loop(
     loop {
         match wire::read_message(&mut reader).await {
             Ok((decoded, bytes)) => {
+                acknowledge_promptly(reader.get_ref().as_ref());
                 let stalling = switches.stall();
                 shared.record(|stats| stats.bytes_received += bytes as u64);
                 match decoded {
@@ -183,6 +184,20 @@ async fn read_loop(
         }
     }
 }
+
+/// Acknowledges what the client sent at once. A client that leaves Nagle's algorithm on (the
+/// `bip157` client does) holds a small message back until its previous one is acknowledged,
+/// and Linux delays an acknowledgement by up to 40 ms when it has nothing to send back: every
+/// message that gets no answer (`sendheaders`, `pong`, ...) followed by a request would stall
+/// the client that long. Linux leaves quick acknowledgement mode on its own, so this is
+/// renewed after every message read.
+#[cfg(target_os = "linux")]
+fn acknowledge_promptly(stream: &tokio::net::TcpStream) {
+    let _ = socket2::SockRef::from(stream).set_tcp_quickack(true);
+}
+
+#[cfg(not(target_os = "linux"))]
+fn acknowledge_promptly(_stream: &tokio::net::TcpStream) {}
 
 struct Session {
     id: u64,
