@@ -9,6 +9,7 @@
 //! [`broadcaster`] and [`fees`] modules give LDK its broadcaster and fee estimator without any
 //! server. This is the only module that names the `bip157` crate.
 
+pub mod block_hash_map;
 pub mod broadcaster;
 pub mod db;
 pub mod engine;

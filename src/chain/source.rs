@@ -7,7 +7,7 @@
 //! every other block is delivered header-only. Full blocks pass the merkle-root and
 //! witness-commitment checks; a stripped or altered block is fetched again.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,6 +20,7 @@ use lightning_block_sync::{
 use log::{debug, error, warn};
 use tokio::sync::broadcast;
 
+use super::block_hash_map::BlockHashMap;
 use super::broadcaster::Broadcaster;
 use super::db::ChainDb;
 use super::engine::{Engine, EngineConfig, EngineHost, PeerAddress};
@@ -610,7 +611,7 @@ impl BlockSource for ChainSource {
 #[derive(Debug, Default)]
 struct RecentChecks {
     order: VecDeque<BlockHash>,
-    generations: HashMap<BlockHash, Generation>,
+    generations: BlockHashMap<Generation>,
 }
 
 impl RecentChecks {

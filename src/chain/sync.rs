@@ -2,7 +2,7 @@
 //! stale fork, possibly far behind) to the verified tip at start-up, then following the tip
 //! with LDK's `SpvClient` on every new verified block and at least every few seconds.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use lightning_block_sync::{BlockSourceError, Cache, SpvClient};
 use log::{debug, info, warn};
 use tokio::sync::watch;
 
+use super::block_hash_map::BlockHashMap;
 use super::source::ChainSource;
 
 /// The tip is polled at least this often even without new-block notifications.
@@ -26,7 +27,7 @@ const PRUNE_EVERY_BLOCKS: u32 = 144;
 /// long the chain; anything older is looked up in the header store.
 #[derive(Debug, Default)]
 pub struct RecentHeaderCache {
-    headers: HashMap<BlockHash, ValidatedBlockHeader>,
+    headers: BlockHashMap<ValidatedBlockHeader>,
     order: VecDeque<BlockHash>,
 }
 

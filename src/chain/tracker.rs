@@ -15,6 +15,7 @@ use bitcoin::{BlockHash, Network};
 use log::{debug, info, warn};
 use tokio::sync::watch;
 
+use super::block_hash_map::{self, BlockHashMap};
 use super::db::ChainDb;
 use super::error::StoreError;
 use super::filter_store::{self, FilterStore, FILTERS_KEPT_BELOW_CONSUMED};
@@ -112,7 +113,7 @@ struct Progress {
 /// are immutable (keyed by block hash), so a cached entry is never stale.
 #[derive(Debug)]
 struct Recent<V> {
-    entries: std::collections::HashMap<BlockHash, (V, usize)>,
+    entries: BlockHashMap<(V, usize)>,
     order: std::collections::VecDeque<BlockHash>,
     bytes: usize,
     max_entries: usize,
@@ -124,7 +125,7 @@ impl<V: Clone> Recent<V> {
         // Sized once for the bounded count, so the map never grows (and leaves its old table
         // to the allocator) while the cache fills.
         Self {
-            entries: std::collections::HashMap::with_capacity(max_entries + 1),
+            entries: block_hash_map::with_capacity(max_entries + 1),
             order: std::collections::VecDeque::with_capacity(max_entries + 1),
             bytes: 0,
             max_entries,
