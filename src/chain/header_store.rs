@@ -180,15 +180,47 @@ impl HeaderStore {
     }
 }
 
-/// Applies `change` inside an open transaction.
+/// Writes header changes inside an open transaction, with the statement that appends a block
+/// to the active chain prepared once for the whole batch: a first sync appends every header of
+/// the chain through it.
+pub(crate) struct HeaderWriter<'c> {
+    conn: &'c Connection,
+    append: rusqlite::CachedStatement<'c>,
+}
+
+impl<'c> HeaderWriter<'c> {
+    /// A writer over `conn`, which must be inside a transaction.
+    pub(crate) fn new(conn: &'c Connection) -> Result<Self, StoreError> {
+        Ok(Self {
+            conn,
+            append: conn.prepare_cached(
+                "INSERT INTO chain (height, hash, header, chainwork) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (height) DO NOTHING",
+            )?,
+        })
+    }
+
+    /// Applies `change`; see [`apply`].
+    pub(crate) fn apply(
+        &mut self,
+        change: &HeaderChange,
+        known: &dyn Fn(&BlockHash) -> Option<StoredHeader>,
+    ) -> Result<Vec<(BlockHash, StoredHeader)>, StoreError> {
+        apply(self.conn, &mut self.append, change, known)
+    }
+}
+
+/// Applies `change` inside an open transaction, appending to the active chain with `append`
+/// (see [`HeaderWriter::new`]).
 ///
 /// `known` answers for headers already stored (in this transaction or before) without a
 /// database read; it may miss, and the store is read then. During a sync nearly every parent
 /// is the header stored just before, so extending the chain costs one statement.
 /// Returns the headers it stored or made active (with their chainwork), for callers that
 /// cache them.
-pub(crate) fn apply(
+fn apply(
     conn: &Connection,
+    append: &mut rusqlite::Statement<'_>,
     change: &HeaderChange,
     known: &dyn Fn(&BlockHash) -> Option<StoredHeader>,
 ) -> Result<Vec<(BlockHash, StoredHeader)>, StoreError> {
@@ -205,7 +237,7 @@ pub(crate) fn apply(
     match change {
         HeaderChange::Connected { height, header } => {
             let parent = lookup(&stored, &header.prev_blockhash);
-            stored.extend(connect(conn, *height, header, parent)?);
+            stored.extend(connect(conn, append, *height, header, parent)?);
         }
         HeaderChange::Fork { height, header } => {
             let parent = lookup(&stored, &header.prev_blockhash);
@@ -236,7 +268,7 @@ pub(crate) fn apply(
             accepted.sort_by_key(|(height, _)| *height);
             for (height, header) in &accepted {
                 let parent = lookup(&stored, &header.prev_blockhash);
-                stored.extend(connect(conn, *height, header, parent)?);
+                stored.extend(connect(conn, append, *height, header, parent)?);
             }
         }
     }
@@ -252,6 +284,7 @@ pub(crate) fn prune_stale_below(conn: &Connection, height: u32) -> Result<usize,
 /// stale headers. Returns the header unless it was the active block at `height` already.
 fn connect(
     conn: &Connection,
+    append: &mut rusqlite::Statement<'_>,
     height: u32,
     header: &Header,
     parent: Option<StoredHeader>,
@@ -274,16 +307,11 @@ fn connect(
     };
     let (hash_bytes, header_bytes, work_bytes) = (
         hash.to_byte_array(),
-        serialize(header),
+        header_bytes(header),
         stored.chainwork.to_be_bytes(),
     );
-    let row = params![height, &hash_bytes[..], header_bytes, &work_bytes[..]];
-    let inserted = conn
-        .prepare_cached(
-            "INSERT INTO chain (height, hash, header, chainwork) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (height) DO NOTHING",
-        )?
-        .execute(row)?;
+    let row = params![height, &hash_bytes[..], &header_bytes[..], &work_bytes[..]];
+    let inserted = append.execute(row)?;
     if inserted == 0 {
         if hash_at(conn, height)? == Some(hash) {
             return Ok(None);
@@ -477,6 +505,16 @@ fn decode_chainwork(bytes: &[u8], hash: &BlockHash) -> Result<Work, StoreError> 
         .try_into()
         .map_err(|_| StoreError::Corrupt(format!("chainwork of block {hash}")))?;
     Ok(Work::from_be_bytes(work))
+}
+
+/// The 80 bytes of `header` as stored, without a heap allocation.
+fn header_bytes(header: &Header) -> [u8; 80] {
+    use bitcoin::consensus::Encodable;
+    let mut bytes = [0u8; 80];
+    header
+        .consensus_encode(&mut &mut bytes[..])
+        .expect("a header is 80 bytes");
+    bytes
 }
 
 fn decode_header(bytes: &[u8]) -> Result<Header, StoreError> {

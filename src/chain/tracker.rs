@@ -19,7 +19,9 @@ use super::block_hash_map::{self, BlockHashMap};
 use super::db::ChainDb;
 use super::error::StoreError;
 use super::filter_store::{self, FilterStore, FILTERS_KEPT_BELOW_CONSUMED};
-use super::header_store::{self, HeaderChange, HeaderStore, StoredHeader, STALE_HEADERS_KEPT};
+use super::header_store::{
+    self, HeaderChange, HeaderStore, HeaderWriter, StoredHeader, STALE_HEADERS_KEPT,
+};
 
 /// How many blocks below the verified tip an engine restart starts from, so that a reorg that
 /// happened while the engine was down (up to this deep) is still found.
@@ -179,8 +181,7 @@ impl ChainTracker {
             let genesis = bitcoin::constants::genesis_block(network).header;
             let hash = genesis.block_hash();
             db.write(|tx| {
-                header_store::apply(
-                    tx,
+                HeaderWriter::new(tx)?.apply(
                     &HeaderChange::Connected {
                         height: 0,
                         header: genesis,
@@ -268,6 +269,7 @@ impl ChainTracker {
             std::collections::BTreeMap::new();
         let mut verified_headers = Vec::new();
         self.db.write(|tx| {
+            let mut header_writer = HeaderWriter::new(tx)?;
             for event in events {
                 match event {
                     EngineEvent::Header(change) => {
@@ -276,7 +278,7 @@ impl ChainTracker {
                                 .map(|(_, header)| header)
                                 .or_else(|| self.cached_header(hash))
                         };
-                        match header_store::apply(tx, change, &known) {
+                        match header_writer.apply(change, &known) {
                             Ok(stored) => {
                                 headers_changed = true;
                                 if let Some(last) = stored.last() {
