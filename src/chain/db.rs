@@ -14,6 +14,9 @@ use rusqlite::{Connection, OptionalExtension, Transaction};
 
 use super::error::StoreError;
 
+/// `cache_size` of the reading connection; SQLite reads a negative value as KiB: 512 KiB.
+const READER_CACHE_SIZE: i64 = -512;
+
 /// Schema version written to `meta`; bumped when the tables change shape.
 const SCHEMA_VERSION: i64 = 2;
 
@@ -122,6 +125,9 @@ impl ChainDb {
         tx.commit()?;
         let reader = Connection::open(path)?;
         reader.busy_timeout(std::time::Duration::from_secs(5))?;
+        // The reader's page cache starts over after every commit by the writer, so a large one
+        // would only hold memory.
+        reader.pragma_update(None, "cache_size", READER_CACHE_SIZE)?;
         Ok(Self {
             writer: Mutex::new(conn),
             reader: Mutex::new(reader),
