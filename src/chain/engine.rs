@@ -34,8 +34,11 @@ use super::tracker::{EngineEvent, StartPoint};
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// An engine that ran this long before stopping restarts after the shortest pause again.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
-/// At most this many events are written to the store in one transaction.
+/// At most this many events are written to the store in one transaction...
 const MAX_EVENT_BATCH: usize = 4_000;
+/// ...carrying at most about this many bytes of filters (a public-network filter is tens of
+/// kilobytes, so a batch of 4,000 could hold a hundred megabytes).
+const MAX_BATCH_FILTER_BYTES: usize = 8 * 1024 * 1024;
 /// A run that synced this many headers past its start point is restarted from the stored
 /// chain to release them (two weeks of blocks: about 0.7 MB in the engine).
 pub const COMPACT_AFTER_HEADERS: u32 = 2_016;
@@ -429,10 +432,20 @@ async fn forward_events(
     host: &Arc<dyn EngineHost>,
 ) -> Option<u32> {
     let mut batch = Vec::new();
-    batch.extend(translate(first));
-    while batch.len() < MAX_EVENT_BATCH {
+    let mut filter_bytes = 0;
+    let mut add = |batch: &mut Vec<EngineEvent>, event| {
+        if let Some(event) = translate(event) {
+            if let EngineEvent::Filter { content, .. } = &event {
+                filter_bytes += content.len();
+            }
+            batch.push(event);
+        }
+        filter_bytes < MAX_BATCH_FILTER_BYTES
+    };
+    let mut room = add(&mut batch, first);
+    while room && batch.len() < MAX_EVENT_BATCH {
         match event_rx.try_recv() {
-            Ok(event) => batch.extend(translate(event)),
+            Ok(event) => room = add(&mut batch, event),
             Err(_) => break,
         }
     }
