@@ -657,6 +657,9 @@ impl EngineHost for Host {
 
     fn apply(&self, events: Vec<EngineEvent>) {
         let before = self.tracker.heights();
+        if let Some(listeners) = self.listener.tip() {
+            self.tracker.note_listeners_at(listeners.height);
+        }
         if let Err(err) = self.tracker.apply(&events) {
             error!("could not store what the compact-filter engine learned: {err}");
             return;

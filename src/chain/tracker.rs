@@ -6,6 +6,7 @@
 //! It knows nothing of sockets or of the engine's types: it consumes [`EngineEvent`]s, which
 //! keeps it deterministic to test.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -169,6 +170,9 @@ pub struct ChainTracker {
     recent_filters: Mutex<Recent<Vec<u8>>>,
     /// The header stored last: during a sync, the parent of the next one.
     tail: Mutex<Option<(BlockHash, StoredHeader)>>,
+    /// Where the listeners stand, as last told ([`ChainTracker::note_listeners_at`]);
+    /// `u32::MAX` until then, which keeps every new block cached.
+    listeners_at: AtomicU32,
 }
 
 impl ChainTracker {
@@ -207,7 +211,14 @@ impl ChainTracker {
             recent_headers: Mutex::new(Recent::new(CACHED_HEADERS, usize::MAX)),
             recent_filters: Mutex::new(Recent::new(CACHED_FILTERS, CACHED_FILTER_BYTES)),
             tail: Mutex::new(None),
+            listeners_at: AtomicU32::new(u32::MAX),
         })
+    }
+
+    /// Records the height the listeners stand at, which decides whether new blocks are worth
+    /// caching for them.
+    pub fn note_listeners_at(&self, height: u32) {
+        self.listeners_at.store(height, Ordering::Relaxed);
     }
 
     /// The header store.
@@ -355,9 +366,19 @@ impl ChainTracker {
                 filter_store::set_verified_tip(tx, height, &hash)?;
                 heights.verified_tip = Some((height, hash));
             }
-            // Only the highest blocks of a batch stay cached, so only theirs are read.
+            // Only the highest blocks of a batch stay cached, so only theirs are read, and
+            // none while the listeners are so far behind that later batches would evict them
+            // first (they read ranges from the store then).
+            let far_ahead = |lowest: u32| {
+                lowest.saturating_sub(self.listeners_at.load(Ordering::Relaxed))
+                    > CACHED_HEADERS as u32
+            };
+            let cached_from = lowest_cached_height(&new_filters);
+            if far_ahead(cached_from) {
+                new_filters.clear();
+            }
             if let Some((&highest, _)) = new_filters.last_key_value() {
-                let lowest = lowest_cached_height(&new_filters);
+                let lowest = cached_from;
                 verified_headers = header_store::active_stored_range(tx, lowest, highest)?;
                 verified_headers.retain(|(hash, header)| {
                     new_filters
@@ -756,5 +777,28 @@ mod tests {
             }])
             .expect("applied");
         assert_eq!(tracker.heights().verified_tip, Some((21, new.block_hash())));
+    }
+
+    #[test]
+    fn blocks_far_above_the_listeners_are_not_cached_but_stay_readable() {
+        let (_dir, tracker) = tracker();
+        let mut chain = vec![bitcoin::constants::genesis_block(Network::Regtest).header];
+        let far = 3 * CACHED_HEADERS as u32;
+        tracker.note_listeners_at(0);
+        connect(&tracker, &mut chain, far);
+        let hash = |height: u32| chain[height as usize].block_hash();
+        assert!(tracker.cached_header(&hash(far)).is_none());
+        assert_eq!(tracker.header(&hash(far)).unwrap().unwrap().height, far);
+
+        tracker.note_listeners_at(far);
+        connect(&tracker, &mut chain, far + 10);
+        let hash = |height: u32| chain[height as usize].block_hash();
+        assert!(tracker.cached_header(&hash(far + 10)).is_some());
+        assert!(tracker
+            .recent_filters
+            .lock()
+            .unwrap()
+            .get(&hash(far + 10))
+            .is_some());
     }
 }
