@@ -34,10 +34,12 @@ use super::tracker::{EngineEvent, StartPoint};
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// An engine that ran this long before stopping restarts after the shortest pause again.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
-/// At most this many events are written to the store in one transaction...
-const MAX_EVENT_BATCH: usize = 4_000;
+/// At most this many events are written to the store in one transaction (during a first
+/// sync, headers arrive faster than they are stored, and every commit rewrites the pages of
+/// the hash index that its headers touched: fewer, larger batches rewrite fewer)...
+const MAX_EVENT_BATCH: usize = 16_000;
 /// ...carrying at most about this many bytes of filters (a public-network filter is tens of
-/// kilobytes, so a batch of 4,000 could hold a hundred megabytes).
+/// kilobytes, so a batch of thousands could hold hundreds of megabytes).
 const MAX_BATCH_FILTER_BYTES: usize = 8 * 1024 * 1024;
 /// A run that synced this many headers past its start point is restarted from the stored
 /// chain to release them (two weeks of blocks: about 0.7 MB in the engine).
