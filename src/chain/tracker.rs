@@ -279,6 +279,7 @@ impl ChainTracker {
         let mut new_filters: std::collections::BTreeMap<u32, (BlockHash, &[u8])> =
             std::collections::BTreeMap::new();
         let mut verified_headers = Vec::new();
+        let mut cached_from = 0;
         self.db.write(|tx| {
             let mut header_writer = HeaderWriter::new(tx)?;
             for event in events {
@@ -369,17 +370,13 @@ impl ChainTracker {
             // Only the highest blocks of a batch stay cached, so only theirs are read, and
             // none while the listeners are so far behind that later batches would evict them
             // first (they read ranges from the store then).
-            let far_ahead = |lowest: u32| {
-                lowest.saturating_sub(self.listeners_at.load(Ordering::Relaxed))
-                    > CACHED_HEADERS as u32
-            };
-            let cached_from = lowest_cached_height(&new_filters);
-            if far_ahead(cached_from) {
+            cached_from = lowest_cached_height(&new_filters);
+            let listeners_at = self.listeners_at.load(Ordering::Relaxed);
+            if cached_from.saturating_sub(listeners_at) > CACHED_HEADERS as u32 {
                 new_filters.clear();
             }
             if let Some((&highest, _)) = new_filters.last_key_value() {
-                let lowest = cached_from;
-                verified_headers = header_store::active_stored_range(tx, lowest, highest)?;
+                verified_headers = header_store::active_stored_range(tx, cached_from, highest)?;
                 verified_headers.retain(|(hash, header)| {
                     new_filters
                         .get(&header.height)
@@ -391,7 +388,7 @@ impl ChainTracker {
         self.cache(
             verified_headers,
             new_filters
-                .range(lowest_cached_height(&new_filters)..)
+                .range(cached_from..)
                 .map(|(_, (hash, content))| (*hash, content.to_vec())),
         );
         *self.tail.lock().unwrap_or_else(|p| p.into_inner()) = tail;
