@@ -435,20 +435,16 @@ async fn forward_events(
 ) -> Option<u32> {
     let mut batch = Vec::new();
     let mut filter_bytes = 0;
-    let mut add = |batch: &mut Vec<EngineEvent>, event| {
+    let mut next = Some(first);
+    while let Some(event) = next.take() {
         if let Some(event) = translate(event) {
             if let EngineEvent::Filter { content, .. } = &event {
                 filter_bytes += content.len();
             }
             batch.push(event);
         }
-        filter_bytes < MAX_BATCH_FILTER_BYTES
-    };
-    let mut room = add(&mut batch, first);
-    while room && batch.len() < MAX_EVENT_BATCH {
-        match event_rx.try_recv() {
-            Ok(event) => room = add(&mut batch, event),
-            Err(_) => break,
+        if batch.len() < MAX_EVENT_BATCH && filter_bytes < MAX_BATCH_FILTER_BYTES {
+            next = event_rx.try_recv().ok();
         }
     }
     let synced = batch
