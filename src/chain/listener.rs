@@ -18,7 +18,7 @@ pub type SharedListen = Arc<dyn Listen + Send + Sync>;
 type Registry = Arc<Vec<(String, SharedListen)>>;
 
 /// The last block delivered, and to whom.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 struct Delivery {
     hash: BlockHash,
     height: u32,
