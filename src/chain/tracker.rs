@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use super::block_hash_map::{self, BlockHashMap};
 use super::db::ChainDb;
 use super::error::StoreError;
-use super::filter_store::{self, FilterStore, FILTERS_KEPT_BELOW_CONSUMED};
+use super::filter_store::{self, FilterStore, FilterWriter, FILTERS_KEPT_BELOW_CONSUMED};
 use super::header_store::{
     self, HeaderChange, HeaderStore, HeaderWriter, StoredHeader, STALE_HEADERS_KEPT,
 };
@@ -282,6 +282,7 @@ impl ChainTracker {
         let mut cached_from = 0;
         self.db.write(|tx| {
             let mut header_writer = HeaderWriter::new(tx)?;
+            let mut filter_writer = FilterWriter::new(tx)?;
             for event in events {
                 match event {
                     EngineEvent::Header(change) => {
@@ -337,7 +338,7 @@ impl ChainTracker {
                         hash,
                         content,
                     } => {
-                        if filter_store::put_if_active(tx, hash, *height, content)? {
+                        if filter_writer.put_if_active(hash, *height, content)? {
                             new_filters.insert(*height, (*hash, content));
                         } else {
                             debug!(
