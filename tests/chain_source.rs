@@ -178,6 +178,92 @@ async fn only_blocks_paying_watched_scripts_are_downloaded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matching_blocks_are_fetched_before_a_lagging_listener_reaches_them() {
+    init_logs();
+    let peer = peer().await;
+    let miner = unique_script(62);
+    let watched = [unique_script(60), unique_script(61)];
+    let mut payments = Vec::new();
+    let mut matching = BTreeSet::new();
+    for script in &watched {
+        let payment = peer
+            .fund(
+                script,
+                Amount::from_sat(40_000),
+                FeeRate::from_sat_per_vb(2).unwrap(),
+            )
+            .expect("faucet pays");
+        peer.mine(1, &miner);
+        matching.insert(tip_hash(&peer));
+        payments.push(payment.compute_txid());
+        peer.mine(30, &miner);
+    }
+    peer.reset_stats();
+
+    let watch = Arc::new(WatchSet::new());
+    watch.add_scripts(watched.iter().map(|script| script.as_script()));
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = lightfilter::chain::ChainConfig::new(bitcoin::Network::Regtest, dir.path());
+    config.peers = vec![lightfilter::chain::PeerAddress::from(peer.addr())];
+    config.only_peers = true;
+    let listener = Arc::new(lightfilter::chain::ChainListener::new());
+    let recorder = Recorder::new(genesis());
+    listener.register("recorder", recorder.clone());
+    let source =
+        lightfilter::chain::ChainSource::start(config, watch, listener).expect("source starts");
+    // No listener follows yet: the filters are checked as they arrive and the matching
+    // blocks fetched ahead of it.
+    let tip = tip_hash(&peer);
+    wait_for(LONG, || {
+        source
+            .heights()
+            .verified_tip
+            .is_some_and(|(_, hash)| hash == tip)
+    })
+    .await;
+    wait_for(LONG, || source.download_counts().blocks_for_listeners == 2).await;
+    assert_eq!(recorder.tip().height, 0, "nothing was delivered yet");
+
+    let synchronized = source
+        .synchronize(&[genesis().block_hash])
+        .await
+        .expect("listener synchronises");
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let follower = tokio::spawn(source.clone().follow_tip(synchronized, stop_rx));
+    wait_for(LONG, || recorder.tip().block_hash == tip).await;
+    for txid in &payments {
+        assert!(recorder.is_confirmed(txid), "payment {txid} delivered");
+    }
+    assert_eq!(
+        source.download_counts().blocks_for_listeners,
+        2,
+        "the listener was given the blocks fetched ahead, not fresh downloads"
+    );
+    let fee_samples: BTreeSet<_> = source
+        .recent_downloads()
+        .into_iter()
+        .filter(|(_, purpose)| *purpose == FetchPurpose::FeeSample)
+        .map(|(hash, _)| hash)
+        .collect();
+    let mut served: Vec<_> = peer
+        .stats()
+        .blocks_served
+        .iter()
+        .map(|(hash, _)| *hash)
+        .filter(|hash| !fee_samples.contains(hash))
+        .collect();
+    served.sort();
+    assert_eq!(
+        served,
+        matching.into_iter().collect::<Vec<_>>(),
+        "the peer served each matching block once"
+    );
+    let _ = stop.send(true);
+    let _ = follower.await;
+    source.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dependent_spend_in_the_same_block_is_delivered() {
     init_logs();
     let peer = peer().await;

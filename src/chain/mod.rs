@@ -3,8 +3,9 @@
 //! An embedded BIP 157/158 client (the `bip157` crate, wrapped by [`engine`]) downloads
 //! headers and filters from Bitcoin P2P peers; [`tracker`] stores them ([`header_store`],
 //! [`filter_store`]) and keeps the verified tip; [`source::ChainSource`] serves LDK's
-//! `BlockSource`, delivering only blocks whose filters match the [`watch_set`] in full;
-//! [`listener::ChainListener`] fans blocks out to the wallet and the LDK listeners;
+//! `BlockSource`, delivering only blocks whose filters match the [`watch_set`] in full
+//! (filters are checked as they arrive, [`filter_checks`], and matching blocks fetched ahead
+//! of the listeners, [`prefetch`]); [`listener::ChainListener`] fans blocks out to the wallet and the LDK listeners;
 //! [`sync`] drives them with `synchronize_listeners` and `SpvClient`. The
 //! [`broadcaster`] and [`fees`] modules give LDK its broadcaster and fee estimator without any
 //! server. This is the only module that names the `bip157` crate.
@@ -15,9 +16,11 @@ pub mod db;
 pub mod engine;
 pub mod error;
 pub mod fees;
+pub mod filter_checks;
 pub mod filter_store;
 pub mod header_store;
 pub mod listener;
+pub mod prefetch;
 pub mod source;
 pub mod sync;
 pub mod tracker;

@@ -20,20 +20,21 @@ use lightning_block_sync::{
 use log::{debug, error, warn};
 use tokio::sync::broadcast;
 
-use super::block_hash_map::BlockHashMap;
 use super::broadcaster::Broadcaster;
 use super::db::ChainDb;
 use super::engine::{Engine, EngineConfig, EngineHost, PeerAddress};
 use super::error::{FetchError, StoreError};
 use super::fees::{self, FeeEstimates, FeeOverrides};
+use super::filter_checks::{FilterCheck, FilterChecks};
 use super::listener::ChainListener;
-use super::tracker::{ChainTracker, EngineEvent, StartPoint, TrackedHeights, RESTART_DEPTH};
-use super::watch_set::{Generation, WatchSet};
+use super::prefetch::{self, Prefetcher};
+use super::tracker::{
+    ChainTracker, EngineEvent, StartPoint, StoredFilter, TrackedHeights, RESTART_DEPTH,
+};
+use super::watch_set::WatchSet;
 
 /// How many times a block is requested before giving up for this poll round.
 const FETCH_ATTEMPTS: u32 = 4;
-/// How many recent filter checks are remembered for re-checks.
-const CHECKS_REMEMBERED: usize = 64;
 /// Listeners far behind the verified tip are moved at most this many blocks per poll.
 pub const MAX_BLOCKS_PER_POLL: u32 = 1_000;
 /// Capacity of the notification channel.
@@ -172,7 +173,8 @@ pub struct ChainSource {
     engine: Arc<Engine>,
     watch: Arc<WatchSet>,
     listener: Arc<ChainListener>,
-    checks: Mutex<RecentChecks>,
+    checks: Arc<Mutex<FilterChecks>>,
+    prefetcher: Arc<Prefetcher>,
     stats: DownloadStats,
     notifications: broadcast::Sender<ChainNotification>,
     broadcaster: Arc<Broadcaster>,
@@ -203,10 +205,16 @@ impl ChainSource {
         )?);
         let tracker = Arc::new(ChainTracker::new(db.clone(), config.network)?);
         let (notifications, _) = broadcast::channel(NOTIFICATION_CAPACITY);
+        let checks = Arc::new(Mutex::new(FilterChecks::default()));
+        let (prefetcher, fetch_requests) = Prefetcher::new();
+        let prefetcher = Arc::new(prefetcher);
         let host = Arc::new(Host {
             tracker: tracker.clone(),
             notifications: notifications.clone(),
             listener: listener.clone(),
+            watch: watch.clone(),
+            checks: checks.clone(),
+            prefetcher: prefetcher.clone(),
         });
         let engine = Engine::spawn(
             EngineConfig {
@@ -230,7 +238,8 @@ impl ChainSource {
             engine,
             watch,
             listener,
-            checks: Mutex::new(RecentChecks::default()),
+            checks,
+            prefetcher,
             stats: DownloadStats::default(),
             broadcaster: broadcaster.clone(),
             fees: fees.clone(),
@@ -239,11 +248,12 @@ impl ChainSource {
         });
         let broadcasting = tokio::spawn(broadcaster.run(source.subscribe()));
         let sampling = tokio::spawn(fees::run_sampler(source.clone(), fees));
+        let prefetching = tokio::spawn(prefetch::run_fetcher(source.clone(), fetch_requests));
         source
             .tasks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .extend([broadcasting, sampling]);
+            .extend([broadcasting, sampling, prefetching]);
         Ok(source)
     }
 
@@ -431,7 +441,11 @@ impl ChainSource {
         let Some((hash, height)) = self.listener.last_header_only_delivery() else {
             return Ok(());
         };
-        let Some(checked_at) = self.checks().generation_of(&hash) else {
+        let Some(FilterCheck {
+            generation: checked_at,
+            ..
+        }) = self.checks().get(&hash)
+        else {
             return Ok(());
         };
         if self.watch.generation() == checked_at {
@@ -456,7 +470,13 @@ impl ChainSource {
                     return Ok(());
                 }
             };
-        self.checks().record(hash, generation);
+        self.checks().record(
+            hash,
+            FilterCheck {
+                matched,
+                generation,
+            },
+        );
         if matched {
             debug!(
                 "block {hash} at {} matches scripts registered after its filter was checked; re-delivering it",
@@ -470,8 +490,37 @@ impl ChainSource {
         Ok(())
     }
 
-    fn checks(&self) -> std::sync::MutexGuard<'_, RecentChecks> {
+    fn checks(&self) -> std::sync::MutexGuard<'_, FilterChecks> {
         self.checks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Checks the filter of block `hash` against the watch set, for the scripts added since
+    /// an earlier check if there was one (filters are checked as they arrive).
+    fn check_filter(&self, hash: &BlockHash) -> Result<FilterCheck, BlockSourceError> {
+        let earlier = self.checks().get(hash);
+        if let Some(check) = earlier {
+            if check.matched || check.generation == self.watch.generation() {
+                return Ok(check);
+            }
+        }
+        let filter = self
+            .tracker
+            .filter(hash)
+            .map_err(BlockSourceError::transient)?
+            .ok_or_else(|| {
+                BlockSourceError::transient(format!("filter of block {hash} is not stored yet"))
+            })?;
+        let since = earlier.map_or(0, |check| check.generation);
+        let (matched, generation) = self
+            .watch
+            .filter_matches_since(&filter, hash, since)
+            .map_err(|err| BlockSourceError::transient(format!("unreadable filter: {err}")))?;
+        let check = FilterCheck {
+            matched,
+            generation,
+        };
+        self.checks().record(*hash, check);
+        Ok(check)
     }
 
     async fn block_for_listeners(&self, hash: BlockHash) -> Result<BlockData, BlockSourceError> {
@@ -483,25 +532,17 @@ impl ChainSource {
             .header(&hash)
             .map_err(BlockSourceError::transient)?
             .ok_or_else(|| BlockSourceError::transient(format!("unknown block {hash}")))?;
-        let filter = self
-            .tracker
-            .filter(&hash)
-            .map_err(BlockSourceError::transient)?
-            .ok_or_else(|| {
-                BlockSourceError::transient(format!("filter of block {hash} is not stored yet"))
-            })?;
-        let (matched, generation) = self
-            .watch
-            .filter_matches(&filter, &hash)
-            .map_err(|err| BlockSourceError::transient(format!("unreadable filter: {err}")))?;
-        self.checks().record(hash, generation);
-        if !matched {
+        let check = self.check_filter(&hash)?;
+        if !check.matched {
             return Ok(BlockData::HeaderOnly(stored.header));
         }
         debug!(
             "filter of block {hash} at {} matches a watched script",
             stored.height
         );
+        if let Some(block) = self.prefetcher.take(&hash).await {
+            return Ok(BlockData::FullBlock(block));
+        }
         let block = self
             .fetch_verified_block(hash, FetchPurpose::Listeners)
             .await
@@ -607,35 +648,44 @@ impl BlockSource for ChainSource {
     }
 }
 
-/// The generation of the watch set each recent block's filter was checked at.
-#[derive(Debug, Default)]
-struct RecentChecks {
-    order: VecDeque<BlockHash>,
-    generations: BlockHashMap<Generation>,
-}
-
-impl RecentChecks {
-    fn record(&mut self, hash: BlockHash, generation: Generation) {
-        if self.generations.insert(hash, generation).is_none() {
-            self.order.push_back(hash);
-            while self.order.len() > CHECKS_REMEMBERED {
-                if let Some(old) = self.order.pop_front() {
-                    self.generations.remove(&old);
-                }
-            }
-        }
-    }
-
-    fn generation_of(&self, hash: &BlockHash) -> Option<Generation> {
-        self.generations.get(hash).copied()
-    }
-}
-
 /// The engine's view of the rest of the chain source.
 struct Host {
     tracker: Arc<ChainTracker>,
     notifications: broadcast::Sender<ChainNotification>,
     listener: Arc<ChainListener>,
+    watch: Arc<WatchSet>,
+    checks: Arc<Mutex<FilterChecks>>,
+    prefetcher: Arc<Prefetcher>,
+}
+
+impl Host {
+    /// Checks the filters a batch stored for blocks the listeners have yet to reach, and
+    /// requests the matching blocks ahead of them.
+    fn check_ahead(&self, stored: &[StoredFilter<'_>], listeners_at: Option<u32>) {
+        let mut checks = self.checks.lock().unwrap_or_else(|p| p.into_inner());
+        let ahead = stored
+            .iter()
+            .filter(|filter| listeners_at.is_none_or(|at| filter.height > at));
+        for filter in ahead {
+            let content = bitcoin::bip158::BlockFilter::new(filter.content);
+            // An unreadable filter is reported when a listener reaches its block.
+            let Ok((matched, generation)) = self.watch.filter_matches(&content, &filter.hash)
+            else {
+                continue;
+            };
+            checks.record(
+                filter.hash,
+                FilterCheck {
+                    matched,
+                    generation,
+                },
+            );
+            if matched {
+                self.prefetcher
+                    .request(filter.hash, filter.height, listeners_at);
+            }
+        }
+    }
 }
 
 impl EngineHost for Host {
@@ -657,10 +707,14 @@ impl EngineHost for Host {
 
     fn apply(&self, events: Vec<EngineEvent>) {
         let before = self.tracker.heights();
-        if let Some(listeners) = self.listener.tip() {
-            self.tracker.note_listeners_at(listeners.height);
+        let listeners_at = self.listener.tip().map(|tip| tip.height);
+        if let Some(height) = listeners_at {
+            self.tracker.note_listeners_at(height);
         }
-        if let Err(err) = self.tracker.apply(&events) {
+        let applied = self
+            .tracker
+            .apply_and_then(&events, |stored| self.check_ahead(stored, listeners_at));
+        if let Err(err) = applied {
             error!("could not store what the compact-filter engine learned: {err}");
             return;
         }

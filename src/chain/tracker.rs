@@ -56,6 +56,17 @@ fn lowest_cached_height<V>(filters: &std::collections::BTreeMap<u32, V>) -> u32 
         .unwrap_or(0)
 }
 
+/// A verified filter a batch of events stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredFilter<'e> {
+    /// Height of its block.
+    pub height: u32,
+    /// Hash of its block.
+    pub hash: BlockHash,
+    /// The serialized filter.
+    pub content: &'e [u8],
+}
+
 /// Progress is logged at most this often during long syncs.
 const PROGRESS_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -271,6 +282,17 @@ impl ChainTracker {
     /// Headers and filters learnt in the batch are kept in memory for the listeners: the
     /// header of a block whose filter was just verified is what a listener reads next.
     pub fn apply(&self, events: &[EngineEvent]) -> Result<(), StoreError> {
+        self.apply_and_then(events, |_| {})
+    }
+
+    /// Like [`apply`](Self::apply), and hands the filters the batch stored (in height order,
+    /// those of blocks still active at its end) to `on_stored` before the new heights are
+    /// published: no listener learns of those blocks before `on_stored` has run.
+    pub fn apply_and_then(
+        &self,
+        events: &[EngineEvent],
+        on_stored: impl FnOnce(&[StoredFilter<'_>]),
+    ) -> Result<(), StoreError> {
         let mut heights = self.heights();
         let mut synced = None;
         let mut tail = *self.tail.lock().unwrap_or_else(|p| p.into_inner());
@@ -280,6 +302,7 @@ impl ChainTracker {
             std::collections::BTreeMap::new();
         let mut verified_headers = Vec::new();
         let mut cached_from = 0;
+        let mut stored = Vec::new();
         self.db.write(|tx| {
             let mut header_writer = HeaderWriter::new(tx)?;
             let mut filter_writer = FilterWriter::new(tx)?;
@@ -368,6 +391,14 @@ impl ChainTracker {
                 filter_store::set_verified_tip(tx, height, &hash)?;
                 heights.verified_tip = Some((height, hash));
             }
+            stored = new_filters
+                .iter()
+                .map(|(&height, &(hash, content))| StoredFilter {
+                    height,
+                    hash,
+                    content,
+                })
+                .collect();
             // Only the highest blocks of a batch stay cached, so only theirs are read, and
             // none while the listeners are so far behind that later batches would evict them
             // first (they read ranges from the store then).
@@ -405,6 +436,7 @@ impl ChainTracker {
         } else if events.iter().any(|e| matches!(e, EngineEvent::Header(_))) {
             heights.engine_synced = false;
         }
+        on_stored(&stored);
         self.log_progress(&heights);
         self.heights.send_replace(heights);
         Ok(())
