@@ -14,8 +14,9 @@ use super::block_hash_map::BlockHashMap;
 use super::watch_set::Generation;
 
 /// How many checks are remembered: enough to cover how far listeners trail the arriving
-/// filters during a first sync (one batch of cached blocks), at about 100 bytes each.
-pub const CHECKS_REMEMBERED: usize = 2_016;
+/// filters during a first sync (as many blocks as the tracker caches headers of), at about
+/// 90 bytes each: 0.4 MB.
+pub const CHECKS_REMEMBERED: usize = 4_096;
 
 /// The outcome of checking one block's filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -29,11 +29,14 @@ use super::header_store::{
 pub const RESTART_DEPTH: u32 = 144;
 
 /// Headers of verified blocks kept in memory, so listeners following the verified tip read
-/// them without touching the database (about 300 bytes each with the map's own overhead,
-/// allocated once). Listeners further behind read the store in ranges of
-/// [`READ_AHEAD_BLOCKS`].
-const CACHED_HEADERS: usize = 2_016;
-/// Verified filters kept in memory for the same reason, at most this many...
+/// them without touching the database (about 210 bytes each with the map's own overhead:
+/// 0.9 MB). During a first sync filters arrive in batches of thousands, and the listeners
+/// trail the last one by about as many blocks; listeners further behind read the store in
+/// ranges of [`READ_AHEAD_BLOCKS`].
+const CACHED_HEADERS: usize = 4_096;
+/// Verified filters kept in memory: those read with the ranges of blocks read for listeners
+/// far behind (a listener needs a block's filter only when the check made as it arrived is
+/// forgotten or the watch set grew since), at most this many...
 const CACHED_FILTERS: usize = 2_016;
 /// ...and at most this many bytes, counting [`CACHED_ENTRY_OVERHEAD`] for each.
 const CACHED_FILTER_BYTES: usize = 4 * 1024 * 1024;
@@ -45,12 +48,12 @@ const CACHED_ENTRY_OVERHEAD: usize = 128;
 /// when LDK walks back from a new tip.
 const READ_AHEAD_BLOCKS: u32 = 256;
 
-/// The lowest height among the last [`CACHED_FILTERS`] (as many as [`CACHED_HEADERS`]) of
-/// `filters`: a batch's lower blocks would be evicted by its higher ones as soon as cached.
+/// The lowest height among the last [`CACHED_HEADERS`] of `filters`: a batch's lower blocks
+/// would be evicted by its higher ones as soon as cached.
 fn lowest_cached_height<V>(filters: &std::collections::BTreeMap<u32, V>) -> u32 {
     filters
         .keys()
-        .nth_back(CACHED_FILTERS - 1)
+        .nth_back(CACHED_HEADERS - 1)
         .or_else(|| filters.keys().next())
         .copied()
         .unwrap_or(0)
@@ -279,8 +282,8 @@ impl ChainTracker {
 
     /// Applies a batch of events in one durable transaction, then publishes the new heights.
     ///
-    /// Headers and filters learnt in the batch are kept in memory for the listeners: the
-    /// header of a block whose filter was just verified is what a listener reads next.
+    /// The headers of the blocks whose filters the batch verified are kept in memory for the
+    /// listeners: they are what a listener reads next.
     pub fn apply(&self, events: &[EngineEvent]) -> Result<(), StoreError> {
         self.apply_and_then(events, |_| {})
     }
@@ -301,7 +304,6 @@ impl ChainTracker {
         let mut new_filters: std::collections::BTreeMap<u32, (BlockHash, &[u8])> =
             std::collections::BTreeMap::new();
         let mut verified_headers = Vec::new();
-        let mut cached_from = 0;
         let mut stored = Vec::new();
         self.db.write(|tx| {
             let mut header_writer = HeaderWriter::new(tx)?;
@@ -402,12 +404,10 @@ impl ChainTracker {
             // Only the highest blocks of a batch stay cached, so only theirs are read, and
             // none while the listeners are so far behind that later batches would evict them
             // first (they read ranges from the store then).
-            cached_from = lowest_cached_height(&new_filters);
+            let cached_from = lowest_cached_height(&new_filters);
             let listeners_at = self.listeners_at.load(Ordering::Relaxed);
-            if cached_from.saturating_sub(listeners_at) > CACHED_HEADERS as u32 {
-                new_filters.clear();
-            }
-            if let Some((&highest, _)) = new_filters.last_key_value() {
+            let near_listeners = cached_from.saturating_sub(listeners_at) <= CACHED_HEADERS as u32;
+            if let Some((&highest, _)) = new_filters.last_key_value().filter(|_| near_listeners) {
                 verified_headers = header_store::active_stored_range(tx, cached_from, highest)?;
                 verified_headers.retain(|(hash, header)| {
                     new_filters
@@ -417,12 +417,7 @@ impl ChainTracker {
             }
             Ok(())
         })?;
-        self.cache(
-            verified_headers,
-            new_filters
-                .range(cached_from..)
-                .map(|(_, (hash, content))| (*hash, content.to_vec())),
-        );
+        self.cache(verified_headers, []);
         *self.tail.lock().unwrap_or_else(|p| p.into_inner()) = tail;
         if headers_changed || heights.header_tip.is_none() {
             heights.header_tip = self
@@ -824,11 +819,13 @@ mod tests {
         connect(&tracker, &mut chain, far + 10);
         let hash = |height: u32| chain[height as usize].block_hash();
         assert!(tracker.cached_header(&hash(far + 10)).is_some());
+        // Filters are checked as they arrive: only a listener far behind reads them again.
         assert!(tracker
             .recent_filters
             .lock()
             .unwrap()
             .get(&hash(far + 10))
-            .is_some());
+            .is_none());
+        assert!(tracker.filter(&hash(far + 10)).unwrap().is_some());
     }
 }
