@@ -4,8 +4,9 @@
 //!    100th block carries a payment, and a few of those pay watched scripts) is synced from
 //!    genesis by a bare `bip157` client that also fetches the blocks whose filters match the
 //!    watched scripts, and by lightfilter's `ChainSource` with a listener brought to the tip.
-//!    Both talk to the same embedded peer over 127.0.0.1; the order alternates over five
-//!    rounds and the median of the per-round ratios is reported.
+//!    Both talk to the same embedded peer over 127.0.0.1; the order alternates over eleven
+//!    rounds, each sync starts after the last one's client has been gone for 200 ms, and the
+//!    median of the per-round ratios is reported.
 //! 2. Bandwidth: a chain of large blocks (`LIGHTFILTER_BENCH_LARGE_BLOCKS`, default 100, of
 //!    about `LIGHTFILTER_BENCH_BLOCK_BYTES`, default 1,000,000 bytes of transactions each),
 //!    1% of which pay a watched script, is synced by `ChainSource`; the bytes the peer sent
@@ -44,9 +45,13 @@ use report::{env_number, Row, Table};
 const SYNC_LIMIT: Duration = Duration::from_secs(600);
 /// Tags of watched scripts start here; other scripts use smaller tags.
 const WATCHED_TAG: u64 = 1 << 40;
-/// Rounds of the sync comparison (the order alternates). A round takes well under a second;
-/// five keep one round disturbed by other work on a shared machine from setting the median.
-const ROUNDS: usize = 5;
+/// Rounds of the sync comparison (the order alternates). A round takes about a second; on a
+/// shared machine single syncs vary by a fifth either way, so it takes this many rounds for
+/// the median ratio to vary much less than the margin it is held to.
+const ROUNDS: usize = 11;
+/// Pause after each sync, so the next one does not share the machine with the last one's
+/// shutdown.
+const SETTLE: Duration = Duration::from_millis(200);
 
 fn watched_script(i: u64) -> ScriptBuf {
     unique_script(WATCHED_TAG + i)
@@ -131,6 +136,7 @@ async fn bare_sync(peer: SocketAddr, tip: u32, watched: &[ScriptBuf]) -> (Durati
     let fetched = outcome.expect("bare bip157 client syncs in time");
     let _ = requester.shutdown();
     let _ = node.await;
+    tokio::time::sleep(SETTLE).await;
     (elapsed, fetched)
 }
 
@@ -237,7 +243,7 @@ async fn our_sync(peer: &RegtestPeer, watched: &[ScriptBuf]) -> OurSync {
     let _ = follower.await;
     source.shutdown();
     // Let the engine release its database before the directory goes.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(SETTLE).await;
     OurSync {
         elapsed,
         filters_stored: filters_stored.unwrap_or(elapsed),
