@@ -660,30 +660,35 @@ struct Host {
 
 impl Host {
     /// Checks the filters a batch stored for blocks the listeners have yet to reach, and
-    /// requests the matching blocks ahead of them.
+    /// requests the matching blocks ahead of them. The checks are recorded after all are
+    /// made, so listeners asking for blocks meanwhile do not wait for the whole batch.
     fn check_ahead(&self, stored: &[StoredFilter<'_>], listeners_at: Option<u32>) {
-        let mut checks = self.checks.lock().unwrap_or_else(|p| p.into_inner());
-        let ahead = stored
+        let checked: Vec<(&StoredFilter<'_>, FilterCheck)> = stored
             .iter()
-            .filter(|filter| listeners_at.is_none_or(|at| filter.height > at));
-        for filter in ahead {
-            let content = bitcoin::bip158::BlockFilter::new(filter.content);
-            // An unreadable filter is reported when a listener reaches its block.
-            let Ok((matched, generation)) = self.watch.filter_matches(&content, &filter.hash)
-            else {
-                continue;
-            };
-            checks.record(
-                filter.hash,
-                FilterCheck {
-                    matched,
-                    generation,
-                },
-            );
-            if matched {
-                self.prefetcher
-                    .request(filter.hash, filter.height, listeners_at);
+            .filter(|filter| listeners_at.is_none_or(|at| filter.height > at))
+            .filter_map(|filter| {
+                let content = bitcoin::bip158::BlockFilter::new(filter.content);
+                // An unreadable filter is reported when a listener reaches its block.
+                let (matched, generation) =
+                    self.watch.filter_matches(&content, &filter.hash).ok()?;
+                Some((
+                    filter,
+                    FilterCheck {
+                        matched,
+                        generation,
+                    },
+                ))
+            })
+            .collect();
+        {
+            let mut checks = self.checks.lock().unwrap_or_else(|p| p.into_inner());
+            for (filter, check) in &checked {
+                checks.record(filter.hash, *check);
             }
+        }
+        for (filter, _) in checked.iter().filter(|(_, check)| check.matched) {
+            self.prefetcher
+                .request(filter.hash, filter.height, listeners_at);
         }
     }
 }
