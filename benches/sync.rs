@@ -32,10 +32,8 @@ use bitcoin::transaction::Version;
 use bitcoin::{
     Amount, FeeRate, Network, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness,
 };
-use harness::{genesis, unique_script};
-use lightfilter::chain::{
-    ChainConfig, ChainListener, ChainSource, DownloadCounts, PeerAddress, WatchSet,
-};
+use harness::{follow_from, genesis, start_source, unique_script};
+use lightfilter::chain::{DownloadCounts, WatchSet};
 use lightfilter::regtest::RegtestPeer;
 use lightning::chain::transaction::TransactionData;
 use lightning::chain::{BestBlock, Listen};
@@ -212,18 +210,15 @@ async fn our_sync(peer: &RegtestPeer, watched: &[ScriptBuf]) -> OurSync {
     watch.add_scripts(watched.iter().map(|s| s.as_script()));
     let started = Instant::now();
     let tip_listener = Arc::new(TipListener::new(genesis()));
-    let mut config = ChainConfig::new(Network::Regtest, dir.path());
-    config.peers = vec![PeerAddress::from(peer.addr())];
-    config.only_peers = true;
-    let listener = Arc::new(ChainListener::new());
-    listener.register("tip", tip_listener.clone());
-    let source = ChainSource::start(config, watch, listener).expect("chain source starts");
-    let synchronized = source
-        .synchronize(&[genesis().block_hash])
-        .await
-        .expect("listener synchronises");
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let follower = tokio::spawn(source.clone().follow_tip(synchronized, stop_rx));
+    let source = start_source(
+        dir.path(),
+        &[peer.addr()],
+        "tip",
+        tip_listener.clone(),
+        watch,
+        |_| {},
+    );
+    let (stop, follower) = follow_from(&source, genesis().block_hash).await;
     let mut filters_stored = None;
     poll_until(|| {
         if filters_stored.is_none()

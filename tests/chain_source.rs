@@ -34,6 +34,25 @@ fn tip_hash(peer: &RegtestPeer) -> bitcoin::BlockHash {
     peer.tip().1
 }
 
+/// The blocks `peer` served, in order, except those `source` fetched as fee samples.
+fn blocks_served_for_listeners(
+    peer: &RegtestPeer,
+    source: &lightfilter::chain::ChainSource,
+) -> Vec<bitcoin::BlockHash> {
+    let fee_samples: BTreeSet<_> = source
+        .recent_downloads()
+        .into_iter()
+        .filter(|(_, purpose)| *purpose == FetchPurpose::FeeSample)
+        .map(|(hash, _)| hash)
+        .collect();
+    peer.stats()
+        .blocks_served
+        .iter()
+        .map(|(hash, _)| *hash)
+        .filter(|hash| !fee_samples.contains(hash))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fresh_sync_of_2000_blocks_reaches_the_tip_without_reporting_unverified_tips() {
     init_logs();
@@ -148,19 +167,8 @@ async fn only_blocks_paying_watched_scripts_are_downloaded() {
             "transaction {txid} at {height} delivered"
         );
     }
-    let fee_samples: BTreeSet<_> = harness
-        .source
-        .recent_downloads()
+    let served: BTreeSet<_> = blocks_served_for_listeners(&peer, &harness.source)
         .into_iter()
-        .filter(|(_, purpose)| *purpose == FetchPurpose::FeeSample)
-        .map(|(hash, _)| hash)
-        .collect();
-    let served: BTreeSet<_> = peer
-        .stats()
-        .blocks_served
-        .iter()
-        .map(|(hash, _)| *hash)
-        .filter(|hash| !fee_samples.contains(hash))
         .collect();
     assert_eq!(
         served, expected,
@@ -203,14 +211,15 @@ async fn matching_blocks_are_fetched_before_a_lagging_listener_reaches_them() {
     let watch = Arc::new(WatchSet::new());
     watch.add_scripts(watched.iter().map(|script| script.as_script()));
     let dir = tempfile::tempdir().unwrap();
-    let mut config = lightfilter::chain::ChainConfig::new(bitcoin::Network::Regtest, dir.path());
-    config.peers = vec![lightfilter::chain::PeerAddress::from(peer.addr())];
-    config.only_peers = true;
-    let listener = Arc::new(lightfilter::chain::ChainListener::new());
     let recorder = Recorder::new(genesis());
-    listener.register("recorder", recorder.clone());
-    let source =
-        lightfilter::chain::ChainSource::start(config, watch, listener).expect("source starts");
+    let source = start_source(
+        dir.path(),
+        &[peer.addr()],
+        "recorder",
+        recorder.clone(),
+        watch,
+        |_| {},
+    );
     // No listener follows yet: the filters are checked as they arrive and the matching
     // blocks fetched ahead of it.
     let tip = tip_hash(&peer);
@@ -224,12 +233,7 @@ async fn matching_blocks_are_fetched_before_a_lagging_listener_reaches_them() {
     wait_for(LONG, || source.download_counts().blocks_for_listeners == 2).await;
     assert_eq!(recorder.tip().height, 0, "nothing was delivered yet");
 
-    let synchronized = source
-        .synchronize(&[genesis().block_hash])
-        .await
-        .expect("listener synchronises");
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let follower = tokio::spawn(source.clone().follow_tip(synchronized, stop_rx));
+    let (stop, follower) = follow_from(&source, genesis().block_hash).await;
     wait_for(LONG, || recorder.tip().block_hash == tip).await;
     for txid in &payments {
         assert!(recorder.is_confirmed(txid), "payment {txid} delivered");
@@ -239,19 +243,7 @@ async fn matching_blocks_are_fetched_before_a_lagging_listener_reaches_them() {
         2,
         "the listener was given the blocks fetched ahead, not fresh downloads"
     );
-    let fee_samples: BTreeSet<_> = source
-        .recent_downloads()
-        .into_iter()
-        .filter(|(_, purpose)| *purpose == FetchPurpose::FeeSample)
-        .map(|(hash, _)| hash)
-        .collect();
-    let mut served: Vec<_> = peer
-        .stats()
-        .blocks_served
-        .iter()
-        .map(|(hash, _)| *hash)
-        .filter(|hash| !fee_samples.contains(hash))
-        .collect();
+    let mut served = blocks_served_for_listeners(&peer, &source);
     served.sort();
     assert_eq!(
         served,

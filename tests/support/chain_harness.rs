@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use bitcoin::block::Header;
 use bitcoin::{BlockHash, Network, ScriptBuf, Transaction, Txid};
-use lightfilter::chain::{ChainConfig, ChainListener, ChainSource, PeerAddress, WatchSet};
+use lightfilter::chain::{
+    ChainConfig, ChainListener, ChainSource, PeerAddress, SharedListen, WatchSet,
+};
 use lightning::chain::transaction::TransactionData;
 use lightning::chain::{BestBlock, Listen};
 use tokio::sync::watch;
@@ -150,6 +152,40 @@ pub fn genesis() -> BestBlock {
     BestBlock::new(hash, 0)
 }
 
+/// Starts a chain source in `dir` connected to `peers` only, with `listen` registered under
+/// `name` as its only listener; nothing follows the tip until [`follow_from`].
+pub fn start_source(
+    dir: &Path,
+    peers: &[std::net::SocketAddr],
+    name: &str,
+    listen: SharedListen,
+    watch: Arc<WatchSet>,
+    configure: impl FnOnce(&mut ChainConfig),
+) -> Arc<ChainSource> {
+    let mut config = ChainConfig::new(Network::Regtest, dir);
+    config.peers = peers.iter().map(|a| PeerAddress::from(*a)).collect();
+    config.only_peers = true;
+    configure(&mut config);
+    let listener = Arc::new(ChainListener::new());
+    listener.register(name, listen);
+    ChainSource::start(config, watch, listener).expect("chain source starts")
+}
+
+/// Synchronises the listener of `source` from block `from`, then follows the tip until the
+/// returned sender says stop; the handle ends when following does.
+pub async fn follow_from(
+    source: &Arc<ChainSource>,
+    from: BlockHash,
+) -> (watch::Sender<bool>, JoinHandle<()>) {
+    let tip = source
+        .synchronize(&[from])
+        .await
+        .expect("listeners synchronise");
+    let (stop, stop_rx) = watch::channel(false);
+    let follower = tokio::spawn(source.clone().follow_tip(tip, stop_rx));
+    (stop, follower)
+}
+
 impl Harness {
     /// Starts a chain source in `dir` connected to `peers`, registers `recorder` as its only
     /// listener, synchronises it and follows the tip.
@@ -170,14 +206,14 @@ impl Harness {
         watch: Arc<WatchSet>,
         configure: impl FnOnce(&mut ChainConfig),
     ) -> Harness {
-        let mut config = ChainConfig::new(Network::Regtest, dir);
-        config.peers = peers.iter().map(|a| PeerAddress::from(*a)).collect();
-        config.only_peers = true;
-        configure(&mut config);
-        let listener = Arc::new(ChainListener::new());
-        listener.register("recorder", recorder.clone());
-        let source =
-            ChainSource::start(config, watch.clone(), listener).expect("chain source starts");
+        let source = start_source(
+            dir,
+            peers,
+            "recorder",
+            recorder.clone(),
+            watch.clone(),
+            configure,
+        );
         let start = recorder.tip();
         // The listener's block must be known before it can be synchronised.
         wait_for(Duration::from_secs(60), || {
@@ -185,12 +221,7 @@ impl Harness {
             heights.verified_tip.is_some_and(|(h, _)| h >= start.height)
         })
         .await;
-        let tip = source
-            .synchronize(&[start.block_hash])
-            .await
-            .expect("listeners synchronise");
-        let (stop, stop_rx) = watch::channel(false);
-        let follower = tokio::spawn(source.clone().follow_tip(tip, stop_rx));
+        let (stop, follower) = follow_from(&source, start.block_hash).await;
         Harness {
             source,
             recorder,
