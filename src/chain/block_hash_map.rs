@@ -1,11 +1,12 @@
-//! Maps keyed by block hash, for the caches the listeners touch several times per block.
+//! Maps keyed by block hash, for the caches the listeners touch several times per block, and
+//! the bounded record of recent blocks those caches are built on.
 //!
 //! A block hash is already a uniformly distributed digest, so its leading bytes serve as the
 //! map's hash. The standard maps would run SipHash over all 32 bytes on every insert, look-up
 //! and eviction, which during a catch-up of tens of thousands of blocks is a measurable share
 //! of the time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use bitcoin::BlockHash;
@@ -34,6 +35,66 @@ impl Hasher for LeadingBytes {
     fn finish(&self) -> u64 {
         self.0
     }
+}
+
+/// Entries for the most recent blocks, evicted oldest first once over a count or byte budget.
+/// Replacing an entry keeps its place in that order.
+#[derive(Debug)]
+pub struct RecentBlocks<V> {
+    entries: BlockHashMap<(V, usize)>,
+    order: VecDeque<BlockHash>,
+    bytes: usize,
+    max_entries: usize,
+    max_bytes: usize,
+}
+
+impl<V: Clone> RecentBlocks<V> {
+    /// Keeps at most `max_entries` entries, and at most `max_bytes` bytes as counted by
+    /// [`RecentBlocks::insert`].
+    pub fn new(max_entries: usize, max_bytes: usize) -> Self {
+        // Sized once for the bounded count, so the map never grows (and leaves its old table
+        // to the allocator) while it fills.
+        Self {
+            entries: with_capacity(max_entries + 1),
+            order: VecDeque::with_capacity(max_entries + 1),
+            bytes: 0,
+            max_entries,
+            max_bytes,
+        }
+    }
+
+    /// The entry of block `hash`.
+    pub fn get(&self, hash: &BlockHash) -> Option<V> {
+        self.entries.get(hash).map(|(value, _)| value.clone())
+    }
+
+    /// Sets the entry of block `hash`, counted as `size` bytes, and evicts the oldest entries
+    /// while over budget.
+    pub fn insert(&mut self, hash: BlockHash, value: V, size: usize) {
+        if let Some((_, old)) = self.entries.insert(hash, (value, size)) {
+            self.bytes -= old;
+        } else {
+            self.order.push_back(hash);
+        }
+        self.bytes += size;
+        while self.order.len() > self.max_entries || self.bytes > self.max_bytes {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            if let Some((_, size)) = self.entries.remove(&oldest) {
+                self.bytes -= size;
+            }
+        }
+    }
+}
+
+/// A distinct block hash for test number `i`.
+#[cfg(test)]
+pub(crate) fn numbered_hash(i: u32) -> BlockHash {
+    use bitcoin::hashes::Hash;
+    let mut bytes = [0u8; 32];
+    bytes[..4].copy_from_slice(&i.to_le_bytes());
+    BlockHash::from_byte_array(bytes)
 }
 
 #[cfg(test)]

@@ -6,11 +6,9 @@
 //! went to the listeners header-only, the scripts registered while they processed it are
 //! checked once more (see `ChainSource::recheck_last_delivery`).
 
-use std::collections::VecDeque;
-
 use bitcoin::BlockHash;
 
-use super::block_hash_map::BlockHashMap;
+use super::block_hash_map::RecentBlocks;
 use super::watch_set::Generation;
 
 /// How many checks are remembered: enough to cover how far listeners trail the arriving
@@ -28,42 +26,32 @@ pub struct FilterCheck {
 }
 
 /// The outcomes of the most recent [`CHECKS_REMEMBERED`] filter checks, by block hash.
-#[derive(Debug, Default)]
-pub struct FilterChecks {
-    order: VecDeque<BlockHash>,
-    checks: BlockHashMap<FilterCheck>,
+#[derive(Debug)]
+pub struct FilterChecks(RecentBlocks<FilterCheck>);
+
+impl Default for FilterChecks {
+    fn default() -> Self {
+        Self(RecentBlocks::new(CHECKS_REMEMBERED, usize::MAX))
+    }
 }
 
 impl FilterChecks {
     /// Records that block `hash` was checked as `check` says, replacing an earlier record of
     /// it; the oldest record goes when too many are kept.
     pub fn record(&mut self, hash: BlockHash, check: FilterCheck) {
-        if self.checks.insert(hash, check).is_none() {
-            self.order.push_back(hash);
-            while self.order.len() > CHECKS_REMEMBERED {
-                if let Some(old) = self.order.pop_front() {
-                    self.checks.remove(&old);
-                }
-            }
-        }
+        self.0.insert(hash, check, 0);
     }
 
     /// The last recorded check of block `hash`, if it is still remembered.
     pub fn get(&self, hash: &BlockHash) -> Option<FilterCheck> {
-        self.checks.get(hash).copied()
+        self.0.get(hash)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bitcoin::hashes::Hash;
-
-    fn hash(i: u32) -> BlockHash {
-        let mut bytes = [0u8; 32];
-        bytes[..4].copy_from_slice(&i.to_le_bytes());
-        BlockHash::from_byte_array(bytes)
-    }
+    use crate::chain::block_hash_map::numbered_hash as hash;
 
     #[test]
     fn a_new_check_replaces_the_old_one_and_the_oldest_blocks_are_forgotten() {

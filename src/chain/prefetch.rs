@@ -153,14 +153,8 @@ pub async fn run_fetcher(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bitcoin::hashes::Hash;
+    use crate::chain::block_hash_map::numbered_hash as hash;
     use bitcoin::Network;
-
-    fn hash(i: u32) -> BlockHash {
-        let mut bytes = [0u8; 32];
-        bytes[..4].copy_from_slice(&i.to_le_bytes());
-        BlockHash::from_byte_array(bytes)
-    }
 
     #[test]
     fn requests_are_bounded_deduplicated_and_dropped_once_passed() {

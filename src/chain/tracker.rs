@@ -16,7 +16,7 @@ use bitcoin::{BlockHash, Network};
 use log::{debug, info, warn};
 use tokio::sync::watch;
 
-use super::block_hash_map::{self, BlockHashMap};
+use super::block_hash_map::RecentBlocks;
 use super::db::ChainDb;
 use super::error::StoreError;
 use super::filter_store::{self, FilterStore, FilterWriter, FILTERS_KEPT_BELOW_CONSUMED};
@@ -126,52 +126,6 @@ struct Progress {
     last_log: Instant,
 }
 
-/// Recently stored entries, evicted oldest first once over a count or byte budget. Entries
-/// are immutable (keyed by block hash), so a cached entry is never stale.
-#[derive(Debug)]
-struct Recent<V> {
-    entries: BlockHashMap<(V, usize)>,
-    order: std::collections::VecDeque<BlockHash>,
-    bytes: usize,
-    max_entries: usize,
-    max_bytes: usize,
-}
-
-impl<V: Clone> Recent<V> {
-    fn new(max_entries: usize, max_bytes: usize) -> Self {
-        // Sized once for the bounded count, so the map never grows (and leaves its old table
-        // to the allocator) while the cache fills.
-        Self {
-            entries: block_hash_map::with_capacity(max_entries + 1),
-            order: std::collections::VecDeque::with_capacity(max_entries + 1),
-            bytes: 0,
-            max_entries,
-            max_bytes,
-        }
-    }
-
-    fn get(&self, hash: &BlockHash) -> Option<V> {
-        self.entries.get(hash).map(|(value, _)| value.clone())
-    }
-
-    fn insert(&mut self, hash: BlockHash, value: V, size: usize) {
-        if let Some((_, old)) = self.entries.insert(hash, (value, size)) {
-            self.bytes -= old;
-        } else {
-            self.order.push_back(hash);
-        }
-        self.bytes += size;
-        while self.order.len() > self.max_entries || self.bytes > self.max_bytes {
-            let Some(oldest) = self.order.pop_front() else {
-                break;
-            };
-            if let Some((_, size)) = self.entries.remove(&oldest) {
-                self.bytes -= size;
-            }
-        }
-    }
-}
-
 /// Applies engine events to the stores and tracks the verified tip.
 #[derive(Debug)]
 pub struct ChainTracker {
@@ -180,8 +134,8 @@ pub struct ChainTracker {
     filters: FilterStore,
     heights: watch::Sender<TrackedHeights>,
     progress: Mutex<Progress>,
-    recent_headers: Mutex<Recent<StoredHeader>>,
-    recent_filters: Mutex<Recent<Vec<u8>>>,
+    recent_headers: Mutex<RecentBlocks<StoredHeader>>,
+    recent_filters: Mutex<RecentBlocks<Vec<u8>>>,
     /// The header stored last: during a sync, the parent of the next one.
     tail: Mutex<Option<(BlockHash, StoredHeader)>>,
     /// Where the listeners stand, as last told ([`ChainTracker::note_listeners_at`]);
@@ -222,8 +176,8 @@ impl ChainTracker {
             progress: Mutex::new(Progress {
                 last_log: Instant::now(),
             }),
-            recent_headers: Mutex::new(Recent::new(CACHED_HEADERS, usize::MAX)),
-            recent_filters: Mutex::new(Recent::new(CACHED_FILTERS, CACHED_FILTER_BYTES)),
+            recent_headers: Mutex::new(RecentBlocks::new(CACHED_HEADERS, usize::MAX)),
+            recent_filters: Mutex::new(RecentBlocks::new(CACHED_FILTERS, CACHED_FILTER_BYTES)),
             tail: Mutex::new(None),
             listeners_at: AtomicU32::new(u32::MAX),
         })
