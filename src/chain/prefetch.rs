@@ -98,16 +98,6 @@ impl Prefetcher {
             Err(shared) => shared.get().cloned().flatten(),
         }
     }
-
-    /// Number of blocks requested ahead and not taken.
-    pub fn len(&self) -> usize {
-        self.ahead.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    /// Whether no block waits.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// Downloads the blocks requested ahead, several at once, each verified like any block for
@@ -156,6 +146,11 @@ mod tests {
     use crate::chain::block_hash_map::numbered_hash as hash;
     use bitcoin::Network;
 
+    /// Number of blocks requested ahead and not taken.
+    fn waiting(prefetcher: &Prefetcher) -> usize {
+        prefetcher.ahead.lock().unwrap().len()
+    }
+
     #[test]
     fn requests_are_bounded_deduplicated_and_dropped_once_passed() {
         let (prefetcher, mut requests) = Prefetcher::new();
@@ -171,10 +166,10 @@ mod tests {
             !prefetcher.request(hash(100), 100, Some(0)),
             "no more than {MAX_BLOCKS_AHEAD} wait"
         );
-        assert_eq!(prefetcher.len(), MAX_BLOCKS_AHEAD);
+        assert_eq!(waiting(&prefetcher), MAX_BLOCKS_AHEAD);
         // Listeners past height 10 free its place.
         assert!(prefetcher.request(hash(100), 100, Some(10)));
-        assert_eq!(prefetcher.len(), MAX_BLOCKS_AHEAD);
+        assert_eq!(waiting(&prefetcher), MAX_BLOCKS_AHEAD);
         let asked: Vec<BlockHash> = std::iter::from_fn(|| requests.try_recv().ok())
             .map(|request| request.hash)
             .collect();
@@ -219,7 +214,7 @@ mod tests {
         assert_eq!(prefetcher.take(&hash(1)).await, None, "never requested");
         assert!(prefetcher.request(hash(1), 1, None));
         assert_eq!(prefetcher.take(&hash(1)).await, None, "fetch never started");
-        assert!(prefetcher.is_empty());
+        assert_eq!(waiting(&prefetcher), 0);
         // The fetcher finds the slot settled and does not download the block.
         let request = requests.try_recv().expect("a request went out");
         assert!(request.slot.initialized());
