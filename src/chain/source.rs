@@ -718,7 +718,7 @@ impl EngineHost for Host {
         }
         let applied = self
             .tracker
-            .apply_and_then(&events, |stored| self.check_ahead(stored, listeners_at));
+            .apply(&events, |stored| self.check_ahead(stored, listeners_at));
         if let Err(err) = applied {
             error!("could not store what the compact-filter engine learned: {err}");
             return;

@@ -235,17 +235,13 @@ impl ChainTracker {
     }
 
     /// Applies a batch of events in one durable transaction, then publishes the new heights.
+    /// The filters the batch stored (in height order, those of blocks still active at its
+    /// end) go to `on_stored` before the heights are published: no listener learns of those
+    /// blocks before `on_stored` has run.
     ///
     /// The headers of the blocks whose filters the batch verified are kept in memory for the
     /// listeners: they are what a listener reads next.
-    pub fn apply(&self, events: &[EngineEvent]) -> Result<(), StoreError> {
-        self.apply_and_then(events, |_| {})
-    }
-
-    /// Like [`apply`](Self::apply), and hands the filters the batch stored (in height order,
-    /// those of blocks still active at its end) to `on_stored` before the new heights are
-    /// published: no listener learns of those blocks before `on_stored` has run.
-    pub fn apply_and_then(
+    pub fn apply(
         &self,
         events: &[EngineEvent],
         on_stored: impl FnOnce(&[StoredFilter<'_>]),
@@ -559,13 +555,16 @@ mod tests {
             });
             chain.push(header);
         }
-        tracker.apply(&events).expect("events applied");
+        tracker.apply(&events, |_| {}).expect("events applied");
     }
 
     fn fork_at(tracker: &ChainTracker, chain: &[Header], height: u32) -> BlockHash {
         let header = child(&chain[height as usize - 1], 7);
         tracker
-            .apply(&[EngineEvent::Header(HeaderChange::Fork { height, header })])
+            .apply(
+                &[EngineEvent::Header(HeaderChange::Fork { height, header })],
+                |_| {},
+            )
             .expect("fork applied");
         header.block_hash()
     }
@@ -720,21 +719,24 @@ mod tests {
         let old = child(&chain[20], 0);
         let new = child(&chain[20], 9);
         tracker
-            .apply(&[
-                EngineEvent::Header(HeaderChange::Connected {
-                    height: 21,
-                    header: old,
-                }),
-                EngineEvent::Filter {
-                    height: 21,
-                    hash: old.block_hash(),
-                    content: vec![0],
-                },
-                EngineEvent::Header(HeaderChange::Reorganized {
-                    accepted: vec![(21, new)],
-                    disconnected: vec![(21, old)],
-                }),
-            ])
+            .apply(
+                &[
+                    EngineEvent::Header(HeaderChange::Connected {
+                        height: 21,
+                        header: old,
+                    }),
+                    EngineEvent::Filter {
+                        height: 21,
+                        hash: old.block_hash(),
+                        content: vec![0],
+                    },
+                    EngineEvent::Header(HeaderChange::Reorganized {
+                        accepted: vec![(21, new)],
+                        disconnected: vec![(21, old)],
+                    }),
+                ],
+                |_| {},
+            )
             .expect("applied");
         assert_eq!(
             tracker.heights().verified_tip,
@@ -749,11 +751,14 @@ mod tests {
             .expect("old branch resolvable");
         assert_eq!(left.height, 21);
         tracker
-            .apply(&[EngineEvent::Filter {
-                height: 21,
-                hash: new.block_hash(),
-                content: vec![0],
-            }])
+            .apply(
+                &[EngineEvent::Filter {
+                    height: 21,
+                    hash: new.block_hash(),
+                    content: vec![0],
+                }],
+                |_| {},
+            )
             .expect("applied");
         assert_eq!(tracker.heights().verified_tip, Some((21, new.block_hash())));
     }
