@@ -13,7 +13,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -134,6 +134,11 @@ enum RunEnd {
         /// Headers it held past its start point.
         held: u32,
     },
+    /// It was stopped on purpose to start again from a lower point ([`Engine::restart`]).
+    Restarted {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// What the engine reports to, and asks of, the rest of the chain source.
@@ -160,24 +165,72 @@ pub struct Engine {
     shutdown_notify: Notify,
     restarts: AtomicU64,
     compactions: AtomicU64,
+    /// Set by [`Engine::restart`]: the running instance stops and the next one starts at once.
+    restart_reason: std::sync::Mutex<Option<String>>,
+    /// Height of the block the running instance started after (`u32::MAX` while none runs).
+    start_height: AtomicU32,
+    started_once: AtomicBool,
     supervisor: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Engine {
-    /// Starts the supervised engine on the current tokio runtime.
-    pub fn spawn(config: EngineConfig, host: Arc<dyn EngineHost>) -> Arc<Self> {
-        let engine = Arc::new(Self {
+    /// An engine that is not running yet: requests wait for [`Engine::start`].
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
             requester: RwLock::new(None),
             started: Notify::new(),
             shutdown: AtomicBool::new(false),
             shutdown_notify: Notify::new(),
             restarts: AtomicU64::new(0),
             compactions: AtomicU64::new(0),
+            restart_reason: std::sync::Mutex::new(None),
+            start_height: AtomicU32::new(u32::MAX),
+            started_once: AtomicBool::new(false),
             supervisor: std::sync::Mutex::new(None),
-        });
-        let supervisor = tokio::spawn(engine.clone().supervise(config, host));
-        *engine.supervisor.lock().unwrap_or_else(|p| p.into_inner()) = Some(supervisor);
+        })
+    }
+
+    /// Starts the supervised engine on the current tokio runtime, unless it was started (or
+    /// shut down) already.
+    pub fn start(self: &Arc<Self>, config: EngineConfig, host: Arc<dyn EngineHost>) {
+        let mut supervisor = self.supervisor.lock().unwrap_or_else(|p| p.into_inner());
+        if self.started_once.swap(true, Ordering::SeqCst) || self.is_shut_down() {
+            return;
+        }
+        *supervisor = Some(tokio::spawn(self.clone().supervise(config, host)));
+    }
+
+    /// Starts a new supervised engine on the current tokio runtime.
+    pub fn spawn(config: EngineConfig, host: Arc<dyn EngineHost>) -> Arc<Self> {
+        let engine = Self::new();
+        engine.start(config, host);
         engine
+    }
+
+    /// Whether [`Engine::start`] was called.
+    pub fn is_started(&self) -> bool {
+        self.started_once.load(Ordering::SeqCst)
+    }
+
+    /// Height of the block the running instance started after, if one runs: it serves blocks
+    /// and filters above it only.
+    pub fn start_height(&self) -> Option<u32> {
+        match self.start_height.load(Ordering::SeqCst) {
+            u32::MAX => None,
+            height => Some(height),
+        }
+    }
+
+    /// Stops the running instance so that the supervisor starts the next one at once, from
+    /// the start point the host gives then.
+    pub fn restart(&self, reason: impl Into<String>) {
+        *self
+            .restart_reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(reason.into());
+        if let Some(requester) = self.current() {
+            let _ = requester.shutdown();
+        }
     }
 
     /// Waits until the supervisor (and the engine it runs) has finished after
@@ -302,6 +355,7 @@ impl Engine {
             let started_at = Instant::now();
             let end = self.run_once(&config, host.clone()).await;
             *self.requester.write().unwrap_or_else(|p| p.into_inner()) = None;
+            self.start_height.store(u32::MAX, Ordering::SeqCst);
             if self.shutdown.load(Ordering::SeqCst) {
                 break;
             }
@@ -314,6 +368,11 @@ impl Engine {
                         "compact-filter engine synced {held} headers past its start; restarted \
                          from the stored chain to release them"
                     );
+                    continue;
+                }
+                RunEnd::Restarted { reason } => {
+                    self.restarts.fetch_add(1, Ordering::Relaxed);
+                    info!("compact-filter engine restarted from the stored chain: {reason}");
                     continue;
                 }
                 RunEnd::Stopped(outcome) => outcome,
@@ -336,6 +395,11 @@ impl Engine {
     }
 
     async fn run_once(&self, config: &EngineConfig, host: Arc<dyn EngineHost>) -> RunEnd {
+        // A restart asked for before the start point is read is served by this run.
+        self.restart_reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         let start = {
             let host = host.clone();
             match tokio::task::spawn_blocking(move || host.start_point()).await {
@@ -351,6 +415,7 @@ impl Engine {
             StartPoint::Snapshot(headers) => headers.first().map_or(0, |(height, _)| *height),
         };
         let mut compacting = None;
+        self.start_height.store(start_height, Ordering::SeqCst);
         let chain_state = match start {
             StartPoint::Checkpoint { height, hash } => {
                 ChainState::Checkpoint(HashCheckpoint::new(height, hash))
@@ -379,7 +444,12 @@ impl Engine {
             mut event_rx,
         } = client;
         *self.requester.write().unwrap_or_else(|p| p.into_inner()) = Some(requester.clone());
-        if self.shutdown.load(Ordering::SeqCst) {
+        let restart_asked = self
+            .restart_reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some();
+        if self.shutdown.load(Ordering::SeqCst) || restart_asked {
             let _ = requester.shutdown();
         }
         self.started.notify_waiters();
@@ -419,9 +489,15 @@ impl Engine {
         while let Ok(warning) = warn_rx.try_recv() {
             log_warning(&warning);
         }
-        match compacting {
-            Some(held) => RunEnd::Compacted { held },
-            None => RunEnd::Stopped(outcome),
+        let restart = self
+            .restart_reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        match (restart, compacting) {
+            (Some(reason), _) => RunEnd::Restarted { reason },
+            (None, Some(held)) => RunEnd::Compacted { held },
+            (None, None) => RunEnd::Stopped(outcome),
         }
     }
 }
