@@ -140,6 +140,24 @@ pub(crate) fn prune_below(conn: &Connection, height: u32) -> Result<usize, Store
     Ok(conn.execute("DELETE FROM filters WHERE height < ?1", [height])?)
 }
 
+/// The lowest height in `from..=to` whose active block has no stored filter, inside an open
+/// transaction.
+pub(crate) fn first_missing(
+    conn: &Connection,
+    from: u32,
+    to: u32,
+) -> Result<Option<u32>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT chain.height FROM chain LEFT JOIN filters \
+             ON filters.height = chain.height AND filters.hash = chain.hash \
+             WHERE chain.height BETWEEN ?1 AND ?2 AND filters.height IS NULL \
+             ORDER BY chain.height LIMIT 1",
+        )?
+        .query_row(params![from, to], |row| row.get(0))
+        .optional()?)
+}
+
 pub(crate) fn contains(
     conn: &Connection,
     height: u32,

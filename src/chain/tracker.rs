@@ -387,6 +387,62 @@ impl ChainTracker {
         Ok(())
     }
 
+    /// Makes the verified tip true again for listeners standing at `height`: if an active
+    /// block between it and the verified tip has no stored filter (pruned while a listener's
+    /// saved position lagged behind, before a crash), the verified tip goes down to the block
+    /// below the first such gap, and stays there until the engine stored the missing filters.
+    /// Returns whether there was a gap.
+    pub fn lower_verified_tip_to_stored_filters_from(
+        &self,
+        height: u32,
+    ) -> Result<bool, StoreError> {
+        let Some((verified, _)) = self.heights().verified_tip else {
+            return Ok(false);
+        };
+        if verified <= height {
+            return Ok(false);
+        }
+        let lowered = self.db.write(|tx| {
+            let Some(missing) = filter_store::first_missing(tx, height + 1, verified)? else {
+                return Ok(None);
+            };
+            let below = missing - 1;
+            let hash = header_store::hash_at(tx, below)?
+                .ok_or_else(|| StoreError::Corrupt(format!("no active block at {below}")))?;
+            filter_store::set_verified_tip(tx, below, &hash)?;
+            Ok(Some((below, hash, missing)))
+        })?;
+        let Some((below, hash, missing)) = lowered else {
+            return Ok(false);
+        };
+        warn!(
+            "the filter of block {missing} is no longer stored though listeners need it; \
+             fetching filters again from there (verified tip lowered from {verified} to {below})"
+        );
+        self.heights
+            .send_modify(|heights| heights.verified_tip = Some((below, hash)));
+        Ok(true)
+    }
+
+    /// The height of `hash` if it is on the active chain, or else of its closest ancestor
+    /// that is (the fork point of a stale block); `None` if the block or one of its
+    /// ancestors down to the active chain is not stored.
+    pub fn active_ancestor_height(&self, hash: &BlockHash) -> Result<Option<u32>, StoreError> {
+        let mut hash = *hash;
+        loop {
+            let Some(header) = self.header(&hash)? else {
+                return Ok(None);
+            };
+            if self.headers.hash_at(header.height)? == Some(hash) {
+                return Ok(Some(header.height));
+            }
+            if header.height == 0 {
+                return Ok(None);
+            }
+            hash = header.header.prev_blockhash;
+        }
+    }
+
     /// Marks the engine as restarting: it is not synced until it says so again.
     pub fn engine_restarting(&self) {
         self.heights.send_modify(|h| h.engine_synced = false);
@@ -620,6 +676,73 @@ mod tests {
             "later stale header kept"
         );
         assert!(headers.get(&recent_fork).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_gap_in_the_filters_above_a_listener_lowers_the_verified_tip_below_it() {
+        let (_dir, tracker) = tracker();
+        let mut chain = vec![bitcoin::constants::genesis_block(Network::Regtest).header];
+        connect(&tracker, &mut chain, 600);
+        tracker.prune(500).expect("pruned");
+        let kept_from = 500 - FILTERS_KEPT_BELOW_CONSUMED;
+
+        // Listeners at or above the pruned range need nothing that is gone.
+        assert!(!tracker
+            .lower_verified_tip_to_stored_filters_from(kept_from - 1)
+            .unwrap());
+        assert_eq!(
+            tracker.heights().verified_tip,
+            Some((600, chain[600].block_hash()))
+        );
+
+        // A listener saved lower needs filters that were pruned.
+        assert!(tracker
+            .lower_verified_tip_to_stored_filters_from(100)
+            .unwrap());
+        assert_eq!(
+            tracker.heights().verified_tip,
+            Some((100, chain[100].block_hash()))
+        );
+        assert_eq!(
+            tracker.filters().verified_tip().unwrap(),
+            Some((100, chain[100].block_hash())),
+            "the lowered tip is stored"
+        );
+
+        // The filters arriving again raise it over the ones still stored.
+        let refetched: Vec<EngineEvent> = (101..kept_from)
+            .map(|height| EngineEvent::Filter {
+                height,
+                hash: chain[height as usize].block_hash(),
+                content: vec![0],
+            })
+            .collect();
+        tracker.apply(&refetched, |_| {}).expect("filters applied");
+        assert_eq!(
+            tracker.heights().verified_tip,
+            Some((600, chain[600].block_hash()))
+        );
+    }
+
+    #[test]
+    fn a_stale_block_stands_at_its_fork_point_with_the_active_chain() {
+        let (_dir, tracker) = tracker();
+        let mut chain = vec![bitcoin::constants::genesis_block(Network::Regtest).header];
+        connect(&tracker, &mut chain, 20);
+        let stale = fork_at(&tracker, &chain, 15);
+        assert_eq!(
+            tracker
+                .active_ancestor_height(&chain[12].block_hash())
+                .unwrap(),
+            Some(12)
+        );
+        assert_eq!(tracker.active_ancestor_height(&stale).unwrap(), Some(14));
+        assert_eq!(
+            tracker
+                .active_ancestor_height(&BlockHash::all_zeros())
+                .unwrap(),
+            None
+        );
     }
 
     #[test]
