@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -179,6 +179,7 @@ pub struct ChainSource {
     notifications: broadcast::Sender<ChainNotification>,
     broadcaster: Arc<Broadcaster>,
     fees: Arc<FeeEstimates>,
+    host: Arc<Host>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -199,6 +200,20 @@ impl ChainSource {
         watch: Arc<WatchSet>,
         listener: Arc<ChainListener>,
     ) -> Result<Arc<Self>, StoreError> {
+        let source = Self::open(config, watch, listener)?;
+        source.start_engine();
+        Ok(source)
+    }
+
+    /// Opens the chain database in `config.data_dir` and starts the broadcaster and the fee
+    /// sampler, but not the engine: nothing is asked of a peer until [`Self::start_engine`] or
+    /// [`Self::cover_listeners_from`], so that the engine's first start point can take the
+    /// listeners' saved positions into account.
+    pub fn open(
+        config: ChainConfig,
+        watch: Arc<WatchSet>,
+        listener: Arc<ChainListener>,
+    ) -> Result<Arc<Self>, StoreError> {
         let db = Arc::new(ChainDb::open(
             &config.data_dir.join("chain.sqlite"),
             config.network,
@@ -215,18 +230,9 @@ impl ChainSource {
             watch: watch.clone(),
             checks: checks.clone(),
             prefetcher: prefetcher.clone(),
+            listeners_floor: AtomicU32::new(NO_FLOOR),
         });
-        let engine = Engine::spawn(
-            EngineConfig {
-                network: config.network,
-                peers: config.peers.clone(),
-                only_peers: config.only_peers,
-                required_peers: config.quorum(),
-                response_timeout: config.block_timeout.min(Duration::from_secs(10)),
-                compact_after_headers: config.compact_after_headers,
-            },
-            host,
-        );
+        let engine = Engine::new();
         let broadcaster = Arc::new(Broadcaster::new(engine.clone(), db)?);
         let fees = Arc::new(FeeEstimates::new(
             config.network,
@@ -244,6 +250,7 @@ impl ChainSource {
             broadcaster: broadcaster.clone(),
             fees: fees.clone(),
             notifications,
+            host,
             tasks: Mutex::new(Vec::new()),
         });
         let broadcasting = tokio::spawn(broadcaster.run(source.subscribe()));
@@ -255,6 +262,49 @@ impl ChainSource {
             .unwrap_or_else(|p| p.into_inner())
             .extend([broadcasting, sampling, prefetching]);
         Ok(source)
+    }
+
+    /// Starts the engine, unless it runs already.
+    pub fn start_engine(&self) {
+        let config = &self.config;
+        self.engine.start(
+            EngineConfig {
+                network: config.network,
+                peers: config.peers.clone(),
+                only_peers: config.only_peers,
+                required_peers: config.quorum(),
+                response_timeout: config.block_timeout.min(Duration::from_secs(10)),
+                compact_after_headers: config.compact_after_headers,
+            },
+            self.host.clone(),
+        );
+    }
+
+    /// Prepares the chain source for listeners about to be synchronised from `height` (the
+    /// lowest block any of them stands on, or its fork point with the active chain): the
+    /// engine's chain must hold every block above it, so the engine is started, or restarted
+    /// when it runs from higher up; and every filter from there to the verified tip must be
+    /// stored, so a gap (filters pruned while a listener's saved position lagged behind its
+    /// position in memory, before a crash) lowers the verified tip to below the gap, and the
+    /// engine fetches those filters again.
+    pub fn cover_listeners_from(&self, height: u32) -> Result<(), StoreError> {
+        self.host.listeners_floor.store(height, Ordering::SeqCst);
+        let gap = self
+            .tracker
+            .lower_verified_tip_to_stored_filters_from(height)?;
+        if !self.engine.is_started() {
+            self.start_engine();
+        } else if gap
+            || self
+                .engine
+                .start_height()
+                .is_some_and(|start| start > height)
+        {
+            self.engine.restart(format!(
+                "listeners need blocks and filters from height {height}"
+            ));
+        }
+        Ok(())
     }
 
     /// The broadcaster (LDK's `BroadcasterInterface`).
@@ -648,6 +698,9 @@ impl BlockSource for ChainSource {
     }
 }
 
+/// [`Host::listeners_floor`] before any is given.
+const NO_FLOOR: u32 = u32::MAX;
+
 /// The engine's view of the rest of the chain source.
 struct Host {
     tracker: Arc<ChainTracker>,
@@ -656,6 +709,9 @@ struct Host {
     watch: Arc<WatchSet>,
     checks: Arc<Mutex<FilterChecks>>,
     prefetcher: Arc<Prefetcher>,
+    /// Where the lowest listener stands before the listeners are synchronised
+    /// ([`ChainSource::cover_listeners_from`]); [`NO_FLOOR`] if not given.
+    listeners_floor: AtomicU32,
 }
 
 impl Host {
@@ -695,7 +751,14 @@ impl Host {
 
 impl EngineHost for Host {
     fn start_point(&self) -> Result<StartPoint, String> {
-        let listeners_at = self.listener.tip().map(|tip| tip.height);
+        // Once synchronised the listeners move together; before that, the lowest saved
+        // position counts.
+        let floor = self.listeners_floor.load(Ordering::SeqCst);
+        let listeners_at = self
+            .listener
+            .tip()
+            .map(|tip| tip.height)
+            .or((floor != NO_FLOOR).then_some(floor));
         self.tracker
             .start_point(listeners_at)
             .map_err(|err| format!("cannot read the stored chain: {err}"))

@@ -56,8 +56,12 @@ impl Cache for RecentHeaderCache {
 impl ChainSource {
     /// Brings each registered listener from its best block (`best_blocks[i]` for the listener
     /// registered i-th) to the verified tip: stale blocks are disconnected back to the fork
-    /// point, then the missing blocks are connected. Waits for a first verified tip at or above
-    /// the lowest listener if the chain source is still catching up.
+    /// point, then the missing blocks are connected.
+    ///
+    /// First the engine is made to cover every block above the lowest listener (see
+    /// [`ChainSource::cover_listeners_from`]), and, if the verified tip is below the highest
+    /// listener (filters being fetched again after a crash), this waits until it is not: a
+    /// listener is never moved back along the chain it is on.
     pub async fn synchronize(
         self: &Arc<Self>,
         best_blocks: &[BlockHash],
@@ -69,6 +73,26 @@ impl ChainSource {
                 best_blocks.len(),
                 listener.len()
             )));
+        }
+        let mut positions = Vec::with_capacity(best_blocks.len());
+        for hash in best_blocks {
+            let position = self
+                .tracker()
+                .active_ancestor_height(hash)
+                .map_err(BlockSourceError::transient)?
+                .ok_or_else(|| {
+                    BlockSourceError::persistent(format!(
+                        "a listener stands on block {hash}, which this node's chain does not hold"
+                    ))
+                })?;
+            positions.push(position);
+        }
+        if let Some(&lowest) = positions.iter().min() {
+            self.cover_listeners_from(lowest)
+                .map_err(BlockSourceError::transient)?;
+        }
+        if let Some(&highest) = positions.iter().max() {
+            self.wait_verified_to(highest).await?;
         }
         let views: Vec<_> = (0..listener.len()).map(|i| listener.view(i)).collect();
         let pairs = best_blocks
@@ -91,6 +115,29 @@ impl ChainSource {
             tip.header.block_hash()
         );
         Ok(tip)
+    }
+
+    /// Waits until the verified tip is at or above `height`.
+    async fn wait_verified_to(&self, height: u32) -> Result<(), BlockSourceError> {
+        let mut heights = self.tracker().subscribe();
+        let mut logged = false;
+        loop {
+            let verified = heights.borrow_and_update().verified_tip.map(|(h, _)| h);
+            if verified.is_some_and(|verified| verified >= height) {
+                return Ok(());
+            }
+            if !logged {
+                info!(
+                    "waiting for verified filters up to height {height} (now at {}) before \
+                     synchronising the listeners",
+                    verified.unwrap_or(0)
+                );
+                logged = true;
+            }
+            if heights.changed().await.is_err() {
+                return Err(BlockSourceError::persistent("the chain source stopped"));
+            }
+        }
     }
 
     /// Follows the verified tip until `stop` turns true: polls on every new verified tip and

@@ -145,7 +145,9 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
     chain_config.only_peers = config.only_bitcoin_peers;
     chain_config.required_peers = config.filter_quorum;
     chain_config.fee_overrides = config.fee_overrides.clone();
-    let chain = ChainSource::start(chain_config, watch_set.clone(), listener.clone())?;
+    // The engine starts once the listeners' saved positions are known (when they are
+    // synchronised), so that its chain holds every block they still need.
+    let chain = ChainSource::open(chain_config, watch_set.clone(), listener.clone())?;
 
     // Step 1: the fee estimator. Step 2: the logger. Step 3: the broadcaster.
     let fee_estimator = chain.fee_estimator().clone();
@@ -198,6 +200,7 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
     // A fresh node starts its wallet and channel manager at the chain tip: wait for the first
     // sync so they are not created at genesis (or at the start checkpoint).
     if fresh {
+        chain.start_engine();
         wait_for_first_sync(&chain).await?;
     }
     let tip = chain

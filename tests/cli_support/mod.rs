@@ -191,6 +191,13 @@ impl Daemon {
         self.wait_ready();
     }
 
+    /// Kills the daemon (SIGKILL) and starts it again on the same data directory without
+    /// waiting for its API: for tests that act while it is still starting.
+    pub fn respawn(&mut self, chain: &Chain, extra: &[&str]) {
+        self.kill_hard();
+        self.child = spawn_daemon(self.dir.path(), chain.addr(), extra);
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
@@ -201,7 +208,8 @@ impl Daemon {
         self.child.id()
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits until the daemon's API answers; panics with its log if it exits first.
+    pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
