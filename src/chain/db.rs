@@ -94,16 +94,45 @@ impl ChainDb {
         } else {
             None
         };
-        if let Some(stored) = stored_network {
+        if let Some(stored) = &stored_network {
             if stored != network.to_core_arg() {
                 return Err(StoreError::WrongNetwork {
                     path: path.to_path_buf(),
-                    stored,
+                    stored: stored.clone(),
                     expected: network.to_core_arg().to_string(),
                 });
             }
         }
+        let stored_version: Option<i64> = if has_meta {
+            conn.query_row(
+                "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'schema_version'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?
+        } else {
+            None
+        };
+        // A database that is already current is not written to on opening: a start that is
+        // refused later leaves it exactly as it was.
+        let current = stored_network.is_some() && stored_version == Some(SCHEMA_VERSION);
         let mut conn = conn;
+        if !current {
+            Self::create_or_migrate(&mut conn, network)?;
+        }
+        let reader = Connection::open(path)?;
+        reader.busy_timeout(std::time::Duration::from_secs(5))?;
+        // The reader's page cache starts over after every commit by the writer, so a large one
+        // would only hold memory.
+        reader.pragma_update(None, "cache_size", READER_CACHE_SIZE)?;
+        Ok(Self {
+            writer: Mutex::new(conn),
+            reader: Mutex::new(reader),
+        })
+    }
+
+    /// Creates the tables of a new database, or brings an older one to the current schema.
+    fn create_or_migrate(conn: &mut Connection, network: Network) -> Result<(), StoreError> {
         let tx = conn.transaction()?;
         let has_v1_headers: bool = tx.query_row(
             "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'active_chain')",
@@ -123,15 +152,7 @@ impl ChainDb {
             [SCHEMA_VERSION],
         )?;
         tx.commit()?;
-        let reader = Connection::open(path)?;
-        reader.busy_timeout(std::time::Duration::from_secs(5))?;
-        // The reader's page cache starts over after every commit by the writer, so a large one
-        // would only hold memory.
-        reader.pragma_update(None, "cache_size", READER_CACHE_SIZE)?;
-        Ok(Self {
-            writer: Mutex::new(conn),
-            reader: Mutex::new(reader),
-        })
+        Ok(())
     }
 
     /// Locks the connection for reads. Each statement sees the last committed state; reads
