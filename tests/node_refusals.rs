@@ -29,6 +29,28 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     files
 }
 
+/// Panics naming the files under `dir` that differ from `before` (`what` says why they must
+/// not), without printing their contents.
+fn assert_unchanged(dir: &Path, before: &BTreeMap<PathBuf, Vec<u8>>, what: &str) {
+    let after = snapshot(dir);
+    let changed: Vec<String> = before
+        .keys()
+        .chain(after.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|path| before.get(*path) != after.get(*path))
+        .map(|path| {
+            format!(
+                "{} ({:?} -> {:?} bytes)",
+                path.display(),
+                before.get(path).map(Vec::len),
+                after.get(path).map(Vec::len)
+            )
+        })
+        .collect();
+    assert!(changed.is_empty(), "{what}; changed: {changed:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_node_on_the_same_data_directory_is_refused() {
     init_logs();
@@ -67,10 +89,10 @@ async fn a_data_directory_of_another_network_is_refused_untouched() {
         err.to_string().contains("belongs to a regtest node"),
         "{err}"
     );
-    assert_eq!(
-        snapshot(dir.path()),
-        before,
-        "nothing in the directory changed"
+    assert_unchanged(
+        dir.path(),
+        &before,
+        "the refused start changed the directory",
     );
 }
 
@@ -107,10 +129,10 @@ async fn a_truncated_channel_monitor_is_refused_untouched() {
         message.contains("channel monitor") && message.contains("refusing to start"),
         "{message}"
     );
-    assert_eq!(
-        snapshot(dir_a.path()),
-        before,
-        "nothing in the directory changed"
+    assert_unchanged(
+        dir_a.path(),
+        &before,
+        "the refused start changed the directory",
     );
     b.stop().await;
 }
@@ -140,4 +162,66 @@ async fn an_inbound_anchor_channel_without_a_fee_reserve_is_refused() {
     assert!(anchored.anchors);
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_channel_manager_is_refused_untouched_and_no_peer_is_contacted() {
+    init_logs();
+    let peer = start_peer().await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(&peer, dir.path()).await;
+    node.stop().await;
+    drop(node);
+    let manager = dir.path().join("ldk").join("manager");
+    let bytes = std::fs::read(&manager).unwrap();
+    std::fs::write(&manager, &bytes[..bytes.len() / 2]).unwrap();
+    let before = snapshot(dir.path());
+    peer.reset_stats();
+
+    let err = Node::start(config(&peer, dir.path()))
+        .await
+        .err()
+        .expect("refused");
+    let message = err.to_string();
+    assert!(
+        message.contains("channel manager cannot be read") && message.contains("refusing"),
+        "{message}"
+    );
+    // Give anything the refused start left running a moment to show itself.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_unchanged(
+        dir.path(),
+        &before,
+        "the refused start changed the directory",
+    );
+    assert_eq!(
+        peer.stats().bytes_received,
+        0,
+        "the refused start talked to a Bitcoin peer"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_seed_beside_a_wallet_and_channel_state_is_refused_untouched() {
+    init_logs();
+    let peer = start_peer().await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(&peer, dir.path()).await;
+    node.stop().await;
+    drop(node);
+    std::fs::remove_file(dir.path().join("seed")).unwrap();
+    let before = snapshot(dir.path());
+
+    let err = Node::start(config(&peer, dir.path()))
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(err.code(), "data_dir");
+    let message = err.to_string();
+    assert!(message.contains("seed"), "{message}");
+    assert_unchanged(
+        dir.path(),
+        &before,
+        "the refused start created a seed beside the wallet",
+    );
 }

@@ -135,7 +135,15 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
     ));
     // Channel state must be readable before anything else starts: a damaged monitor stops
     // the node with the data directory untouched.
-    check_monitors_readable(&store, &keys, data_dir.path())?;
+    let monitor_count = check_monitors_readable(&store, &keys, data_dir.path())?;
+    if fresh && monitor_count > 0 {
+        return Err(NodeError::DataDir {
+            path: data_dir.path().to_path_buf(),
+            reason: "channel monitors exist but the channel manager is missing; refusing to \
+                     start (nothing was changed)"
+                .into(),
+        });
+    }
 
     // Step 5 (the transaction filter) comes first: the chain source and the wallet need it.
     let watch_set = Arc::new(WatchSet::new());
@@ -148,6 +156,54 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
     // The engine starts once the listeners' saved positions are known (when they are
     // synchronised), so that its chain holds every block they still need.
     let chain = ChainSource::open(chain_config, watch_set.clone(), listener.clone())?;
+    let opened = Opened {
+        config,
+        data_dir,
+        seed,
+        store,
+        manager_bytes,
+        now,
+        keys,
+        watch_set,
+        listener,
+    };
+    match start_on_chain(opened, chain.clone()).await {
+        Ok(node) => Ok(node),
+        Err(err) => {
+            // A refused start leaves nothing running and the chain database closed as it was.
+            chain.stop().await;
+            Err(err)
+        }
+    }
+}
+
+/// What [`start`] has opened and checked before the chain source.
+struct Opened {
+    config: Config,
+    data_dir: DataDir,
+    seed: [u8; 32],
+    store: Arc<Store>,
+    manager_bytes: Option<Vec<u8>>,
+    now: std::time::Duration,
+    keys: Arc<KeysManager>,
+    watch_set: Arc<WatchSet>,
+    listener: Arc<ChainListener>,
+}
+
+/// The rest of the start-up, once the chain source is open.
+async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<Node>, NodeError> {
+    let Opened {
+        config,
+        data_dir,
+        seed,
+        store,
+        manager_bytes,
+        now,
+        keys,
+        watch_set,
+        listener,
+    } = opened;
+    let fresh = manager_bytes.is_none();
 
     // Step 1: the fee estimator. Step 2: the logger. Step 3: the broadcaster.
     let fee_estimator = chain.fee_estimator().clone();
@@ -188,14 +244,6 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
                 data_dir.path().join("ldk").display()
             ),
         })?;
-    if fresh && !monitors.is_empty() {
-        return Err(NodeError::DataDir {
-            path: data_dir.path().to_path_buf(),
-            reason: "channel monitors exist but the channel manager is missing; refusing to \
-                     start (nothing was changed)"
-                .into(),
-        });
-    }
 
     // A fresh node starts its wallet and channel manager at the chain tip: wait for the first
     // sync so they are not created at genesis (or at the start checkpoint).

@@ -22,6 +22,8 @@ pub const NETWORK_FILE: &str = "network";
 pub const SEED_FILE: &str = "seed";
 /// Lock file held while a daemon runs.
 pub const LOCK_FILE: &str = "lightfilter.lock";
+/// What a seed's keys have made: a missing seed beside any of these is refused, not replaced.
+const MADE_FROM_SEED: [&str; 2] = ["wallet.sqlite", "ldk"];
 
 /// An opened, locked data directory. The lock is released when this is dropped.
 #[derive(Debug)]
@@ -105,7 +107,8 @@ impl DataDir {
     }
 
     /// Reads the seed, creating it (durably, 0600) if the directory has none. Returns the seed
-    /// and whether it was just created.
+    /// and whether it was just created. A missing seed beside a wallet or channel state (made
+    /// with the lost seed) is refused: a new one would not open them.
     pub fn load_or_create_seed(&self) -> Result<([u8; 32], bool), NodeError> {
         let seed_path = self.path.join(SEED_FILE);
         let fail = |reason: String| NodeError::DataDir {
@@ -127,6 +130,16 @@ impl DataDir {
                 Ok((seed, false))
             }
             Err(err) if err.kind() == ErrorKind::NotFound => {
+                if let Some(made) = MADE_FROM_SEED
+                    .iter()
+                    .find(|name| self.path.join(name).exists())
+                {
+                    return Err(fail(format!(
+                        "the seed file {} is missing, but {made} holds what was made with it; \
+                         put the seed back (nothing was changed)",
+                        seed_path.display()
+                    )));
+                }
                 let seed: [u8; 32] = super::keys::random_bytes();
                 write_durably(&self.path, SEED_FILE, &seed)
                     .map_err(|err| fail(format!("cannot write the seed: {err}")))?;
