@@ -202,6 +202,12 @@ impl RegtestPeer {
         self.node().invalidate(depth)
     }
 
+    /// Connects `block`, disconnected earlier by [`RegtestPeer::invalidate`], again on top of
+    /// the tip (Core's `reconsiderblock`, once the branch that replaced it is invalidated).
+    pub fn reconnect(&self, block: Block) -> Result<BlockHash, TxRejected> {
+        self.node().reconnect(block)
+    }
+
     /// `invalidate(depth)` then `mine(new_blocks)` to `to`; returns the new blocks. With
     /// `new_blocks <= depth` the new branch has no more work than the old one, so peers that
     /// saw the old branch keep it (as they would with Core).

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use bitcoin::{Amount, BlockHash, FeeRate, OutPoint, Script, Transaction, Txid, Wtxid};
+use bitcoin::{Amount, Block, BlockHash, FeeRate, OutPoint, Script, Transaction, Txid, Wtxid};
 use log::{debug, info};
 use tokio::sync::broadcast;
 
@@ -537,6 +537,37 @@ impl Node {
             self.mempool.len()
         );
         hashes
+    }
+
+    /// Connects `block`, one mined earlier and since disconnected by [`Node::invalidate`],
+    /// again on top of the tip, as Core's `reconsiderblock` does once the branch that replaced
+    /// it is invalidated. Refused when it does not extend the tip or one of its transactions
+    /// is no longer valid there.
+    pub fn reconnect(&mut self, block: Block) -> Result<BlockHash, TxRejected> {
+        let (_, tip) = self.chain.tip();
+        if block.header.prev_blockhash != tip {
+            return Err(TxRejected::new(
+                no_txid(),
+                TxRejectReason::Malformed,
+                format!(
+                    "block {} builds on {}, not on the tip {tip}",
+                    block.block_hash(),
+                    block.header.prev_blockhash
+                ),
+            ));
+        }
+        let mut builder = self.chain.block_builder();
+        for tx in block.txdata.iter().skip(1) {
+            let verified = self.scripts_verified.contains(&tx.compute_wtxid());
+            builder.try_add(self.faucet.secp(), tx, verified)?;
+        }
+        let (_, undo, _) = builder.finish();
+        let confirmed: Vec<Transaction> = block.txdata.iter().skip(1).cloned().collect();
+        let hash = self.chain.connect(block, undo);
+        self.remove_confirmed(&confirmed);
+        info!("reconnected block {hash} at height {}", self.chain.height());
+        self.notify(Notice::TipChanged);
+        Ok(hash)
     }
 
     /// Empties the mempool (and the orphan buffer).
