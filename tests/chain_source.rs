@@ -416,6 +416,45 @@ async fn an_online_reorg_disconnects_to_the_fork_point_and_forgets_old_transacti
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_branch_that_becomes_active_again_reaches_the_listeners() {
+    init_logs();
+    let peer = peer().await;
+    let miner = unique_script(33);
+    peer.mine(10, &miner);
+    let recorder = Recorder::new(genesis());
+    let dir = tempfile::tempdir().unwrap();
+    let watch = Arc::new(WatchSet::new());
+    let harness = Harness::start(dir.path(), &[peer.addr()], recorder.clone(), watch).await;
+    harness.wait_for_tip(tip_hash(&peer), LONG).await;
+    let fork = peer.tip().0 - 3;
+
+    // Branch A's top three blocks give way to branch B, four blocks long...
+    let branch_a: Vec<_> = (fork + 1..=fork + 3)
+        .map(|height| peer.block_at(height).expect("a block of branch A"))
+        .collect();
+    peer.invalidate(3);
+    peer.mine(4, &unique_script(34));
+    harness.wait_for_tip(tip_hash(&peer), LONG).await;
+
+    // ...then B is invalidated, A comes back and grows past it. The filters of A's first
+    // blocks were stored once and replaced by B's; the engine does not send them again.
+    peer.invalidate(4);
+    for block in branch_a {
+        peer.reconnect(block).expect("branch A reconnects");
+    }
+    peer.mine(2, &miner);
+    harness.wait_for_tip(tip_hash(&peer), LONG).await;
+    for height in fork..=peer.tip().0 {
+        assert_eq!(
+            recorder.hash_at(height),
+            peer.block_at(height).map(|b| b.block_hash()),
+            "the listener's block at {height}"
+        );
+    }
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offline_reorg_is_replayed_after_restart() {
     init_logs();
     let peer = peer().await;
@@ -454,6 +493,94 @@ async fn an_offline_reorg_is_replayed_after_restart() {
         .seen()
         .iter()
         .any(|s| matches!(s, Seen::Disconnected { fork_height, .. } if *fork_height == fork)));
+    for height in 1..=peer.tip().0 {
+        assert_eq!(
+            recorder.hash_at(height),
+            peer.block_at(height).map(|b| b.block_hash()),
+            "height {height}"
+        );
+    }
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_reorg_deeper_than_the_restart_depth_is_found() {
+    init_logs();
+    let peer = peer().await;
+    let miner = unique_script(42);
+    peer.mine(300, &miner);
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Recorder::new(genesis());
+    let harness = Harness::start(
+        dir.path(),
+        &[peer.addr()],
+        recorder.clone(),
+        Arc::new(WatchSet::new()),
+    )
+    .await;
+    harness.wait_for_tip(tip_hash(&peer), LONG).await;
+    let recorder = harness.stop().await;
+    let stale_tip = recorder.tip();
+
+    // While the source is down the chain forks 200 blocks deep: below where its engine
+    // starts again (144 blocks under the verified tip).
+    let depth = 200;
+    peer.invalidate(depth);
+    peer.mine(depth + 1, &unique_script(43));
+
+    let harness = Harness::start(
+        dir.path(),
+        &[peer.addr()],
+        recorder.clone(),
+        Arc::new(WatchSet::new()),
+    )
+    .await;
+    harness.wait_for_tip(tip_hash(&peer), LONG).await;
+    let fork = stale_tip.height - depth;
+    assert!(recorder
+        .seen()
+        .iter()
+        .any(|s| matches!(s, Seen::Disconnected { fork_height, .. } if *fork_height == fork)));
+    for height in fork..=peer.tip().0 {
+        assert_eq!(
+            recorder.hash_at(height),
+            peer.block_at(height).map(|b| b.block_hash()),
+            "height {height}"
+        );
+    }
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_cannot_be_stored_does_not_stop_the_chain_for_good() {
+    init_logs();
+    let peer = peer().await;
+    let miner = unique_script(44);
+    peer.mine(20, &miner);
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Recorder::new(genesis());
+    let harness = Harness::start(
+        dir.path(),
+        &[peer.addr()],
+        recorder.clone(),
+        Arc::new(WatchSet::new()),
+    )
+    .await;
+    harness.wait_for_tip(tip_hash(&peer), LONG).await;
+
+    // Another process holds the database's write lock longer than the store waits for it
+    // (5 s), so the batch with the next blocks fails to be stored.
+    let blocker = rusqlite::Connection::open(dir.path().join("chain.sqlite")).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    peer.mine(3, &miner);
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    blocker.execute_batch("ROLLBACK").unwrap();
+    drop(blocker);
+
+    // Blocks mined after the failure must reach the listener, and so must the ones whose
+    // batch failed.
+    peer.mine(2, &miner);
+    harness.wait_for_tip(tip_hash(&peer), LONG).await;
     for height in 1..=peer.tip().0 {
         assert_eq!(
             recorder.hash_at(height),

@@ -134,7 +134,7 @@ enum RunEnd {
         /// Headers it held past its start point.
         held: u32,
     },
-    /// It was stopped on purpose to start again from a lower point ([`Engine::restart`]).
+    /// It was stopped on purpose to start again from the stored chain ([`Engine::restart`]).
     Restarted {
         /// Why.
         reason: String,
@@ -151,6 +151,9 @@ pub trait EngineHost: Send + Sync + 'static {
     fn peer_connected(&self);
     /// The engine stopped and will be restarted.
     fn engine_stopped(&self);
+    /// A peer's headers did not connect to any header the engine holds: the chain forked
+    /// below its start point.
+    fn headers_did_not_connect(&self);
     /// Whether a restart from the stored chain near the tip would leave every listener able
     /// to fetch the blocks it still needs.
     fn may_restart_from_tip(&self) -> bool;
@@ -165,8 +168,9 @@ pub struct Engine {
     shutdown_notify: Notify,
     restarts: AtomicU64,
     compactions: AtomicU64,
-    /// Set by [`Engine::restart`]: the running instance stops and the next one starts at once.
-    restart_reason: std::sync::Mutex<Option<String>>,
+    /// Set by [`Engine::restart`] and [`Engine::restart_after_failure`]: the running instance
+    /// stops, and the next one starts at once (`true`) or after the back-off (`false`).
+    restart_reason: std::sync::Mutex<Option<(String, bool)>>,
     /// Height of the block the running instance started after (`u32::MAX` while none runs).
     start_height: AtomicU32,
     started_once: AtomicBool,
@@ -224,10 +228,20 @@ impl Engine {
     /// Stops the running instance so that the supervisor starts the next one at once, from
     /// the start point the host gives then.
     pub fn restart(&self, reason: impl Into<String>) {
+        self.stop_run(reason.into(), true);
+    }
+
+    /// Stops the running instance after something failed; the next one starts from the
+    /// stored chain after the usual back-off, so a lasting failure does not spin.
+    pub fn restart_after_failure(&self, reason: impl Into<String>) {
+        self.stop_run(reason.into(), false);
+    }
+
+    fn stop_run(&self, reason: String, immediate: bool) {
         *self
             .restart_reason
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(reason.into());
+            .unwrap_or_else(|p| p.into_inner()) = Some((reason, immediate));
         if let Some(requester) = self.current() {
             let _ = requester.shutdown();
         }
@@ -468,7 +482,7 @@ impl Engine {
                 },
                 _ = compaction_check.tick() => {}
                 Some(info) = info_rx.recv() => log_info(&info, &host),
-                Some(warning) = warn_rx.recv() => log_warning(&warning),
+                Some(warning) = warn_rx.recv() => log_warning(&warning, &host),
                 result = &mut run => {
                     // Deliver what the stopped engine verified before it stopped.
                     while let Ok(event) = event_rx.try_recv() {
@@ -487,7 +501,7 @@ impl Engine {
             }
         };
         while let Ok(warning) = warn_rx.try_recv() {
-            log_warning(&warning);
+            log_warning(&warning, &host);
         }
         let restart = self
             .restart_reason
@@ -495,7 +509,8 @@ impl Engine {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         match (restart, compacting) {
-            (Some(reason), _) => RunEnd::Restarted { reason },
+            (Some((reason, true)), _) => RunEnd::Restarted { reason },
+            (Some((reason, false)), _) => RunEnd::Stopped(reason),
             (None, Some(held)) => RunEnd::Compacted { held },
             (None, None) => RunEnd::Stopped(outcome),
         }
@@ -596,10 +611,20 @@ fn log_info(info: &Info, host: &Arc<dyn EngineHost>) {
     }
 }
 
-fn log_warning(warning: &Warning) {
+/// How `bip157` describes headers that fork below the first header it holds.
+const HEADERS_DO_NOT_CONNECT: &str = "does not connect to any header of ours";
+
+fn log_warning(warning: &Warning, host: &Arc<dyn EngineHost>) {
     match warning {
         Warning::NeedConnections { .. } | Warning::CouldNotConnect | Warning::ChannelDropped => {
             debug!("compact-filter engine: {warning}")
+        }
+        Warning::UnexpectedSyncError { warning } if warning.contains(HEADERS_DO_NOT_CONNECT) => {
+            warn!(
+                "a Bitcoin peer's chain forks below where the compact-filter engine started: \
+                 {warning}"
+            );
+            host.headers_did_not_connect();
         }
         Warning::UnexpectedSyncError { warning } => {
             warn!(

@@ -223,6 +223,7 @@ impl ChainSource {
         let checks = Arc::new(Mutex::new(FilterChecks::default()));
         let (prefetcher, fetch_requests) = Prefetcher::new();
         let prefetcher = Arc::new(prefetcher);
+        let engine = Engine::new();
         let host = Arc::new(Host {
             tracker: tracker.clone(),
             notifications: notifications.clone(),
@@ -231,8 +232,10 @@ impl ChainSource {
             checks: checks.clone(),
             prefetcher: prefetcher.clone(),
             listeners_floor: AtomicU32::new(NO_FLOOR),
+            restart_depth: AtomicU32::new(RESTART_DEPTH),
+            gap_restart_at: Mutex::new(None),
+            engine: engine.clone(),
         });
-        let engine = Engine::new();
         let broadcaster = Arc::new(Broadcaster::new(engine.clone(), db)?);
         let fees = Arc::new(FeeEstimates::new(
             config.network,
@@ -712,6 +715,13 @@ struct Host {
     /// Where the lowest listener stands before the listeners are synchronised
     /// ([`ChainSource::cover_listeners_from`]); [`NO_FLOOR`] if not given.
     listeners_floor: AtomicU32,
+    /// How far below the verified tip the engine starts: [`RESTART_DEPTH`], doubled each time
+    /// a peer's chain forked below the engine's start, until a sync completes.
+    restart_depth: AtomicU32,
+    /// The verified tip when the engine was last restarted to fill a gap in the filters of
+    /// the active chain: a second restart for the same gap would only repeat the first.
+    gap_restart_at: Mutex<Option<Option<(u32, BlockHash)>>>,
+    engine: Arc<Engine>,
 }
 
 impl Host {
@@ -760,7 +770,7 @@ impl EngineHost for Host {
             .map(|tip| tip.height)
             .or((floor != NO_FLOOR).then_some(floor));
         self.tracker
-            .start_point(listeners_at)
+            .start_point_at_depth(listeners_at, self.restart_depth.load(Ordering::SeqCst))
             .map_err(|err| format!("cannot read the stored chain: {err}"))
     }
 
@@ -783,10 +793,21 @@ impl EngineHost for Host {
             .tracker
             .apply(&events, |stored| self.check_ahead(stored, listeners_at));
         if let Err(err) = applied {
-            error!("could not store what the compact-filter engine learned: {err}");
+            // The engine moved on as if the batch were stored; what it sends next would not
+            // connect. It starts again from what is stored.
+            error!(
+                "could not store what the compact-filter engine learned: {err}; restarting it \
+                 from the stored chain"
+            );
+            self.engine
+                .restart_after_failure(format!("storing what it learned failed: {err}"));
             return;
         }
         let after = self.tracker.heights();
+        if after.engine_synced {
+            self.restart_depth.store(RESTART_DEPTH, Ordering::SeqCst);
+        }
+        self.restart_if_filters_are_missing(&events, &after);
         // A tip is news when it moves, and again when the engine declares itself synced at it
         // (samplers wait for that).
         let became_synced = after.engine_synced && !before.engine_synced;
@@ -805,5 +826,51 @@ impl EngineHost for Host {
 
     fn engine_stopped(&self) {
         self.tracker.engine_restarting();
+    }
+
+    fn headers_did_not_connect(&self) {
+        let depth = self.restart_depth.load(Ordering::SeqCst);
+        let deeper = depth.saturating_mul(2);
+        self.restart_depth.store(deeper, Ordering::SeqCst);
+        self.engine.restart(format!(
+            "a peer's chain forks more than {depth} blocks below the verified tip; starting \
+             {deeper} blocks below it"
+        ));
+    }
+}
+
+impl Host {
+    /// Restarts the engine when it reports its filters synced to the header tip while the
+    /// verified tip stays below: filters of active blocks are missing that it will not send
+    /// again (a branch that became active again after its filters were replaced by another
+    /// branch's). A fresh run fetches every filter above its start point.
+    fn restart_if_filters_are_missing(&self, events: &[EngineEvent], after: &TrackedHeights) {
+        let synced = events.iter().rev().find_map(|event| match event {
+            EngineEvent::Synced { height, hash } => Some((*height, *hash)),
+            _ => None,
+        });
+        let Some(synced) = synced else {
+            return;
+        };
+        if after.verified_tip == Some(synced) || after.header_tip != Some(synced) {
+            return;
+        }
+        let verified = after.verified_tip.map_or(0, |(height, _)| height);
+        let mut restarted_at = self
+            .gap_restart_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if *restarted_at == Some(after.verified_tip) {
+            warn!(
+                "filters of the active chain above height {verified} are still missing after a \
+                 restart of the compact-filter engine"
+            );
+            return;
+        }
+        *restarted_at = Some(after.verified_tip);
+        self.engine.restart(format!(
+            "it reports filters synced to height {} but those above {verified} are missing",
+            synced.0
+        ));
     }
 }

@@ -214,13 +214,23 @@ impl ChainTracker {
     /// see reorgs that happened while it was down, or from `listeners_at` if the listeners stand
     /// lower: the engine fetches only blocks of the chain it holds, and they still need those.
     pub fn start_point(&self, listeners_at: Option<u32>) -> Result<StartPoint, StoreError> {
+        self.start_point_at_depth(listeners_at, RESTART_DEPTH)
+    }
+
+    /// Like [`ChainTracker::start_point`], from `depth` blocks below the verified tip (deeper
+    /// when a peer's chain forked below the last start point).
+    pub fn start_point_at_depth(
+        &self,
+        listeners_at: Option<u32>,
+        depth: u32,
+    ) -> Result<StartPoint, StoreError> {
         let Some(tip) = self.headers.tip()? else {
             return Err(StoreError::Corrupt("header store is empty".into()));
         };
         let lowest = self.headers.lowest_active_height()?.unwrap_or(0);
         let verified = self.heights().verified_tip.map_or(lowest, |(h, _)| h);
         let from = verified
-            .saturating_sub(RESTART_DEPTH)
+            .saturating_sub(depth)
             .min(listeners_at.unwrap_or(u32::MAX))
             .max(lowest);
         if from == tip.height {
