@@ -35,6 +35,17 @@ fn tip_hash(peer: &RegtestPeer) -> bitcoin::BlockHash {
 }
 
 /// The blocks `peer` served, in order, except those `source` fetched as fee samples.
+/// Asserts that the listener's blocks from `from` to the peer's tip are the peer's.
+fn assert_listener_on_the_peers_chain(recorder: &Recorder, peer: &RegtestPeer, from: u32) {
+    for height in from..=peer.tip().0 {
+        assert_eq!(
+            recorder.hash_at(height),
+            peer.block_at(height).map(|b| b.block_hash()),
+            "the listener's block at {height}"
+        );
+    }
+}
+
 fn blocks_served_for_listeners(
     peer: &RegtestPeer,
     source: &lightfilter::chain::ChainSource,
@@ -406,12 +417,7 @@ async fn an_online_reorg_disconnects_to_the_fork_point_and_forgets_old_transacti
         !recorder.is_confirmed(&payment.compute_txid()),
         "the old branch's payment is no longer confirmed"
     );
-    for height in fork..=peer.tip().0 {
-        assert_eq!(
-            recorder.hash_at(height),
-            peer.block_at(height).map(|b| b.block_hash())
-        );
-    }
+    assert_listener_on_the_peers_chain(&recorder, &peer, fork);
     harness.stop().await;
 }
 
@@ -444,111 +450,54 @@ async fn a_branch_that_becomes_active_again_reaches_the_listeners() {
     }
     peer.mine(2, &miner);
     harness.wait_for_tip(tip_hash(&peer), LONG).await;
-    for height in fork..=peer.tip().0 {
-        assert_eq!(
-            recorder.hash_at(height),
-            peer.block_at(height).map(|b| b.block_hash()),
-            "the listener's block at {height}"
-        );
-    }
+    assert_listener_on_the_peers_chain(&recorder, &peer, fork);
     harness.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_offline_reorg_is_replayed_after_restart() {
+/// Syncs a source to `length` blocks, stops it, reorganises the chain `depth` blocks deep with
+/// `depth + 2` new blocks while it is down, restarts it and checks the listener followed the
+/// reorganisation from its fork point.
+async fn replay_offline_reorg(length: u32, depth: u32, tag: u64) {
     init_logs();
     let peer = peer().await;
-    let miner = unique_script(40);
-    peer.mine(30, &miner);
+    peer.mine(length, &unique_script(tag));
     let dir = tempfile::tempdir().unwrap();
-    let recorder = Recorder::new(genesis());
-    let harness = Harness::start(
-        dir.path(),
-        &[peer.addr()],
-        recorder.clone(),
-        Arc::new(WatchSet::new()),
-    )
-    .await;
+    let peers = [peer.addr()];
+    let start = |recorder: Arc<Recorder>| {
+        Harness::start(dir.path(), &peers, recorder, Arc::new(WatchSet::new()))
+    };
+    let harness = start(Recorder::new(genesis())).await;
     harness.wait_for_tip(tip_hash(&peer), LONG).await;
     let recorder = harness.stop().await;
     let stale_tip = recorder.tip();
 
-    peer.invalidate(6);
-    peer.mine(8, &unique_script(41));
+    peer.invalidate(depth);
+    peer.mine(depth + 2, &unique_script(tag + 1));
     assert_ne!(
         peer.block_at(stale_tip.height).unwrap().block_hash(),
         stale_tip.block_hash
     );
 
-    let harness = Harness::start(
-        dir.path(),
-        &[peer.addr()],
-        recorder.clone(),
-        Arc::new(WatchSet::new()),
-    )
-    .await;
-    harness.wait_for_tip(tip_hash(&peer), LONG).await;
-    let fork = stale_tip.height - 6;
-    assert!(recorder
-        .seen()
-        .iter()
-        .any(|s| matches!(s, Seen::Disconnected { fork_height, .. } if *fork_height == fork)));
-    for height in 1..=peer.tip().0 {
-        assert_eq!(
-            recorder.hash_at(height),
-            peer.block_at(height).map(|b| b.block_hash()),
-            "height {height}"
-        );
-    }
-    harness.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_offline_reorg_deeper_than_the_restart_depth_is_found() {
-    init_logs();
-    let peer = peer().await;
-    let miner = unique_script(42);
-    peer.mine(300, &miner);
-    let dir = tempfile::tempdir().unwrap();
-    let recorder = Recorder::new(genesis());
-    let harness = Harness::start(
-        dir.path(),
-        &[peer.addr()],
-        recorder.clone(),
-        Arc::new(WatchSet::new()),
-    )
-    .await;
-    harness.wait_for_tip(tip_hash(&peer), LONG).await;
-    let recorder = harness.stop().await;
-    let stale_tip = recorder.tip();
-
-    // While the source is down the chain forks 200 blocks deep: below where its engine
-    // starts again (144 blocks under the verified tip).
-    let depth = 200;
-    peer.invalidate(depth);
-    peer.mine(depth + 1, &unique_script(43));
-
-    let harness = Harness::start(
-        dir.path(),
-        &[peer.addr()],
-        recorder.clone(),
-        Arc::new(WatchSet::new()),
-    )
-    .await;
+    let harness = start(recorder.clone()).await;
     harness.wait_for_tip(tip_hash(&peer), LONG).await;
     let fork = stale_tip.height - depth;
     assert!(recorder
         .seen()
         .iter()
         .any(|s| matches!(s, Seen::Disconnected { fork_height, .. } if *fork_height == fork)));
-    for height in fork..=peer.tip().0 {
-        assert_eq!(
-            recorder.hash_at(height),
-            peer.block_at(height).map(|b| b.block_hash()),
-            "height {height}"
-        );
-    }
+    assert_listener_on_the_peers_chain(&recorder, &peer, 1);
     harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_reorg_is_replayed_after_restart() {
+    replay_offline_reorg(30, 6, 40).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_reorg_deeper_than_the_restart_depth_is_found() {
+    // 200 blocks deep: below where the engine starts again (144 blocks under the verified tip).
+    replay_offline_reorg(300, 200, 42).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -581,13 +530,7 @@ async fn a_batch_that_cannot_be_stored_does_not_stop_the_chain_for_good() {
     // batch failed.
     peer.mine(2, &miner);
     harness.wait_for_tip(tip_hash(&peer), LONG).await;
-    for height in 1..=peer.tip().0 {
-        assert_eq!(
-            recorder.hash_at(height),
-            peer.block_at(height).map(|b| b.block_hash()),
-            "height {height}"
-        );
-    }
+    assert_listener_on_the_peers_chain(&recorder, &peer, 1);
     harness.stop().await;
 }
 

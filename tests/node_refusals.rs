@@ -29,6 +29,17 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     files
 }
 
+/// A regtest peer and the data directory of a node that ran against it and stopped.
+async fn peer_and_stopped_node() -> (lightfilter::regtest::RegtestPeer, tempfile::TempDir) {
+    init_logs();
+    let peer = start_peer().await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(&peer, dir.path()).await;
+    node.stop().await;
+    drop(node);
+    (peer, dir)
+}
+
 /// Panics naming the files under `dir` that differ from `before` (`what` says why they must
 /// not), without printing their contents.
 fn assert_unchanged(dir: &Path, before: &BTreeMap<PathBuf, Vec<u8>>, what: &str) {
@@ -74,12 +85,7 @@ async fn a_second_node_on_the_same_data_directory_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_directory_of_another_network_is_refused_untouched() {
-    init_logs();
-    let peer = start_peer().await;
-    let dir = tempfile::tempdir().unwrap();
-    let node = start_node(&peer, dir.path()).await;
-    node.stop().await;
-    drop(node);
+    let (peer, dir) = peer_and_stopped_node().await;
     let before = snapshot(dir.path());
     let mut config = config(&peer, dir.path());
     config.network = bitcoin::Network::Signet;
@@ -166,12 +172,7 @@ async fn an_inbound_anchor_channel_without_a_fee_reserve_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_channel_manager_is_refused_untouched_and_no_peer_is_contacted() {
-    init_logs();
-    let peer = start_peer().await;
-    let dir = tempfile::tempdir().unwrap();
-    let node = start_node(&peer, dir.path()).await;
-    node.stop().await;
-    drop(node);
+    let (peer, dir) = peer_and_stopped_node().await;
     let manager = dir.path().join("ldk").join("manager");
     let bytes = std::fs::read(&manager).unwrap();
     std::fs::write(&manager, &bytes[..bytes.len() / 2]).unwrap();
@@ -203,12 +204,7 @@ async fn a_damaged_channel_manager_is_refused_untouched_and_no_peer_is_contacted
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_seed_beside_a_wallet_and_channel_state_is_refused_untouched() {
-    init_logs();
-    let peer = start_peer().await;
-    let dir = tempfile::tempdir().unwrap();
-    let node = start_node(&peer, dir.path()).await;
-    node.stop().await;
-    drop(node);
+    let (peer, dir) = peer_and_stopped_node().await;
     std::fs::remove_file(dir.path().join("seed")).unwrap();
     let before = snapshot(dir.path());
 

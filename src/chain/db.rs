@@ -84,16 +84,19 @@ impl ChainDb {
             [],
             |row| row.get(0),
         )?;
-        let stored_network: Option<String> = if has_meta {
-            conn.query_row(
-                "SELECT CAST(value AS TEXT) FROM meta WHERE key = 'network'",
-                [],
-                |row| row.get(0),
-            )
-            .optional()?
-        } else {
-            None
+        let meta_text = |key: &str| -> Result<Option<String>, StoreError> {
+            if !has_meta {
+                return Ok(None);
+            }
+            Ok(conn
+                .query_row(
+                    "SELECT CAST(value AS TEXT) FROM meta WHERE key = ?1",
+                    [key],
+                    |row| row.get(0),
+                )
+                .optional()?)
         };
+        let stored_network = meta_text("network")?;
         if let Some(stored) = &stored_network {
             if stored != network.to_core_arg() {
                 return Err(StoreError::WrongNetwork {
@@ -103,19 +106,11 @@ impl ChainDb {
                 });
             }
         }
-        let stored_version: Option<i64> = if has_meta {
-            conn.query_row(
-                "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'schema_version'",
-                [],
-                |row| row.get(0),
-            )
-            .optional()?
-        } else {
-            None
-        };
+        let stored_version = meta_text("schema_version")?;
         // A database that is already current is not written to on opening: a start that is
         // refused later leaves it exactly as it was.
-        let current = stored_network.is_some() && stored_version == Some(SCHEMA_VERSION);
+        let current = stored_network.is_some()
+            && stored_version.as_deref() == Some(SCHEMA_VERSION.to_string().as_str());
         let mut conn = conn;
         if !current {
             Self::create_or_migrate(&mut conn, network)?;
