@@ -95,3 +95,70 @@ async fn the_chain_source_syncs_from_bitcoin_core_and_follows_its_reorgs() {
         .any(|s| matches!(s, Seen::Disconnected { .. })));
     harness.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_branch_core_makes_active_again_reaches_the_listeners() {
+    let Some(exe) = bitcoind_exe() else {
+        println!("skipped: BITCOIND_EXE not set");
+        return;
+    };
+    let _ = env_logger::builder().is_test(true).try_init();
+    let peer = RegtestPeer::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    peer.mine(20, &unique_script(10));
+    let core = Bitcoind::start_listening(&exe, peer.addr());
+    let rpc = |method: &str, params: serde_json::Value| {
+        core.rpc(method, params)
+            .unwrap_or_else(|err| panic!("{method}: {err}\n{}", core.debug_log_tail()))
+    };
+    let core_tip = || -> (u64, String) {
+        let height = rpc("getblockcount", serde_json::json!([]))
+            .as_u64()
+            .unwrap();
+        let hash = rpc("getbestblockhash", serde_json::json!([]));
+        (height, hash.as_str().unwrap().to_string())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while core_tip().0 < u64::from(peer.tip().0) {
+        assert!(std::time::Instant::now() < deadline, "Core did not sync");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let recorder = Recorder::new(genesis());
+    let dir = tempfile::tempdir().unwrap();
+    let watch = Arc::new(WatchSet::new());
+    let harness = Harness::start(dir.path(), &[core.p2p_addr()], recorder.clone(), watch).await;
+    let core_tip_hash = || -> bitcoin::BlockHash { core_tip().1.parse().unwrap() };
+    harness
+        .wait_for_tip(core_tip_hash(), Duration::from_secs(120))
+        .await;
+
+    // Core leaves branch A for a longer branch B...
+    let fork = core_tip().0 - 3;
+    let a1 = rpc("getblockhash", serde_json::json!([fork + 1]));
+    rpc("invalidateblock", serde_json::json!([a1]));
+    rpc("generatetodescriptor", serde_json::json!([4, "raw(51)"]));
+    harness
+        .wait_for_tip(core_tip_hash(), Duration::from_secs(120))
+        .await;
+
+    // ...then goes back to A, which grows past B.
+    let b1 = rpc("getblockhash", serde_json::json!([fork + 1]));
+    rpc("invalidateblock", serde_json::json!([b1]));
+    rpc("reconsiderblock", serde_json::json!([a1]));
+    rpc("generatetodescriptor", serde_json::json!([2, "raw(51)"]));
+    harness
+        .wait_for_tip(core_tip_hash(), Duration::from_secs(120))
+        .await;
+    let (height, _) = core_tip();
+    for height in fork..=height {
+        let hash = rpc("getblockhash", serde_json::json!([height]));
+        assert_eq!(
+            recorder.hash_at(height as u32).map(|h| h.to_string()),
+            hash.as_str().map(str::to_string),
+            "the listener's block at {height}"
+        );
+    }
+    harness.stop().await;
+}
