@@ -133,3 +133,61 @@ async fn a_close_mined_while_the_node_was_down_reaches_its_channel_monitor_at_st
     .await;
     b.stop().await;
 }
+
+/// Everything `node` counts as its own on chain or on its way there.
+fn on_chain_total(node: &lightfilter::node::Node) -> u64 {
+    let b = node.balances();
+    b.onchain_confirmed_sat + b.onchain_pending_sat + b.claimable_onchain_sat + b.sweeping_sat
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cooperative_close_does_not_keep_a_later_forced_close_from_being_swept() {
+    init_logs();
+    let peer = start_peer().await;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = two_funded_nodes(&peer, dir_a.path(), dir_b.path()).await;
+
+    // A cooperative close pays A's wallet straight from the closing transaction.
+    let first = open_channel(&peer, &a, &b, 200_000, 0, false).await;
+    a.close_channel(&first.channel_id, false).await.unwrap();
+    wait_for(LIMIT, || async { !peer.mempool().is_empty() }).await;
+    mine(&peer, 1).await;
+    synced(&peer, &a).await;
+    wait_for(LIMIT, || async { a.channels().is_empty() }).await;
+
+    // Then the peer force-closes a second channel: A's balance in it must reach A's wallet.
+    let second = open_channel(&peer, &a, &b, 300_000, 0, false).await;
+    let a_channel = a.balances().lightning_sat;
+    let a_onchain_before = a.balances().onchain_confirmed_sat;
+    let total_before = on_chain_total(&a) + a_channel;
+    b.close_channel(&second.channel_id, true).await.unwrap();
+    wait_for(LIMIT, || async { !peer.mempool().is_empty() }).await;
+    let balance_kept = || {
+        let total = on_chain_total(&a) + a.balances().lightning_sat;
+        assert!(
+            total + 10_000 > total_before,
+            "A's balance shows funds as gone: {total} sat now, {total_before} sat before the \
+             close: {:?}",
+            a.balances()
+        );
+    };
+    // The commitment confirms and matures (anchor outputs: one block of delay, then LDK's six
+    // confirmations before the output is handed to the sweeper).
+    for _ in 0..12 {
+        mine(&peer, 1).await;
+        synced(&peer, &a).await;
+        balance_kept();
+    }
+    // The sweeper tries every 30 s; its transaction is mined as soon as it shows up.
+    wait_for(LIMIT, || async {
+        if !peer.mempool().is_empty() {
+            mine(&peer, 1).await;
+            synced(&peer, &a).await;
+        }
+        balance_kept();
+        a.balances().onchain_confirmed_sat > a_onchain_before + a_channel - 10_000
+    })
+    .await;
+    a.stop().await;
+    b.stop().await;
+}

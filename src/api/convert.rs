@@ -39,6 +39,7 @@ impl From<Balances> for BalanceResponse {
             lightning_sat: balances.lightning_sat,
             lightning_msat: balances.lightning_msat,
             claimable_onchain_sat: balances.claimable_onchain_sat,
+            sweeping_sat: balances.sweeping_sat,
         }
     }
 }

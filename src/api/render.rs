@@ -107,6 +107,10 @@ pub fn balance(balance: &BalanceResponse) -> String {
             "closing channels",
             format!("{} sat", balance.claimable_onchain_sat),
         ),
+        (
+            "being swept to the wallet",
+            format!("{} sat", balance.sweeping_sat),
+        ),
     ];
     key_values(&rows)
 }
@@ -277,6 +281,7 @@ mod tests {
             lightning_sat: 5,
             lightning_msat: 5_500,
             claimable_onchain_sat: 0,
+            sweeping_sat: 0,
         });
         for line in text.lines() {
             assert!(line.ends_with(" sat") || line.ends_with(" msat"), "{line}");

@@ -89,6 +89,9 @@ pub struct BalanceResponse {
     pub lightning_msat: u64,
     /// Funds of closed channels on their way back to the wallet.
     pub claimable_onchain_sat: u64,
+    /// Outputs of closed channels being swept into the wallet, until the sweep confirms.
+    #[serde(default)]
+    pub sweeping_sat: u64,
 }
 
 /// How much `send` sends: `{"sat": N}` or `"all"`.

@@ -386,7 +386,10 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
         }
     };
 
-    // The output sweeper returns closed-channel funds to the wallet.
+    // The output sweeper returns closed-channel funds to the wallet. Outputs that are the
+    // wallet's already are taken out of a queue saved by an earlier version first.
+    super::sweeper_repair::drop_wallet_static_outputs(&*store, |script| wallet.is_mine(script))
+        .map_err(|err| store_error("repairing the output sweeper state", err))?;
     let sweeper: Arc<Sweeper> = Arc::new(
         match read_optional(
             &store,

@@ -283,9 +283,13 @@ impl Node {
                 channel_id,
             } => {
                 let count = outputs.len();
+                // Static outputs pay the wallet's own scripts (the node's destination and
+                // shutdown scripts are wallet addresses), so the wallet already has them; the
+                // sweeper's signer could not spend them, and one such output in its queue
+                // would make every later sweep fail.
                 if self
                     .sweeper
-                    .track_spendable_outputs(outputs, channel_id, false, None)
+                    .track_spendable_outputs(outputs, channel_id, true, None)
                     .is_err()
                 {
                     error!("could not hand {count} spendable output(s) to the sweeper; will retry");

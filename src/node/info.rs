@@ -52,8 +52,12 @@ pub struct Balances {
     pub lightning_sat: u64,
     /// The same in msat (whole satoshis).
     pub lightning_msat: u64,
-    /// Funds of closed channels on their way back to the wallet.
+    /// Funds of closed channels on their way back to the wallet, as the channel monitors
+    /// count them (until the output is ours to spend).
     pub claimable_onchain_sat: u64,
+    /// Outputs of closed channels that are ours to spend and that the sweeper is moving into
+    /// the wallet, until its sweeping transaction confirms.
+    pub sweeping_sat: u64,
 }
 
 /// An unspent wallet output.

@@ -17,6 +17,7 @@ mod payment_store;
 mod payments;
 mod peers;
 mod startup_monitor;
+mod sweeper_repair;
 pub mod types;
 
 use std::collections::HashMap;

@@ -4,6 +4,9 @@ use bitcoin::{Address, FeeRate, Txid};
 use lightning::chain::chaininterface::ConfirmationTarget;
 use lightning::chain::channelmonitor::Balance;
 
+use lightning::sign::SpendableOutputDescriptor;
+use lightning::util::sweep::OutputSpendStatus;
+
 use super::info::{Balances, UtxoInfo};
 use super::{Node, NodeError, SendAmount};
 use crate::wallet::FeeChoice;
@@ -33,7 +36,24 @@ impl Node {
             lightning_sat: lightning_msat / 1_000,
             lightning_msat,
             claimable_onchain_sat,
+            sweeping_sat: self.sweeping_sat(),
         }
+    }
+
+    /// Outputs the sweeper tracks whose sweeping transaction has not confirmed yet: ours, but
+    /// not yet in the wallet (which sees only confirmed transactions of the sweeper).
+    fn sweeping_sat(&self) -> u64 {
+        self.sweeper
+            .tracked_spendable_outputs()
+            .iter()
+            .filter(|tracked| {
+                !matches!(
+                    tracked.status,
+                    OutputSpendStatus::PendingThresholdConfirmations { .. }
+                )
+            })
+            .map(|tracked| descriptor_value(&tracked.descriptor))
+            .sum()
     }
 
     /// Unspent wallet outputs.
@@ -66,5 +86,14 @@ impl Node {
             None => FeeChoice::Target(ConfirmationTarget::OutputSpendingFee),
         };
         Ok(self.wallet.send(address, amount, fee)?.compute_txid())
+    }
+}
+
+/// The value of the output `descriptor` describes.
+fn descriptor_value(descriptor: &SpendableOutputDescriptor) -> u64 {
+    match descriptor {
+        SpendableOutputDescriptor::StaticOutput { output, .. } => output.value.to_sat(),
+        SpendableOutputDescriptor::DelayedPaymentOutput(d) => d.output.value.to_sat(),
+        SpendableOutputDescriptor::StaticPaymentOutput(d) => d.output.value.to_sat(),
     }
 }

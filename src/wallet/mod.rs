@@ -132,6 +132,11 @@ impl Wallet {
         }
     }
 
+    /// Whether `script` is one of the wallet's own (revealed) scripts.
+    pub fn is_mine(&self, script: &bitcoin::Script) -> bool {
+        self.state().wallet.is_mine(script.to_owned())
+    }
+
     /// The wallet's unspent outputs, confirmed or not.
     pub fn utxos(&self) -> Vec<WalletUtxo> {
         let state = self.state();
