@@ -796,6 +796,48 @@ async fn fee_estimates_sit_at_the_floor_on_empty_chains_and_follow_paid_rates() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_announcing_a_huge_feefilter_cannot_raise_the_estimates_that_judge_counterparties() {
+    init_logs();
+    let peer = peer().await;
+    peer.mine(20, &unique_script(95));
+    // 2^40 sat per 1000 vB: about 1.1e9 sat/vB.
+    peer.endpoint().switches.set_fee_filter(Some(1 << 40));
+    let recorder = Recorder::new(genesis());
+    let dir = tempfile::tempdir().unwrap();
+    let harness = Harness::start(
+        dir.path(),
+        &[peer.addr()],
+        recorder.clone(),
+        Arc::new(WatchSet::new()),
+    )
+    .await;
+    harness.wait_for_tip(tip_hash(&peer), LONG).await;
+    let fees = harness.source.fee_estimator().clone();
+    // The peer's feefilter is read: the node's own transactions are priced above it, within
+    // the cap...
+    wait_for(LONG, || {
+        fees.get_est_sat_per_1000_weight(ConfirmationTarget::OutputSpendingFee) > 1_250
+    })
+    .await;
+    // ...but what judges a counterparty stays where it was, and nothing passes the maximum.
+    for target in [
+        ConfirmationTarget::MinAllowedAnchorChannelRemoteFee,
+        ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee,
+        ConfirmationTarget::ChannelCloseMinimum,
+    ] {
+        assert_eq!(fees.get_est_sat_per_1000_weight(target), 253, "{target:?}");
+    }
+    for target in lightfilter::chain::fees::ALL_TARGETS {
+        let estimate = fees.get_est_sat_per_1000_weight(target);
+        assert!(
+            estimate <= lightfilter::chain::fees::MAX_FEE_RATE_SAT_PER_KW,
+            "{target:?} at {estimate} sat/kw"
+        );
+    }
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fee_overrides_win_and_nothing_panics_without_peers() {
     init_logs();
     // Nothing listens on this port: the engine keeps failing to connect and restarting.

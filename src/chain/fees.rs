@@ -7,9 +7,17 @@
 //! them: with `median` and `highest` over the last [`SAMPLE_WINDOW`] samples, non-anchor
 //! channel and output spending use `median`, urgent sweeps `max(highest, 1.5 × median)`,
 //! anchor channel and close minimum `median / 2`, the non-anchor remote minimum `median / 4`,
-//! the anchor remote minimum the floor, and the maximum `max(4 × highest, 25,000)`. Every
-//! target is raised to the floor: 253 sat/kw or the peers' feefilter, whichever is higher. Configured overrides win. Estimates are
-//! computed when a sample arrives and cached, so LDK's frequent calls cost a table lookup.
+//! the anchor remote minimum the floor, and the maximum `max(4 × highest, 25,000)`. Configured
+//! overrides win. Estimates are computed when a sample arrives and cached, so LDK's frequent
+//! calls cost a table lookup.
+//!
+//! **What peers can move.** Every target is at least 253 sat/kw. The targets our own
+//! transactions are built with are also raised to the peers' feefilter (below it no peer
+//! relays them), but a feefilter counts only up to [`MAX_PEER_FLOOR_SAT_PER_KW`]: any peer can
+//! send any value. The targets that judge a counterparty (`MinAllowedAnchorChannelRemoteFee`,
+//! `MinAllowedNonAnchorChannelRemoteFee`, `ChannelCloseMinimum`) are never raised by a peer's
+//! feefilter, so a Bitcoin peer cannot make the node force-close channels or refuse closes. No
+//! estimate is ever above [`MAX_FEE_RATE_SAT_PER_KW`].
 //!
 //! **Bandwidth budget.** Every block downloaded for the listeners is sampled at no extra cost.
 //! Beyond that, the sampler downloads the tip block only when the last sample is older than
@@ -34,6 +42,14 @@ use log::{debug, info};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::source::{ChainNotification, ChainSource, FetchPurpose};
+
+/// No estimate is ever above this, in sat/kw (1,000 sat/vB, far above any fee paid on mainnet
+/// so far): whatever blocks or peers report, the node does not pay more.
+pub const MAX_FEE_RATE_SAT_PER_KW: u32 = 250_000;
+/// A peer's feefilter raises the targets of the node's own transactions at most to this, in
+/// sat/kw (100 sat/vB: mempools have asked that much in congestion; a peer asking more is
+/// ignored above it).
+pub const MAX_PEER_FLOOR_SAT_PER_KW: u32 = 25_000;
 
 /// How many recent block samples the estimates are computed from.
 pub const SAMPLE_WINDOW: usize = 12;
@@ -174,8 +190,9 @@ impl FeeEstimates {
 
     /// Records the average fee rate of a verified block at `height`.
     pub fn add_block_sample(&self, block: &Block, height: u32) {
-        let rate = block_fee_rate(self.network, block, height)
-            .map_or(0, |r| r.to_sat_per_kwu().min(u32::MAX as u64) as u32);
+        let rate = block_fee_rate(self.network, block, height).map_or(0, |r| {
+            r.to_sat_per_kwu().min(u64::from(MAX_FEE_RATE_SAT_PER_KW)) as u32
+        });
         let mut inputs = self.inputs();
         inputs.samples.insert(height, rate);
         while inputs.samples.len() > SAMPLE_WINDOW {
@@ -189,7 +206,16 @@ impl FeeEstimates {
     /// Records the highest feefilter among peers.
     pub fn set_peers_min_feerate(&self, rate: FeeRate) {
         let mut inputs = self.inputs();
-        let sat_per_kw = rate.to_sat_per_kwu().min(u32::MAX as u64) as u32;
+        let sat_per_kw = rate
+            .to_sat_per_kwu()
+            .min(u64::from(MAX_PEER_FLOOR_SAT_PER_KW)) as u32;
+        if sat_per_kw == MAX_PEER_FLOOR_SAT_PER_KW && inputs.peers_min != sat_per_kw {
+            info!(
+                "a Bitcoin peer relays only transactions paying {} sat/kw or more; counting \
+                 {MAX_PEER_FLOOR_SAT_PER_KW} sat/kw of it",
+                rate.to_sat_per_kwu()
+            );
+        }
         if inputs.peers_min != sat_per_kw {
             inputs.peers_min = sat_per_kw;
             self.recompute(&inputs);
@@ -223,30 +249,51 @@ impl FeeEstimates {
     }
 }
 
+/// Whether `target` judges what a counterparty proposes (rather than pricing the node's own
+/// transactions): a Bitcoin peer's feefilter must not raise it.
+fn judges_counterparty(target: ConfirmationTarget) -> bool {
+    matches!(
+        target,
+        ConfirmationTarget::MinAllowedAnchorChannelRemoteFee
+            | ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee
+            | ConfirmationTarget::ChannelCloseMinimum
+    )
+}
+
 /// The estimate for `target` from the sampled inputs (before overrides), in sat/kw.
 fn policy(target: ConfirmationTarget, inputs: &Inputs) -> u32 {
-    let floor = FEERATE_FLOOR_SATS_PER_KW.max(inputs.peers_min);
-    if inputs.samples.is_empty() {
-        return match target {
-            ConfirmationTarget::MaximumFeeEstimate => fallback(target).max(floor * 4),
-            _ => fallback(target).max(floor),
-        };
-    }
-    let mut rates: Vec<u32> = inputs.samples.values().copied().collect();
-    rates.sort_unstable();
-    let median = rates[rates.len() / 2];
-    let highest = *rates.last().expect("non-empty");
-    let estimate = match target {
-        ConfirmationTarget::MaximumFeeEstimate => (highest * 4).max(fallback(target)),
-        ConfirmationTarget::UrgentOnChainSweep => highest.max(median * 3 / 2),
-        ConfirmationTarget::NonAnchorChannelFee | ConfirmationTarget::OutputSpendingFee => median,
-        ConfirmationTarget::AnchorChannelFee | ConfirmationTarget::ChannelCloseMinimum => {
-            median / 2
-        }
-        ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee => median / 4,
-        ConfirmationTarget::MinAllowedAnchorChannelRemoteFee => 0,
+    let floor = if judges_counterparty(target) {
+        FEERATE_FLOOR_SATS_PER_KW
+    } else {
+        FEERATE_FLOOR_SATS_PER_KW.max(inputs.peers_min.min(MAX_PEER_FLOOR_SAT_PER_KW))
     };
-    estimate.max(floor)
+    let floor = u64::from(floor);
+    let fallback = u64::from(fallback(target));
+    let estimate: u64 = if inputs.samples.is_empty() {
+        match target {
+            ConfirmationTarget::MaximumFeeEstimate => fallback.max(floor * 4),
+            _ => fallback,
+        }
+    } else {
+        let mut rates: Vec<u64> = inputs.samples.values().map(|&r| u64::from(r)).collect();
+        rates.sort_unstable();
+        let median = rates[rates.len() / 2];
+        let highest = *rates.last().expect("non-empty");
+        match target {
+            ConfirmationTarget::MaximumFeeEstimate => (highest * 4).max(fallback),
+            ConfirmationTarget::UrgentOnChainSweep => highest.max(median * 3 / 2),
+            ConfirmationTarget::NonAnchorChannelFee | ConfirmationTarget::OutputSpendingFee => {
+                median
+            }
+            ConfirmationTarget::AnchorChannelFee | ConfirmationTarget::ChannelCloseMinimum => {
+                median / 2
+            }
+            ConfirmationTarget::MinAllowedNonAnchorChannelRemoteFee => median / 4,
+            ConfirmationTarget::MinAllowedAnchorChannelRemoteFee => 0,
+        }
+    };
+    // Rates are u32 values widened to u64: these products cannot overflow.
+    estimate.max(floor).min(u64::from(MAX_FEE_RATE_SAT_PER_KW)) as u32
 }
 
 impl FeeEstimator for FeeEstimates {
@@ -307,6 +354,55 @@ pub async fn run_sampler(chain: Arc<ChainSource>, estimates: Arc<FeeEstimates>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_feefilter_raises_only_our_own_targets_and_only_to_the_cap() {
+        let estimates = FeeEstimates::new(Network::Regtest, FeeOverrides::new());
+        let before: Vec<u32> = ALL_TARGETS
+            .iter()
+            .map(|t| estimates.get_est_sat_per_1000_weight(*t))
+            .collect();
+        // 2^62 sat per 1000 vB, as a peer may announce.
+        estimates.set_peers_min_feerate(FeeRate::from_sat_per_kwu(1 << 60));
+        for (target, before) in ALL_TARGETS.into_iter().zip(before) {
+            let after = estimates.get_est_sat_per_1000_weight(target);
+            assert!(after <= MAX_FEE_RATE_SAT_PER_KW, "{target:?}: {after}");
+            if judges_counterparty(target) {
+                assert_eq!(after, before, "{target:?} moved by a peer");
+            } else if target != ConfirmationTarget::MaximumFeeEstimate {
+                assert_eq!(after, before.max(MAX_PEER_FLOOR_SAT_PER_KW), "{target:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn extreme_samples_and_feefilters_neither_panic_nor_pass_the_maximum() {
+        for peers_min in [0, 253, u32::MAX] {
+            for sample in [0, 1, u32::MAX / 2, u32::MAX] {
+                let inputs = Inputs {
+                    samples: [(1, sample), (2, sample), (3, 0)].into_iter().collect(),
+                    peers_min,
+                    last_sample_at: None,
+                };
+                for target in ALL_TARGETS {
+                    let estimate = policy(target, &inputs);
+                    assert!(
+                        (FEERATE_FLOOR_SATS_PER_KW..=MAX_FEE_RATE_SAT_PER_KW).contains(&estimate),
+                        "{target:?} with samples of {sample} and a feefilter of {peers_min}: \
+                         {estimate}"
+                    );
+                    if judges_counterparty(target) {
+                        let without_peers = Inputs {
+                            peers_min: 0,
+                            samples: inputs.samples.clone(),
+                            last_sample_at: None,
+                        };
+                        assert_eq!(estimate, policy(target, &without_peers), "{target:?}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn fallback_when_nothing_known() {

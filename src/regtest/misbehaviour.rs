@@ -16,6 +16,7 @@ pub struct Misbehaviour {
     withhold_blocks: AtomicBool,
     withhold_filters: AtomicBool,
     stall: AtomicBool,
+    fee_filter: Mutex<Option<i64>>,
 }
 
 impl Misbehaviour {
@@ -58,6 +59,17 @@ impl Misbehaviour {
     /// Read everything, answer nothing (no handshake, pongs, data or announcements).
     pub fn set_stall(&self, on: bool) {
         self.stall.store(on, Ordering::SeqCst);
+    }
+
+    /// Announce `rate` (sat per 1000 vB, any value a peer could send) in `feefilter` to peers
+    /// that connect from now on, instead of the usual minimum; `None` goes back to it.
+    pub fn set_fee_filter(&self, rate: Option<i64>) {
+        *self.fee_filter.lock().unwrap_or_else(|e| e.into_inner()) = rate;
+    }
+
+    /// The `feefilter` value to announce instead of the usual one, if any.
+    pub fn fee_filter(&self) -> Option<i64> {
+        *self.fee_filter.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether the filter served for `block` is wrong.

@@ -327,8 +327,8 @@ impl Session {
         }
         self.verack_received = true;
         self.handshaken.store(true, Ordering::SeqCst);
-        self.send(NetworkMessage::FeeFilter(FEE_FILTER_SAT_PER_KVB))
-            .await?;
+        let fee_filter = self.switches.fee_filter().unwrap_or(FEE_FILTER_SAT_PER_KVB);
+        self.send(NetworkMessage::FeeFilter(fee_filter)).await?;
         self.ping().await
     }
 
