@@ -376,6 +376,140 @@ async fn a_block_matching_scripts_registered_while_it_was_connected_is_redeliver
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_delivery_whose_fetch_fails_is_tried_again_before_later_blocks() {
+    init_logs();
+    let peer = peer().await;
+    let late = unique_script(22);
+    let payment = peer
+        .fund(
+            &late,
+            Amount::from_sat(70_000),
+            FeeRate::from_sat_per_vb(2).unwrap(),
+        )
+        .expect("faucet pays");
+    peer.mine(1, &unique_script(23));
+    let paid_at = peer.tip().0;
+    peer.mine(3, &unique_script(23));
+
+    let watch = Arc::new(WatchSet::new());
+    let recorder = Recorder::new(genesis());
+    let switches = peer.endpoint().switches;
+    {
+        // The script becomes watched while its block is connected header-only, and the peer
+        // stops serving blocks at that moment: the first re-delivery attempt fails.
+        let (watch, late, switches) = (watch.clone(), late.clone(), switches.clone());
+        recorder.on_block(move |_, _, height| {
+            if height == paid_at {
+                switches.set_withhold_blocks(true);
+                watch.add_scripts([late.as_script()]);
+            }
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let harness = Harness::start(dir.path(), &[peer.addr()], recorder.clone(), watch).await;
+    wait_for(LONG, || recorder.tip().height >= paid_at).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        recorder.tip().height,
+        paid_at,
+        "no later block reached the listener before the re-delivery"
+    );
+    switches.set_withhold_blocks(false);
+    harness.wait_for_tip(tip_hash(&peer), LONG).await;
+    assert!(
+        recorder.is_confirmed(&payment.compute_txid()),
+        "the block was re-delivered with the payment once the peer served it again"
+    );
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mutated_copy_of_a_block_never_reaches_the_listeners() {
+    init_logs();
+    let peer = peer().await;
+    let watched = unique_script(24);
+    // Three transactions: the coinbase, the payment and one more, so that repeating the last
+    // keeps the merkle root.
+    let payment = peer
+        .fund(
+            &watched,
+            Amount::from_sat(60_000),
+            FeeRate::from_sat_per_vb(2).unwrap(),
+        )
+        .expect("faucet pays");
+    peer.fund(
+        &unique_script(25),
+        Amount::from_sat(60_000),
+        FeeRate::from_sat_per_vb(2).unwrap(),
+    )
+    .expect("faucet pays");
+    peer.mine(1, &unique_script(26));
+    let paid_at = peer.tip().0;
+    assert_eq!(peer.block_at(paid_at).unwrap().txdata.len(), 3);
+    peer.mine(2, &unique_script(26));
+    let switches = peer.endpoint().switches;
+    switches.set_mutate_blocks(true);
+
+    let watch = Arc::new(WatchSet::new());
+    watch.add_scripts([watched.as_script()]);
+    let recorder = Recorder::new(genesis());
+    let dir = tempfile::tempdir().unwrap();
+    let harness = Harness::start(dir.path(), &[peer.addr()], recorder.clone(), watch).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        recorder.tip().height < paid_at,
+        "a mutated copy of block {paid_at} reached the listener"
+    );
+    switches.set_mutate_blocks(false);
+    harness.wait_for_tip(tip_hash(&peer), LONG).await;
+    for seen in recorder.seen() {
+        if let Seen::Connected { height, txids, .. } = seen {
+            let unique: BTreeSet<_> = txids.iter().collect();
+            assert_eq!(
+                unique.len(),
+                txids.len(),
+                "block {height} listed a transaction twice"
+            );
+        }
+    }
+    assert!(recorder.is_confirmed(&payment.compute_txid()));
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_whose_verified_filters_cannot_be_decoded_are_fetched_instead() {
+    init_logs();
+    let peer = peer().await;
+    let watched = unique_script(27);
+    let payment = peer
+        .fund(
+            &watched,
+            Amount::from_sat(50_000),
+            FeeRate::from_sat_per_vb(2).unwrap(),
+        )
+        .expect("faucet pays");
+    peer.mine(3, &unique_script(28));
+    // The only peer serves filters that do not decode, with filter headers to match them:
+    // they pass the filter-header check (a quorum of one) and tell nothing.
+    let switches = peer.endpoint().switches;
+    switches.set_undecodable_filters(true);
+    switches.set_wrong_filters(true);
+    switches.set_conflicting_cfheaders(true);
+
+    let watch = Arc::new(WatchSet::new());
+    watch.add_scripts([watched.as_script()]);
+    let recorder = Recorder::new(genesis());
+    let dir = tempfile::tempdir().unwrap();
+    let harness = Harness::start(dir.path(), &[peer.addr()], recorder.clone(), watch).await;
+    harness.wait_for_tip(tip_hash(&peer), LONG).await;
+    assert!(
+        recorder.is_confirmed(&payment.compute_txid()),
+        "the blocks were fetched and the payment found in them"
+    );
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_online_reorg_disconnects_to_the_fork_point_and_forgets_old_transactions() {
     init_logs();
     let peer = peer().await;

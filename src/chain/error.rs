@@ -56,6 +56,9 @@ pub enum FetchError {
     /// No peer took a transaction in time.
     #[error("no peer took transaction {0} in time")]
     BroadcastTimeout(bitcoin::Txid),
+    /// The chain store could not be read.
+    #[error("the chain store could not be read: {0}")]
+    Store(#[from] StoreError),
     /// Every attempt returned a block that failed verification.
     #[error("block {hash} failed verification on every attempt: {reason}")]
     Invalid {

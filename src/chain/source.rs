@@ -489,40 +489,43 @@ impl ChainSource {
     /// If the watch set grew since the last delivered block's filter was checked and that
     /// block went out header-only, checks its filter against the new scripts and, on a match,
     /// re-delivers it with its transactions. Runs before the next block is fetched and at the
-    /// end of every poll round, so no later block reaches the listeners first.
+    /// end of every poll round, so no later block reaches the listeners first. The check is
+    /// recorded only once the block was re-delivered (or did not match): a failed fetch is
+    /// tried again the next time, and blocks the listeners wait meanwhile. A block whose check
+    /// was forgotten is checked against every script; one whose filter is gone or cannot be
+    /// read is fetched.
     pub async fn recheck_last_delivery(&self) -> Result<(), FetchError> {
         let Some((hash, height)) = self.listener.last_header_only_delivery() else {
             return Ok(());
         };
-        let Some(FilterCheck {
-            generation: checked_at,
-            ..
-        }) = self.checks().get(&hash)
-        else {
-            return Ok(());
-        };
-        if self.watch.generation() == checked_at {
+        let checked_at = self.checks().get(&hash).map(|check| check.generation);
+        if checked_at == Some(self.watch.generation()) {
             return Ok(());
         }
-        let filter = match self.tracker.filter(&hash) {
-            Ok(Some(filter)) => filter,
+        let (matched, generation) = match self.tracker.filter(&hash) {
+            Ok(Some(filter)) => self
+                .watch
+                .filter_matches_since(&filter, &hash, checked_at.unwrap_or(0))
+                .unwrap_or_else(|err| {
+                    warn!("filter of block {hash} cannot be read ({err}); fetching the block");
+                    (true, self.watch.generation())
+                }),
             Ok(None) => {
-                warn!("cannot re-check block {hash}: its filter is no longer stored");
-                return Ok(());
+                warn!("filter of block {hash} is no longer stored; fetching the block");
+                (true, self.watch.generation())
             }
-            Err(err) => {
-                error!("cannot re-check block {hash}: {err}");
-                return Ok(());
-            }
+            Err(err) => return Err(FetchError::Store(err)),
         };
-        let (matched, generation) =
-            match self.watch.filter_matches_since(&filter, &hash, checked_at) {
-                Ok(result) => result,
-                Err(err) => {
-                    warn!("filter of block {hash} cannot be read: {err}");
-                    return Ok(());
-                }
-            };
+        if matched {
+            debug!(
+                "block {hash} at {height} matches scripts registered after its filter was \
+                 checked; re-delivering it"
+            );
+            let block = self
+                .fetch_verified_block(hash, FetchPurpose::Listeners)
+                .await?;
+            self.listener.redeliver_with_transactions(&block);
+        }
         self.checks().record(
             hash,
             FilterCheck {
@@ -530,16 +533,6 @@ impl ChainSource {
                 generation,
             },
         );
-        if matched {
-            debug!(
-                "block {hash} at {} matches scripts registered after its filter was checked; re-delivering it",
-                height
-            );
-            let block = self
-                .fetch_verified_block(hash, FetchPurpose::Listeners)
-                .await?;
-            self.listener.redeliver_with_transactions(&block);
-        }
         Ok(())
     }
 
@@ -564,10 +557,15 @@ impl ChainSource {
                 BlockSourceError::transient(format!("filter of block {hash} is not stored yet"))
             })?;
         let since = earlier.map_or(0, |check| check.generation);
+        // A filter that verified against the filter headers but cannot be decoded (a lying
+        // peer's, agreed by the quorum) tells nothing: the block is fetched and checked itself.
         let (matched, generation) = self
             .watch
             .filter_matches_since(&filter, hash, since)
-            .map_err(|err| BlockSourceError::transient(format!("unreadable filter: {err}")))?;
+            .unwrap_or_else(|err| {
+                warn!("filter of block {hash} cannot be read ({err}); fetching the block");
+                (true, self.watch.generation())
+            });
         let check = FilterCheck {
             matched,
             generation,
@@ -615,6 +613,13 @@ fn verification_failure(block: &Block, expected: &BlockHash) -> Option<String> {
     if !block.check_merkle_root() {
         return Some("merkle root does not match the transactions".into());
     }
+    if has_duplicate_transactions(block) {
+        return Some(
+            "it lists a transaction twice, which leaves the merkle root unchanged \
+             (CVE-2012-2459): the block was mutated"
+                .into(),
+        );
+    }
     if is_stripped(block) {
         return Some(
             "its coinbase commits to witness data but carries none: the block was stripped".into(),
@@ -626,18 +631,29 @@ fn verification_failure(block: &Block, expected: &BlockHash) -> Option<String> {
     None
 }
 
+/// Whether `block` lists a transaction more than once. A block whose transaction list ends
+/// with a repeated run of transactions has the same merkle root as the real one (Core flags
+/// it "mutated" when two sibling hashes of the tree are equal, which means repeated
+/// transactions); no valid block holds the same transaction twice.
+fn has_duplicate_transactions(block: &Block) -> bool {
+    let mut seen = std::collections::HashSet::with_capacity(block.txdata.len());
+    !block.txdata.iter().all(|tx| seen.insert(tx.compute_txid()))
+}
+
 /// Whether `block` commits to witness data in its coinbase but carries no coinbase witness.
 /// `check_witness_commitment` alone accepts such a block when every witness was removed, and
-/// a block without witnesses hides the HTLC preimages LDK looks for.
+/// a block without witnesses hides the HTLC preimages LDK looks for. A commitment is an output
+/// of at least 38 bytes starting with the commitment header, as Core counts it.
 fn is_stripped(block: &Block) -> bool {
     const COMMITMENT_PREFIX: [u8; 6] = [0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed];
+    const COMMITMENT_MIN_LEN: usize = 38;
     let Some(coinbase) = block.txdata.first() else {
         return false;
     };
-    let commits = coinbase
-        .output
-        .iter()
-        .any(|out| out.script_pubkey.as_bytes().starts_with(&COMMITMENT_PREFIX));
+    let commits = coinbase.output.iter().any(|out| {
+        let script = out.script_pubkey.as_bytes();
+        script.len() >= COMMITMENT_MIN_LEN && script.starts_with(&COMMITMENT_PREFIX)
+    });
     commits
         && coinbase
             .input
@@ -732,18 +748,20 @@ impl Host {
         let checked: Vec<(&StoredFilter<'_>, FilterCheck)> = stored
             .iter()
             .filter(|filter| listeners_at.is_none_or(|at| filter.height > at))
-            .filter_map(|filter| {
+            .map(|filter| {
                 let content = bitcoin::bip158::BlockFilter::new(filter.content);
-                // An unreadable filter is reported when a listener reaches its block.
-                let (matched, generation) =
-                    self.watch.filter_matches(&content, &filter.hash).ok()?;
-                Some((
+                // An unreadable filter tells nothing: its block is fetched.
+                let (matched, generation) = self
+                    .watch
+                    .filter_matches(&content, &filter.hash)
+                    .unwrap_or((true, self.watch.generation()));
+                (
                     filter,
                     FilterCheck {
                         matched,
                         generation,
                     },
-                ))
+                )
             })
             .collect();
         {
@@ -872,5 +890,93 @@ impl Host {
             "it reports filters synced to height {} but those above {verified} are missing",
             synced.0
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bitcoin::absolute::LockTime;
+    use bitcoin::block::{Header, Version};
+    use bitcoin::hashes::Hash;
+    use bitcoin::transaction::Version as TxVersion;
+    use bitcoin::{
+        Amount, CompactTarget, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxMerkleNode,
+        TxOut, Witness,
+    };
+
+    use super::*;
+
+    fn coinbase_paying(scripts: &[&[u8]]) -> Transaction {
+        Transaction {
+            version: TxVersion::TWO,
+            lock_time: LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: OutPoint::null(),
+                script_sig: ScriptBuf::from_bytes(vec![1, 1]),
+                sequence: Sequence::MAX,
+                witness: Witness::new(),
+            }],
+            output: scripts
+                .iter()
+                .map(|script| TxOut {
+                    value: Amount::ZERO,
+                    script_pubkey: ScriptBuf::from_bytes(script.to_vec()),
+                })
+                .collect(),
+        }
+    }
+
+    fn block_of(txdata: Vec<Transaction>) -> Block {
+        let mut block = Block {
+            header: Header {
+                version: Version::TWO,
+                prev_blockhash: BlockHash::all_zeros(),
+                merkle_root: TxMerkleNode::all_zeros(),
+                time: 0,
+                bits: CompactTarget::from_consensus(0x207fffff),
+                nonce: 0,
+            },
+            txdata,
+        };
+        block.header.merkle_root = block.compute_merkle_root().expect("transactions");
+        block
+    }
+
+    #[test]
+    fn only_outputs_of_at_least_38_bytes_count_as_witness_commitments() {
+        let header = [0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed];
+        let short = block_of(vec![coinbase_paying(&[&header])]);
+        assert!(
+            !is_stripped(&short),
+            "a 6-byte output is no commitment, so no witness is missing"
+        );
+        let mut commitment = header.to_vec();
+        commitment.extend([0; 32]);
+        let committed = block_of(vec![coinbase_paying(&[&commitment])]);
+        assert!(
+            is_stripped(&committed),
+            "a commitment without a coinbase witness"
+        );
+    }
+
+    #[test]
+    fn a_block_repeating_its_last_transaction_is_mutated_though_its_merkle_root_matches() {
+        let spend = |n: u8| Transaction {
+            input: vec![TxIn {
+                previous_output: OutPoint::new(bitcoin::Txid::from_byte_array([n; 32]), 0),
+                ..coinbase_paying(&[]).input[0].clone()
+            }],
+            ..coinbase_paying(&[&[0x51]])
+        };
+        let honest = block_of(vec![coinbase_paying(&[&[0x51]]), spend(1), spend(2)]);
+        let mut mutated = honest.clone();
+        mutated.txdata.push(spend(2));
+        assert!(
+            mutated.check_merkle_root(),
+            "the mutation keeps the merkle root"
+        );
+        assert_eq!(verification_failure(&honest, &honest.block_hash()), None);
+        let failure = verification_failure(&mutated, &honest.block_hash()).expect("refused");
+        assert!(failure.contains("CVE-2012-2459"), "{failure}");
     }
 }

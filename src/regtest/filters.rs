@@ -34,6 +34,12 @@ pub fn next_filter_header(hash: &FilterHash, previous: &FilterHeader) -> FilterH
     hash.filter_header(previous)
 }
 
+/// A filter that cannot be decoded (it counts five elements and holds none), as a lying peer could
+/// serve with filter headers to match.
+pub fn undecodable_filter() -> BlockFilter {
+    BlockFilter::new(&[0x05])
+}
+
 /// A deliberately wrong filter for `block`, as a lying peer would serve: it keeps only the
 /// coinbase's output scripts (hiding every payment and spend) and adds a marker element so it
 /// never equals the honest filter. It is keyed by the real block hash, so it is well-formed.

@@ -17,6 +17,8 @@ pub struct Misbehaviour {
     withhold_filters: AtomicBool,
     stall: AtomicBool,
     fee_filter: Mutex<Option<i64>>,
+    mutate_blocks: AtomicBool,
+    undecodable_filters: AtomicBool,
 }
 
 impl Misbehaviour {
@@ -70,6 +72,29 @@ impl Misbehaviour {
     /// The `feefilter` value to announce instead of the usual one, if any.
     pub fn fee_filter(&self) -> Option<i64> {
         *self.fee_filter.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Serve blocks with an odd number of transactions with their last transaction twice: the
+    /// merkle root (and the witness commitment) stay the same (CVE-2012-2459).
+    pub fn set_mutate_blocks(&self, on: bool) {
+        self.mutate_blocks.store(on, Ordering::SeqCst);
+    }
+
+    /// Make the wrong filters (see [`set_wrong_filters`](Self::set_wrong_filters) and
+    /// [`set_conflicting_cfheaders`](Self::set_conflicting_cfheaders)) bytes that do not decode
+    /// as a filter. Set it before any client connects: lying filter headers are cached.
+    pub fn set_undecodable_filters(&self, on: bool) {
+        self.undecodable_filters.store(on, Ordering::SeqCst);
+    }
+
+    /// Whether wrong filters are undecodable.
+    pub fn undecodable_filters(&self) -> bool {
+        self.undecodable_filters.load(Ordering::SeqCst)
+    }
+
+    /// Whether served blocks are mutated.
+    pub fn mutate_blocks(&self) -> bool {
+        self.mutate_blocks.load(Ordering::SeqCst)
     }
 
     /// Whether the filter served for `block` is wrong.

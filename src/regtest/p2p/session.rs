@@ -480,10 +480,17 @@ impl Session {
                             .filter(|record| !record.invalidated)
                             .map(|record| Arc::clone(&record.block))
                     };
-                    let Some(block) = block else {
+                    let Some(mut block) = block else {
                         not_found.push(item);
                         continue;
                     };
+                    if self.switches.mutate_blocks() && block.txdata.len() % 2 == 1 {
+                        let mut mutated = (*block).clone();
+                        mutated
+                            .txdata
+                            .push(mutated.txdata.last().expect("a coinbase").clone());
+                        block = Arc::new(mutated);
+                    }
                     let with_witness = matches!(item, Inventory::WitnessBlock(_))
                         && !self.switches.strip_witness();
                     let payload = if with_witness {
@@ -638,7 +645,7 @@ impl Session {
             for hash in &hashes {
                 let record = chain.record(hash).expect("branch blocks are recorded");
                 let filter = if self.switches.filter_is_wrong(hash) {
-                    filters::wrong_filter(&record.block).content
+                    lying_filter(&self.switches, &record.block).content
                 } else {
                     record.filter.content.clone()
                 };
@@ -683,7 +690,12 @@ impl Session {
             let previous_filter_header = if request.start_height == 0 {
                 FilterHeader::all_zeros()
             } else if lying {
-                lying_filter_header(&self.shared, chain, &first.block.header.prev_blockhash)
+                lying_filter_header(
+                    &self.shared,
+                    &self.switches,
+                    chain,
+                    &first.block.header.prev_blockhash,
+                )
             } else {
                 chain
                     .record(&first.block.header.prev_blockhash)
@@ -695,7 +707,7 @@ impl Session {
                 .map(|hash| {
                     let record = chain.record(hash).expect("branch blocks are recorded");
                     if lying && record.height > 0 {
-                        filters::filter_hash(&filters::wrong_filter(&record.block))
+                        filters::filter_hash(&lying_filter(&self.switches, &record.block))
                     } else {
                         record.filter_hash
                     }
@@ -737,7 +749,7 @@ impl Session {
                 .filter_map(|index| chain.ancestor(&request.stop_hash, index * CFCHECKPT_INTERVAL))
                 .map(|hash| {
                     if lying {
-                        lying_filter_header(&self.shared, chain, &hash)
+                        lying_filter_header(&self.shared, &self.switches, chain, &hash)
                     } else {
                         chain
                             .record(&hash)
@@ -769,9 +781,23 @@ fn fork_height(chain: &Chain, hash: &BlockHash) -> Option<u32> {
     }
 }
 
+/// The wrong filter a lying endpoint serves for `block`.
+fn lying_filter(switches: &Misbehaviour, block: &bitcoin::Block) -> bitcoin::bip158::BlockFilter {
+    if switches.undecodable_filters() {
+        filters::undecodable_filter()
+    } else {
+        filters::wrong_filter(block)
+    }
+}
+
 /// The filter header of `hash` in the lying filter-header chain (wrong filters from height 1),
 /// computed from the nearest cached ancestor and cached.
-fn lying_filter_header(shared: &Shared, chain: &Chain, hash: &BlockHash) -> FilterHeader {
+fn lying_filter_header(
+    shared: &Shared,
+    switches: &Misbehaviour,
+    chain: &Chain,
+    hash: &BlockHash,
+) -> FilterHeader {
     let mut cache = lock(&shared.lying_filter_headers);
     let mut path = Vec::new();
     let mut current = *hash;
@@ -788,7 +814,7 @@ fn lying_filter_header(shared: &Shared, chain: &Chain, hash: &BlockHash) -> Filt
     };
     for hash in path.into_iter().rev() {
         let record = chain.record(&hash).expect("branch blocks are recorded");
-        let wrong = filters::filter_hash(&filters::wrong_filter(&record.block));
+        let wrong = filters::filter_hash(&lying_filter(switches, &record.block));
         header = filters::next_filter_header(&wrong, &header);
         cache.insert(hash, header);
     }
