@@ -60,6 +60,12 @@ CREATE TABLE IF NOT EXISTS pending_broadcasts (
     tx BLOB NOT NULL,
     added_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS broadcast_settlements (
+    txid BLOB NOT NULL,
+    block BLOB NOT NULL,
+    height INTEGER NOT NULL,
+    PRIMARY KEY (txid, block)
+);
 ";
 
 /// The chain database, shared by the stores: one connection writes, another reads. In WAL
