@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, Notify};
 use super::error::FetchError;
 use super::header_store::HeaderChange;
 use super::tracker::{EngineEvent, StartPoint};
+use crate::tasks::Supervisor;
 
 /// Longest pause between two restarts of a failing engine.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -164,8 +165,13 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts the supervised engine on the current tokio runtime.
-    pub fn spawn(config: EngineConfig, host: Arc<dyn EngineHost>) -> Arc<Self> {
+    /// Starts the supervised engine on the current tokio runtime, its supervisor loop a task
+    /// of `tasks`.
+    pub fn spawn(
+        config: EngineConfig,
+        host: Arc<dyn EngineHost>,
+        tasks: &Arc<Supervisor>,
+    ) -> Arc<Self> {
         let engine = Arc::new(Self {
             requester: RwLock::new(None),
             started: Notify::new(),
@@ -175,7 +181,7 @@ impl Engine {
             compactions: AtomicU64::new(0),
             supervisor: std::sync::Mutex::new(None),
         });
-        let supervisor = tokio::spawn(engine.clone().supervise(config, host));
+        let supervisor = tasks.spawn("engine supervisor", engine.clone().supervise(config, host));
         *engine.supervisor.lock().unwrap_or_else(|p| p.into_inner()) = Some(supervisor);
         engine
     }

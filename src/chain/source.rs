@@ -32,6 +32,7 @@ use super::tracker::{
     ChainTracker, EngineEvent, StartPoint, StoredFilter, TrackedHeights, RESTART_DEPTH,
 };
 use super::watch_set::WatchSet;
+use crate::tasks::Supervisor;
 
 /// How many times a block is requested before giving up for this poll round.
 const FETCH_ATTEMPTS: u32 = 4;
@@ -179,6 +180,7 @@ pub struct ChainSource {
     notifications: broadcast::Sender<ChainNotification>,
     broadcaster: Arc<Broadcaster>,
     fees: Arc<FeeEstimates>,
+    supervisor: Arc<Supervisor>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -216,6 +218,7 @@ impl ChainSource {
             checks: checks.clone(),
             prefetcher: prefetcher.clone(),
         });
+        let supervisor = Supervisor::new();
         let engine = Engine::spawn(
             EngineConfig {
                 network: config.network,
@@ -226,6 +229,7 @@ impl ChainSource {
                 compact_after_headers: config.compact_after_headers,
             },
             host,
+            &supervisor,
         );
         let broadcaster = Arc::new(Broadcaster::new(engine.clone(), db)?);
         let fees = Arc::new(FeeEstimates::new(
@@ -244,17 +248,27 @@ impl ChainSource {
             broadcaster: broadcaster.clone(),
             fees: fees.clone(),
             notifications,
+            supervisor: supervisor.clone(),
             tasks: Mutex::new(Vec::new()),
         });
-        let broadcasting = tokio::spawn(broadcaster.run(source.subscribe()));
-        let sampling = tokio::spawn(fees::run_sampler(source.clone(), fees));
-        let prefetching = tokio::spawn(prefetch::run_fetcher(source.clone(), fetch_requests));
+        let broadcasting = supervisor.spawn("broadcaster", broadcaster.run(source.subscribe()));
+        let sampling = supervisor.spawn("fee sampler", fees::run_sampler(source.clone(), fees));
+        let prefetching = supervisor.spawn(
+            "block prefetcher",
+            prefetch::run_fetcher(source.clone(), fetch_requests),
+        );
         source
             .tasks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .extend([broadcasting, sampling, prefetching]);
         Ok(source)
+    }
+
+    /// The supervisor of the engine, the broadcaster, the fee sampler and the prefetcher:
+    /// one that panics or ends before [`ChainSource::shutdown`] is reported there.
+    pub fn supervisor(&self) -> &Arc<Supervisor> {
+        &self.supervisor
     }
 
     /// The broadcaster (LDK's `BroadcasterInterface`).
@@ -345,6 +359,7 @@ impl ChainSource {
 
     /// Stops the engine; the broadcaster and fee sampler stop with it.
     pub fn shutdown(&self) {
+        self.supervisor.stopping();
         self.engine.shutdown();
         let _ = self.notifications.send(ChainNotification::PeerConnected);
     }
