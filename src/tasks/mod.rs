@@ -1,15 +1,18 @@
 //! Long-running tasks by name: the chain follower, the background processor, the broadcaster,
 //! the fee sampler and the others the node cannot work without run under a [`Supervisor`],
-//! each with its name in scope ([`current`]). A node whose task panicked or ended no longer
-//! follows the chain or persists its state, so it must not go on answering as if it did: the
-//! supervisor reports the first such failure.
+//! each with its name in scope. A node whose task panicked or ended no longer follows the
+//! chain or persists its state, so it must not go on answering as if it did: the supervisor
+//! reports the first such failure, and the daemon's panic hook ([`install_fatal_panic_hook`])
+//! ends the process at once, naming the task ([`current`]).
 
 #[cfg(debug_assertions)]
 pub mod fault;
+mod panic_hook;
 mod supervisor;
 
 use std::future::Future;
 
+pub use panic_hook::install_fatal_panic_hook;
 pub use supervisor::{Supervisor, TaskFailure};
 
 tokio::task_local! {

@@ -142,7 +142,7 @@ impl<F: Future> Future for CatchPanic<F> {
 }
 
 /// The text a panic was raised with.
-fn panic_message(payload: &(dyn Any + Send)) -> String {
+pub(super) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(text) = payload.downcast_ref::<&str>() {
         (*text).to_string()
     } else if let Some(text) = payload.downcast_ref::<String>() {
