@@ -16,6 +16,7 @@
 //!   channel and paying each other: the first thing to run.
 //! - [`regtest`]: an embedded regtest peer (miner, mempool, P2P server serving BIP 157
 //!   filters) used by the tests and the local playground.
+//! - [`tasks`]: the node's long-running tasks, spawned by name and supervised.
 //! - [`wallet`]: the on-chain wallet (BDK) fed by the chain source: addresses, balance, send,
 //!   channel funding, and LDK's wallet source for fee bumping.
 
@@ -25,4 +26,5 @@ pub mod config;
 pub mod node;
 pub mod playground;
 pub mod regtest;
+pub mod tasks;
 pub mod wallet;

@@ -24,6 +24,7 @@ use lightfilter::config::{default_data_dir, network_name, parse_network, Config,
 use lightfilter::node::Node;
 use lightfilter::playground::Playground;
 use lightfilter::regtest::RegtestPeer;
+use lightfilter::tasks;
 use log::{info, warn};
 use serde::Serialize;
 
@@ -273,6 +274,7 @@ fn main() -> ExitCode {
             }
             Command::Playground { keep_running } => {
                 init_stderr_logging("warn");
+                tasks::install_fatal_panic_hook();
                 run_playground(keep_running).await
             }
             command => {
@@ -387,6 +389,9 @@ async fn run_daemon(
         )
     })?;
     let log_path = init_daemon_logging(&config)?;
+    // A panic anywhere (LDK panics when it cannot persist channel state) ends the process at
+    // once, logged: a half-dead daemon would go on answering without following the chain.
+    tasks::install_fatal_panic_hook();
     // From here on failures go to the log (standard error and the log file) and are not
     // printed again by `main`.
     run_logged_daemon(config, log_path).await.map_err(|err| {
@@ -424,6 +429,8 @@ async fn run_logged_daemon(config: Config, log_path: PathBuf) -> anyhow::Result<
         node.node_id(),
         server.addr()
     );
+    #[cfg(debug_assertions)]
+    inject_test_fault();
     wait_for_stop(&node).await;
     info!("stopping: no new API requests, then the node");
     node.request_stop();
@@ -431,11 +438,28 @@ async fn run_logged_daemon(config: Config, log_path: PathBuf) -> anyhow::Result<
         warn!("{err}");
     }
     node.stop().await;
+    if let Some(failure) = node.failure() {
+        return Err(failure).context("the node stopped after a failure");
+    }
     info!("stopped");
     Ok(())
 }
 
-/// Resolves on Ctrl-C, SIGTERM, or a stop requested through the API.
+/// Injects the fault named by [`tasks::fault::FAULT_VAR`], if set: tests use it to make one
+/// of the daemon's tasks panic or end while the daemon runs. Debug builds only.
+#[cfg(debug_assertions)]
+fn inject_test_fault() {
+    let Ok(description) = std::env::var(tasks::fault::FAULT_VAR) else {
+        return;
+    };
+    match description.parse() {
+        Ok(fault) => tasks::fault::inject(fault),
+        Err(err) => warn!("{err}"),
+    }
+}
+
+/// Resolves on Ctrl-C, SIGTERM, a stop requested through the API, or a failure of one of the
+/// node's tasks.
 async fn wait_for_stop(node: &Node) {
     #[cfg(unix)]
     let terminate = async {
@@ -458,6 +482,7 @@ async fn wait_for_stop(node: &Node) {
         },
         _ = terminate => info!("terminated"),
         _ = node.stopped() => info!("stop requested"),
+        _ = node.failed() => {} // logged where it happened
     }
 }
 
@@ -508,6 +533,7 @@ async fn run_playground(keep_running: bool) -> anyhow::Result<()> {
         outcome.payment_hash,
         started.elapsed().as_secs_f64()
     ));
+    let mut failure = None;
     if keep_running {
         let program = std::env::current_exe()
             .map(|path| path.display().to_string())
@@ -528,8 +554,14 @@ async fn run_playground(keep_running: bool) -> anyhow::Result<()> {
         loop {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => break,
-                name = &mut node_stopped => {
-                    say(&format!("{name} was asked to stop"));
+                (name, failed) = &mut node_stopped => {
+                    match failed {
+                        Some(failed) => {
+                            say(&format!("{name} failed: {failed}"));
+                            failure = Some(failed);
+                        }
+                        None => say(&format!("{name} was asked to stop")),
+                    }
                     break;
                 }
                 _ = ticker.tick() => {
@@ -541,7 +573,10 @@ async fn run_playground(keep_running: bool) -> anyhow::Result<()> {
         say("stopping the playground");
     }
     playground.shutdown().await;
-    Ok(())
+    match failure {
+        Some(failure) => Err(failure).context("a playground node failed"),
+        None => Ok(()),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ use crate::api::{self, ApiError, ApiServer};
 use crate::config::{Config, ConfigArgs, ConfigError};
 use crate::node::{Balances, Node, NodeError, PaymentDirection, PaymentStatus};
 use crate::regtest::{RegtestError, RegtestPeer, TxRejected};
+use crate::tasks::TaskFailure;
 
 /// What alice is funded with from the faucet.
 pub const FUNDING: Amount = Amount::from_sat(1_000_000);
@@ -463,19 +464,21 @@ impl Playground {
         commands
     }
 
-    /// Resolves when a stop was requested for any node (e.g. `lightfilter stop` on it), with
-    /// that node's name.
-    pub async fn node_stopped(&self) -> &'static str {
+    /// Resolves when a stop was requested for any node (e.g. `lightfilter stop` on it) or one
+    /// of its tasks failed, with that node's name and the failure if it failed.
+    pub async fn node_stopped(&self) -> (&'static str, Option<TaskFailure>) {
         let mut waiting = tokio::task::JoinSet::new();
         for node in &self.nodes {
             let (name, node) = (node.name, Arc::clone(&node.node));
             waiting.spawn(async move {
-                node.stopped().await;
-                name
+                tokio::select! {
+                    () = node.stopped() => (name, None),
+                    failure = node.failed() => (name, Some(failure)),
+                }
             });
         }
         match waiting.join_next().await {
-            Some(Ok(name)) => name,
+            Some(Ok(stopped)) => stopped,
             // No nodes (or a waiting task failed): nothing will stop.
             _ => std::future::pending().await,
         }

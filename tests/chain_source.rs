@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use bitcoin::{Amount, FeeRate};
 use harness::*;
+use lightfilter::chain::broadcaster::BURIAL_DEPTH;
 use lightfilter::chain::source::FetchPurpose;
 use lightfilter::chain::WatchSet;
 use lightfilter::regtest::RegtestPeer;
@@ -831,31 +832,42 @@ async fn a_package_given_child_first_is_relayed_parent_first_and_mined() {
     harness.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_transaction_dropped_by_a_restarting_peer_is_rebroadcast_and_mined() {
-    init_logs();
-    let peer = peer().await;
+/// A spend of a faucet payment to `unique_script(tag)`, paying `unique_script(tag + 1)`, and
+/// a chain source following `peer` that watches the spend's output; the spend is not
+/// broadcast yet.
+async fn start_with_a_spend_to_broadcast(
+    peer: &RegtestPeer,
+    tag: u64,
+    dir: &std::path::Path,
+) -> (Harness, bitcoin::Transaction) {
     let funding = peer
         .fund(
-            &unique_script(80),
+            &unique_script(tag),
             Amount::from_sat(200_000),
             FeeRate::from_sat_per_vb(2).unwrap(),
         )
         .expect("faucet pays");
-    peer.mine(1, &unique_script(89));
+    peer.mine(1, &unique_script(tag + 9));
     let tx = spend_anyone(
         &funding,
-        vout_paying(&funding, &unique_script(80)),
-        80,
-        unique_script(81),
+        vout_paying(&funding, &unique_script(tag)),
+        tag,
+        unique_script(tag + 1),
         2_000,
     );
     let watch = Arc::new(WatchSet::new());
-    watch.add_scripts([unique_script(81).as_script()]);
-    let recorder = Recorder::new(genesis());
+    watch.add_scripts([unique_script(tag + 1).as_script()]);
+    let harness = Harness::start(dir, &[peer.addr()], Recorder::new(genesis()), watch).await;
+    harness.wait_for_tip(tip_hash(peer), LONG).await;
+    (harness, tx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_dropped_by_a_restarting_peer_is_rebroadcast_and_mined() {
+    init_logs();
+    let peer = peer().await;
     let dir = tempfile::tempdir().unwrap();
-    let harness = Harness::start(dir.path(), &[peer.addr()], recorder.clone(), watch).await;
-    harness.wait_for_tip(tip_hash(&peer), LONG).await;
+    let (harness, tx) = start_with_a_spend_to_broadcast(&peer, 80, dir.path()).await;
 
     harness
         .source
@@ -869,7 +881,95 @@ async fn a_transaction_dropped_by_a_restarting_peer_is_rebroadcast_and_mined() {
     wait_for(LONG, || peer.in_mempool(&tx.compute_txid())).await;
     peer.mine(1, &unique_script(89));
     harness.wait_for_tip(tip_hash(&peer), LONG).await;
-    assert!(recorder.is_confirmed(&tx.compute_txid()));
+    assert!(harness.recorder.is_confirmed(&tx.compute_txid()));
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_whose_block_is_reorged_out_is_broadcast_again_and_mined() {
+    init_logs();
+    let peer = peer().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (harness, tx) = start_with_a_spend_to_broadcast(&peer, 130, dir.path()).await;
+    let txid = tx.compute_txid();
+    let broadcaster = harness.source.broadcaster().clone();
+    broadcaster.broadcast(std::slice::from_ref(&tx));
+    wait_for(LONG, || peer.in_mempool(&txid)).await;
+    peer.mine(1, &unique_script(139));
+    harness.wait_for_tip(tip_hash(&peer), LONG).await;
+    assert!(harness.recorder.is_confirmed(&txid));
+    wait_for(LONG, || broadcaster.unconfirmed().is_empty()).await;
+    assert_eq!(
+        broadcaster.awaiting_burial(),
+        vec![txid],
+        "kept until buried"
+    );
+
+    // A longer branch without the block replaces it, and the peer forgets the transaction
+    // (as a peer restarted without its mempool would).
+    peer.invalidate(1);
+    peer.clear_mempool();
+    peer.mine(2, &unique_script(139));
+    harness.wait_for_tip(tip_hash(&peer), LONG).await;
+    assert!(!harness.recorder.is_confirmed(&txid));
+    wait_for(LONG, || peer.in_mempool(&txid)).await;
+    peer.mine(1, &unique_script(139));
+    harness.wait_for_tip(tip_hash(&peer), LONG).await;
+    assert_eq!(
+        peer.confirmations(&txid),
+        Some(1),
+        "mined on the new branch"
+    );
+    assert!(harness.recorder.is_confirmed(&txid));
+
+    // Buried deep enough, it is forgotten.
+    wait_for(LONG, || broadcaster.awaiting_burial() == vec![txid]).await;
+    peer.mine(BURIAL_DEPTH - 1, &unique_script(139));
+    harness.wait_for_tip(tip_hash(&peer), LONG).await;
+    wait_for(LONG, || broadcaster.awaiting_burial().is_empty()).await;
+    assert!(broadcaster.unconfirmed().is_empty());
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_transaction_is_kept_across_a_restart_and_broadcast_again_after_a_reorg() {
+    init_logs();
+    let peer = peer().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (harness, tx) = start_with_a_spend_to_broadcast(&peer, 140, dir.path()).await;
+    let txid = tx.compute_txid();
+    harness
+        .source
+        .broadcaster()
+        .broadcast(std::slice::from_ref(&tx));
+    wait_for(LONG, || peer.in_mempool(&txid)).await;
+    peer.mine(1, &unique_script(149));
+    harness.wait_for_tip(tip_hash(&peer), LONG).await;
+    wait_for(LONG, || {
+        harness.source.broadcaster().awaiting_burial() == vec![txid]
+    })
+    .await;
+    let recorder = harness.stop().await;
+
+    let watch = Arc::new(WatchSet::new());
+    watch.add_scripts([unique_script(141).as_script()]);
+    let harness = Harness::start(dir.path(), &[peer.addr()], recorder, watch).await;
+    let broadcaster = harness.source.broadcaster().clone();
+    assert_eq!(
+        broadcaster.awaiting_burial(),
+        vec![txid],
+        "the block that confirmed it was kept"
+    );
+    assert!(broadcaster.unconfirmed().is_empty(), "not sent again");
+
+    peer.invalidate(1);
+    peer.clear_mempool();
+    peer.mine(2, &unique_script(149));
+    harness.wait_for_tip(tip_hash(&peer), LONG).await;
+    wait_for(LONG, || peer.in_mempool(&txid)).await;
+    peer.mine(1, &unique_script(149));
+    harness.wait_for_tip(tip_hash(&peer), LONG).await;
+    assert!(harness.recorder.is_confirmed(&txid));
     harness.stop().await;
 }
 

@@ -1,20 +1,22 @@
 //! `lightfilter daemon` as a process: one per data directory, clean stops on SIGTERM and
-//! Ctrl-C, clear failures at start-up, a loud warning for a non-loopback API address, and a
-//! clear message from every client command when no daemon runs.
+//! Ctrl-C, clear failures at start-up, a loud warning for a non-loopback API address, a clear
+//! message from every client command when no daemon runs, and no half-dead daemon: a task
+//! that panics or ends stops it with a failure.
 
 mod cli_support;
 
 use std::process::Stdio;
 
 use cli_support::{
-    cli_in, closed_port, json_error_of, lightfilter, send_signal, Chain, Daemon, KillOnDrop,
-    TIMEOUT,
+    cli_in, closed_port, daemon_command, json_error_of, lightfilter, send_signal, wait_for_exit,
+    Chain, Daemon, KillOnDrop,
 };
+use lightfilter::tasks::fault::FAULT_VAR;
 
 /// Runs `lightfilter --network regtest --datadir <dir> daemon <args>` to its end (it must
 /// fail to start); returns whether it succeeded and its standard error.
 fn daemon_run(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
-    let mut child = lightfilter()
+    let child = lightfilter()
         .arg("--network")
         .arg("regtest")
         .arg("--datadir")
@@ -27,15 +29,12 @@ fn daemon_run(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run lightfilter daemon");
-    let deadline = std::time::Instant::now() + TIMEOUT;
-    while child.try_wait().expect("poll the daemon").is_none() {
-        if std::time::Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("the daemon kept running although it should have refused to start");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let output = child.wait_with_output().expect("daemon output");
+    let mut child = KillOnDrop::new(child);
+    wait_for_exit(
+        child.child(),
+        "the daemon that should have refused to start",
+    );
+    let output = child.release().wait_with_output().expect("daemon output");
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stderr).to_string(),
@@ -191,4 +190,43 @@ fn client_commands_without_a_daemon_say_so() {
     let run = cli_in(dir.path(), &["invoice", "99999999999999999999999"]);
     assert!(!run.success);
     assert!(run.stderr.contains("too large"), "{}", run.stderr);
+}
+
+/// Runs a daemon on a fresh data directory with `fault` injected (see [`FAULT_VAR`]) once its
+/// control API answers, until it exits; returns its exit status and log.
+fn run_daemon_with_fault(chain: &Chain, fault: &str) -> (std::process::ExitStatus, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = KillOnDrop::new(
+        daemon_command(dir.path(), chain.addr(), &[])
+            .env(FAULT_VAR, fault)
+            .spawn()
+            .expect("start lightfilter daemon"),
+    );
+    let status = wait_for_exit(daemon.child(), &format!("the daemon given {fault}"));
+    let log = std::fs::read_to_string(dir.path().join("lightfilter.log")).unwrap();
+    assert!(log.contains("control API on"), "it ran first:\n{log}");
+    (status, log)
+}
+
+#[test]
+fn a_panic_in_the_chain_follower_stops_the_daemon_at_once() {
+    let chain = Chain::start();
+    let (status, log) = run_daemon_with_fault(&chain, "panic:chain follower");
+    assert!(!status.success(), "exit status after a panic: {status}");
+    assert!(
+        log.contains("the chain follower task panicked"),
+        "the log names the task:\n{log}"
+    );
+}
+
+#[test]
+fn a_chain_task_ending_while_the_daemon_runs_stops_it_with_a_failure() {
+    let chain = Chain::start();
+    let (status, log) = run_daemon_with_fault(&chain, "end:fee sampler");
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("the fee sampler task ended while the node was running"),
+        "the log names the task:\n{log}"
+    );
+    assert!(log.contains("node stopped"), "a clean stop:\n{log}");
 }

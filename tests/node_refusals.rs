@@ -29,6 +29,19 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     files
 }
 
+/// [`snapshot`] of the directory of a stopped node once its chain database is closed: Lightning
+/// connection tasks ending after the stop may hold it (through LDK's broadcaster) a moment
+/// longer, and its last close folds the write-ahead log into the database file.
+async fn quiet_snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let wal = dir.join("chain.sqlite-wal");
+    wait_for(std::time::Duration::from_secs(30), || {
+        let open = wal.exists();
+        async move { !open }
+    })
+    .await;
+    snapshot(dir)
+}
+
 /// A regtest peer and the data directory of a node that ran against it and stopped.
 async fn peer_and_stopped_node() -> (lightfilter::regtest::RegtestPeer, tempfile::TempDir) {
     init_logs();
@@ -86,7 +99,7 @@ async fn a_second_node_on_the_same_data_directory_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_directory_of_another_network_is_refused_untouched() {
     let (peer, dir) = peer_and_stopped_node().await;
-    let before = snapshot(dir.path());
+    let before = quiet_snapshot(dir.path()).await;
     let mut config = config(&peer, dir.path());
     config.network = bitcoin::Network::Signet;
     let err = Node::start(config).await.err().expect("refused");
@@ -124,7 +137,7 @@ async fn a_truncated_channel_monitor_is_refused_untouched() {
         .expect("a monitor file");
     let bytes = std::fs::read(&monitor).unwrap();
     std::fs::write(&monitor, &bytes[..bytes.len() / 2]).unwrap();
-    let before = snapshot(dir_a.path());
+    let before = quiet_snapshot(dir_a.path()).await;
 
     let err = Node::start(config(&peer, dir_a.path()))
         .await
@@ -176,7 +189,7 @@ async fn a_damaged_channel_manager_is_refused_untouched_and_no_peer_is_contacted
     let manager = dir.path().join("ldk").join("manager");
     let bytes = std::fs::read(&manager).unwrap();
     std::fs::write(&manager, &bytes[..bytes.len() / 2]).unwrap();
-    let before = snapshot(dir.path());
+    let before = quiet_snapshot(dir.path()).await;
     peer.reset_stats();
 
     let err = Node::start(config(&peer, dir.path()))
@@ -206,7 +219,7 @@ async fn a_damaged_channel_manager_is_refused_untouched_and_no_peer_is_contacted
 async fn a_missing_seed_beside_a_wallet_and_channel_state_is_refused_untouched() {
     let (peer, dir) = peer_and_stopped_node().await;
     std::fs::remove_file(dir.path().join("seed")).unwrap();
-    let before = snapshot(dir.path());
+    let before = quiet_snapshot(dir.path()).await;
 
     let err = Node::start(config(&peer, dir.path()))
         .await

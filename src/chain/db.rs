@@ -17,8 +17,10 @@ use super::error::StoreError;
 /// `cache_size` of the reading connection; SQLite reads a negative value as KiB: 512 KiB.
 const READER_CACHE_SIZE: i64 = -512;
 
-/// Schema version written to `meta`; bumped when the tables change shape.
-const SCHEMA_VERSION: i64 = 2;
+/// Schema version written to `meta`; bumped whenever the schema changes (a table added or
+/// reshaped): a database already at this version is opened without running the schema.
+/// Version 3 added `broadcast_settlements`.
+const SCHEMA_VERSION: i64 = 3;
 
 /// Moves headers from the version 1 layout (all headers by hash, active chain as hashes by
 /// height) into the active-chain and stale-header tables, in the same transaction that
@@ -59,6 +61,12 @@ CREATE TABLE IF NOT EXISTS pending_broadcasts (
     txid BLOB PRIMARY KEY,
     tx BLOB NOT NULL,
     added_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS broadcast_settlements (
+    txid BLOB NOT NULL,
+    block BLOB NOT NULL,
+    height INTEGER NOT NULL,
+    PRIMARY KEY (txid, block)
 );
 ";
 

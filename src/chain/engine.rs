@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, Notify};
 use super::error::FetchError;
 use super::header_store::HeaderChange;
 use super::tracker::{EngineEvent, StartPoint};
+use crate::tasks::Supervisor;
 
 /// Longest pause between two restarts of a failing engine.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -194,20 +195,29 @@ impl Engine {
         })
     }
 
-    /// Starts the supervised engine on the current tokio runtime, unless it was started (or
-    /// shut down) already.
-    pub fn start(self: &Arc<Self>, config: EngineConfig, host: Arc<dyn EngineHost>) {
+    /// Starts the supervised engine on the current tokio runtime, its supervisor loop a task
+    /// of `tasks`, unless it was started (or shut down) already.
+    pub fn start(
+        self: &Arc<Self>,
+        config: EngineConfig,
+        host: Arc<dyn EngineHost>,
+        tasks: &Arc<Supervisor>,
+    ) {
         let mut supervisor = self.supervisor.lock().unwrap_or_else(|p| p.into_inner());
         if self.started_once.swap(true, Ordering::SeqCst) || self.is_shut_down() {
             return;
         }
-        *supervisor = Some(tokio::spawn(self.clone().supervise(config, host)));
+        *supervisor = Some(tasks.spawn("engine supervisor", self.clone().supervise(config, host)));
     }
 
     /// Starts a new supervised engine on the current tokio runtime.
-    pub fn spawn(config: EngineConfig, host: Arc<dyn EngineHost>) -> Arc<Self> {
+    pub fn spawn(
+        config: EngineConfig,
+        host: Arc<dyn EngineHost>,
+        tasks: &Arc<Supervisor>,
+    ) -> Arc<Self> {
         let engine = Self::new();
-        engine.start(config, host);
+        engine.start(config, host, tasks);
         engine
     }
 

@@ -32,6 +32,7 @@ use super::tracker::{
     ChainTracker, EngineEvent, StartPoint, StoredFilter, TrackedHeights, RESTART_DEPTH,
 };
 use super::watch_set::WatchSet;
+use crate::tasks::Supervisor;
 
 /// How many times a block is requested before giving up for this poll round.
 const FETCH_ATTEMPTS: u32 = 4;
@@ -180,6 +181,7 @@ pub struct ChainSource {
     broadcaster: Arc<Broadcaster>,
     fees: Arc<FeeEstimates>,
     host: Arc<Host>,
+    supervisor: Arc<Supervisor>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -236,6 +238,7 @@ impl ChainSource {
             gap_restart_at: Mutex::new(None),
             engine: engine.clone(),
         });
+        let supervisor = Supervisor::new();
         let broadcaster = Arc::new(Broadcaster::new(engine.clone(), db)?);
         let fees = Arc::new(FeeEstimates::new(
             config.network,
@@ -254,11 +257,15 @@ impl ChainSource {
             fees: fees.clone(),
             notifications,
             host,
+            supervisor: supervisor.clone(),
             tasks: Mutex::new(Vec::new()),
         });
-        let broadcasting = tokio::spawn(broadcaster.run(source.subscribe()));
-        let sampling = tokio::spawn(fees::run_sampler(source.clone(), fees));
-        let prefetching = tokio::spawn(prefetch::run_fetcher(source.clone(), fetch_requests));
+        let broadcasting = supervisor.spawn("broadcaster", broadcaster.run(source.subscribe()));
+        let sampling = supervisor.spawn("fee sampler", fees::run_sampler(source.clone(), fees));
+        let prefetching = supervisor.spawn(
+            "block prefetcher",
+            prefetch::run_fetcher(source.clone(), fetch_requests),
+        );
         source
             .tasks
             .lock()
@@ -280,6 +287,7 @@ impl ChainSource {
                 compact_after_headers: config.compact_after_headers,
             },
             self.host.clone(),
+            &self.supervisor,
         );
     }
 
@@ -308,6 +316,12 @@ impl ChainSource {
             ));
         }
         Ok(())
+    }
+
+    /// The supervisor of the engine, the broadcaster, the fee sampler and the prefetcher:
+    /// one that panics or ends before [`ChainSource::shutdown`] is reported there.
+    pub fn supervisor(&self) -> &Arc<Supervisor> {
+        &self.supervisor
     }
 
     /// The broadcaster (LDK's `BroadcasterInterface`).
@@ -398,6 +412,7 @@ impl ChainSource {
 
     /// Stops the engine; the broadcaster and fee sampler stop with it.
     pub fn shutdown(&self) {
+        self.supervisor.stopping();
         self.engine.shutdown();
         let _ = self.notifications.send(ChainNotification::PeerConnected);
     }

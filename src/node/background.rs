@@ -9,19 +9,23 @@ use lightning_background_processor::{
     process_events_async_with_kv_store_sync, GossipSync as BackgroundGossipSync,
     NO_LIQUIDITY_MANAGER,
 };
-use log::{error, info};
+use log::info;
 use tokio::sync::watch;
 
 use super::Node;
+use crate::tasks::TaskFailure;
 
 /// How often the node announcement is re-broadcast while the node has public channels.
 const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(3_600);
+/// The name of the task running the background processor.
+const BACKGROUND_PROCESSOR: &str = "background processor";
 /// The colour announced with the node.
 const NODE_COLOUR: [u8; 3] = [0x2b, 0x8a, 0x3e];
 
 impl Node {
     /// Runs LDK's background processor until `stop` turns true; it persists everything once
-    /// more before returning.
+    /// more before returning. If it stops on an error (it could not persist), the node
+    /// fails.
     pub(super) fn spawn_background_processor(self: &Arc<Self>, stop: watch::Receiver<bool>) {
         let node = self.clone();
         let handler_node = self.clone();
@@ -38,7 +42,8 @@ impl Node {
                 }
             })
         };
-        let task = tokio::spawn(async move {
+        let supervisor = self.supervisor.clone();
+        let task = self.supervisor.spawn(BACKGROUND_PROCESSOR, async move {
             let result = process_events_async_with_kv_store_sync(
                 node.store.clone(),
                 event_handler,
@@ -56,8 +61,12 @@ impl Node {
                 || SystemTime::now().duration_since(UNIX_EPOCH).ok(),
             )
             .await;
+            // It returns an error when it cannot persist: nothing would be saved from now on.
             if let Err(err) = result {
-                error!("background processing stopped with an error: {err}");
+                supervisor.report(TaskFailure::Failed {
+                    task: BACKGROUND_PROCESSOR,
+                    reason: err.to_string(),
+                });
             }
         });
         *self.background.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);

@@ -557,18 +557,27 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
     node.reconcile_pending_payments();
 
     // Step 15: keep LDK up to date with the chain.
-    node.spawn(chain.clone().follow_tip(synced_tip, stop_rx.clone()));
+    node.spawn(
+        "chain follower",
+        chain.clone().follow_tip(synced_tip, stop_rx.clone()),
+    );
     // Steps 16–18: the event handler and background processing (persistence included).
     node.spawn_background_processor(stop_rx.clone());
     // Channel peers stay connected.
-    node.spawn(super::peers::keep_channel_peers_connected(
-        node.peer_manager.clone(),
-        node.channel_manager.clone(),
-        node.peers.clone(),
-        stop_rx.clone(),
-    ));
+    node.spawn(
+        "channel peer reconnection",
+        super::peers::keep_channel_peers_connected(
+            node.peer_manager.clone(),
+            node.channel_manager.clone(),
+            node.peers.clone(),
+            stop_rx.clone(),
+        ),
+    );
     // Step 19: announce the node while it has public channels.
-    node.spawn(background::announce_regularly(node.clone(), stop_rx));
+    node.spawn(
+        "node announcement",
+        background::announce_regularly(node.clone(), stop_rx),
+    );
     info!(
         "node {} running on {} (chain tip {} at height {})",
         node.node_id(),

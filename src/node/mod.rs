@@ -2,6 +2,9 @@
 //! on-chain wallet ([`builder`] follows LDK's node-building guide step by step), the handling
 //! of LDK events ([`events`]), background work ([`background`]), and the operations the
 //! control API exposes, grouped by concern ([`onchain`], [`channels`], [`payments`]).
+//!
+//! Its long-running tasks, and those of the chain source, are supervised: one that panics or
+//! ends while the node runs is a failure [`Node::failed`] reports, and the node must stop.
 
 mod background;
 mod builder;
@@ -42,6 +45,7 @@ pub use info::{
 
 use crate::chain::ChainSource;
 use crate::config::Config;
+use crate::tasks::{Supervisor, TaskFailure};
 use crate::wallet::Wallet;
 use data_dir::DataDir;
 use payment_store::PaymentStore;
@@ -97,6 +101,7 @@ pub struct Node {
     ln_listen_addr: Option<SocketAddr>,
     stop_tx: watch::Sender<bool>,
     stop_requested: watch::Sender<bool>,
+    supervisor: Arc<Supervisor>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     background: Mutex<Option<JoinHandle<()>>>,
     open_waiters: Mutex<OpenWaiters>,
@@ -135,6 +140,7 @@ impl Node {
             ln_listen_addr: parts.ln_listen_addr,
             stop_tx: parts.stop_tx,
             stop_requested: watch::channel(false).0,
+            supervisor: Supervisor::new(),
             tasks: Mutex::new(Vec::new()),
             background: Mutex::new(None),
             open_waiters: Mutex::new(HashMap::new()),
@@ -179,9 +185,28 @@ impl Node {
         let _ = requested.wait_for(|stop| *stop).await;
     }
 
+    /// Resolves with the first failure of a task of the node or of its chain source: a task
+    /// that panicked or ended while the node was running, or a fatal error (such as the
+    /// channel manager failing to persist). The node no longer works as it should and must be
+    /// stopped.
+    pub async fn failed(&self) -> TaskFailure {
+        tokio::select! {
+            failure = self.supervisor.failed() => failure,
+            failure = self.chain.supervisor().failed() => failure,
+        }
+    }
+
+    /// The first failure [`Node::failed`] reported, if there was one.
+    pub fn failure(&self) -> Option<TaskFailure> {
+        self.supervisor
+            .failure()
+            .or_else(|| self.chain.supervisor().failure())
+    }
+
     /// Stops networking and background work; the background processor persists the channel
     /// manager, graph and scorer one last time before it returns.
     pub async fn stop(&self) {
+        self.supervisor.stopping();
         self.request_stop();
         self.stop_tx.send_replace(true);
         self.peer_manager.disconnect_all_peers();
@@ -245,11 +270,12 @@ impl Node {
         lightning::util::message_signing::verify(message.as_bytes(), signature, &node_id)
     }
 
-    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+    /// Spawns one of the node's long-running tasks under `name`.
+    fn spawn(&self, name: &'static str, task: impl Future<Output = ()> + Send + 'static) {
         self.tasks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(tokio::spawn(task));
+            .push(self.supervisor.spawn(name, task));
     }
 
     fn open_waiters(&self) -> std::sync::MutexGuard<'_, OpenWaiters> {

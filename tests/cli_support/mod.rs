@@ -238,22 +238,10 @@ impl Daemon {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// Waits for the process to exit; returns whether it exited successfully.
+    /// Waits for the process to exit; returns whether it exited successfully. (If it does
+    /// not, the panic prints the log's tail as the daemon is dropped.)
     pub fn wait_exit(&mut self) -> bool {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.success();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not exit within {} s:\n{}",
-                self.name,
-                TIMEOUT.as_secs(),
-                self.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_for_exit(&mut self.child, self.name).success()
     }
 
     /// The end of the daemon's log file.
@@ -430,7 +418,15 @@ impl Drop for Daemon {
 
 /// Starts `lightfilter daemon` on `data_dir` with `peer` as its Bitcoin peer.
 pub fn spawn_daemon(data_dir: &Path, peer: SocketAddr, extra: &[&str]) -> Child {
-    lightfilter()
+    daemon_command(data_dir, peer, extra)
+        .spawn()
+        .expect("start lightfilter daemon")
+}
+
+/// The command [`spawn_daemon`] runs, for a test to adjust before spawning it.
+pub fn daemon_command(data_dir: &Path, peer: SocketAddr, extra: &[&str]) -> Command {
+    let mut command = lightfilter();
+    command
         .arg("--network")
         .arg("regtest")
         .arg("--datadir")
@@ -442,9 +438,25 @@ pub fn spawn_daemon(data_dir: &Path, peer: SocketAddr, extra: &[&str]) -> Child 
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start lightfilter daemon")
+        .stderr(Stdio::null());
+    command
+}
+
+/// Waits (at most [`TIMEOUT`]) for `child` to exit and returns its status; panics naming
+/// `what` if it keeps running.
+pub fn wait_for_exit(child: &mut Child, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().expect("poll the child process") {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} still running after {} s",
+            TIMEOUT.as_secs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// The `{"error": {"code", "message"}}` printed by a failed `--json` run.

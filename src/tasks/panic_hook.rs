@@ -1,0 +1,39 @@
+//! The daemon's panic hook: a panic anywhere ends the process at once.
+//!
+//! LDK panics on purpose when a channel monitor cannot be persisted, to stop the node before
+//! it acts on state that is not durable; an orderly shutdown would persist the channel manager
+//! ahead of its monitors. So a panic is logged (naming the supervised task it happened in, or
+//! the thread) and the process aborts, in debug builds as in release ones (which are built
+//! with `panic = "abort"`).
+
+use std::panic::PanicHookInfo;
+
+use super::supervisor::panic_message;
+
+/// Replaces the panic hook with one that logs the panic and aborts the process.
+pub fn install_fatal_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        log::error!(
+            "{}; stopping at once, persisting nothing more",
+            describe(info)
+        );
+        log::logger().flush();
+        std::process::abort();
+    }));
+}
+
+/// "the <task> task panicked at <file:line:column>: <message>".
+fn describe(info: &PanicHookInfo<'_>) -> String {
+    let place = match super::current() {
+        Some(task) => format!("the {task} task"),
+        None => format!(
+            "thread {}",
+            std::thread::current().name().unwrap_or("without a name")
+        ),
+    };
+    let location = info
+        .location()
+        .map_or_else(|| "an unknown place".to_string(), ToString::to_string);
+    let message = panic_message(info.payload());
+    format!("{place} panicked at {location}: {message}")
+}
