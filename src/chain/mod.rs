@@ -24,6 +24,8 @@ pub mod prefetch;
 pub mod source;
 pub mod sync;
 pub mod tracker;
+#[cfg(test)]
+mod tracker_model_tests;
 pub mod watch_set;
 
 pub use broadcaster::Broadcaster;
