@@ -158,6 +158,17 @@ impl ChainDb {
         Ok(())
     }
 
+    /// Sets how long a write waits for another process's lock before failing (tests make
+    /// writes fail fast with it).
+    #[cfg(test)]
+    pub(crate) fn set_busy_timeout(&self, timeout: std::time::Duration) -> Result<(), StoreError> {
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .busy_timeout(timeout)?;
+        Ok(())
+    }
+
     /// Locks the connection for reads. Each statement sees the last committed state; reads
     /// that must agree with each other are one statement.
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {

@@ -4,7 +4,9 @@
 //! a real SQLite store: the active chain growing, reorganisations of random depth (including
 //! back to a branch that was active before, whose filters the engine does not send again),
 //! filters arriving late, twice, for blocks no longer active, or not at all, `Synced`
-//! reports, pruning, and engine restarts (the engine starts again from the tracker's start
+//! reports, pruning, writes that fail (another process holds the database's lock; the
+//! tracker must change nothing, and the engine starts again from the stored chain), and engine
+//! restarts (the engine starts again from the tracker's start
 //! point and sends the filters above it again, as `bip157` does, and as the chain source's
 //! host asks when the engine reports itself synced above a gap in the verified filters).
 //! After every step the stored active chain must be the model's, the verified tip the
@@ -45,6 +47,9 @@ enum Step {
     Restart,
     /// The listeners consumed up to this far below the tip; the stores are pruned.
     Prune(u8),
+    /// The chain grows by this many blocks, but the batch cannot be written; the engine is
+    /// restarted from the stored chain.
+    FailedExtend(u8),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -57,10 +62,12 @@ fn step() -> impl Strategy<Value = Step> {
         2 => Just(Step::Synced),
         1 => Just(Step::Restart),
         1 => (0u8..10).prop_map(Step::Prune),
+        1 => (1u8..4).prop_map(Step::FailedExtend),
     ]
 }
 
 /// What the chain is, and what the engine still owes the tracker.
+#[derive(Clone)]
 struct Model {
     /// The active chain, by height (genesis first).
     active: Vec<Header>,
@@ -234,6 +241,7 @@ impl Model {
                     .collect();
                 Vec::new()
             }
+            Step::FailedExtend(_) => Vec::new(),
             Step::Prune(below_tip) => {
                 let consumed = self.tip().saturating_sub(u32::from(below_tip));
                 tracker.prune(consumed).expect("pruned");
@@ -319,10 +327,25 @@ proptest! {
     #[test]
     fn the_tracker_follows_a_model_of_the_chain(steps in prop::collection::vec(step(), 1..40)) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let db = ChainDb::open(&dir.path().join("chain.sqlite"), Network::Regtest).expect("db");
-        let tracker = ChainTracker::new(Arc::new(db), Network::Regtest).expect("tracker");
+        let path = dir.path().join("chain.sqlite");
+        let db = Arc::new(ChainDb::open(&path, Network::Regtest).expect("db"));
+        db.set_busy_timeout(std::time::Duration::ZERO).expect("timeout set");
+        let tracker = ChainTracker::new(db, Network::Regtest).expect("tracker");
         let mut model = Model::new();
+        let blocker = rusqlite::Connection::open(&path).expect("second connection");
         for step in &steps {
+            if let Step::FailedExtend(count) = *step {
+                let before = (tracker.heights(), model.clone());
+                let events = model.events(&Step::Extend(count), &tracker);
+                blocker.execute_batch("BEGIN IMMEDIATE").expect("lock taken");
+                prop_assert!(tracker.apply(&events, |_| {}).is_err(), "a locked write failed");
+                blocker.execute_batch("ROLLBACK").expect("lock released");
+                prop_assert_eq!(tracker.heights(), before.0, "a failed write changed the heights");
+                model = before.1;
+                check(&tracker, &model)?;
+                model.events(&Step::Restart, &tracker);
+                continue;
+            }
             let events = model.events(step, &tracker);
             if !events.is_empty() {
                 tracker.apply(&events, |_| {}).expect("events applied");
