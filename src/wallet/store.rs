@@ -56,7 +56,15 @@ pub(crate) fn open(
         }
     }
     if path.exists() {
-        inspect_existing(path, keys, network)?;
+        match inspect_existing(path, keys, network) {
+            // A process killed in the middle of a write leaves a journal that only a
+            // read-write connection may replay: replay it, then look again.
+            Err(WalletError::NotAWalletFile { .. }) if needs_recovery(path) => {
+                recover_journal(path)?;
+                inspect_existing(path, keys, network)?;
+            }
+            other => other?,
+        }
     }
     let mut conn =
         Connection::open(path).map_err(WalletError::storage("opening the wallet file"))?;
@@ -92,6 +100,32 @@ pub(crate) fn load(
 }
 
 /// Inspects an existing file without writing to it.
+/// Whether a read-only look at `path` fails because the file has a journal to replay.
+fn needs_recovery(path: &Path) -> bool {
+    let Ok(conn) = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY) else {
+        return false;
+    };
+    let read = conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |row| {
+        row.get::<_, i64>(0)
+    });
+    matches!(read, Err(e) if e.sqlite_error_code() == Some(ErrorCode::ReadOnly))
+}
+
+/// Opens `path` read-write once so SQLite replays the journal a killed process left.
+fn recover_journal(path: &Path) -> Result<(), WalletError> {
+    let conn =
+        Connection::open(path).map_err(WalletError::storage("recovering the wallet file"))?;
+    conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |row| {
+        row.get::<_, i64>(0)
+    })
+    .map_err(WalletError::storage("recovering the wallet file"))?;
+    log::info!(
+        "{}: replayed the journal of an interrupted write",
+        path.display()
+    );
+    Ok(())
+}
+
 fn inspect_existing(path: &Path, keys: &WalletKeys, network: Network) -> Result<(), WalletError> {
     let not_a_wallet = |reason: String| WalletError::NotAWalletFile {
         path: path.to_owned(),
