@@ -9,11 +9,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bitcoin::{Amount, FeeRate};
+use bitcoin::{Amount, FeeRate, ScriptBuf, Transaction, Txid};
 use harness::*;
 use lightfilter::chain::broadcaster::BURIAL_DEPTH;
 use lightfilter::chain::source::FetchPurpose;
-use lightfilter::chain::WatchSet;
+use lightfilter::chain::{ChainSource, WatchSet};
 use lightfilter::regtest::RegtestPeer;
 use lightning::chain::chaininterface::{ConfirmationTarget, FeeEstimator};
 use lightning_block_sync::BlockSource;
@@ -376,52 +376,148 @@ async fn a_block_matching_scripts_registered_while_it_was_connected_is_redeliver
     harness.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_re_delivery_whose_fetch_fails_is_tried_again_before_later_blocks() {
+/// The faucet pays `sats` to `script` at 2 sat/vB; the payment waits in the mempool.
+fn faucet_pays(peer: &RegtestPeer, script: &ScriptBuf, sats: u64) -> Transaction {
+    peer.fund(
+        script,
+        Amount::from_sat(sats),
+        FeeRate::from_sat_per_vb(2).unwrap(),
+    )
+    .expect("faucet pays")
+}
+
+/// Matures the faucet's coins, mining to `miner`, so that a payment from it adds one block.
+fn mature_faucet(peer: &RegtestPeer, miner: &ScriptBuf) {
+    faucet_pays(peer, miner, 10_000);
+    peer.mine(1, miner);
+}
+
+/// Waits until `source` has verified and stored the filters up to block `tip`.
+async fn wait_for_verified_tip(source: &ChainSource, tip: bitcoin::BlockHash) {
+    wait_for(LONG, || {
+        source
+            .heights()
+            .verified_tip
+            .is_some_and(|(_, hash)| hash == tip)
+    })
+    .await;
+}
+
+/// Makes `recorder` add `script` to `watch` while block `height` is connected to it, as LDK
+/// registers scripts while it processes a block, and run `also` then too.
+fn watch_while_connecting(
+    recorder: &Recorder,
+    watch: &Arc<WatchSet>,
+    script: &ScriptBuf,
+    height: u32,
+    also: impl Fn() + Send + Sync + 'static,
+) {
+    let watch = watch.clone();
+    let script = script.clone();
+    recorder.on_block(move |_, _, connected| {
+        if connected == height {
+            watch.add_scripts([script.as_script()]);
+            also();
+        }
+    });
+}
+
+/// Asserts that block `height` reached `recorder` header-only, then again with `txid`, and
+/// only then the next block.
+fn assert_redelivered_before_the_next_block(recorder: &Recorder, height: u32, txid: Txid) {
+    let around: Vec<Seen> = recorder
+        .seen()
+        .into_iter()
+        .filter(
+            |s| matches!(s, Seen::Connected { height: h, .. } if *h == height || *h == height + 1),
+        )
+        .collect();
+    match around.as_slice() {
+        [Seen::Connected {
+            height: h1,
+            txids: first,
+            ..
+        }, Seen::Connected {
+            height: h2,
+            txids: second,
+            ..
+        }, Seen::Connected { height: h3, .. }] => {
+            assert_eq!((*h1, *h2, *h3), (height, height, height + 1));
+            assert!(first.is_empty(), "first delivered header-only");
+            assert!(second.contains(&txid), "re-delivered with the payment");
+        }
+        other => panic!("unexpected deliveries around the block: {other:?}"),
+    }
+    assert!(recorder.is_confirmed(&txid));
+}
+
+/// A script becomes watched while its paying block is connected header-only, and the peer
+/// stops serving blocks at that moment; `mined_meanwhile` more blocks arrive, and the engine
+/// restarts. No later block may reach the listener before the paying block is re-delivered,
+/// which must happen once blocks are served again.
+async fn redelivery_survives_withheld_blocks(tag: u64, mined_meanwhile: u32) {
     init_logs();
     let peer = peer().await;
-    let late = unique_script(22);
-    let payment = peer
-        .fund(
-            &late,
-            Amount::from_sat(70_000),
-            FeeRate::from_sat_per_vb(2).unwrap(),
-        )
-        .expect("faucet pays");
-    peer.mine(1, &unique_script(23));
-    let paid_at = peer.tip().0;
-    peer.mine(3, &unique_script(23));
-
+    let miner = unique_script(tag);
+    let late = unique_script(tag + 1);
+    mature_faucet(&peer, &miner);
     let watch = Arc::new(WatchSet::new());
     let recorder = Recorder::new(genesis());
-    let switches = peer.endpoint().switches;
-    {
-        // The script becomes watched while its block is connected header-only, and the peer
-        // stops serving blocks at that moment: the first re-delivery attempt fails.
-        let (watch, late, switches) = (watch.clone(), late.clone(), switches.clone());
-        recorder.on_block(move |_, _, height| {
-            if height == paid_at {
-                switches.set_withhold_blocks(true);
-                watch.add_scripts([late.as_script()]);
-            }
-        });
-    }
     let dir = tempfile::tempdir().unwrap();
-    let harness = Harness::start(dir.path(), &[peer.addr()], recorder.clone(), watch).await;
+    let harness = Harness::start_with(
+        dir.path(),
+        &[peer.addr()],
+        recorder.clone(),
+        watch.clone(),
+        |config| config.block_timeout = Duration::from_secs(3),
+    )
+    .await;
+    harness.wait_for_tip(tip_hash(&peer), LONG).await;
+
+    let paid_at = peer.tip().0 + 1;
+    let switches = peer.endpoint().switches;
+    let once = std::sync::Once::new();
+    watch_while_connecting(&recorder, &watch, &late, paid_at, move || {
+        once.call_once(|| switches.set_withhold_blocks(true))
+    });
+    let payment = faucet_pays(&peer, &late, 70_000);
+    peer.mine(4, &miner);
     wait_for(LONG, || recorder.tip().height >= paid_at).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    if mined_meanwhile > 0 {
+        peer.mine(mined_meanwhile, &miner);
+        wait_for_verified_tip(&harness.source, tip_hash(&peer)).await;
+    }
+    // The engine restarts meanwhile (its only peer drops), from the stored chain.
+    let restarts = harness.source.engine().restarts();
+    peer.disconnect_all();
+    wait_for(LONG, || harness.source.engine().restarts() > restarts).await;
+    // Long enough for several re-checks to fail.
+    tokio::time::sleep(Duration::from_secs(15)).await;
     assert_eq!(
         recorder.tip().height,
         paid_at,
-        "no later block reached the listener before the re-delivery"
+        "no later block reached the listener while the re-delivery could not be fetched"
     );
-    switches.set_withhold_blocks(false);
+
+    peer.endpoint().switches.set_withhold_blocks(false);
     harness.wait_for_tip(tip_hash(&peer), LONG).await;
-    assert!(
-        recorder.is_confirmed(&payment.compute_txid()),
-        "the block was re-delivered with the payment once the peer served it again"
-    );
+    assert_redelivered_before_the_next_block(&recorder, paid_at, payment.compute_txid());
     harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivery_whose_block_could_not_be_fetched_is_made_before_later_blocks() {
+    redelivery_survives_withheld_blocks(130, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivery_whose_filter_check_was_forgotten_is_still_made() {
+    // More blocks than filter checks are remembered: the block's check is evicted.
+    redelivery_survives_withheld_blocks(
+        135,
+        lightfilter::chain::filter_checks::CHECKS_REMEMBERED as u32 + 100,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

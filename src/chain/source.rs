@@ -309,7 +309,7 @@ impl ChainSource {
             || self
                 .engine
                 .start_height()
-                .is_some_and(|start| start > height)
+                .is_some_and(|start| start >= height)
         {
             self.engine.restart(format!(
                 "listeners need blocks and filters from height {height}"
@@ -795,13 +795,15 @@ impl Host {
 impl EngineHost for Host {
     fn start_point(&self) -> Result<StartPoint, String> {
         // Once synchronised the listeners move together; before that, the lowest saved
-        // position counts.
+        // position counts. The engine starts one block below it: it cannot fetch the block it
+        // starts from, and a re-delivery fetches the listeners' own block again.
         let floor = self.listeners_floor.load(Ordering::SeqCst);
         let listeners_at = self
             .listener
             .tip()
             .map(|tip| tip.height)
-            .or((floor != NO_FLOOR).then_some(floor));
+            .or((floor != NO_FLOOR).then_some(floor))
+            .map(|height| height.saturating_sub(1));
         self.tracker
             .start_point_at_depth(listeners_at, self.restart_depth.load(Ordering::SeqCst))
             .map_err(|err| format!("cannot read the stored chain: {err}"))

@@ -10,12 +10,49 @@ use std::collections::HashSet;
 use std::sync::RwLock;
 
 use bitcoin::bip158::BlockFilter;
-use bitcoin::{BlockHash, OutPoint, Script, ScriptBuf, Transaction, Txid};
+use bitcoin::{BlockHash, OutPoint, Script, ScriptBuf, Transaction, Txid, VarInt};
 use lightning::chain::{Filter, WatchedOutput};
 
 /// Number of scripts ever added: a block checked at generation `g` has been checked against the
 /// first `g` scripts.
 pub type Generation = usize;
+
+/// Bits each element of a basic filter takes at least: a unary quotient of one bit or more and
+/// a remainder of BIP 158's P = 19 bits.
+const MIN_BITS_PER_ELEMENT: u64 = 20;
+
+/// Why a filter's contents cannot be read. A filter is only as honest as the filter headers
+/// it was checked against, and those may come from a single lying peer.
+#[derive(Debug, thiserror::Error)]
+pub enum UnreadableFilter {
+    /// The filter does not start with a well-formed element count.
+    #[error("the filter does not start with an element count")]
+    NoElementCount,
+    /// The element count promises more elements than the filter's bytes can hold.
+    #[error("the filter claims {claimed} elements in {bytes} bytes")]
+    TooManyElements {
+        /// The element count the filter starts with.
+        claimed: u64,
+        /// The bytes after the count.
+        bytes: usize,
+    },
+    /// The elements cannot be decoded.
+    #[error("the filter's elements cannot be decoded: {0}")]
+    Undecodable(#[from] bitcoin::bip158::Error),
+}
+
+/// Checks that `content` starts with an element count its remaining bytes can hold. The
+/// decoder reads a missing count as zero elements (a silent miss) and multiplies the count
+/// without a bound, so neither reaches it.
+fn check_element_count(content: &[u8]) -> Result<(), UnreadableFilter> {
+    let (VarInt(claimed), count_len) = bitcoin::consensus::encode::deserialize_partial(content)
+        .map_err(|_| UnreadableFilter::NoElementCount)?;
+    let bytes = content.len() - count_len;
+    if claimed > bytes as u64 * 8 / MIN_BITS_PER_ELEMENT {
+        return Err(UnreadableFilter::TooManyElements { claimed, bytes });
+    }
+    Ok(())
+}
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -65,19 +102,21 @@ impl WatchSet {
     }
 
     /// Checks `filter` of block `block_hash` against the scripts added from generation `since`
-    /// on. Returns whether any matched and the generation checked up to.
+    /// on. Returns whether any matched and the generation checked up to; a filter that cannot
+    /// be read is an error, never a miss.
     pub fn filter_matches_since(
         &self,
         filter: &BlockFilter,
         block_hash: &BlockHash,
         since: Generation,
-    ) -> Result<(bool, Generation), bitcoin::bip158::Error> {
+    ) -> Result<(bool, Generation), UnreadableFilter> {
         let inner = self.read();
         let generation = inner.scripts.len();
         let new_scripts = &inner.scripts[since.min(generation)..];
         if new_scripts.is_empty() {
             return Ok((false, generation));
         }
+        check_element_count(&filter.content)?;
         let matched = filter.match_any(block_hash, new_scripts.iter().map(|s| s.as_bytes()))?;
         Ok((matched, generation))
     }
@@ -87,7 +126,7 @@ impl WatchSet {
         &self,
         filter: &BlockFilter,
         block_hash: &BlockHash,
-    ) -> Result<(bool, Generation), bitcoin::bip158::Error> {
+    ) -> Result<(bool, Generation), UnreadableFilter> {
         self.filter_matches_since(filter, block_hash, 0)
     }
 
@@ -195,5 +234,27 @@ mod tests {
             set.filter_matches_since(&filter, &hash, 2).unwrap(),
             (false, 2)
         );
+    }
+
+    #[test]
+    fn a_filter_that_cannot_be_decoded_is_an_error_not_a_miss() {
+        let hash = bitcoin::constants::genesis_block(bitcoin::Network::Regtest).block_hash();
+        let set = WatchSet::new();
+        set.add_scripts([script(1).as_script()]);
+        for (content, what) in [
+            (vec![], "no element count"),
+            (vec![0xfd, 0x01], "a truncated element count"),
+            (vec![0xfd, 0xff, 0xff], "65,535 elements and no bits"),
+            (vec![0xff; 9], "2^64 - 1 elements"),
+        ] {
+            let filter = BlockFilter::new(&content);
+            let checked = std::panic::catch_unwind(|| set.filter_matches(&filter, &hash));
+            assert!(
+                matches!(checked, Ok(Err(_))),
+                "a filter with {what} is reported unreadable: {checked:?}"
+            );
+        }
+        let empty = BlockFilter::new(&[0x00]);
+        assert_eq!(set.filter_matches(&empty, &hash).unwrap(), (false, 1));
     }
 }
