@@ -359,3 +359,62 @@ async fn a_wallet_file_locked_by_another_process_is_reported_busy_not_foreign() 
     holder.execute_batch("ROLLBACK;").unwrap();
     assert!(open_on(&path, &seed(36), Network::Regtest, &peer).is_ok());
 }
+
+/// The files a process killed in the middle of a large wallet write leaves behind: SQLite
+/// spilled part of the write into the file, and its journal holds what was there before.
+fn files_of_a_killed_write(from: &Path, to: &Path) {
+    let writer = rusqlite::Connection::open(from.join("wallet.sqlite")).unwrap();
+    writer
+        .execute_batch(
+            "PRAGMA cache_size = 10;
+             BEGIN IMMEDIATE;
+             CREATE TABLE interrupted (payload BLOB);",
+        )
+        .unwrap();
+    for _ in 0..200 {
+        writer
+            .execute("INSERT INTO interrupted VALUES (zeroblob(4096))", [])
+            .unwrap();
+    }
+    for name in ["wallet.sqlite", "wallet.sqlite-journal"] {
+        std::fs::copy(from.join(name), to.join(name)).expect("file of the interrupted write");
+    }
+    writer.execute_batch("ROLLBACK;").unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_cut_short_by_a_kill_is_rolled_back_when_the_wallet_opens() {
+    let peer = start_peer().await;
+    let dir = tempfile::tempdir().unwrap();
+    let crashed = tempfile::tempdir().unwrap();
+    let wallet = open_on(
+        &dir.path().join("wallet.sqlite"),
+        &seed(37),
+        Network::Regtest,
+        &peer,
+    )
+    .unwrap();
+    let address = wallet.new_address().unwrap();
+    drop(wallet);
+    files_of_a_killed_write(dir.path(), crashed.path());
+    assert!(crashed.path().join("wallet.sqlite-journal").exists());
+
+    let path = crashed.path().join("wallet.sqlite");
+    let reopened = open_on(&path, &seed(37), Network::Regtest, &peer)
+        .expect("a wallet whose last write was cut short opens");
+    assert_ne!(
+        reopened.new_address().unwrap(),
+        address,
+        "the address handed out before the crash stays handed out"
+    );
+    drop(reopened);
+    let tables: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'interrupted'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0, "the interrupted write was rolled back");
+}

@@ -99,7 +99,6 @@ pub(crate) fn load(
     })
 }
 
-/// Inspects an existing file without writing to it.
 /// Whether a read-only look at `path` fails because the file has a journal to replay.
 fn needs_recovery(path: &Path) -> bool {
     let Ok(conn) = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY) else {
@@ -126,6 +125,7 @@ fn recover_journal(path: &Path) -> Result<(), WalletError> {
     Ok(())
 }
 
+/// Inspects an existing file without writing to it.
 fn inspect_existing(path: &Path, keys: &WalletKeys, network: Network) -> Result<(), WalletError> {
     let not_a_wallet = |reason: String| WalletError::NotAWalletFile {
         path: path.to_owned(),
