@@ -12,6 +12,7 @@
 //! alias = "my-node"
 //! log_level = "info"
 //! wallet_birthday = 800000   # only when restoring a wallet from an existing seed
+//! checkpoint = "840000:0000000000000000000320283a032748cef8227873ff4872689bf23f1cda83a5"
 //!
 //! [fee_overrides]          # sat per 1000 weight units
 //! urgent_on_chain_sweep = 5000
@@ -24,7 +25,7 @@ use bitcoin::Network;
 use serde::Deserialize;
 
 use crate::chain::fees::{parse_target, target_name, ALL_TARGETS};
-use crate::chain::{FeeOverrides, PeerAddress};
+use crate::chain::{Checkpoint, FeeOverrides, PeerAddress};
 
 /// Name of the configuration file inside the data directory.
 pub const CONFIG_FILE: &str = "lightfilter.toml";
@@ -83,6 +84,8 @@ pub struct ConfigArgs {
     /// `--wallet-birthday`: for a wallet restored from an existing seed, the height of a block
     /// mined before its first transaction.
     pub wallet_birthday: Option<u32>,
+    /// `--checkpoint HEIGHT:HASH`: a block a new header chain may start from.
+    pub checkpoint: Option<String>,
 }
 
 /// The configuration file's contents.
@@ -98,6 +101,7 @@ struct FileConfig {
     alias: Option<String>,
     log_level: Option<String>,
     wallet_birthday: Option<u32>,
+    checkpoint: Option<String>,
     fee_overrides: Option<std::collections::BTreeMap<String, u32>>,
 }
 
@@ -129,6 +133,10 @@ pub struct Config {
     /// first transaction; the wallet rescans the chain's filters from there. Only used when
     /// the wallet file does not exist yet.
     pub wallet_birthday: Option<u32>,
+    /// A block a new header chain may start from, besides the compiled-in start points of
+    /// the network (see [`crate::chain::checkpoints`]). Only used when the chain database
+    /// has no chain yet.
+    pub checkpoint: Option<Checkpoint>,
 }
 
 /// The network name used on the command line and in files: regtest, signet, testnet, bitcoin.
@@ -264,6 +272,20 @@ impl Config {
                 reason: "at most 32 bytes".into(),
             });
         }
+        let checkpoint = args
+            .checkpoint
+            .clone()
+            .or(file.checkpoint)
+            .map(|value| {
+                value
+                    .parse::<Checkpoint>()
+                    .map_err(|err| ConfigError::Invalid {
+                        what: "checkpoint",
+                        value,
+                        reason: err.to_string(),
+                    })
+            })
+            .transpose()?;
         Ok(Config {
             network,
             data_dir,
@@ -276,6 +298,7 @@ impl Config {
             log_level: file.log_level.unwrap_or_else(|| "info".to_string()),
             fee_overrides,
             wallet_birthday: args.wallet_birthday.or(file.wallet_birthday),
+            checkpoint,
         })
     }
 }

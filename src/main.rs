@@ -240,6 +240,10 @@ struct DaemonArgs {
     /// transaction (the wallet rescans from there; used only when the wallet is created).
     #[arg(long, env = "LIGHTFILTER_WALLET_BIRTHDAY", value_name = "HEIGHT")]
     wallet_birthday: Option<u32>,
+    /// A block a new header chain may start from, besides the network's built-in start
+    /// points: nothing below it is downloaded (used only when the chain database is new).
+    #[arg(long, env = "LIGHTFILTER_CHECKPOINT", value_name = "HEIGHT:HASH")]
+    checkpoint: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -380,6 +384,7 @@ async fn run_daemon(
         api_listen: args.api_listen,
         alias: args.alias,
         wallet_birthday: args.wallet_birthday,
+        checkpoint: args.checkpoint,
     })
     .context("invalid configuration")?;
     create_private_dir(&config.data_dir).with_context(|| {

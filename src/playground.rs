@@ -183,6 +183,7 @@ async fn start_node(
         api_listen: Some("127.0.0.1:0".to_string()),
         alias: Some(name.to_string()),
         wallet_birthday: None,
+        checkpoint: None,
     })
     .map_err(|source| PlaygroundError::Config { name, source })?;
     let api_listen = config.api_listen;

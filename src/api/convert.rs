@@ -3,7 +3,7 @@
 
 use super::types::{
     BalanceResponse, ChannelEntry, InfoResponse, InvoiceResponse, OpenChannelResponse,
-    PaymentEntry, PeerEntry, UtxoEntry,
+    PaymentEntry, PeerEntry, SyncEntry, UtxoEntry,
 };
 use crate::config::network_name;
 use crate::node::{
@@ -26,6 +26,13 @@ impl From<NodeInfo> for InfoResponse {
             num_usable_channels: info.num_usable_channels,
             listen_addresses: info.listen_addresses,
             alias: info.alias,
+            sync: SyncEntry {
+                headers_height: info.sync.headers_height,
+                filters_height: info.sync.filters_height,
+                listeners_height: info.sync.listeners_height,
+                progress: info.sync.progress,
+                bytes_received: info.sync.bytes_received,
+            },
         }
     }
 }

@@ -46,6 +46,22 @@ pub fn msat(amount_msat: u64) -> String {
     }
 }
 
+/// `bytes` in the largest unit that keeps it at or above 1 (B, kB, MB, GB; powers of 1000).
+pub fn bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "kB", "MB", "GB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 /// `getinfo`.
 pub fn info(info: &InfoResponse) -> String {
     let sync = if info.synced {
@@ -55,8 +71,11 @@ pub fn info(info: &InfoResponse) -> String {
         )
     } else {
         format!(
-            "syncing (headers {}, filters {}, wallet and channels at {})",
-            info.header_height, info.filter_height, info.block_height
+            "syncing: {:.1}% (headers {}, filters {}, wallet and channels at {})",
+            info.sync.progress * 100.0,
+            info.header_height,
+            info.filter_height,
+            info.block_height
         )
     };
     let listen = if info.listen_addresses.is_empty() {
@@ -73,6 +92,10 @@ pub fn info(info: &InfoResponse) -> String {
             format!("{} ({})", info.block_height, info.block_hash),
         ),
         ("sync", sync),
+        (
+            "received",
+            format!("{} from Bitcoin peers", bytes(info.sync.bytes_received)),
+        ),
         ("bitcoin peers", info.num_bitcoin_peers.to_string()),
         ("lightning peers", info.num_peers.to_string()),
         (

@@ -36,8 +36,24 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+/// `getinfo`'s `sync` object: how far the chain sync has come.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SyncEntry {
+    /// Tip of the header chain.
+    pub headers_height: u32,
+    /// Highest block whose compact filter, and every one below it, is verified.
+    pub filters_height: u32,
+    /// Block the wallet and channel state stand on.
+    pub listeners_height: u32,
+    /// 0.0 to 1.0; 1.0 only once synced.
+    pub progress: f64,
+    /// Payload bytes of headers, filter headers, filters and blocks received from Bitcoin
+    /// peers since the daemon started.
+    pub bytes_received: u64,
+}
+
 /// `getinfo`: node, chain and channel summary.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InfoResponse {
     /// The node's public key (hex).
     pub node_id: String,
@@ -65,6 +81,8 @@ pub struct InfoResponse {
     pub listen_addresses: Vec<String>,
     /// The node's alias.
     pub alias: String,
+    /// How far the chain sync has come.
+    pub sync: SyncEntry,
 }
 
 /// `newaddress`: a fresh on-chain receive address.

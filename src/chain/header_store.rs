@@ -15,7 +15,8 @@ use bitcoin::hashes::Hash;
 use bitcoin::{BlockHash, Work};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::db::ChainDb;
+use super::checkpoints::Checkpoint;
+use super::db::{meta_get, meta_set, ChainDb};
 use super::error::StoreError;
 
 /// Stale headers are kept at least this many blocks below the tip.
@@ -364,6 +365,31 @@ fn add_stale(
     )))
 }
 
+/// `meta` key of the start point a chain was created after.
+const CHAIN_START_KEY: &str = "chain_start";
+
+/// The start point the stored chain was created after, if it does not start at genesis.
+pub(crate) fn chain_start(conn: &Connection) -> Result<Option<Checkpoint>, StoreError> {
+    let Some(bytes) = meta_get(conn, CHAIN_START_KEY)? else {
+        return Ok(None);
+    };
+    if bytes.len() != 36 {
+        return Err(StoreError::Corrupt(
+            "the stored chain start has the wrong size".into(),
+        ));
+    }
+    let height = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
+    let hash = BlockHash::from_slice(&bytes[4..]).expect("32 bytes");
+    Ok(Some(Checkpoint { height, hash }))
+}
+
+/// Records that the chain starts after `start`, whose own header is not stored.
+pub(crate) fn set_chain_start(conn: &Connection, start: &Checkpoint) -> Result<(), StoreError> {
+    let mut bytes = start.height.to_le_bytes().to_vec();
+    bytes.extend_from_slice(start.hash.as_byte_array());
+    meta_set(conn, CHAIN_START_KEY, &bytes)
+}
+
 /// The chainwork of a header not stored yet, from its stored parent.
 fn chainwork_from_store(
     conn: &Connection,
@@ -373,6 +399,14 @@ fn chainwork_from_store(
 ) -> Result<Work, StoreError> {
     match get(conn, &header.prev_blockhash)? {
         Some(parent) if parent.height + 1 == height => Ok(parent.chainwork + header.work()),
+        // A block on the start point the chain was created after: its work counts from 0,
+        // as the first header stored after it did.
+        None if chain_start(conn)?.is_some_and(|start| {
+            start.hash == header.prev_blockhash && start.height + 1 == height
+        }) =>
+        {
+            Ok(header.work())
+        }
         Some(_) | None => {
             let any_stored: bool = conn.query_row(
                 "SELECT EXISTS (SELECT 1 FROM chain) OR EXISTS (SELECT 1 FROM stale_headers)",

@@ -12,6 +12,7 @@
 
 pub mod block_hash_map;
 pub mod broadcaster;
+pub mod checkpoints;
 pub mod db;
 pub mod engine;
 pub mod error;
@@ -29,6 +30,7 @@ mod tracker_model_tests;
 pub mod watch_set;
 
 pub use broadcaster::Broadcaster;
+pub use checkpoints::Checkpoint;
 pub use engine::PeerAddress;
 pub use error::{FetchError, StoreError};
 pub use fees::{FeeEstimates, FeeOverrides};

@@ -21,11 +21,13 @@ use log::{debug, error, warn};
 use tokio::sync::broadcast;
 
 use super::broadcaster::Broadcaster;
+use super::checkpoints::Checkpoint;
 use super::db::ChainDb;
 use super::engine::{Engine, EngineConfig, EngineHost, PeerAddress};
 use super::error::{FetchError, StoreError};
 use super::fees::{self, FeeEstimates, FeeOverrides};
 use super::filter_checks::{FilterCheck, FilterChecks};
+use super::header_store::HeaderChange;
 use super::listener::ChainListener;
 use super::prefetch::{self, Prefetcher};
 use super::tracker::{
@@ -62,6 +64,9 @@ pub struct ChainConfig {
     /// Once the engine synced this many headers past where it started, it is restarted from
     /// the stored chain so the headers it holds in memory are released.
     pub compact_after_headers: u32,
+    /// Where a new header chain starts (nothing at or below it is downloaded); genesis when
+    /// `None`. A database that has a chain keeps where it started.
+    pub start: Option<Checkpoint>,
 }
 
 impl ChainConfig {
@@ -80,6 +85,7 @@ impl ChainConfig {
             },
             fee_overrides: FeeOverrides::new(),
             compact_after_headers: super::engine::COMPACT_AFTER_HEADERS,
+            start: None,
         }
     }
 
@@ -130,7 +136,32 @@ pub struct DownloadStats {
     blocks_for_fees: AtomicU64,
     bytes_for_fees: AtomicU64,
     refetches: AtomicU64,
+    /// Payload bytes of headers, filter headers, filters and blocks received from peers.
+    received: AtomicU64,
     recent: Mutex<VecDeque<(BlockHash, FetchPurpose)>>,
+}
+
+/// Payload bytes of one header in a `headers` message (80 and a transaction count).
+const HEADER_BYTES: u64 = 81;
+/// Payload bytes that come with each filter besides its content: its filter header in
+/// `cfheaders`, and the filter type and block hash in `cfilter`.
+const FILTER_OVERHEAD_BYTES: u64 = 32 + 1 + 32;
+
+/// Payload bytes the engine received from peers to report `events`.
+fn bytes_of(events: &[EngineEvent]) -> u64 {
+    events
+        .iter()
+        .map(|event| match event {
+            EngineEvent::Header(HeaderChange::Connected { .. } | HeaderChange::Fork { .. }) => {
+                HEADER_BYTES
+            }
+            EngineEvent::Header(HeaderChange::Reorganized { accepted, .. }) => {
+                HEADER_BYTES * accepted.len() as u64
+            }
+            EngineEvent::Filter { content, .. } => content.len() as u64 + FILTER_OVERHEAD_BYTES,
+            EngineEvent::Synced { .. } => 0,
+        })
+        .sum()
 }
 
 /// A copy of [`DownloadStats`].
@@ -146,6 +177,10 @@ pub struct DownloadCounts {
     pub bytes_for_fees: u64,
     /// Blocks requested again after failing verification or timing out.
     pub refetches: u64,
+    /// Payload bytes of the headers, filter headers, filters and blocks received from
+    /// Bitcoin peers since the chain source started (counted from the messages, so a little
+    /// below what the sockets carried: message framing and other messages are left out).
+    pub bytes_received: u64,
 }
 
 /// Sync status for the control API.
@@ -165,6 +200,10 @@ pub struct SyncStatus {
     pub synced: bool,
     /// How often the engine was restarted.
     pub engine_restarts: u64,
+    /// Height of the block the stored chain starts from (genesis or a start point).
+    pub start_height: u32,
+    /// See [`DownloadCounts::bytes_received`].
+    pub bytes_received: u64,
 }
 
 /// The compact-filter chain source.
@@ -176,7 +215,7 @@ pub struct ChainSource {
     listener: Arc<ChainListener>,
     checks: Arc<Mutex<FilterChecks>>,
     prefetcher: Arc<Prefetcher>,
-    stats: DownloadStats,
+    stats: Arc<DownloadStats>,
     notifications: broadcast::Sender<ChainNotification>,
     broadcaster: Arc<Broadcaster>,
     fees: Arc<FeeEstimates>,
@@ -191,6 +230,28 @@ impl std::fmt::Debug for ChainSource {
             .field("network", &self.config.network)
             .field("heights", &self.tracker.heights())
             .finish()
+    }
+}
+
+impl SyncStatus {
+    /// How much of the sync is done, from 0.0 to 1.0 (only when synced): the blocks the
+    /// filters and the listeners both reached, of those from the chain's start to the header
+    /// tip. Headers come first, so while they are fetched this stays near 0.
+    pub fn progress(&self) -> f64 {
+        if self.synced {
+            return 1.0;
+        }
+        let reached = self
+            .listeners_height
+            .map_or(self.filter_height, |listeners| {
+                listeners.min(self.filter_height)
+            });
+        let total = self.header_height.saturating_sub(self.start_height);
+        if total == 0 {
+            return 0.0;
+        }
+        let done = reached.saturating_sub(self.start_height);
+        (f64::from(done) / f64::from(total)).min(0.999)
     }
 }
 
@@ -220,13 +281,19 @@ impl ChainSource {
             &config.data_dir.join("chain.sqlite"),
             config.network,
         )?);
-        let tracker = Arc::new(ChainTracker::new(db.clone(), config.network)?);
+        let tracker = Arc::new(ChainTracker::starting_at(
+            db.clone(),
+            config.network,
+            config.start,
+        )?);
         let (notifications, _) = broadcast::channel(NOTIFICATION_CAPACITY);
         let checks = Arc::new(Mutex::new(FilterChecks::default()));
         let (prefetcher, fetch_requests) = Prefetcher::new();
         let prefetcher = Arc::new(prefetcher);
         let engine = Engine::new();
+        let stats = Arc::new(DownloadStats::default());
         let host = Arc::new(Host {
+            stats: stats.clone(),
             tracker: tracker.clone(),
             notifications: notifications.clone(),
             listener: listener.clone(),
@@ -252,7 +319,7 @@ impl ChainSource {
             listener,
             checks,
             prefetcher,
-            stats: DownloadStats::default(),
+            stats: stats.clone(),
             broadcaster: broadcaster.clone(),
             fees: fees.clone(),
             notifications,
@@ -388,6 +455,7 @@ impl ChainSource {
             blocks_for_fees: self.stats.blocks_for_fees.load(Ordering::Relaxed),
             bytes_for_fees: self.stats.bytes_for_fees.load(Ordering::Relaxed),
             refetches: self.stats.refetches.load(Ordering::Relaxed),
+            bytes_received: self.stats.received.load(Ordering::Relaxed),
         }
     }
 
@@ -407,6 +475,8 @@ impl ChainSource {
                 && filter_height == header_height
                 && listeners_height.is_none_or(|h| h == filter_height),
             engine_restarts: self.engine.restarts(),
+            start_height: self.tracker.chain_start().height,
+            bytes_received: self.stats.received.load(Ordering::Relaxed),
         }
     }
 
@@ -472,6 +542,7 @@ impl ChainSource {
                     };
                     blocks.fetch_add(1, Ordering::Relaxed);
                     bytes.fetch_add(size, Ordering::Relaxed);
+                    self.stats.received.fetch_add(size, Ordering::Relaxed);
                     {
                         let mut recent =
                             self.stats.recent.lock().unwrap_or_else(|p| p.into_inner());
@@ -738,6 +809,7 @@ const NO_FLOOR: u32 = u32::MAX;
 /// The engine's view of the rest of the chain source.
 struct Host {
     tracker: Arc<ChainTracker>,
+    stats: Arc<DownloadStats>,
     notifications: broadcast::Sender<ChainNotification>,
     listener: Arc<ChainListener>,
     watch: Arc<WatchSet>,
@@ -819,6 +891,9 @@ impl EngineHost for Host {
     }
 
     fn apply(&self, events: Vec<EngineEvent>) {
+        self.stats
+            .received
+            .fetch_add(bytes_of(&events), Ordering::Relaxed);
         let before = self.tracker.heights();
         let listeners_at = self.listener.tip().map(|tip| tip.height);
         if let Some(height) = listeners_at {

@@ -14,9 +14,11 @@ use bitcoin::bip158::BlockFilter;
 use bitcoin::block::Header;
 use bitcoin::{BlockHash, Network};
 use log::{debug, info, warn};
+use rusqlite::Connection;
 use tokio::sync::watch;
 
 use super::block_hash_map::RecentBlocks;
+use super::checkpoints::Checkpoint;
 use super::db::ChainDb;
 use super::error::StoreError;
 use super::filter_store::{self, FilterStore, FilterWriter, FILTERS_KEPT_BELOW_CONSUMED};
@@ -141,32 +143,68 @@ pub struct ChainTracker {
     /// Where the listeners stand, as last told ([`ChainTracker::note_listeners_at`]);
     /// `u32::MAX` until then, which keeps every new block cached.
     listeners_at: AtomicU32,
+    /// The start point a chain that does not start at genesis was created after.
+    anchor: Option<Checkpoint>,
+    /// The anchor, or genesis.
+    chain_start: Checkpoint,
 }
 
 impl ChainTracker {
-    /// A tracker over `db`. A store with no headers is seeded with the genesis block of
-    /// `network` when starting from genesis.
+    /// A tracker over `db`. A store with no headers starts at the genesis block of `network`.
     pub fn new(db: Arc<ChainDb>, network: Network) -> Result<Self, StoreError> {
+        Self::starting_at(db, network, None)
+    }
+
+    /// A tracker over `db`. A new store starts after `start` (its header chain, filters and
+    /// verified tip begin there; nothing at or below it is fetched), or at the genesis block
+    /// of `network` without one. A store that has a chain keeps where it started: see
+    /// [`ChainTracker::chain_start`].
+    pub fn starting_at(
+        db: Arc<ChainDb>,
+        network: Network,
+        start: Option<Checkpoint>,
+    ) -> Result<Self, StoreError> {
         let headers = HeaderStore::new(db.clone());
         let filters = FilterStore::new(db.clone());
-        if headers.is_empty()? {
-            let genesis = bitcoin::constants::genesis_block(network).header;
-            let hash = genesis.block_hash();
-            db.write(|tx| {
-                HeaderWriter::new(tx)?.apply(
-                    &HeaderChange::Connected {
-                        height: 0,
-                        header: genesis,
-                    },
-                    &|_| None,
-                )?;
-                filter_store::set_verified_tip(tx, 0, &hash)
-            })?;
+        let mut anchor = header_store::chain_start(&db.conn())?;
+        if anchor.is_none() && headers.is_empty()? {
+            match start {
+                Some(start) => {
+                    db.write(|tx| {
+                        header_store::set_chain_start(tx, &start)?;
+                        filter_store::set_verified_tip(tx, start.height, &start.hash)
+                    })?;
+                    info!(
+                        "starting the header chain after block {} ({}): nothing below it is \
+                         downloaded",
+                        start.height, start.hash
+                    );
+                    anchor = Some(start);
+                }
+                None => {
+                    let genesis = bitcoin::constants::genesis_block(network).header;
+                    let hash = genesis.block_hash();
+                    db.write(|tx| {
+                        HeaderWriter::new(tx)?.apply(
+                            &HeaderChange::Connected {
+                                height: 0,
+                                header: genesis,
+                            },
+                            &|_| None,
+                        )?;
+                        filter_store::set_verified_tip(tx, 0, &hash)
+                    })?;
+                }
+            }
         }
         let heights = TrackedHeights {
             header_tip: headers.tip()?.map(|tip| (tip.height, tip.block_hash())),
             verified_tip: filters.verified_tip()?,
             engine_synced: false,
+        };
+        let genesis = Checkpoint {
+            height: 0,
+            hash: bitcoin::constants::genesis_block(network).block_hash(),
         };
         Ok(Self {
             db,
@@ -180,7 +218,27 @@ impl ChainTracker {
             recent_filters: Mutex::new(RecentBlocks::new(CACHED_FILTERS, CACHED_FILTER_BYTES)),
             tail: Mutex::new(None),
             listeners_at: AtomicU32::new(u32::MAX),
+            anchor,
+            chain_start: anchor.unwrap_or(genesis),
         })
+    }
+
+    /// The block the stored chain starts from: genesis, or the start point it was created
+    /// after (whose own header is not stored).
+    pub fn chain_start(&self) -> Checkpoint {
+        self.chain_start
+    }
+
+    /// The hash of the active block at `height`, including the start point's.
+    fn active_hash_at(
+        &self,
+        tx: &Connection,
+        height: u32,
+    ) -> Result<Option<BlockHash>, StoreError> {
+        match self.anchor {
+            Some(anchor) if anchor.height == height => Ok(Some(anchor.hash)),
+            _ => header_store::hash_at(tx, height),
+        }
     }
 
     /// Records the height the listeners stand at, which decides whether new blocks are worth
@@ -225,14 +283,28 @@ impl ChainTracker {
         depth: u32,
     ) -> Result<StartPoint, StoreError> {
         let Some(tip) = self.headers.tip()? else {
-            return Err(StoreError::Corrupt("header store is empty".into()));
+            // A chain created after a start point, before its first header arrived.
+            return match self.anchor {
+                Some(anchor) => Ok(StartPoint::Checkpoint {
+                    height: anchor.height,
+                    hash: anchor.hash,
+                }),
+                None => Err(StoreError::Corrupt("header store is empty".into())),
+            };
         };
         let lowest = self.headers.lowest_active_height()?.unwrap_or(0);
         let verified = self.heights().verified_tip.map_or(lowest, |(h, _)| h);
         let from = verified
             .saturating_sub(depth)
-            .min(listeners_at.unwrap_or(u32::MAX))
-            .max(lowest);
+            .min(listeners_at.unwrap_or(u32::MAX));
+        // Down to the start point the engine starts from it, and fetches everything above.
+        if let Some(anchor) = self.anchor.filter(|anchor| from <= anchor.height + 1) {
+            return Ok(StartPoint::Checkpoint {
+                height: anchor.height,
+                hash: anchor.hash,
+            });
+        }
+        let from = from.max(lowest);
         if from == tip.height {
             return Ok(StartPoint::Checkpoint {
                 height: tip.height,
@@ -304,7 +376,7 @@ impl ChainTracker {
                             if let (Some(fork), Some((verified, _))) = (fork, heights.verified_tip)
                             {
                                 if verified > fork {
-                                    let hash = header_store::hash_at(tx, fork)?.ok_or_else(|| {
+                                    let hash = self.active_hash_at(tx, fork)?.ok_or_else(|| {
                                         StoreError::Corrupt(format!("no active block at {fork}"))
                                     })?;
                                     heights.verified_tip = Some((fork, hash));
@@ -417,7 +489,8 @@ impl ChainTracker {
                 return Ok(None);
             };
             let below = missing - 1;
-            let hash = header_store::hash_at(tx, below)?
+            let hash = self
+                .active_hash_at(tx, below)?
                 .ok_or_else(|| StoreError::Corrupt(format!("no active block at {below}")))?;
             filter_store::set_verified_tip(tx, below, &hash)?;
             Ok(Some((below, hash, missing)))
@@ -640,6 +713,83 @@ mod tests {
         let db = ChainDb::open(&dir.path().join("chain.sqlite"), Network::Regtest).expect("db");
         let tracker = ChainTracker::new(Arc::new(db), Network::Regtest).expect("tracker");
         (dir, tracker)
+    }
+
+    #[test]
+    fn a_chain_started_after_a_checkpoint_starts_there_and_reorgs_down_to_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = Arc::new(
+            ChainDb::open(&dir.path().join("chain.sqlite"), Network::Regtest).expect("db"),
+        );
+        let mut chain = vec![bitcoin::constants::genesis_block(Network::Regtest).header];
+        while chain.len() <= 50 {
+            let header = child(chain.last().expect("genesis"), 0);
+            chain.push(header);
+        }
+        let anchor = Checkpoint {
+            height: 50,
+            hash: chain[50].block_hash(),
+        };
+        let tracker =
+            ChainTracker::starting_at(db.clone(), Network::Regtest, Some(anchor)).expect("tracker");
+        assert_eq!(tracker.chain_start(), anchor);
+        assert_eq!(tracker.heights().verified_tip, Some((50, anchor.hash)));
+        assert_eq!(
+            tracker.heights().header_tip,
+            None,
+            "no header below it is stored"
+        );
+        let checkpoint = StartPoint::Checkpoint {
+            height: 50,
+            hash: anchor.hash,
+        };
+        assert_eq!(tracker.start_point(None).expect("start"), checkpoint);
+
+        connect(&tracker, &mut chain, 60);
+        assert_eq!(
+            tracker.heights().verified_tip,
+            Some((60, chain[60].block_hash()))
+        );
+        assert_eq!(tracker.headers().lowest_active_height().unwrap(), Some(51));
+        // Listeners near the start point need the engine to start at it.
+        assert_eq!(tracker.start_point(Some(51)).expect("start"), checkpoint);
+
+        // A branch forking at the start point replaces the whole stored chain.
+        let mut branch = vec![child(&chain[50], 9)];
+        while branch.len() < 11 {
+            let header = child(branch.last().expect("a block"), 9);
+            branch.push(header);
+        }
+        let accepted: Vec<(u32, Header)> = (51..).zip(branch.iter().copied()).collect();
+        let disconnected: Vec<(u32, Header)> = (51..).zip(chain[51..].iter().copied()).collect();
+        tracker
+            .apply(
+                &[EngineEvent::Header(HeaderChange::Reorganized {
+                    accepted: accepted.clone(),
+                    disconnected,
+                })],
+                |_| {},
+            )
+            .expect("a reorganisation down to the start point is applied");
+        assert_eq!(tracker.heights().verified_tip, Some((50, anchor.hash)));
+        let filters: Vec<EngineEvent> = accepted
+            .iter()
+            .map(|(height, header)| EngineEvent::Filter {
+                height: *height,
+                hash: header.block_hash(),
+                content: vec![0],
+            })
+            .collect();
+        tracker.apply(&filters, |_| {}).expect("filters applied");
+        assert_eq!(
+            tracker.heights().verified_tip,
+            Some((61, branch[10].block_hash()))
+        );
+
+        // Opened again, the chain keeps its start point whatever is asked.
+        drop(tracker);
+        let reopened = ChainTracker::starting_at(db, Network::Regtest, None).expect("tracker");
+        assert_eq!(reopened.chain_start(), anchor);
     }
 
     #[test]

@@ -48,7 +48,9 @@ use super::types::{
     Sweeper,
 };
 use super::{background, Node, NodeParts};
-use crate::chain::{ChainConfig, ChainListener, ChainSource, SharedListen, WatchSet};
+use crate::chain::{
+    checkpoints, ChainConfig, ChainListener, ChainSource, Checkpoint, SharedListen, WatchSet,
+};
 use crate::config::Config;
 use crate::wallet::{ScriptRegistry, Wallet};
 
@@ -153,9 +155,18 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
     chain_config.only_peers = config.only_bitcoin_peers;
     chain_config.required_peers = config.filter_quorum;
     chain_config.fee_overrides = config.fee_overrides.clone();
+    let chain_is_new = !data_dir.path().join("chain.sqlite").exists();
+    chain_config.start = new_chain_start(&config, data_dir.path(), fresh);
     // The engine starts once the listeners' saved positions are known (when they are
     // synchronised), so that its chain holds every block they still need.
+    let chosen_start = chain_config.start;
     let chain = ChainSource::open(chain_config, watch_set.clone(), listener.clone())?;
+    if let Err(err) =
+        check_stored_start(&config, data_dir.path(), &chain, chain_is_new, chosen_start)
+    {
+        chain.stop().await;
+        return Err(err);
+    }
     let opened = Opened {
         config,
         data_dir,
@@ -632,6 +643,55 @@ fn check_monitors_readable(
         .map_err(|err| refuse(key, format!("{err:?}")))?;
     }
     Ok(keys_list.len())
+}
+
+/// Where a new header chain starts: for a new node, the newest start point of the network
+/// (compiled in, or `--checkpoint`), below the wallet birthday when the wallet is restored;
+/// for a node that has a wallet or channels already (its chain database was removed), the
+/// `--checkpoint` given, else genesis, as their saved blocks may lie below any start point.
+fn new_chain_start(config: &Config, data_dir: &std::path::Path, fresh: bool) -> Option<Checkpoint> {
+    let wallet_exists = data_dir.join("wallet.sqlite").exists();
+    if !fresh || wallet_exists {
+        return config.checkpoint;
+    }
+    checkpoints::start_for(config.network, config.checkpoint, config.wallet_birthday)
+}
+
+/// Refuses a `--checkpoint` below where an existing chain database starts: the blocks
+/// between them are not in it (and a restore from a birthday there could not find its
+/// coins). A chain that starts at or below the checkpoint is kept.
+fn check_stored_start(
+    config: &Config,
+    data_dir: &std::path::Path,
+    chain: &ChainSource,
+    chain_is_new: bool,
+    chosen: Option<Checkpoint>,
+) -> Result<(), NodeError> {
+    let stored = chain.tracker().chain_start();
+    let Some(explicit) = config.checkpoint else {
+        return Ok(());
+    };
+    if chain_is_new || stored.height <= explicit.height {
+        if !chain_is_new && Some(stored) != chosen {
+            info!(
+                "the chain database starts after block {} ({}); it is kept (--checkpoint \
+                 {explicit} applies to a new chain database only)",
+                stored.height, stored.hash
+            );
+        }
+        return Ok(());
+    }
+    Err(NodeError::invalid(
+        "checkpoint",
+        format!(
+            "the chain database {} starts after block {}, above --checkpoint {explicit}, so \
+             the blocks between them are not in it; to start over from the checkpoint, stop \
+             the node and delete that file (it holds only headers and filters: coins and \
+             channels are kept)",
+            data_dir.join("chain.sqlite").display(),
+            stored.height
+        ),
+    ))
 }
 
 async fn wait_for_first_sync(chain: &Arc<ChainSource>) -> Result<(), NodeError> {

@@ -3,8 +3,24 @@
 use bitcoin::secp256k1::PublicKey;
 use bitcoin::{BlockHash, Network, OutPoint, Txid};
 
+/// How far the chain sync has come.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SyncProgress {
+    /// Tip of the header chain.
+    pub headers_height: u32,
+    /// Highest block whose compact filter, and every one below it, is verified.
+    pub filters_height: u32,
+    /// Block the wallet and channel state stand on.
+    pub listeners_height: u32,
+    /// 0.0 to 1.0; 1.0 only once synced.
+    pub progress: f64,
+    /// Payload bytes of headers, filter headers, filters and blocks received from Bitcoin
+    /// peers since the daemon started.
+    pub bytes_received: u64,
+}
+
 /// What `getinfo` shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NodeInfo {
     /// The node's public key.
     pub node_id: PublicKey,
@@ -36,6 +52,8 @@ pub struct NodeInfo {
     pub graph_nodes: usize,
     /// Channels in the gossiped network graph.
     pub graph_channels: usize,
+    /// How far the chain sync has come.
+    pub sync: SyncProgress,
 }
 
 /// On-chain and Lightning balances.

@@ -40,7 +40,7 @@ pub use data_dir::{LOCK_FILE, NETWORK_FILE, SEED_FILE};
 pub use error::NodeError;
 pub use info::{
     Balances, ChannelInfo, InvoiceInfo, NodeInfo, OpenedChannel, PaymentDirection, PaymentInfo,
-    PaymentStatus, PeerInfo, UtxoInfo,
+    PaymentStatus, PeerInfo, SyncProgress, UtxoInfo,
 };
 
 use crate::chain::ChainSource;
@@ -257,6 +257,13 @@ impl Node {
             alias: self.config.alias.clone(),
             graph_nodes: self.network_graph.read_only().nodes().len(),
             graph_channels: self.network_graph.read_only().channels().len(),
+            sync: SyncProgress {
+                headers_height: status.header_height,
+                filters_height: status.filter_height,
+                listeners_height: best.height,
+                progress: status.progress(),
+                bytes_received: status.bytes_received,
+            },
         }
     }
 
