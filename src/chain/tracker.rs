@@ -348,14 +348,21 @@ impl ChainTracker {
                                 .map(|(_, header)| header)
                                 .or_else(|| self.cached_header(hash))
                         };
+                        // A change that cannot be placed is undone whole: a reorganisation
+                        // removes the old branch before it adds the new one.
+                        tx.execute_batch("SAVEPOINT header_change")?;
                         match header_writer.apply(change, &known) {
                             Ok(stored) => {
+                                tx.execute_batch("RELEASE header_change")?;
                                 headers_changed = true;
                                 if let Some(last) = stored.last() {
                                     tail = Some(*last);
                                 }
                             }
                             Err(err @ StoreError::Disconnected { .. }) => {
+                                tx.execute_batch(
+                                    "ROLLBACK TO header_change; RELEASE header_change",
+                                )?;
                                 warn!("ignoring header from the engine: {err}");
                                 continue;
                             }
@@ -790,6 +797,39 @@ mod tests {
         drop(tracker);
         let reopened = ChainTracker::starting_at(db, Network::Regtest, None).expect("tracker");
         assert_eq!(reopened.chain_start(), anchor);
+    }
+
+    #[test]
+    fn a_reorganisation_that_does_not_connect_leaves_the_chain_as_it_was() {
+        let (_dir, tracker) = tracker();
+        let mut chain = vec![bitcoin::constants::genesis_block(Network::Regtest).header];
+        connect(&tracker, &mut chain, 10);
+        let before = tracker.heights();
+        // A branch from a block nobody has: its first block cannot be placed.
+        let mut orphan_parent = child(&chain[4], 3);
+        orphan_parent.nonce = 99;
+        let mut branch = vec![child(&orphan_parent, 5)];
+        while branch.len() < 7 {
+            let header = child(branch.last().expect("a block"), 5);
+            branch.push(header);
+        }
+        tracker
+            .apply(
+                &[EngineEvent::Header(HeaderChange::Reorganized {
+                    accepted: (6..).zip(branch.iter().copied()).collect(),
+                    disconnected: (6..).zip(chain[6..].iter().copied()).collect(),
+                })],
+                |_| {},
+            )
+            .expect("the batch is applied without the change");
+        for (height, header) in chain.iter().enumerate() {
+            assert_eq!(
+                tracker.headers().hash_at(height as u32).unwrap(),
+                Some(header.block_hash()),
+                "active block at {height}"
+            );
+        }
+        assert_eq!(tracker.heights(), before);
     }
 
     #[test]
