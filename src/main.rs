@@ -1,7 +1,7 @@
 //! The `lightfilter` command line: daemon, client commands, regtest peer and playground.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,7 +21,7 @@ use lightfilter::api::types::{
 };
 use lightfilter::api::{self, parse, render, Client, ClientError, Method};
 use lightfilter::config::{default_data_dir, network_name, parse_network, Config, ConfigArgs};
-use lightfilter::node::Node;
+use lightfilter::node::{Node, NodeHandle};
 use lightfilter::playground::Playground;
 use lightfilter::regtest::RegtestPeer;
 use lightfilter::tasks;
@@ -60,9 +60,9 @@ enum Command {
         /// Wait until headers, filters, wallet and channels are at the chain tip.
         #[arg(long)]
         wait_synced: bool,
-        /// Seconds to wait with --wait-synced.
-        #[arg(long, value_name = "SECS", default_value_t = 3600)]
-        timeout: u64,
+        /// Seconds to wait with --wait-synced [default: as long as the sync takes].
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<u64>,
     },
     /// A new on-chain receive address.
     #[command(name = "newaddress")]
@@ -418,30 +418,41 @@ async fn run_logged_daemon(config: Config, log_path: PathBuf) -> anyhow::Result<
         config.data_dir.display(),
         log_path.display()
     );
-    let node = Node::start(config.clone())
+    // The control API answers from the moment the data directory is open: while the chain
+    // syncs it shows the progress and takes a stop; the rest waits for the node.
+    let handle = NodeHandle::open(&config).context("cannot start the node")?;
+    let server = api::serve(Arc::clone(&handle), config.api_listen, &config.data_dir)
         .await
-        .context("cannot start the node")?;
-    let server = match api::serve(Arc::clone(&node), config.api_listen, &config.data_dir).await {
-        Ok(server) => server,
-        Err(err) => {
-            node.request_stop();
-            node.stop().await;
-            return Err(err).context("cannot start the control API");
+        .context("cannot start the control API")?;
+    info!("control API on {}; starting the node", server.addr());
+    let started = tokio::select! {
+        started = Node::start_with(config.clone(), &handle) => Some(started),
+        _ = wait_for_stop_while_starting(&handle) => None,
+    };
+    let node = match started {
+        Some(Ok(node)) => node,
+        Some(Err(err)) => {
+            shut_down_api(server).await;
+            return Err(err).context("cannot start the node");
+        }
+        None => {
+            // Everything the start wrote so far is durable: it resumes from there next time.
+            info!("stopping before the node finished starting");
+            shut_down_api(server).await;
+            if let Some(chain) = handle.chain() {
+                chain.stop().await;
+            }
+            info!("stopped");
+            return Ok(());
         }
     };
-    info!(
-        "node {} running; control API on {}",
-        node.node_id(),
-        server.addr()
-    );
+    info!("node {} running", node.node_id());
     #[cfg(debug_assertions)]
     inject_test_fault();
     wait_for_stop(&node).await;
     info!("stopping: no new API requests, then the node");
     node.request_stop();
-    if let Err(err) = server.shutdown().await {
-        warn!("{err}");
-    }
+    shut_down_api(server).await;
     node.stop().await;
     if let Some(failure) = node.failure() {
         return Err(failure).context("the node stopped after a failure");
@@ -463,9 +474,22 @@ fn inject_test_fault() {
     }
 }
 
-/// Resolves on Ctrl-C, SIGTERM, a stop requested through the API, or a failure of one of the
-/// node's tasks.
-async fn wait_for_stop(node: &Node) {
+async fn shut_down_api(server: api::ApiServer) {
+    if let Err(err) = server.shutdown().await {
+        warn!("{err}");
+    }
+}
+
+/// Resolves on Ctrl-C, SIGTERM or a stop requested through the API while the node starts.
+async fn wait_for_stop_while_starting(handle: &NodeHandle) {
+    tokio::select! {
+        _ = termination() => {}
+        _ = handle.stop_requested() => info!("stop requested"),
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn termination() {
     #[cfg(unix)]
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -483,9 +507,20 @@ async fn wait_for_stop(node: &Node) {
     tokio::select! {
         result = tokio::signal::ctrl_c() => match result {
             Ok(()) => info!("interrupted"),
-            Err(err) => warn!("cannot listen for Ctrl-C: {err}"),
+            Err(err) => {
+                warn!("cannot listen for Ctrl-C: {err}");
+                std::future::pending::<()>().await;
+            }
         },
         _ = terminate => info!("terminated"),
+    }
+}
+
+/// Resolves on Ctrl-C, SIGTERM, a stop requested through the API, or a failure of one of the
+/// node's tasks.
+async fn wait_for_stop(node: &Node) {
+    tokio::select! {
+        _ = termination() => {}
         _ = node.stopped() => info!("stop requested"),
         _ = node.failed() => {} // logged where it happened
     }
@@ -683,7 +718,7 @@ async fn run_command(data_dir: &Path, json: bool, command: Command) -> Result<Re
         } => {
             let client = client(data_dir)?;
             let info = if wait_synced {
-                wait_synced_info(&client, json, Duration::from_secs(timeout)).await?
+                wait_synced_info(&client, json, timeout.map(Duration::from_secs)).await?
             } else {
                 call::<GetInfo>(&client, &Empty {}).await?
             };
@@ -952,30 +987,55 @@ fn progress(json: bool, line: &str) {
     }
 }
 
+/// Polls `getinfo` until the node is synced, showing the progress on standard error: a
+/// progress bar with the time left on a terminal, a line per change otherwise (none with
+/// `--json`). Gives up after `timeout`, if one is given.
 async fn wait_synced_info(
     client: &Client,
     json: bool,
-    timeout: Duration,
+    timeout: Option<Duration>,
 ) -> Result<InfoResponse, Failure> {
-    let deadline = Instant::now() + timeout;
+    let deadline = timeout.map(|timeout| Instant::now() + timeout);
+    let bar = (!json && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(1_000);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{bar:30}] {percent:>3}% {msg} (about {eta} left)",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        bar
+    });
     let mut last = String::new();
     loop {
         let info = call::<GetInfo>(client, &Empty {}).await?;
         if info.synced {
+            if let Some(bar) = &bar {
+                bar.finish_and_clear();
+            }
             return Ok(info);
         }
-        let status = format!(
-            "syncing: headers {}, filters {}, wallet and channels at {} ({} bitcoin peers)",
-            info.header_height, info.filter_height, info.block_height, info.num_bitcoin_peers
-        );
-        if status != last {
-            progress(json, &status);
-            last = status;
+        let status = render::sync_status(&info);
+        match &bar {
+            Some(bar) => {
+                bar.set_position((info.sync.progress * 1_000.0) as u64);
+                bar.set_message(status.clone());
+            }
+            None if status != last => progress(json, &status),
+            None => {}
         }
-        if Instant::now() >= deadline {
+        last = status;
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            if let Some(bar) = &bar {
+                bar.abandon();
+            }
             return Err(Failure(ErrorDetail {
                 code: "timeout".into(),
-                message: format!("not synced after {} s: {last}", timeout.as_secs()),
+                message: format!(
+                    "not synced after {} s: {last}",
+                    timeout.unwrap_or_default().as_secs()
+                ),
             }));
         }
         tokio::time::sleep(Duration::from_secs(1)).await;

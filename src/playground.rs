@@ -16,7 +16,7 @@ use bitcoin::{Address, Amount, FeeRate, Network, ScriptBuf};
 
 use crate::api::{self, ApiError, ApiServer};
 use crate::config::{Config, ConfigArgs, ConfigError};
-use crate::node::{Balances, Node, NodeError, PaymentDirection, PaymentStatus};
+use crate::node::{Balances, Node, NodeError, NodeHandle, PaymentDirection, PaymentStatus};
 use crate::regtest::{RegtestError, RegtestPeer, TxRejected};
 use crate::tasks::TaskFailure;
 
@@ -190,7 +190,13 @@ async fn start_node(
     let node = Node::start(config)
         .await
         .map_err(|source| PlaygroundError::Node { name, source })?;
-    let server = match api::serve(Arc::clone(&node), api_listen, &data_dir).await {
+    let server = match api::serve(
+        NodeHandle::running(Arc::clone(&node)),
+        api_listen,
+        &data_dir,
+    )
+    .await
+    {
         Ok(server) => server,
         Err(source) => {
             node.stop().await;

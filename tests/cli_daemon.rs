@@ -7,6 +7,7 @@ mod cli_support;
 
 use std::process::Stdio;
 
+use bitcoin::hashes::Hash;
 use cli_support::{
     cli_in, closed_port, daemon_command, json_error_of, lightfilter, send_signal, wait_for_exit,
     Chain, Daemon, KillOnDrop,
@@ -113,7 +114,7 @@ fn start_up_failures_say_what_is_wrong() {
     );
 
     // A non-loopback API address is warned about loudly; this one is not on the machine, so
-    // the daemon stops with the reason and removes nothing it does not own.
+    // the daemon stops with the reason before the node starts.
     let chain = Chain::start();
     let peer = chain.addr().to_string();
     let fresh = dir.path().join("fresh");
@@ -131,7 +132,11 @@ fn start_up_failures_say_what_is_wrong() {
     let log = std::fs::read_to_string(fresh.join("lightfilter.log")).unwrap();
     assert!(log.contains("NOT ONLY ON THIS MACHINE"), "{log}");
     assert!(!fresh.join("api.addr").exists());
-    assert!(fresh.join("seed").exists(), "the node's data stays");
+    // The API starts before the node, so a node that could not serve it made no seed.
+    assert!(
+        !fresh.join("seed").exists(),
+        "no seed for a node that never started"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -229,4 +234,56 @@ fn a_chain_task_ending_while_the_daemon_runs_stops_it_with_a_failure() {
         "the log names the task:\n{log}"
     );
     assert!(log.contains("node stopped"), "a clean stop:\n{log}");
+}
+
+#[test]
+fn the_api_shows_a_first_sync_in_progress_and_refuses_sends_until_it_is_done() {
+    let chain = Chain::start();
+    chain.mine(100_000);
+    let tip = chain.height();
+    let mut daemon = Daemon::spawn("first-sync", &chain, &[]);
+    daemon.wait_api();
+    let address = bitcoin::Address::from_script(
+        &bitcoin::ScriptBuf::new_p2wsh(&bitcoin::WScriptHash::from_byte_array([9; 32])),
+        bitcoin::Network::Regtest,
+    )
+    .expect("an address")
+    .to_string();
+
+    let mut progress_seen = Vec::new();
+    let mut refusal = None;
+    loop {
+        let info = daemon.json(&["getinfo"]);
+        if info["state"] == "running" {
+            break;
+        }
+        assert_eq!(info["state"], "starting", "{info}");
+        assert_eq!(info["synced"], false, "{info}");
+        let progress = info["sync"]["progress"].as_f64().expect("a progress");
+        progress_seen.push(progress);
+        if progress > 0.0 && progress < 1.0 && refusal.is_none() {
+            refusal = Some(daemon.json_error(&["send", &address, "10000"]));
+        }
+    }
+    println!("progress seen while starting: {progress_seen:?}");
+    assert!(
+        progress_seen.iter().any(|p| *p > 0.0 && *p < 1.0),
+        "getinfo showed the sync between 0 and 1 at least once: {progress_seen:?}"
+    );
+    let (code, message) = refusal.expect("a send was tried during the sync");
+    assert_eq!(code, "not_synced", "{message}");
+    assert!(
+        message.contains('%'),
+        "the refusal gives the progress: {message}"
+    );
+
+    let info = daemon.json(&["getinfo", "--wait-synced"]);
+    assert_eq!(info["sync"]["headers_height"], tip);
+    assert_eq!(info["sync"]["progress"], 1.0);
+    assert!(info["sync"]["bytes_received"].as_u64().expect("bytes") > 0);
+    let (code, _) = daemon.json_error(&["send", &address, "10000"]);
+    assert_eq!(
+        code, "insufficient_funds",
+        "once synced the send is judged on its merits"
+    );
 }

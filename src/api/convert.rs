@@ -26,6 +26,7 @@ impl From<NodeInfo> for InfoResponse {
             num_usable_channels: info.num_usable_channels,
             listen_addresses: info.listen_addresses,
             alias: info.alias,
+            state: if info.starting { "starting" } else { "running" }.to_string(),
             sync: SyncEntry {
                 headers_height: info.sync.headers_height,
                 filters_height: info.sync.filters_height,

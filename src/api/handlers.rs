@@ -19,20 +19,38 @@ use super::types::{
     SendOnchain, SendRequest, SendResponse, SignMessage, SignMessageResponse, Stop, StopResponse,
     UtxoEntry, Utxos, VerifyMessage, VerifyMessageResponse,
 };
-use crate::node::{Node, SendAmount};
+use crate::node::{Node, NodeHandle, SendAmount};
 
 /// The longest a `pay` or `keysend` request may wait for the outcome.
 pub const MAX_PAYMENT_TIMEOUT_SECS: u64 = 3600;
 
-/// Runs `method` with the JSON `body` on `node`; returns the JSON response body.
-pub async fn dispatch(node: Arc<Node>, method: &str, body: &[u8]) -> Result<Vec<u8>, RequestError> {
+/// Runs `method` with the JSON `body` on the node behind `handle`; returns the JSON
+/// response body. While the node starts only `getinfo` and `stop` are served; the rest is
+/// refused with `not_synced`.
+pub async fn dispatch(
+    handle: Arc<NodeHandle>,
+    method: &str,
+    body: &[u8],
+) -> Result<Vec<u8>, RequestError> {
     match method {
         GetInfo::NAME => {
-            call::<GetInfo, _, _>(body, |Empty {}| async move {
-                Ok(InfoResponse::from(node.info().await))
+            return call::<GetInfo, _, _>(body, |Empty {}| async move {
+                Ok(InfoResponse::from(handle.info().await?))
             })
             .await
         }
+        Stop::NAME => {
+            return call::<Stop, _, _>(body, |Empty {}| async move {
+                log::info!("stop requested through the control API");
+                handle.request_stop();
+                Ok(StopResponse { stopping: true })
+            })
+            .await
+        }
+        _ => {}
+    }
+    let node = handle.ready().await?;
+    match method {
         NewAddress::NAME => {
             call::<NewAddress, _, _>(body, |Empty {}| async move {
                 let address = blocking(&node, |node| node.new_address()).await??;
@@ -190,14 +208,6 @@ pub async fn dispatch(node: Arc<Node>, method: &str, body: &[u8]) -> Result<Vec<
                 })
                 .await?;
                 Ok(VerifyMessageResponse { valid })
-            })
-            .await
-        }
-        Stop::NAME => {
-            call::<Stop, _, _>(body, |Empty {}| async move {
-                log::info!("stop requested through the control API");
-                node.request_stop();
-                Ok(StopResponse { stopping: true })
             })
             .await
         }

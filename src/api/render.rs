@@ -62,6 +62,23 @@ pub fn bytes(bytes: u64) -> String {
     }
 }
 
+/// A line on how far the sync has come: percentage, heights, bytes received and peers.
+pub fn sync_status(info: &InfoResponse) -> String {
+    let listeners = if info.state == "starting" {
+        "wallet and channels wait for the sync".to_string()
+    } else {
+        format!("wallet and channels at {}", info.sync.listeners_height)
+    };
+    format!(
+        "syncing: {:.1}% (headers {}, filters {}, {listeners}; {} received, {} bitcoin peers)",
+        info.sync.progress * 100.0,
+        info.sync.headers_height,
+        info.sync.filters_height,
+        bytes(info.sync.bytes_received),
+        info.num_bitcoin_peers
+    )
+}
+
 /// `getinfo`.
 pub fn info(info: &InfoResponse) -> String {
     let sync = if info.synced {
@@ -70,13 +87,7 @@ pub fn info(info: &InfoResponse) -> String {
             info.header_height, info.filter_height
         )
     } else {
-        format!(
-            "syncing: {:.1}% (headers {}, filters {}, wallet and channels at {})",
-            info.sync.progress * 100.0,
-            info.header_height,
-            info.filter_height,
-            info.block_height
-        )
+        sync_status(info)
     };
     let listen = if info.listen_addresses.is_empty() {
         "not listening".to_string()

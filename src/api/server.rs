@@ -28,7 +28,7 @@ use super::error::{ApiError, RequestError};
 use super::handlers::dispatch;
 use super::types::{ErrorBody, Stop};
 use super::Method;
-use crate::node::Node;
+use crate::node::NodeHandle;
 
 /// The largest request body accepted; real requests are far smaller.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -37,7 +37,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 struct ServerState {
-    node: Arc<Node>,
+    node: Arc<NodeHandle>,
     token: ApiToken,
     stopping: AtomicBool,
 }
@@ -60,11 +60,11 @@ impl std::fmt::Debug for ApiServer {
     }
 }
 
-/// Serves the control API for `node` on `listen` (port 0 picks a free port), writing a fresh
+/// Serves the control API for the node behind `node` (which may still be starting) on `listen` (port 0 picks a free port), writing a fresh
 /// token to `<data_dir>/api.cookie` (mode 0600) and the bound address to
 /// `<data_dir>/api.addr`. Warns when `listen` is not a loopback address.
 pub async fn serve(
-    node: Arc<Node>,
+    node: Arc<NodeHandle>,
     listen: SocketAddr,
     data_dir: &Path,
 ) -> Result<ApiServer, ApiError> {

@@ -81,6 +81,9 @@ pub struct InfoResponse {
     pub listen_addresses: Vec<String>,
     /// The node's alias.
     pub alias: String,
+    /// `starting` while the chain syncs before the wallet and channel state are built (only
+    /// `getinfo` and `stop` are served then), `running` after.
+    pub state: String,
     /// How far the chain sync has come.
     pub sync: SyncEntry,
 }

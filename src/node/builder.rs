@@ -47,7 +47,7 @@ use super::types::{
     ChainMonitor, ChannelManager, GossipSync, NetworkGraph, PeerManager, Persister, Scorer, Store,
     Sweeper,
 };
-use super::{background, Node, NodeParts};
+use super::{background, Node, NodeHandle, NodeParts};
 use crate::chain::{
     checkpoints, ChainConfig, ChainListener, ChainSource, Checkpoint, SharedListen, WatchSet,
 };
@@ -57,9 +57,6 @@ use crate::wallet::{ScriptRegistry, Wallet};
 /// Incremental monitor updates written before a full monitor is rewritten (small writes for
 /// SD cards; see `MonitorUpdatingPersister`).
 const MAX_PENDING_MONITOR_UPDATES: u64 = 100;
-/// How long a fresh node waits for the chain source's first sync before creating its wallet
-/// and channel manager at the chain tip.
-const FIRST_SYNC_TIMEOUT: Duration = Duration::from_secs(3_600);
 
 impl ScriptRegistry for WatchSet {
     fn register_scripts(&self, scripts: &[bitcoin::ScriptBuf]) {
@@ -106,8 +103,11 @@ fn read_optional(
     }
 }
 
-pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
-    let data_dir = DataDir::open(&config.data_dir, config.network)?;
+pub(super) async fn start(config: Config, handle: &NodeHandle) -> Result<Arc<Node>, NodeError> {
+    let data_dir = match handle.take_data_dir() {
+        Some(data_dir) => data_dir,
+        None => DataDir::open(&config.data_dir, config.network)?,
+    };
     let (seed, seed_created) = data_dir.load_or_create_seed()?;
     if seed_created {
         info!(
@@ -135,6 +135,10 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
         now.subsec_nanos(),
         true,
     ));
+    handle.set_node_id(
+        lightning::sign::NodeSigner::get_node_id(&*keys, lightning::sign::Recipient::Node)
+            .expect("the node key is available"),
+    );
     // Channel state must be readable before anything else starts: a damaged monitor stops
     // the node with the data directory untouched.
     let monitor_count = check_monitors_readable(&store, &keys, data_dir.path())?;
@@ -161,6 +165,7 @@ pub(super) async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
     // synchronised), so that its chain holds every block they still need.
     let chosen_start = chain_config.start;
     let chain = ChainSource::open(chain_config, watch_set.clone(), listener.clone())?;
+    handle.set_chain(chain.clone());
     if let Err(err) =
         check_stored_start(&config, data_dir.path(), &chain, chain_is_new, chosen_start)
     {
@@ -694,22 +699,16 @@ fn check_stored_start(
     ))
 }
 
+/// Waits for the chain source's first sync, however long it takes (a first sync on a slow
+/// link may take hours; the control API shows its progress meanwhile).
 async fn wait_for_first_sync(chain: &Arc<ChainSource>) -> Result<(), NodeError> {
     let mut heights = chain.tracker().subscribe();
-    let deadline = tokio::time::Instant::now() + FIRST_SYNC_TIMEOUT;
     loop {
         if heights.borrow().engine_synced {
             return Ok(());
         }
-        tokio::select! {
-            changed = heights.changed() => {
-                if changed.is_err() {
-                    return Err(NodeError::NotReady("the chain source stopped".into()));
-                }
-            }
-            _ = tokio::time::sleep_until(deadline) => {
-                return Err(NodeError::NotReady("the chain did not sync in time; check the Bitcoin peers".into()));
-            }
+        if heights.changed().await.is_err() {
+            return Err(NodeError::NotReady("the chain source stopped".into()));
         }
     }
 }

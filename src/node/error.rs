@@ -58,6 +58,9 @@ pub enum NodeError {
     /// The node is not ready for this yet (e.g. still syncing).
     #[error("the node is not ready: {0}")]
     NotReady(String),
+    /// The node is still starting: its chain is syncing, with this progress.
+    #[error("the node is still syncing the chain, {0}; try again once `getinfo` shows it synced")]
+    NotSynced(String),
     /// The data directory is unusable (another network, damaged files, permissions).
     #[error("data directory {}: {reason}", path.display())]
     DataDir {
@@ -106,6 +109,7 @@ impl NodeError {
             NodeError::Payment(_) => "payment_failed",
             NodeError::DuplicatePayment(_) => "duplicate_payment",
             NodeError::NotReady(_) => "not_ready",
+            NodeError::NotSynced(_) => "not_synced",
             NodeError::DataDir { .. } => "data_dir",
             NodeError::Locked { .. } => "locked",
             NodeError::Storage { .. } => "storage_error",

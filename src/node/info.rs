@@ -52,6 +52,9 @@ pub struct NodeInfo {
     pub graph_nodes: usize,
     /// Channels in the gossiped network graph.
     pub graph_channels: usize,
+    /// Whether the node is still starting (syncing the chain before its wallet and channel
+    /// state are built; other operations are refused until then).
+    pub starting: bool,
     /// How far the chain sync has come.
     pub sync: SyncProgress,
 }

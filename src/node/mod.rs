@@ -12,6 +12,7 @@ mod channels;
 mod data_dir;
 mod error;
 mod events;
+mod handle;
 mod info;
 mod keys;
 mod logger;
@@ -38,6 +39,7 @@ pub use crate::wallet::SendAmount;
 pub use builder::user_config;
 pub use data_dir::{LOCK_FILE, NETWORK_FILE, SEED_FILE};
 pub use error::NodeError;
+pub use handle::NodeHandle;
 pub use info::{
     Balances, ChannelInfo, InvoiceInfo, NodeInfo, OpenedChannel, PaymentDirection, PaymentInfo,
     PaymentStatus, PeerInfo, SyncProgress, UtxoInfo,
@@ -151,7 +153,20 @@ impl Node {
     /// Starts the node described by `config` (keys, stores, chain sync, networking,
     /// background processing) on the current tokio runtime.
     pub async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
-        builder::start(config).await
+        let handle = NodeHandle::starting(&config);
+        builder::start(config, &handle).await
+    }
+
+    /// Starts a node as [`Node::start`] does, making its progress visible through `handle`
+    /// (which holds the node once it runs). A start abandoned midway (its future dropped)
+    /// leaves the chain source to be stopped through [`NodeHandle::chain`].
+    pub async fn start_with(
+        config: Config,
+        handle: &Arc<NodeHandle>,
+    ) -> Result<Arc<Node>, NodeError> {
+        let node = builder::start(config, handle).await?;
+        handle.set_node(node.clone());
+        Ok(node)
     }
 
     /// The configuration the node runs with.
@@ -257,6 +272,7 @@ impl Node {
             alias: self.config.alias.clone(),
             graph_nodes: self.network_graph.read_only().nodes().len(),
             graph_channels: self.network_graph.read_only().channels().len(),
+            starting: false,
             sync: SyncProgress {
                 headers_height: status.header_height,
                 filters_height: status.filter_height,

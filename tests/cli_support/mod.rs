@@ -177,6 +177,16 @@ impl Daemon {
         daemon
     }
 
+    /// Starts `lightfilter daemon` against `chain` without waiting for anything.
+    pub fn spawn(name: &'static str, chain: &Chain, extra: &[&str]) -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("lightfilter-{name}-"))
+            .tempdir()
+            .expect("a temporary data directory");
+        let child = spawn_daemon(dir.path(), chain.addr(), extra);
+        Daemon { name, child, dir }
+    }
+
     /// Kills the daemon with SIGKILL (no chance to clean up) and waits for it to be gone.
     pub fn kill_hard(&mut self) {
         let _ = self.child.kill();
@@ -219,7 +229,7 @@ impl Daemon {
                     self.log_tail()
                 );
             }
-            if self.data_dir().join("api.addr").exists() && self.cli(&["getinfo"]).success {
+            if self.data_dir().join("api.addr").exists() && self.is_started() {
                 return;
             }
             assert!(
@@ -230,6 +240,32 @@ impl Daemon {
                 self.log_tail()
             );
             std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Whether the API answers and the node finished starting (its chain synced once and
+    /// its wallet and channel state are built).
+    pub fn is_started(&self) -> bool {
+        let run = self.cli(&["getinfo", "--json"]);
+        run.success
+            && serde_json::from_str::<Value>(&run.stdout)
+                .is_ok_and(|info| info["state"] == "running")
+    }
+
+    /// Waits until the API answers, while the node may still be starting; panics with its
+    /// log if it exits first.
+    pub fn wait_api(&mut self) {
+        let deadline = Instant::now() + TIMEOUT;
+        while !(self.data_dir().join("api.addr").exists() && self.cli(&["getinfo"]).success) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("{} exited with {status}:\n{}", self.name, self.log_tail());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} API did not answer",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
