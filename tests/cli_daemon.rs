@@ -287,3 +287,52 @@ fn the_api_shows_a_first_sync_in_progress_and_refuses_sends_until_it_is_done() {
         "once synced the send is judged on its merits"
     );
 }
+
+#[test]
+fn a_first_sync_killed_midway_resumes_where_it_was() {
+    let chain = Chain::start();
+    chain.mine(100_000);
+    let tip = chain.height();
+    let mut daemon = Daemon::spawn("killed-first-sync", &chain, &[]);
+    daemon.wait_api();
+    let mut killed_at = 0;
+    while killed_at == 0 {
+        let info = daemon.json(&["getinfo"]);
+        assert_eq!(
+            info["state"], "starting",
+            "killed before the sync ended: {info}"
+        );
+        let filters = info["sync"]["filters_height"].as_u64().expect("a height");
+        if filters >= u64::from(tip) / 4 {
+            daemon.kill_hard();
+            killed_at = filters;
+        }
+    }
+    let first_bytes = {
+        // What the first run received up to the kill is not known any more; what the second
+        // run receives must be what is left, not the whole chain again.
+        daemon.respawn(&chain, &[]);
+        daemon.wait_api();
+        daemon.json(&["getinfo", "--wait-synced"])
+    };
+    assert_eq!(first_bytes["state"], "running");
+    assert_eq!(first_bytes["sync"]["filters_height"], tip);
+    let resumed_bytes = first_bytes["sync"]["bytes_received"]
+        .as_u64()
+        .expect("bytes");
+
+    let mut fresh = Daemon::spawn("uninterrupted-first-sync", &chain, &[]);
+    fresh.wait_api();
+    let full = fresh.json(&["getinfo", "--wait-synced"]);
+    let full_bytes = full["sync"]["bytes_received"].as_u64().expect("bytes");
+    println!(
+        "killed with filters at {killed_at} of {tip}; the restart received {resumed_bytes} B, \
+         an uninterrupted first sync {full_bytes} B"
+    );
+    let left = 1.0 - killed_at as f64 / f64::from(tip);
+    assert!(
+        (resumed_bytes as f64) < full_bytes as f64 * (left + 0.1),
+        "the restart fetched what was left ({:.0} % of the chain), not everything again",
+        left * 100.0
+    );
+}
