@@ -1284,3 +1284,54 @@ async fn after_a_long_sync_the_engine_restarts_near_the_tip_to_release_its_heade
     );
     harness.stop().await;
 }
+
+/// A block that takes 25 s to arrive (a peer behind a slow link) with the response timeout of
+/// the public networks: it is delivered from the first request, and the peer is kept.
+async fn deliver_trickled_block(response_timeout: Duration) -> (bool, u64, u64) {
+    init_logs();
+    let peer = peer().await;
+    let miner = unique_script(70);
+    let watched = unique_script(71);
+    peer.mine(5, &miner);
+    let watch = Arc::new(WatchSet::new());
+    watch.add_scripts([watched.as_script()]);
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Recorder::new(genesis());
+    let harness = Harness::start_with(
+        dir.path(),
+        &[peer.addr()],
+        recorder.clone(),
+        watch,
+        |config| {
+            config.response_timeout = response_timeout;
+        },
+    )
+    .await;
+    harness.wait_for_tip(tip_hash(&peer), LONG).await;
+
+    peer.endpoint()
+        .switches
+        .set_block_trickle(Some(Duration::from_secs(25)));
+    let paying = peer.mine(1, &watched)[0];
+    let coinbase = peer.block(&paying).expect("block").txdata[0].compute_txid();
+    let delivered = tokio::time::timeout(Duration::from_secs(90), async {
+        while !recorder.is_confirmed(&coinbase) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .is_ok();
+    let timeouts = harness.source.engine().peer_timeouts();
+    let refetches = harness.source.download_counts().refetches;
+    harness.stop().await;
+    (delivered, timeouts, refetches)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_trickled_over_25_seconds_is_delivered_and_the_peer_kept() {
+    let public = lightfilter::chain::ChainConfig::new(bitcoin::Network::Bitcoin, "unused");
+    let (delivered, timeouts, refetches) = deliver_trickled_block(public.response_timeout).await;
+    assert!(delivered, "the slow block reached the listener");
+    assert_eq!(timeouts, 0, "no peer was dropped for being slow");
+    assert_eq!(refetches, 0, "the block was not requested again");
+}

@@ -169,6 +169,8 @@ pub struct Engine {
     shutdown_notify: Notify,
     restarts: AtomicU64,
     compactions: AtomicU64,
+    /// Peers dropped for not answering a request within the response timeout.
+    peer_timeouts: AtomicU64,
     /// Set by [`Engine::restart`] and [`Engine::restart_after_failure`]: the running instance
     /// stops, and the next one starts at once (`true`) or after the back-off (`false`).
     restart_reason: std::sync::Mutex<Option<(String, bool)>>,
@@ -188,6 +190,7 @@ impl Engine {
             shutdown_notify: Notify::new(),
             restarts: AtomicU64::new(0),
             compactions: AtomicU64::new(0),
+            peer_timeouts: AtomicU64::new(0),
             restart_reason: std::sync::Mutex::new(None),
             start_height: AtomicU32::new(u32::MAX),
             started_once: AtomicBool::new(false),
@@ -285,6 +288,11 @@ impl Engine {
         self.restarts.load(Ordering::Relaxed)
     }
 
+    /// How many peers were dropped for not answering a request in time.
+    pub fn peer_timeouts(&self) -> u64 {
+        self.peer_timeouts.load(Ordering::SeqCst)
+    }
+
     /// How many times a run was restarted to release the headers it held.
     pub fn compactions(&self) -> u64 {
         self.compactions.load(Ordering::Relaxed)
@@ -299,16 +307,48 @@ impl Engine {
         self.shutdown_notify.notify_waiters();
     }
 
-    /// Fetches a block (with witness data) from a peer, waiting at most `timeout`.
-    pub async fn get_block(&self, hash: BlockHash, timeout: Duration) -> Result<Block, FetchError> {
-        let requester = self.wait_running(timeout).await?;
-        match tokio::time::timeout(timeout, requester.get_block(hash)).await {
-            Ok(Ok(indexed)) => Ok(indexed.block),
-            Ok(Err(err)) => Err(FetchError::Refused {
-                hash,
-                reason: err.to_string(),
-            }),
-            Err(_) => Err(FetchError::Timeout(hash)),
+    /// Fetches a block (with witness data) from a peer. There is no limit on the whole
+    /// download, which may take minutes on a slow link: it is given up (as
+    /// [`FetchError::Timeout`], so the caller can ask again, and the engine another peer) only
+    /// when no progress can be seen: a peer was dropped for not answering within the
+    /// response timeout (`bip157` drops a peer whose answer, a whole block included, takes
+    /// longer), the engine restarted, or no peer was connected for `stall`. A block that
+    /// arrives after its request was given up goes nowhere: answers are matched to requests
+    /// by block hash, and callers check the hash.
+    pub async fn get_block(&self, hash: BlockHash, stall: Duration) -> Result<Block, FetchError> {
+        let requester = self.wait_running(stall).await?;
+        let timeouts = self.peer_timeouts.load(Ordering::SeqCst);
+        let restarts = self.restarts();
+        let fetch = requester.get_block(hash);
+        tokio::pin!(fetch);
+        let mut without_peers = Duration::ZERO;
+        loop {
+            tokio::select! {
+                fetched = &mut fetch => {
+                    return match fetched {
+                        Ok(indexed) => Ok(indexed.block),
+                        Err(err) => Err(FetchError::Refused {
+                            hash,
+                            reason: err.to_string(),
+                        }),
+                    };
+                }
+                _ = tokio::time::sleep(STALL_CHECK_INTERVAL) => {}
+            }
+            if self.peer_timeouts.load(Ordering::SeqCst) != timeouts
+                || self.restarts() != restarts
+                || self.shutdown.load(Ordering::SeqCst)
+            {
+                return Err(FetchError::Timeout(hash));
+            }
+            if self.peer_count().await == 0 {
+                without_peers += STALL_CHECK_INTERVAL;
+                if without_peers >= stall {
+                    return Err(FetchError::Timeout(hash));
+                }
+            } else {
+                without_peers = Duration::ZERO;
+            }
         }
     }
 
@@ -492,7 +532,7 @@ impl Engine {
                 },
                 _ = compaction_check.tick() => {}
                 Some(info) = info_rx.recv() => log_info(&info, &host),
-                Some(warning) = warn_rx.recv() => log_warning(&warning, &host),
+                Some(warning) = warn_rx.recv() => log_warning(&warning, &host, &self.peer_timeouts),
                 result = &mut run => {
                     // Deliver what the stopped engine verified before it stopped.
                     while let Ok(event) = event_rx.try_recv() {
@@ -511,7 +551,7 @@ impl Engine {
             }
         };
         while let Ok(warning) = warn_rx.try_recv() {
-            log_warning(&warning, &host);
+            log_warning(&warning, &host, &self.peer_timeouts);
         }
         let restart = self
             .restart_reason
@@ -621,11 +661,18 @@ fn log_info(info: &Info, host: &Arc<dyn EngineHost>) {
     }
 }
 
+/// How often a block download in progress is checked for a stall.
+const STALL_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+
 /// How `bip157` describes headers that fork below the first header it holds.
 const HEADERS_DO_NOT_CONNECT: &str = "does not connect to any header of ours";
 
-fn log_warning(warning: &Warning, host: &Arc<dyn EngineHost>) {
+fn log_warning(warning: &Warning, host: &Arc<dyn EngineHost>, peer_timeouts: &AtomicU64) {
     match warning {
+        Warning::PeerTimedOut => {
+            peer_timeouts.fetch_add(1, Ordering::SeqCst);
+            info!("compact-filter engine: {warning}")
+        }
         Warning::NeedConnections { .. } | Warning::CouldNotConnect | Warning::ChannelDropped => {
             debug!("compact-filter engine: {warning}")
         }

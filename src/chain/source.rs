@@ -57,8 +57,13 @@ pub struct ChainConfig {
     /// Number of peers that must agree on filter headers; `None` for the network's default
     /// (1 on regtest, 2 elsewhere).
     pub required_peers: Option<u8>,
-    /// How long a peer has to deliver a requested block before another one is asked.
+    /// How long a block download waits while no peer is connected before it is given up
+    /// (a download in progress has no limit of its own: see `response_timeout`).
     pub block_timeout: Duration,
+    /// How long a peer may take to answer one request, a whole block included, before it is
+    /// dropped and another peer asked: long enough for the largest block over a slow link
+    /// (a 4 MB block at 300 kbit/s takes about 110 s).
+    pub response_timeout: Duration,
     /// Fixed fee estimates that replace computed ones.
     pub fee_overrides: FeeOverrides,
     /// Once the engine synced this many headers past where it started, it is restarted from
@@ -82,6 +87,11 @@ impl ChainConfig {
                 Duration::from_secs(8)
             } else {
                 Duration::from_secs(30)
+            },
+            response_timeout: if network == Network::Regtest {
+                Duration::from_secs(8)
+            } else {
+                Duration::from_secs(120)
             },
             fee_overrides: FeeOverrides::new(),
             compact_after_headers: super::engine::COMPACT_AFTER_HEADERS,
@@ -350,7 +360,7 @@ impl ChainSource {
                 peers: config.peers.clone(),
                 only_peers: config.only_peers,
                 required_peers: config.quorum(),
-                response_timeout: config.block_timeout.min(Duration::from_secs(10)),
+                response_timeout: config.response_timeout,
                 compact_after_headers: config.compact_after_headers,
             },
             self.host.clone(),

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use bitcoin::BlockHash;
 
@@ -19,6 +20,7 @@ pub struct Misbehaviour {
     fee_filter: Mutex<Option<i64>>,
     mutate_blocks: AtomicBool,
     undecodable_filters: AtomicBool,
+    block_trickle: Mutex<Option<Duration>>,
 }
 
 impl Misbehaviour {
@@ -90,6 +92,17 @@ impl Misbehaviour {
     /// Whether wrong filters are undecodable.
     pub fn undecodable_filters(&self) -> bool {
         self.undecodable_filters.load(Ordering::SeqCst)
+    }
+
+    /// Send each block slowly, spread evenly over `over` (as a peer behind a slow link
+    /// would); `None` sends blocks at once again.
+    pub fn set_block_trickle(&self, over: Option<Duration>) {
+        *self.block_trickle.lock().unwrap_or_else(|e| e.into_inner()) = over;
+    }
+
+    /// How long each block takes to send, if blocks trickle.
+    pub fn block_trickle(&self) -> Option<Duration> {
+        *self.block_trickle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether served blocks are mutated.

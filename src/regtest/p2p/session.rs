@@ -227,6 +227,18 @@ impl Session {
         self.writer.write_all(bytes).await
     }
 
+    /// Writes `bytes` in 20 pieces spread evenly over `over`.
+    async fn trickle(&mut self, bytes: &[u8], over: Duration) -> std::io::Result<()> {
+        const PIECES: u32 = 20;
+        let pause = over / PIECES;
+        for piece in bytes.chunks(bytes.len().div_ceil(PIECES as usize).max(1)) {
+            tokio::time::sleep(pause).await;
+            self.write(piece).await?;
+            self.writer.flush().await?;
+        }
+        Ok(())
+    }
+
     async fn send(&mut self, message: NetworkMessage) -> std::io::Result<()> {
         self.write(&wire::encode(message)).await
     }
@@ -500,7 +512,11 @@ impl Session {
                     };
                     self.shared
                         .record(|stats| stats.blocks_served.push((hash, with_witness)));
-                    self.write(&wire::encode_raw("block", &payload)).await?;
+                    let message = wire::encode_raw("block", &payload);
+                    match self.switches.block_trickle() {
+                        Some(over) => self.trickle(&message, over).await?,
+                        None => self.write(&message).await?,
+                    }
                 }
                 Inventory::Transaction(_)
                 | Inventory::WitnessTransaction(_)
