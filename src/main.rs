@@ -413,6 +413,16 @@ async fn run_logged_daemon(config: Config, log_path: PathBuf) -> anyhow::Result<
         config.data_dir.display(),
         log_path.display()
     );
+    #[cfg(unix)]
+    match lightfilter::os::raise_open_file_limit() {
+        Ok(limit) => info!(
+            "open files limited to {} (hard limit {}); the control API holds at most {}",
+            limit.soft,
+            limit.hard,
+            api::MAX_CONNECTIONS
+        ),
+        Err(err) => warn!("cannot raise the open-file limit: {err}"),
+    }
     let node = Node::start(config.clone())
         .await
         .context("cannot start the node")?;

@@ -34,6 +34,7 @@
 //!      http://$(cat ~/.lightfilter/regtest/api.addr)/v1/getinfo
 //! ```
 
+mod admission;
 mod auth;
 mod client;
 mod convert;
@@ -44,9 +45,10 @@ pub mod render;
 mod server;
 pub mod types;
 
+pub use admission::MAX_CONNECTIONS;
 pub use auth::{ApiToken, ADDR_FILE, COOKIE_FILE};
 pub use client::{Client, DEFAULT_CALL_TIMEOUT};
 pub use error::{ApiError, ClientError, RequestError};
 pub use handlers::MAX_PAYMENT_TIMEOUT_SECS;
-pub use server::{serve, ApiServer, MAX_BODY_BYTES};
+pub use server::{serve, ApiServer, BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, MAX_BODY_BYTES};
 pub use types::Method;

@@ -1,4 +1,6 @@
-//! The HTTP/1.1 server: accepts connections on the listen address, checks the token before
+//! The HTTP/1.1 server: accepts connections on the listen address (at most
+//! [`MAX_CONNECTIONS`] at once; idle ones give way to newcomers), closes those that send
+//! nothing or no complete header within [`HEADER_READ_TIMEOUT`], checks the token before
 //! anything else, limits bodies, hands requests to the method handlers and answers JSON. On
 //! shutdown it stops accepting, lets requests in flight finish (for a while), and removes the
 //! address and cookie files.
@@ -17,12 +19,13 @@ use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method as HttpMethod, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use log::{debug, info, warn};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
+use super::admission::{Admission, Ticket, MAX_CONNECTIONS};
 use super::auth::{authorize, remove_files, write_addr, write_cookie, ApiToken};
 use super::error::{ApiError, RequestError};
 use super::handlers::dispatch;
@@ -32,6 +35,14 @@ use crate::node::Node;
 
 /// The largest request body accepted; real requests are far smaller.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// How long a connection may take to send a request's header, counted from its opening or
+/// from the previous answer on it: the CLI sends at once, so this is also how long an idle
+/// connection is kept.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long a request's body may take to arrive once its header has.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long requests in flight may run on after shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -145,12 +156,25 @@ async fn accept_loop(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
+    let admission = Admission::new(MAX_CONNECTIONS);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     debug!("control API connection from {peer}");
-                    connections.spawn(serve_connection(stream, Arc::clone(&state), shutdown.clone()));
+                    let Some(ticket) = admission.admit().await else {
+                        debug!(
+                            "control API connection from {peer} closed: all {MAX_CONNECTIONS} \
+                             places are serving requests"
+                        );
+                        continue;
+                    };
+                    connections.spawn(serve_connection(
+                        stream,
+                        ticket,
+                        Arc::clone(&state),
+                        shutdown.clone(),
+                    ));
                 }
                 Err(err) => {
                     warn!("control API could not accept a connection: {err}");
@@ -174,14 +198,25 @@ async fn accept_loop(
 
 async fn serve_connection(
     stream: TcpStream,
+    mut ticket: Ticket,
     state: Arc<ServerState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // Until it sends something, the connection's place may go to a newcomer.
+    tokio::select! {
+        speaks = ticket.first_bytes(&stream, HEADER_READ_TIMEOUT) => if !speaks {
+            return;
+        },
+        _ = shutdown.changed() => return,
+    }
     let service = service_fn(move |request| {
         let state = Arc::clone(&state);
         async move { Ok::<_, Infallible>(handle(state, request).await) }
     });
-    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     tokio::select! {
         result = connection.as_mut() => {
@@ -244,17 +279,25 @@ async fn answer(state: &ServerState, request: Request<Incoming>) -> Result<Vec<u
         // Refused on the declared length, before reading any of it.
         return Err(RequestError::PayloadTooLarge(MAX_BODY_BYTES));
     }
-    let body = Limited::new(request.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-        .map_err(|err| {
-            if err.downcast_ref::<LengthLimitError>().is_some() {
-                RequestError::PayloadTooLarge(MAX_BODY_BYTES)
-            } else {
-                RequestError::BadRequest(format!("could not read the body: {err}"))
-            }
-        })?
-        .to_bytes();
+    let body = tokio::time::timeout(
+        BODY_READ_TIMEOUT,
+        Limited::new(request.into_body(), MAX_BODY_BYTES).collect(),
+    )
+    .await
+    .map_err(|_| {
+        RequestError::BadRequest(format!(
+            "the body did not arrive within {} s",
+            BODY_READ_TIMEOUT.as_secs()
+        ))
+    })?
+    .map_err(|err| {
+        if err.downcast_ref::<LengthLimitError>().is_some() {
+            RequestError::PayloadTooLarge(MAX_BODY_BYTES)
+        } else {
+            RequestError::BadRequest(format!("could not read the body: {err}"))
+        }
+    })?
+    .to_bytes();
     let result = dispatch(Arc::clone(&state.node), &name, &body).await;
     if name == Stop::NAME && result.is_ok() {
         state.stopping.store(true, Ordering::SeqCst);
