@@ -1,6 +1,7 @@
 //! Process-wide operating-system settings of the daemon: the open-file limit, raised so the
 //! node's files and sockets do not run short (the control API holds at most
-//! [`MAX_CONNECTIONS`](crate::api::MAX_CONNECTIONS) of them).
+//! [`MAX_CONNECTIONS`](crate::api::MAX_CONNECTIONS) of them), and the file-creation mask,
+//! so that every file and directory the daemon creates is its owner's only.
 
 /// The soft and hard limits on open files, once raised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,4 +40,14 @@ pub fn raise_open_file_limit() -> std::io::Result<FileLimit> {
         soft: limit.rlim_cur as u64,
         hard: limit.rlim_max as u64,
     })
+}
+
+/// Makes every file and directory this process creates from now on accessible to its owner
+/// only (file-creation mask 077), whatever mode the creating code asks for.
+#[cfg(unix)]
+pub fn restrict_new_files() {
+    // SAFETY: umask only sets the process's mask and cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
 }

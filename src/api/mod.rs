@@ -41,6 +41,7 @@ mod convert;
 mod error;
 mod handlers;
 pub mod parse;
+mod refusals;
 pub mod render;
 mod server;
 pub mod types;

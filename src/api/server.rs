@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Body;
@@ -29,6 +29,7 @@ use super::admission::{Admission, Ticket, MAX_CONNECTIONS};
 use super::auth::{authorize, remove_files, write_addr, write_cookie, ApiToken};
 use super::error::{ApiError, RequestError};
 use super::handlers::dispatch;
+use super::refusals::{clip, RefusalLimiter, Verdict, LOGGED_PER_WINDOW, WINDOW};
 use super::types::{ErrorBody, Stop};
 use super::Method;
 use crate::node::Node;
@@ -51,6 +52,7 @@ struct ServerState {
     node: Arc<Node>,
     token: ApiToken,
     stopping: AtomicBool,
+    refusals: RefusalLimiter,
 }
 
 /// A running control API server. Call [`ApiServer::shutdown`] to stop it and remove its files.
@@ -103,6 +105,7 @@ pub async fn serve(
         node,
         token,
         stopping: AtomicBool::new(false),
+        refusals: RefusalLimiter::default(),
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
     let task = tokio::spawn(accept_loop(listener, Arc::clone(&state), shutdown_rx));
@@ -241,7 +244,7 @@ async fn handle(state: Arc<ServerState>, request: Request<Incoming>) -> Response
             json_response(StatusCode::OK, body)
         }
         Err(err) => {
-            info!("control API {path}: {} ({})", err, err.code());
+            log_refusal(&state, &path, &err);
             let mut response = json_response(
                 err.status(),
                 serde_json::to_vec(&ErrorBody {
@@ -303,6 +306,33 @@ async fn answer(state: &ServerState, request: Request<Incoming>) -> Result<Vec<u
         state.stopping.store(true, Ordering::SeqCst);
     }
     result
+}
+
+/// Logs a refused request, its path and message cut short; of those refused for their token
+/// only the first few per window (see [`refusals`](super::refusals)).
+fn log_refusal(state: &ServerState, path: &str, err: &RequestError) {
+    if !matches!(err, RequestError::Unauthorized) {
+        info!(
+            "control API {}: {} ({})",
+            clip(path),
+            clip(&err.to_string()),
+            err.code()
+        );
+        return;
+    }
+    if let Verdict::Log { unlogged } = state.refusals.note(Instant::now()) {
+        if unlogged > 0 {
+            info!(
+                "control API: {unlogged} more requests without the right token were refused \
+                 in the previous {} s (logged only the first {LOGGED_PER_WINDOW})",
+                WINDOW.as_secs()
+            );
+        }
+        info!(
+            "control API {}: refused, a request without the right token (unauthorized)",
+            clip(path)
+        );
+    }
 }
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
