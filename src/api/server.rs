@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bitcoin::hex::{DisplayHex, FromHex};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Body;
 use hyper::body::{Bytes, Incoming};
@@ -26,11 +27,11 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::admission::{Admission, Ticket, MAX_CONNECTIONS};
-use super::auth::{authorize, remove_files, write_addr, write_cookie, ApiToken};
+use super::auth::{authorize, remove_files, write_addr, write_cookie, ApiToken, PROVE_PATH};
 use super::error::{ApiError, RequestError};
 use super::handlers::dispatch;
 use super::refusals::{clip, RefusalLimiter, Verdict, LOGGED_PER_WINDOW, WINDOW};
-use super::types::{ErrorBody, Stop};
+use super::types::{ErrorBody, ProveRequest, ProveResponse, Stop};
 use super::Method;
 use crate::node::Node;
 
@@ -44,6 +45,9 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How long a request's body may take to arrive once its header has.
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest proof request accepted.
+const PROVE_BODY_BYTES: usize = 1024;
 
 /// How long requests in flight may run on after shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -244,7 +248,9 @@ async fn handle(state: Arc<ServerState>, request: Request<Incoming>) -> Response
             json_response(StatusCode::OK, body)
         }
         Err(err) => {
-            log_refusal(&state, &path, &err);
+            // Proof requests come without the token: their refusals are limited like those.
+            let authenticated = path != PROVE_PATH && !matches!(err, RequestError::Unauthorized);
+            log_refusal(&state, &path, &err, authenticated);
             let mut response = json_response(
                 err.status(),
                 serde_json::to_vec(&ErrorBody {
@@ -263,7 +269,11 @@ async fn handle(state: Arc<ServerState>, request: Request<Incoming>) -> Response
 }
 
 async fn answer(state: &ServerState, request: Request<Incoming>) -> Result<Vec<u8>, RequestError> {
-    // Nothing is looked at, not even the route, before the token is checked.
+    if request.uri().path() == PROVE_PATH {
+        return prove(state, request).await;
+    }
+    // Apart from the proof, nothing is looked at, not even the route, before the token is
+    // checked.
     authorize(request.headers(), &state.token)?;
     if state.stopping.load(Ordering::SeqCst) {
         return Err(RequestError::Stopping);
@@ -278,13 +288,23 @@ async fn answer(state: &ServerState, request: Request<Incoming>) -> Result<Vec<u
     if request.method() != HttpMethod::POST {
         return Err(RequestError::MethodNotAllowed);
     }
-    if request.body().size_hint().lower() > MAX_BODY_BYTES as u64 {
+    let body = read_body(request, MAX_BODY_BYTES).await?;
+    let result = dispatch(Arc::clone(&state.node), &name, &body).await;
+    if name == Stop::NAME && result.is_ok() {
+        state.stopping.store(true, Ordering::SeqCst);
+    }
+    result
+}
+
+/// Reads a request's body, of at most `limit` bytes, within [`BODY_READ_TIMEOUT`].
+async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, RequestError> {
+    if request.body().size_hint().lower() > limit as u64 {
         // Refused on the declared length, before reading any of it.
-        return Err(RequestError::PayloadTooLarge(MAX_BODY_BYTES));
+        return Err(RequestError::PayloadTooLarge(limit));
     }
     let body = tokio::time::timeout(
         BODY_READ_TIMEOUT,
-        Limited::new(request.into_body(), MAX_BODY_BYTES).collect(),
+        Limited::new(request.into_body(), limit).collect(),
     )
     .await
     .map_err(|_| {
@@ -295,23 +315,36 @@ async fn answer(state: &ServerState, request: Request<Incoming>) -> Result<Vec<u
     })?
     .map_err(|err| {
         if err.downcast_ref::<LengthLimitError>().is_some() {
-            RequestError::PayloadTooLarge(MAX_BODY_BYTES)
+            RequestError::PayloadTooLarge(limit)
         } else {
             RequestError::BadRequest(format!("could not read the body: {err}"))
         }
     })?
     .to_bytes();
-    let result = dispatch(Arc::clone(&state.node), &name, &body).await;
-    if name == Stop::NAME && result.is_ok() {
-        state.stopping.store(true, Ordering::SeqCst);
+    Ok(body)
+}
+
+/// Answers a [`ProveRequest`] with the token's proof for the client's nonce.
+async fn prove(state: &ServerState, request: Request<Incoming>) -> Result<Vec<u8>, RequestError> {
+    if request.method() != HttpMethod::POST {
+        return Err(RequestError::MethodNotAllowed);
     }
-    result
+    let body = read_body(request, PROVE_BODY_BYTES).await?;
+    let prove: ProveRequest = serde_json::from_slice(&body)
+        .map_err(|err| RequestError::BadRequest(format!("not a proof request: {err}")))?;
+    let nonce = Vec::<u8>::from_hex(&prove.nonce)
+        .ok()
+        .filter(|nonce| nonce.len() == 32)
+        .ok_or_else(|| RequestError::BadRequest("the nonce is not 64 hex digits".into()))?;
+    let proof = state.token.prove(&nonce).to_lower_hex_string();
+    serde_json::to_vec(&ProveResponse { proof })
+        .map_err(|err| RequestError::Internal(format!("cannot encode the proof: {err}")))
 }
 
 /// Logs a refused request, its path and message cut short; of those refused for their token
 /// only the first few per window (see [`refusals`](super::refusals)).
-fn log_refusal(state: &ServerState, path: &str, err: &RequestError) {
-    if !matches!(err, RequestError::Unauthorized) {
+fn log_refusal(state: &ServerState, path: &str, err: &RequestError, authenticated: bool) {
+    if authenticated {
         info!(
             "control API {}: {} ({})",
             clip(path),
@@ -329,8 +362,9 @@ fn log_refusal(state: &ServerState, path: &str, err: &RequestError) {
             );
         }
         info!(
-            "control API {}: refused, a request without the right token (unauthorized)",
-            clip(path)
+            "control API {}: refused, a request without the right token ({})",
+            clip(path),
+            err.code()
         );
     }
 }
