@@ -1,10 +1,12 @@
 //! The control API under a flood of connections: a daemon whose open-file limit is small
 //! (1,024, as on many systems) keeps answering an authenticated client at once while 2,000
-//! idle connections are held open against it, and its own descriptors stay bounded.
+//! idle connections, or 1,100 that send half a request header and stall, are held open
+//! against it, and its own descriptors stay bounded.
 #![cfg(target_os = "linux")]
 
 mod cli_support;
 
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
@@ -58,17 +60,9 @@ fn timed_getinfo(daemon: &Daemon, limit: Duration) -> (bool, Duration) {
     (false, started.elapsed())
 }
 
-#[test]
-fn getinfo_is_answered_at_once_while_2000_idle_connections_are_held() {
-    let limit = lightfilter::os::raise_open_file_limit().expect("raise the open-file limit");
-    assert!(
-        limit.soft >= IDLE_CONNECTIONS as u64 + 200,
-        "this test needs {} open files; the hard limit here is {}",
-        IDLE_CONNECTIONS + 200,
-        limit.hard
-    );
-    let chain = Chain::start();
-    let mut daemon = Daemon::start_adjusted("alice", &chain, &[], |command| {
+/// A daemon limited to [`DAEMON_FILE_LIMIT`] open files (soft and hard).
+fn small_daemon(chain: &Chain) -> Daemon {
+    Daemon::start_adjusted("alice", chain, &[], |command| {
         // SAFETY: setrlimit is async-signal-safe and touches only the child.
         unsafe {
             command.pre_exec(|| {
@@ -82,7 +76,25 @@ fn getinfo_is_answered_at_once_while_2000_idle_connections_are_held() {
                 Ok(())
             });
         }
-    });
+    })
+}
+
+/// Raises this process's open-file limit for `connections` client sockets.
+fn room_for(connections: usize) {
+    let limit = lightfilter::os::raise_open_file_limit().expect("raise the open-file limit");
+    assert!(
+        limit.soft >= connections as u64 + 200,
+        "this test needs {} open files; the hard limit here is {}",
+        connections + 200,
+        limit.hard
+    );
+}
+
+#[test]
+fn getinfo_is_answered_at_once_while_2000_idle_connections_are_held() {
+    room_for(IDLE_CONNECTIONS);
+    let chain = Chain::start();
+    let mut daemon = small_daemon(&chain);
     let addr = api_addr(&daemon);
 
     let mut idle = Vec::with_capacity(IDLE_CONNECTIONS);
@@ -114,4 +126,43 @@ fn getinfo_is_answered_at_once_while_2000_idle_connections_are_held() {
     assert!(daemon.is_running());
     daemon.json(&["stop"]);
     assert!(daemon.wait_exit(), "the daemon stopped with a failure");
+}
+
+/// Connections that send half a request header and stall.
+const HALF_SENT_CONNECTIONS: usize = 1_100;
+
+#[test]
+fn getinfo_is_answered_at_once_while_1100_half_sent_connections_are_held() {
+    room_for(HALF_SENT_CONNECTIONS);
+    let chain = Chain::start();
+    let mut daemon = small_daemon(&chain);
+    let addr = api_addr(&daemon);
+
+    let mut stalled = Vec::with_capacity(HALF_SENT_CONNECTIONS);
+    for _ in 0..HALF_SENT_CONNECTIONS {
+        let mut stream =
+            TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+        // Not an error if the daemon already closed it.
+        let _ = stream.write_all(b"POST /v1/getinfo HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+        stalled.push(stream);
+    }
+    let (answered, took) = timed_getinfo(&daemon, Duration::from_secs(5));
+    eprintln!(
+        "getinfo with {HALF_SENT_CONNECTIONS} half-sent connections held: {} after {:.3} s",
+        if answered { "answered" } else { "not answered" },
+        took.as_secs_f64()
+    );
+    assert!(
+        answered,
+        "getinfo was not answered within 5 s while {HALF_SENT_CONNECTIONS} half-sent \
+         connections were held:\n{}",
+        daemon.log_tail()
+    );
+    let descriptors = open_descriptors(daemon.pid());
+    assert!(
+        descriptors < DAEMON_FILE_LIMIT as usize / 2,
+        "the daemon holds {descriptors} open files"
+    );
+    drop(stalled);
+    assert!(daemon.is_running());
 }
