@@ -26,7 +26,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::admission::{Admission, Ticket, MAX_CONNECTIONS};
+use super::admission::{Admission, Ticket, ADMISSION_WAIT, MAX_CONNECTIONS};
 use super::auth::{authorize, remove_files, write_addr, write_cookie, ApiToken, PROVE_PATH};
 use super::error::{ApiError, RequestError};
 use super::handlers::dispatch;
@@ -163,7 +163,7 @@ async fn accept_loop(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
-    let admission = Admission::new(MAX_CONNECTIONS);
+    let admission = Admission::new(MAX_CONNECTIONS, ADMISSION_WAIT);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -205,20 +205,20 @@ async fn accept_loop(
 
 async fn serve_connection(
     stream: TcpStream,
-    mut ticket: Ticket,
+    ticket: Ticket,
     state: Arc<ServerState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    // Until it sends something, the connection's place may go to a newcomer.
-    tokio::select! {
-        speaks = ticket.first_bytes(&stream, HEADER_READ_TIMEOUT) => if !speaks {
-            return;
-        },
-        _ = shutdown.changed() => return,
-    }
+    let activity = ticket.activity();
     let service = service_fn(move |request| {
+        // While a request is answered, the connection keeps its place.
+        let serving = activity.serving();
         let state = Arc::clone(&state);
-        async move { Ok::<_, Infallible>(handle(state, request).await) }
+        async move {
+            let response = handle(state, request).await;
+            drop(serving);
+            Ok::<_, Infallible>(response)
+        }
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -230,6 +230,9 @@ async fn serve_connection(
             if let Err(err) = result {
                 debug!("control API connection ended: {err}");
             }
+        }
+        _ = ticket.closed() => {
+            debug!("control API: an idle connection closed to admit a new one");
         }
         _ = shutdown.changed() => {
             connection.as_mut().graceful_shutdown();
