@@ -24,6 +24,7 @@ pub mod api;
 pub mod chain;
 pub mod config;
 pub mod node;
+pub mod os;
 pub mod playground;
 pub mod regtest;
 pub mod tasks;

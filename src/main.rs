@@ -1,16 +1,19 @@
 //! The `lightfilter` command line: daemon, client commands, regtest peer and playground.
 
-use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bitcoin::Network;
 use clap::{Args, Parser, Subcommand};
+use flexi_logger::{
+    Cleanup, Criterion, DeferredNow, Duplicate, FileSpec, LogSpecification, Logger, LoggerHandle,
+    Naming,
+};
 use lightfilter::api::types::{
     Balance, ChannelEntry, Channels, CloseChannel, CloseChannelRequest, Connect, ConnectRequest,
     CreateInvoice, CreateOffer, Disconnect, DisconnectRequest, Empty, ErrorBody, ErrorDetail,
@@ -307,32 +310,6 @@ fn init_stderr_logging(default_level: &str) {
 // ---------------------------------------------------------------------------------------------
 // daemon
 
-/// Writes each log record to standard error and to the log file.
-struct Tee {
-    file: Arc<Mutex<File>>,
-}
-
-impl Write for Tee {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let _ = std::io::stderr().write_all(buf);
-        let mut file = self
-            .file
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        file.write_all(buf)?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        let _ = std::io::stderr().flush();
-        let mut file = self
-            .file
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        file.flush()
-    }
-}
-
 /// Creates `dir` (and missing parents) readable by its owner only, as the node would.
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
@@ -345,29 +322,67 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
-fn init_daemon_logging(config: &Config) -> anyhow::Result<PathBuf> {
-    let path = config.data_dir.join("lightfilter.log");
-    let mut options = OpenOptions::new();
-    options.create(true).append(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let file = options
-        .open(&path)
-        .with_context(|| format!("cannot open the log file {}", path.display()))?;
+/// The daemon's log file in the data directory; rotated files get a timestamp before `.log`.
+const LOG_FILE: &str = "lightfilter.log";
+
+/// Size at which the log file is rotated.
+const LOG_ROTATE_BYTES: u64 = 10 * 1024 * 1024;
+
+/// Rotated log files kept besides the current one; older ones are deleted.
+const LOG_FILES_KEPT: usize = 4;
+
+/// Logs to standard error and to `<datadir>/lightfilter.log`, rotated at
+/// [`LOG_ROTATE_BYTES`] with [`LOG_FILES_KEPT`] old files kept. The handle must live as long
+/// as the daemon.
+fn init_daemon_logging(config: &Config) -> anyhow::Result<(PathBuf, LoggerHandle)> {
     let filter = std::env::var("RUST_LOG")
         .ok()
         .filter(|value| !value.trim().is_empty())
         .unwrap_or_else(|| config.log_level.clone());
-    env_logger::Builder::new()
-        .parse_filters(&filter)
-        .target(env_logger::Target::Pipe(Box::new(Tee {
-            file: Arc::new(Mutex::new(file)),
-        })))
-        .init();
-    Ok(path)
+    let spec = LogSpecification::parse(&filter).unwrap_or_else(|err| {
+        eprintln!("warning: log filter {filter:?}: {err}; logging at info");
+        LogSpecification::info()
+    });
+    let file = FileSpec::default()
+        .directory(&config.data_dir)
+        .basename("lightfilter")
+        .suffix("log")
+        .suppress_timestamp();
+    let path = file.as_pathbuf(None);
+    debug_assert_eq!(path, config.data_dir.join(LOG_FILE));
+    let handle = Logger::with(spec)
+        .log_to_file(file)
+        .append()
+        .rotate(
+            Criterion::Size(LOG_ROTATE_BYTES),
+            // The current file keeps its plain name; rotated ones are named by time.
+            Naming::TimestampsCustomFormat {
+                current_infix: Some(""),
+                format: "%Y-%m-%d_%H-%M-%S",
+            },
+            Cleanup::KeepLogFiles(LOG_FILES_KEPT),
+        )
+        .duplicate_to_stderr(Duplicate::All)
+        .format(log_line)
+        .start()
+        .with_context(|| format!("cannot open the log file {}", path.display()))?;
+    Ok((path, handle))
+}
+
+/// `[time level target] message`, as env_logger writes it.
+fn log_line(
+    out: &mut dyn Write,
+    now: &mut DeferredNow,
+    record: &log::Record,
+) -> std::io::Result<()> {
+    write!(
+        out,
+        "[{} {:<5} {}] {}",
+        now.now_utc_owned().format("%Y-%m-%dT%H:%M:%SZ"),
+        record.level(),
+        record.target(),
+        record.args()
+    )
 }
 
 async fn run_daemon(
@@ -387,13 +402,17 @@ async fn run_daemon(
         checkpoint: args.checkpoint,
     })
     .context("invalid configuration")?;
+    // Whatever the daemon creates (log files, LDK's and the wallet's files) is its owner's
+    // only: the data directory holds keys and payment preimages.
+    #[cfg(unix)]
+    lightfilter::os::restrict_new_files();
     create_private_dir(&config.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
             config.data_dir.display()
         )
     })?;
-    let log_path = init_daemon_logging(&config)?;
+    let (log_path, _log) = init_daemon_logging(&config)?;
     // A panic anywhere (LDK panics when it cannot persist channel state) ends the process at
     // once, logged: a half-dead daemon would go on answering without following the chain.
     tasks::install_fatal_panic_hook();
@@ -418,6 +437,16 @@ async fn run_logged_daemon(config: Config, log_path: PathBuf) -> anyhow::Result<
         config.data_dir.display(),
         log_path.display()
     );
+    #[cfg(unix)]
+    match lightfilter::os::raise_open_file_limit() {
+        Ok(limit) => info!(
+            "open files limited to {} (hard limit {}); the control API holds at most {}",
+            limit.soft,
+            limit.hard,
+            api::MAX_CONNECTIONS
+        ),
+        Err(err) => warn!("cannot raise the open-file limit: {err}"),
+    }
     // The control API answers from the moment the data directory is open: while the chain
     // syncs it shows the progress and takes a stop; the rest waits for the node.
     let handle = NodeHandle::open(&config).context("cannot start the node")?;

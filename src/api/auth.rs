@@ -1,12 +1,16 @@
 //! Authentication and discovery: the random API token, the `api.cookie` file that holds it
-//! (mode 0600 from creation, fsynced) and the `api.addr` file that holds the bound address,
-//! both in the data directory, and the check of a request's `Authorization` header.
+//! (mode 0600 from creation, fsynced) and the `api.addr` file that holds the bound address
+//! (0600 too), both in the data directory, the check of a request's `Authorization` header,
+//! and the proof by which the daemon shows a client that it holds the token (an HMAC of the
+//! client's nonce), so that the client never sends the token to another program listening on
+//! a stale address.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use bitcoin::hashes::{sha256, Hash, HashEngine, Hmac, HmacEngine};
 use bitcoin::hex::DisplayHex;
 use bitcoin::secp256k1::rand::{thread_rng, RngCore};
 use hyper::header::{HeaderMap, AUTHORIZATION};
@@ -18,6 +22,13 @@ pub const COOKIE_FILE: &str = "api.cookie";
 
 /// The file in the data directory holding the API's bound address.
 pub const ADDR_FILE: &str = "api.addr";
+
+/// The path of the proof request ([`ProveRequest`](super::types::ProveRequest)), the one
+/// answered without the token.
+pub const PROVE_PATH: &str = "/v1/prove";
+
+/// What the proof's HMAC covers before the client's nonce.
+const PROOF_CONTEXT: &[u8] = b"lightfilter control API proof v1";
 
 /// A 32-byte random token, as 64 lowercase hex digits.
 #[derive(Clone, PartialEq, Eq)]
@@ -49,16 +60,28 @@ impl ApiToken {
 
     /// Whether `candidate` is this token, compared in constant time.
     pub fn matches(&self, candidate: &str) -> bool {
-        let (expected, given) = (self.0.as_bytes(), candidate.as_bytes());
-        if expected.len() != given.len() {
-            return false;
-        }
-        expected
-            .iter()
-            .zip(given)
-            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-            == 0
+        constant_time_eq(self.0.as_bytes(), candidate.as_bytes())
     }
+
+    /// The proof that the holder of this token answers to a client's `nonce`: HMAC-SHA256
+    /// keyed with the token over a fixed context and the nonce. It reveals nothing that would
+    /// let anyone make a request.
+    pub fn prove(&self, nonce: &[u8]) -> [u8; 32] {
+        let mut engine = HmacEngine::<sha256::Hash>::new(self.0.as_bytes());
+        engine.input(PROOF_CONTEXT);
+        engine.input(nonce);
+        Hmac::<sha256::Hash>::from_engine(engine).to_byte_array()
+    }
+
+    /// Whether `proof` is this token's proof for `nonce`, compared in constant time.
+    pub fn check_proof(&self, nonce: &[u8], proof: &[u8]) -> bool {
+        constant_time_eq(&self.prove(nonce), proof)
+    }
+}
+
+/// Whether `a` and `b` are equal, taking as long whichever byte differs.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 /// Checks that `headers` carry `Authorization: Bearer <token>`.
@@ -124,9 +147,9 @@ pub fn write_cookie(data_dir: &Path, token: &ApiToken) -> Result<PathBuf, ApiErr
     )
 }
 
-/// Writes the bound address to `<data_dir>/api.addr`.
+/// Writes the bound address to `<data_dir>/api.addr` (mode 0600).
 pub fn write_addr(data_dir: &Path, addr: SocketAddr) -> Result<PathBuf, ApiError> {
-    write_file_durably(data_dir, ADDR_FILE, &format!("{addr}\n"), 0o644)
+    write_file_durably(data_dir, ADDR_FILE, &format!("{addr}\n"), 0o600)
 }
 
 /// Removes `api.addr` and `api.cookie` (the daemon stopped); missing files are fine.
@@ -210,6 +233,25 @@ mod tests {
         assert!(
             !format!("{a:?}").contains(a.as_str()),
             "Debug hides the token"
+        );
+    }
+
+    #[test]
+    fn only_the_token_proves_a_nonce() {
+        let token = ApiToken::generate();
+        let nonce = [7u8; 32];
+        let proof = token.prove(&nonce);
+        assert!(token.check_proof(&nonce, &proof));
+        assert!(!token.check_proof(&[8u8; 32], &proof), "another nonce");
+        assert!(
+            !ApiToken::generate().check_proof(&nonce, &proof),
+            "another token"
+        );
+        assert!(!token.check_proof(&nonce, &proof[..31]));
+        assert!(!token.check_proof(&nonce, &[0u8; 32]));
+        assert!(
+            !proof.to_lower_hex_string().contains(token.as_str()),
+            "the proof is not the token"
         );
     }
 

@@ -1,23 +1,35 @@
 //! The client the CLI uses: finds the daemon through `api.addr` and `api.cookie` in the data
 //! directory, and calls typed methods over plain HTTP/1.1 on a fresh local connection each.
+//!
+//! A client found through the data directory first has the daemon prove, on the same
+//! connection, that it holds the token (an HMAC of a fresh random nonce, see
+//! [`ProveRequest`](super::types::ProveRequest)), and sends the token only then: an
+//! `api.addr` left by a daemon that crashed may name a port another local program now listens
+//! on, which must get neither the token nor a chance to answer the CLI.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
+use bitcoin::hex::{DisplayHex, FromHex};
+use bitcoin::secp256k1::rand::{thread_rng, RngCore};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::auth::{read_discovery, ApiToken, COOKIE_FILE};
+use super::auth::{read_discovery, ApiToken, COOKIE_FILE, PROVE_PATH};
 use super::error::ClientError;
-use super::types::{ErrorBody, Method};
+use super::types::{ErrorBody, Method, ProveRequest, ProveResponse};
 
 /// How long to wait for the daemon to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest proof answer read.
+const MAX_PROOF_BYTES: usize = 4096;
 
 /// How long a call may take unless told otherwise.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(120);
@@ -33,7 +45,7 @@ pub struct Client {
 
 impl Client {
     /// A client for the daemon running on `data_dir`, found through its `api.addr` and
-    /// `api.cookie`.
+    /// `api.cookie`; every call first has the daemon prove it holds the token.
     pub fn from_data_dir(data_dir: &Path) -> Result<Client, ClientError> {
         let (addr, token) = read_discovery(data_dir)?;
         Ok(Client {
@@ -44,7 +56,8 @@ impl Client {
         })
     }
 
-    /// A client for the API at `addr` using `token`.
+    /// A client for the API at `addr` using `token`, trusting the caller that `addr` is the
+    /// daemon (no proof is asked for).
     pub fn new(addr: SocketAddr, token: &str) -> Client {
         Client {
             addr,
@@ -117,6 +130,12 @@ impl Client {
             .await
             .map_err(|err| self.broken(err))?;
         let driver = tokio::spawn(connection);
+        if let Some(data_dir) = &self.data_dir {
+            if let Err(err) = self.verify(&mut sender, data_dir).await {
+                driver.abort();
+                return Err(err);
+            }
+        }
         let request = Request::post(path)
             .header(HOST, self.addr.to_string())
             .header(AUTHORIZATION, format!("Bearer {}", self.token.as_str()))
@@ -143,6 +162,60 @@ impl Client {
         .await;
         driver.abort();
         result
+    }
+
+    /// Has the other end of `sender` prove that it holds the token, without sending it.
+    async fn verify(
+        &self,
+        sender: &mut SendRequest<Full<Bytes>>,
+        data_dir: &Path,
+    ) -> Result<(), ClientError> {
+        let unverified = |reason: String| ClientError::Unverified {
+            addr: self.addr,
+            data_dir: data_dir.to_path_buf(),
+            reason,
+        };
+        let mut nonce = [0u8; 32];
+        thread_rng().fill_bytes(&mut nonce);
+        let body = serde_json::to_vec(&ProveRequest {
+            nonce: nonce.to_lower_hex_string(),
+        })
+        .map_err(|err| unverified(format!("cannot encode the proof request: {err}")))?;
+        let request = Request::post(PROVE_PATH)
+            .header(HOST, self.addr.to_string())
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|err| unverified(format!("cannot build the proof request: {err}")))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|err| unverified(format!("the proof request failed: {err}")))?;
+        let status = response.status();
+        let bytes = Limited::new(response.into_body(), MAX_PROOF_BYTES)
+            .collect()
+            .await
+            .map_err(|err| unverified(format!("cannot read its proof: {err}")))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(unverified(format!(
+                "it answered the proof request with HTTP {}",
+                status.as_u16()
+            )));
+        }
+        let proof = serde_json::from_slice::<ProveResponse>(&bytes)
+            .ok()
+            .and_then(|answer| Vec::<u8>::from_hex(&answer.proof).ok())
+            .ok_or_else(|| unverified("its answer holds no proof".into()))?;
+        if !self.token.check_proof(&nonce, &proof) {
+            return Err(unverified(format!(
+                "its proof does not match the token in {}",
+                data_dir.join(COOKIE_FILE).display()
+            )));
+        }
+        sender
+            .ready()
+            .await
+            .map_err(|err| unverified(format!("the connection closed after the proof: {err}")))
     }
 
     fn connect_error(&self, err: std::io::Error) -> ClientError {

@@ -146,6 +146,17 @@ pub enum ClientError {
         /// The cookie file the token came from.
         cookie: PathBuf,
     },
+    /// What answers on the address in `api.addr` did not prove it holds the token in
+    /// `api.cookie`, so it is not this data directory's daemon; the token was not sent.
+    #[error("what answers on {addr}, named in {}, did not prove it is this data directory's daemon ({reason}); the API token was not sent to it. A daemon that did not stop cleanly leaves api.addr behind, and another program may now use that port: start the daemon again (`lightfilter --datadir {} daemon`)", data_dir.join(super::ADDR_FILE).display(), data_dir.display())]
+    Unverified {
+        /// The address from `api.addr`.
+        addr: SocketAddr,
+        /// The data directory.
+        data_dir: PathBuf,
+        /// What was wrong with the answer.
+        reason: String,
+    },
     /// The daemon answered with an error.
     #[error("{message}")]
     Api {
@@ -189,6 +200,7 @@ impl ClientError {
             ClientError::NotRunning { .. } => "daemon_not_running",
             ClientError::Cookie { .. } => "cookie_unreadable",
             ClientError::Unauthorized { .. } => "unauthorized",
+            ClientError::Unverified { .. } => "daemon_not_verified",
             ClientError::Api { code, .. } => code,
             ClientError::Connection { .. } => "connection_failed",
             ClientError::Timeout { .. } => "timeout",

@@ -26,6 +26,12 @@
 //! without it, or with another token, the answer is 401 and nothing else is looked at. Both
 //! files are removed when the daemon stops, and a new token is drawn at every start.
 //!
+//! The one request answered without the token is `POST /v1/prove`: the daemon answers a
+//! client's random nonce with an HMAC of it keyed with the token
+//! ([`ProveRequest`](types::ProveRequest)). The CLI's [`Client`] asks for it on each
+//! connection and sends the token only if the proof matches its cookie, so a stale
+//! `api.addr` naming another program's port gets neither the token nor a say.
+//!
 //! The server binds 127.0.0.1 by default and warns loudly when told to bind anything that is
 //! not a loopback address: the API has no TLS.
 //!
@@ -34,19 +40,22 @@
 //!      http://$(cat ~/.lightfilter/regtest/api.addr)/v1/getinfo
 //! ```
 
+mod admission;
 mod auth;
 mod client;
 mod convert;
 mod error;
 mod handlers;
 pub mod parse;
+mod refusals;
 pub mod render;
 mod server;
 pub mod types;
 
+pub use admission::MAX_CONNECTIONS;
 pub use auth::{ApiToken, ADDR_FILE, COOKIE_FILE};
 pub use client::{Client, DEFAULT_CALL_TIMEOUT};
 pub use error::{ApiError, ClientError, RequestError};
 pub use handlers::MAX_PAYMENT_TIMEOUT_SECS;
-pub use server::{serve, ApiServer, MAX_BODY_BYTES};
+pub use server::{serve, ApiServer, BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, MAX_BODY_BYTES};
 pub use types::Method;

@@ -1,4 +1,6 @@
-//! The HTTP/1.1 server: accepts connections on the listen address, checks the token before
+//! The HTTP/1.1 server: accepts connections on the listen address (at most
+//! [`MAX_CONNECTIONS`] at once; idle ones give way to newcomers), closes those that send
+//! nothing or no complete header within [`HEADER_READ_TIMEOUT`], checks the token before
 //! anything else, limits bodies, hands requests to the method handlers and answers JSON. On
 //! shutdown it stops accepting, lets requests in flight finish (for a while), and removes the
 //! address and cookie files.
@@ -8,8 +10,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use bitcoin::hex::{DisplayHex, FromHex};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Body;
 use hyper::body::{Bytes, Incoming};
@@ -17,21 +20,34 @@ use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method as HttpMethod, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use log::{debug, info, warn};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::auth::{authorize, remove_files, write_addr, write_cookie, ApiToken};
+use super::admission::{Admission, Ticket, ADMISSION_WAIT, MAX_CONNECTIONS};
+use super::auth::{authorize, remove_files, write_addr, write_cookie, ApiToken, PROVE_PATH};
 use super::error::{ApiError, RequestError};
 use super::handlers::dispatch;
-use super::types::{ErrorBody, Stop};
+use super::refusals::{clip, RefusalLimiter, Verdict, LOGGED_PER_WINDOW, WINDOW};
+use super::types::{ErrorBody, ProveRequest, ProveResponse, Stop};
 use super::Method;
 use crate::node::NodeHandle;
 
 /// The largest request body accepted; real requests are far smaller.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// How long a connection may take to send a request's header, counted from its opening or
+/// from the previous answer on it: the CLI sends at once, so this is also how long an idle
+/// connection is kept.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long a request's body may take to arrive once its header has.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest proof request accepted.
+const PROVE_BODY_BYTES: usize = 1024;
 
 /// How long requests in flight may run on after shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -40,6 +56,7 @@ struct ServerState {
     node: Arc<NodeHandle>,
     token: ApiToken,
     stopping: AtomicBool,
+    refusals: RefusalLimiter,
 }
 
 /// A running control API server. Call [`ApiServer::shutdown`] to stop it and remove its files.
@@ -92,6 +109,7 @@ pub async fn serve(
         node,
         token,
         stopping: AtomicBool::new(false),
+        refusals: RefusalLimiter::default(),
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
     let task = tokio::spawn(accept_loop(listener, Arc::clone(&state), shutdown_rx));
@@ -145,12 +163,25 @@ async fn accept_loop(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
+    let admission = Admission::new(MAX_CONNECTIONS, ADMISSION_WAIT);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     debug!("control API connection from {peer}");
-                    connections.spawn(serve_connection(stream, Arc::clone(&state), shutdown.clone()));
+                    let Some(ticket) = admission.admit().await else {
+                        debug!(
+                            "control API connection from {peer} closed: all {MAX_CONNECTIONS} \
+                             places are serving requests"
+                        );
+                        continue;
+                    };
+                    connections.spawn(serve_connection(
+                        stream,
+                        ticket,
+                        Arc::clone(&state),
+                        shutdown.clone(),
+                    ));
                 }
                 Err(err) => {
                     warn!("control API could not accept a connection: {err}");
@@ -174,20 +205,34 @@ async fn accept_loop(
 
 async fn serve_connection(
     stream: TcpStream,
+    ticket: Ticket,
     state: Arc<ServerState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let activity = ticket.activity();
     let service = service_fn(move |request| {
+        // While a request is answered, the connection keeps its place.
+        let serving = activity.serving();
         let state = Arc::clone(&state);
-        async move { Ok::<_, Infallible>(handle(state, request).await) }
+        async move {
+            let response = handle(state, request).await;
+            drop(serving);
+            Ok::<_, Infallible>(response)
+        }
     });
-    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     tokio::select! {
         result = connection.as_mut() => {
             if let Err(err) = result {
                 debug!("control API connection ended: {err}");
             }
+        }
+        _ = ticket.closed() => {
+            debug!("control API: an idle connection closed to admit a new one");
         }
         _ = shutdown.changed() => {
             connection.as_mut().graceful_shutdown();
@@ -206,7 +251,9 @@ async fn handle(state: Arc<ServerState>, request: Request<Incoming>) -> Response
             json_response(StatusCode::OK, body)
         }
         Err(err) => {
-            info!("control API {path}: {} ({})", err, err.code());
+            // Proof requests come without the token: their refusals are limited like those.
+            let authenticated = path != PROVE_PATH && !matches!(err, RequestError::Unauthorized);
+            log_refusal(&state, &path, &err, authenticated);
             let mut response = json_response(
                 err.status(),
                 serde_json::to_vec(&ErrorBody {
@@ -225,7 +272,11 @@ async fn handle(state: Arc<ServerState>, request: Request<Incoming>) -> Response
 }
 
 async fn answer(state: &ServerState, request: Request<Incoming>) -> Result<Vec<u8>, RequestError> {
-    // Nothing is looked at, not even the route, before the token is checked.
+    if request.uri().path() == PROVE_PATH {
+        return prove(state, request).await;
+    }
+    // Apart from the proof, nothing is looked at, not even the route, before the token is
+    // checked.
     authorize(request.headers(), &state.token)?;
     if state.stopping.load(Ordering::SeqCst) {
         return Err(RequestError::Stopping);
@@ -240,26 +291,85 @@ async fn answer(state: &ServerState, request: Request<Incoming>) -> Result<Vec<u
     if request.method() != HttpMethod::POST {
         return Err(RequestError::MethodNotAllowed);
     }
-    if request.body().size_hint().lower() > MAX_BODY_BYTES as u64 {
-        // Refused on the declared length, before reading any of it.
-        return Err(RequestError::PayloadTooLarge(MAX_BODY_BYTES));
-    }
-    let body = Limited::new(request.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-        .map_err(|err| {
-            if err.downcast_ref::<LengthLimitError>().is_some() {
-                RequestError::PayloadTooLarge(MAX_BODY_BYTES)
-            } else {
-                RequestError::BadRequest(format!("could not read the body: {err}"))
-            }
-        })?
-        .to_bytes();
+    let body = read_body(request, MAX_BODY_BYTES).await?;
     let result = dispatch(Arc::clone(&state.node), &name, &body).await;
     if name == Stop::NAME && result.is_ok() {
         state.stopping.store(true, Ordering::SeqCst);
     }
     result
+}
+
+/// Reads a request's body, of at most `limit` bytes, within [`BODY_READ_TIMEOUT`].
+async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, RequestError> {
+    if request.body().size_hint().lower() > limit as u64 {
+        // Refused on the declared length, before reading any of it.
+        return Err(RequestError::PayloadTooLarge(limit));
+    }
+    let body = tokio::time::timeout(
+        BODY_READ_TIMEOUT,
+        Limited::new(request.into_body(), limit).collect(),
+    )
+    .await
+    .map_err(|_| {
+        RequestError::BadRequest(format!(
+            "the body did not arrive within {} s",
+            BODY_READ_TIMEOUT.as_secs()
+        ))
+    })?
+    .map_err(|err| {
+        if err.downcast_ref::<LengthLimitError>().is_some() {
+            RequestError::PayloadTooLarge(limit)
+        } else {
+            RequestError::BadRequest(format!("could not read the body: {err}"))
+        }
+    })?
+    .to_bytes();
+    Ok(body)
+}
+
+/// Answers a [`ProveRequest`] with the token's proof for the client's nonce.
+async fn prove(state: &ServerState, request: Request<Incoming>) -> Result<Vec<u8>, RequestError> {
+    if request.method() != HttpMethod::POST {
+        return Err(RequestError::MethodNotAllowed);
+    }
+    let body = read_body(request, PROVE_BODY_BYTES).await?;
+    let prove: ProveRequest = serde_json::from_slice(&body)
+        .map_err(|err| RequestError::BadRequest(format!("not a proof request: {err}")))?;
+    let nonce = Vec::<u8>::from_hex(&prove.nonce)
+        .ok()
+        .filter(|nonce| nonce.len() == 32)
+        .ok_or_else(|| RequestError::BadRequest("the nonce is not 64 hex digits".into()))?;
+    let proof = state.token.prove(&nonce).to_lower_hex_string();
+    serde_json::to_vec(&ProveResponse { proof })
+        .map_err(|err| RequestError::Internal(format!("cannot encode the proof: {err}")))
+}
+
+/// Logs a refused request, its path and message cut short; of those refused for their token
+/// only the first few per window (see [`refusals`](super::refusals)).
+fn log_refusal(state: &ServerState, path: &str, err: &RequestError, authenticated: bool) {
+    if authenticated {
+        info!(
+            "control API {}: {} ({})",
+            clip(path),
+            clip(&err.to_string()),
+            err.code()
+        );
+        return;
+    }
+    if let Verdict::Log { unlogged } = state.refusals.note(Instant::now()) {
+        if unlogged > 0 {
+            info!(
+                "control API: {unlogged} more requests without the right token were refused \
+                 in the previous {} s (logged only the first {LOGGED_PER_WINDOW})",
+                WINDOW.as_secs()
+            );
+        }
+        info!(
+            "control API {}: refused, a request without the right token ({})",
+            clip(path),
+            err.code()
+        );
+    }
 }
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {

@@ -52,6 +52,24 @@ pub struct SyncEntry {
     pub bytes_received: u64,
 }
 
+/// `POST /v1/prove`, the one request answered without the token: the daemon proves that it
+/// holds the token in `api.cookie` without either side sending it, so a client can make sure
+/// it reached the daemon of its data directory before it sends the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProveRequest {
+    /// 32 random bytes drawn by the client, as 64 hex digits.
+    pub nonce: String,
+}
+
+/// The answer to [`ProveRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProveResponse {
+    /// HMAC-SHA256 keyed with the token's text over `lightfilter control API proof v1`
+    /// followed by the nonce's bytes, as 64 hex digits.
+    pub proof: String,
+}
+
 /// `getinfo`: node, chain and channel summary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InfoResponse {

@@ -1,4 +1,5 @@
-//! The node's data directory: created with owner-only permissions, marked with its network,
+//! The node's data directory: created with owner-only permissions (an existing one open to
+//! other users is closed, and the log says what was changed), marked with its network,
 //! locked so that one daemon at a time uses it, and holding the seed.
 //!
 //! The seed is created once, with 0600 permissions, and made durable (file and directory
@@ -12,8 +13,10 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use bitcoin::Network;
+use log::warn;
 
 use super::error::NodeError;
+use super::private_files::{make_owner_only, Narrowed};
 use crate::config::{network_name, parse_network};
 
 /// File holding the network the directory was made for.
@@ -91,6 +94,13 @@ impl DataDir {
                 return Err(fail(format!("cannot lock {}: {err}", lock_path.display())))
             }
         }
+        // Only now that the directory is ours (right network, locked): close what is open.
+        let narrowed = make_owner_only(path).map_err(|err| {
+            fail(format!(
+                "it is open to other users and cannot be made owner-only: {err}"
+            ))
+        })?;
+        report_narrowed(path, &narrowed);
         if !marker.exists() {
             write_durably(path, NETWORK_FILE, network_name(network).as_bytes())
                 .map_err(|err| fail(format!("cannot record its network: {err}")))?;
@@ -163,6 +173,30 @@ pub fn write_durably(dir: &Path, name: &str, contents: &[u8]) -> std::io::Result
     file.sync_all()?;
     File::open(dir)?.sync_all()?;
     Ok(())
+}
+
+/// Logs what [`make_owner_only`] changed: one warning, naming the files (the first 20) with
+/// their old and new permissions.
+fn report_narrowed(dir: &Path, narrowed: &[Narrowed]) {
+    if narrowed.is_empty() {
+        return;
+    }
+    const NAMED: usize = 20;
+    let mut changes: Vec<String> = narrowed
+        .iter()
+        .take(NAMED)
+        .map(ToString::to_string)
+        .collect();
+    if narrowed.len() > NAMED {
+        changes.push(format!("and {} more", narrowed.len() - NAMED));
+    }
+    warn!(
+        "the data directory {} was open to other users; removed group and other permissions \
+         from {} entries (it holds keys and payment preimages): {}",
+        dir.display(),
+        narrowed.len(),
+        changes.join(", ")
+    );
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ mod onchain;
 mod payment_store;
 mod payments;
 mod peers;
+mod private_files;
 mod startup_monitor;
 mod sweeper_repair;
 pub mod types;

@@ -167,11 +167,24 @@ impl Daemon {
 
     /// Like [`Daemon::start`] with extra daemon flags.
     pub fn start_with(name: &'static str, chain: &Chain, extra: &[&str]) -> Daemon {
+        Daemon::start_adjusted(name, chain, extra, |_| {})
+    }
+
+    /// Like [`Daemon::start_with`], letting `adjust` change the command (its environment,
+    /// limits) before it is spawned.
+    pub fn start_adjusted(
+        name: &'static str,
+        chain: &Chain,
+        extra: &[&str],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix(&format!("lightfilter-{name}-"))
             .tempdir()
             .expect("a temporary data directory");
-        let child = spawn_daemon(dir.path(), chain.addr(), extra);
+        let mut command = daemon_command(dir.path(), chain.addr(), extra);
+        adjust(&mut command);
+        let child = command.spawn().expect("start lightfilter daemon");
         let mut daemon = Daemon { name, child, dir };
         daemon.wait_ready();
         daemon
