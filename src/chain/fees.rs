@@ -12,9 +12,9 @@
 //! calls cost a table lookup.
 //!
 //! **What peers can move.** Every target is at least 253 sat/kw. The targets our own
-//! transactions are built with are also raised to the peers' feefilter (below it no peer
-//! relays them), but a feefilter counts only up to [`MAX_PEER_FLOOR_SAT_PER_KW`]: any peer can
-//! send any value. The targets that judge a counterparty (`MinAllowedAnchorChannelRemoteFee`,
+//! transactions are built with are also raised to the peers' feefilter plus
+//! [`PEER_FLOOR_MARGIN_PERCENT`] (below it no peer relays them), but a feefilter counts only up
+//! to [`MAX_PEER_FLOOR_SAT_PER_KW`]: any peer can send any value. The targets that judge a counterparty (`MinAllowedAnchorChannelRemoteFee`,
 //! `MinAllowedNonAnchorChannelRemoteFee`, `ChannelCloseMinimum`) are never raised by a peer's
 //! feefilter, so a Bitcoin peer cannot make the node force-close channels or refuse closes. No
 //! estimate is ever above [`MAX_FEE_RATE_SAT_PER_KW`].
@@ -50,6 +50,9 @@ pub const MAX_FEE_RATE_SAT_PER_KW: u32 = 250_000;
 /// sat/kw (100 sat/vB: mempools have asked that much in congestion; a peer asking more is
 /// ignored above it).
 pub const MAX_PEER_FLOOR_SAT_PER_KW: u32 = 25_000;
+
+/// How much above a peer's feefilter the node's own transactions are priced, in percent.
+pub const PEER_FLOOR_MARGIN_PERCENT: u64 = 2;
 
 /// How many recent block samples the estimates are computed from.
 pub const SAMPLE_WINDOW: usize = 12;
@@ -203,11 +206,15 @@ impl FeeEstimates {
         self.recompute(&inputs);
     }
 
-    /// Records the highest feefilter among peers.
+    /// Records the highest feefilter among peers. The targets of the node's own transactions
+    /// are raised to it plus [`PEER_FLOOR_MARGIN_PERCENT`] (peers count whole vbytes, so a
+    /// transaction paying exactly the rate per weight unit can fall a few satoshis short),
+    /// at most to [`MAX_PEER_FLOOR_SAT_PER_KW`].
     pub fn set_peers_min_feerate(&self, rate: FeeRate) {
         let mut inputs = self.inputs();
-        let sat_per_kw = rate
-            .to_sat_per_kwu()
+        let kwu = rate.to_sat_per_kwu();
+        let sat_per_kw = kwu
+            .saturating_add(kwu * PEER_FLOOR_MARGIN_PERCENT / 100)
             .min(u64::from(MAX_PEER_FLOOR_SAT_PER_KW)) as u32;
         if sat_per_kw == MAX_PEER_FLOOR_SAT_PER_KW && inputs.peers_min != sat_per_kw {
             info!(
@@ -362,6 +369,12 @@ mod tests {
             .iter()
             .map(|t| estimates.get_est_sat_per_1000_weight(*t))
             .collect();
+        // 20 sat/vB, within the cap: our own targets clear it with the margin.
+        estimates.set_peers_min_feerate(FeeRate::from_sat_per_kwu(5_000));
+        assert_eq!(
+            estimates.get_est_sat_per_1000_weight(ConfirmationTarget::OutputSpendingFee),
+            5_100
+        );
         // 2^62 sat per 1000 vB, as a peer may announce.
         estimates.set_peers_min_feerate(FeeRate::from_sat_per_kwu(1 << 60));
         for (target, before) in ALL_TARGETS.into_iter().zip(before) {
