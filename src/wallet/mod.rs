@@ -27,7 +27,7 @@ use bitcoin::{Address, BlockHash, Network, Txid};
 use lightning::chain::chaininterface::{BroadcasterInterface, FeeEstimator};
 use lightning::chain::BestBlock;
 
-pub use error::WalletError;
+pub use error::{sat_per_vb, WalletError};
 pub use registry::ScriptRegistry;
 pub use types::{FeeChoice, SendAmount, WalletBalance, WalletTransaction, WalletUtxo};
 
