@@ -492,6 +492,22 @@ impl Broadcaster {
             .map(|entry| entry.status(*txid, now))
     }
 
+    /// The kept transaction spending `outpoint`, if any (the latest broadcast when several do).
+    pub fn spender_of(&self, outpoint: &OutPoint) -> Option<Txid> {
+        self.lock()
+            .txs
+            .iter()
+            .filter(|(_, entry)| {
+                entry
+                    .tx
+                    .input
+                    .iter()
+                    .any(|input| input.previous_output == *outpoint)
+            })
+            .max_by_key(|(_, entry)| entry.seq)
+            .map(|(txid, _)| *txid)
+    }
+
     /// The state of every kept transaction, in the order they were first broadcast.
     pub fn statuses(&self) -> Vec<BroadcastStatus> {
         let now = Instant::now();
@@ -838,6 +854,9 @@ impl Broadcaster {
         // The outside source (the wallet) is asked without holding the queue's lock.
         let outside = self.prevouts.get().cloned();
         let fee = self.fee_of(tx, outside.as_deref());
+        if fee.is_none() && outside.is_none() {
+            return; // asked again once the wallet's coins are known
+        }
         if let Some(entry) = self.lock().txs.get_mut(&txid) {
             entry.fee = Some(fee);
         }

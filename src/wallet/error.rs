@@ -130,8 +130,8 @@ pub enum WalletError {
     /// peer would take it, so it is not sent.
     #[error(
         "the transaction would pay {} sat/vB ({} sat/kwu), below the {} sat/vB ({} sat/kwu) \
-         the Bitcoin peers accept (their feefilter): no peer would relay it; pay more \
-         (--feerate) or send it anyway with --force",
+         the Bitcoin peers accept (their feefilter): no peer would relay it; pay more, or \
+         insist with --force",
         sat_per_vb(*fee_rate),
         fee_rate.to_sat_per_kwu(),
         sat_per_vb(*peer_minimum),

@@ -110,6 +110,16 @@ impl Wallet {
         BestBlock::new(tip.hash(), tip.height())
     }
 
+    /// The value of the output at `outpoint`, if the wallet knows the transaction that made
+    /// it (its own transactions and those paying it).
+    pub fn output_value(&self, outpoint: &bitcoin::OutPoint) -> Option<bitcoin::Amount> {
+        self.state()
+            .wallet
+            .tx_graph()
+            .get_txout(*outpoint)
+            .map(|txout| txout.value)
+    }
+
     /// Reveals the next receive address. It is stored durably and its script (with the
     /// lookahead behind it) registered before it is returned.
     pub fn new_address(&self) -> Result<Address, WalletError> {
