@@ -895,7 +895,10 @@ impl Broadcaster {
         let (fee, weight) = self.lock().judged_fee(txid)?;
         let peer_minimum = self.engine.peers_min_feerate().await?;
         (fee < peer_minimum_fee(peer_minimum, weight)).then(|| NotTaken::BelowPeerMinimum {
-            fee_rate: FeeRate::from_sat_per_kwu(fee.to_sat() * 1_000 / weight.to_wu().max(1)),
+            // Per whole vbyte, as the peers count it.
+            fee_rate: FeeRate::from_sat_per_kwu(
+                fee.to_sat() * 250 / weight.to_vbytes_ceil().max(1),
+            ),
             peer_minimum,
         })
     }

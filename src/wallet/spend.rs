@@ -207,7 +207,8 @@ fn check_peer_minimum(tx: &Transaction, fee: Amount, minimum: FeeRate) -> Result
     let required = vsize.saturating_mul(per_kvb) / 1_000;
     if fee.to_sat() < required {
         return Err(WalletError::FeeBelowPeerMinimum {
-            fee_rate: FeeRate::from_sat_per_kwu(fee.to_sat() * 1_000 / tx.weight().to_wu().max(1)),
+            // Per whole vbyte, as the peers count it.
+            fee_rate: FeeRate::from_sat_per_kwu(fee.to_sat() * 250 / vsize.max(1)),
             peer_minimum: minimum,
         });
     }
