@@ -51,8 +51,10 @@ pub const MAX_FEE_RATE_SAT_PER_KW: u32 = 250_000;
 /// ignored above it).
 pub const MAX_PEER_FLOOR_SAT_PER_KW: u32 = 25_000;
 
-/// How much above a peer's feefilter the node's own transactions are priced, in percent.
-pub const PEER_FLOOR_MARGIN_PERCENT: u64 = 2;
+/// How much above a peer's feefilter the node's own transactions are priced, in percent:
+/// Bitcoin Core announces its minimum rounded down to steps of 10 % (and counts whole vbytes),
+/// so a transaction paying just the announced rate can still be refused.
+pub const PEER_FLOOR_MARGIN_PERCENT: u64 = 11;
 
 /// How many recent block samples the estimates are computed from.
 pub const SAMPLE_WINDOW: usize = 12;
@@ -207,9 +209,8 @@ impl FeeEstimates {
     }
 
     /// Records the highest feefilter among peers. The targets of the node's own transactions
-    /// are raised to it plus [`PEER_FLOOR_MARGIN_PERCENT`] (peers count whole vbytes, so a
-    /// transaction paying exactly the rate per weight unit can fall a few satoshis short),
-    /// at most to [`MAX_PEER_FLOOR_SAT_PER_KW`].
+    /// are raised to it plus [`PEER_FLOOR_MARGIN_PERCENT`], at most to
+    /// [`MAX_PEER_FLOOR_SAT_PER_KW`].
     pub fn set_peers_min_feerate(&self, rate: FeeRate) {
         let mut inputs = self.inputs();
         let kwu = rate.to_sat_per_kwu();
@@ -373,7 +374,7 @@ mod tests {
         estimates.set_peers_min_feerate(FeeRate::from_sat_per_kwu(5_000));
         assert_eq!(
             estimates.get_est_sat_per_1000_weight(ConfirmationTarget::OutputSpendingFee),
-            5_100
+            5_550
         );
         // 2^62 sat per 1000 vB, as a peer may announce.
         estimates.set_peers_min_feerate(FeeRate::from_sat_per_kwu(1 << 60));

@@ -167,11 +167,16 @@ impl Daemon {
 
     /// Like [`Daemon::start`] with extra daemon flags.
     pub fn start_with(name: &'static str, chain: &Chain, extra: &[&str]) -> Daemon {
+        Daemon::start_on(name, chain.addr(), extra)
+    }
+
+    /// Like [`Daemon::start_with`] with `peer` (e.g. a Bitcoin Core) as the Bitcoin peer.
+    pub fn start_on(name: &'static str, peer: SocketAddr, extra: &[&str]) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix(&format!("lightfilter-{name}-"))
             .tempdir()
             .expect("a temporary data directory");
-        let child = spawn_daemon(dir.path(), chain.addr(), extra);
+        let child = spawn_daemon(dir.path(), peer, extra);
         let mut daemon = Daemon { name, child, dir };
         daemon.wait_ready();
         daemon
