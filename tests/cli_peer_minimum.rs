@@ -58,7 +58,7 @@ fn below_the_peers_minimum_a_send_is_refused_or_pays_it_and_says_whether_a_peer_
     chain.peer.set_min_fee_rate(20_000);
     let alice = Daemon::start("alice", &chain);
     alice.wait_synced_to(chain.height());
-    fund_at(&chain, &alice, &[300_000, 300_000], 25);
+    fund_at(&chain, &alice, &[300_000, 300_000, 300_000], 25);
     let to = alice.new_address();
 
     // An explicit rate below the minimum: refused, naming both rates; nothing changes.
@@ -86,6 +86,12 @@ fn below_the_peers_minimum_a_send_is_refused_or_pays_it_and_says_whether_a_peer_
     assert!(why.contains("below the 20 sat/vB"), "{why}");
     assert!(!chain.peer.in_mempool(&txid(&forced)));
     assert!(chain.peer.in_mempool(&txid(&sent)));
+
+    // Without --json, a plain sentence says so.
+    let run = alice.cli(&["send", &to, "100000", "--feerate", "5", "--force"]);
+    assert!(run.success, "{run:?}");
+    assert!(run.stdout.contains("NOT propagated yet"), "{}", run.stdout);
+    assert!(run.stdout.contains("below the 20 sat/vB"), "{}", run.stdout);
 }
 
 #[test]

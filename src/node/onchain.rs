@@ -11,7 +11,7 @@ use lightning::util::sweep::OutputSpendStatus;
 
 use super::info::{Balances, UtxoInfo};
 use super::{Node, NodeError, SendAmount};
-use crate::chain::broadcaster::{PeerState, PrevoutValues};
+use crate::chain::broadcaster::{BroadcastStatus, PeerState, PrevoutValues};
 use crate::chain::fees::MAX_FEE_RATE_SAT_PER_KW;
 use crate::wallet::{sat_per_vb, FeeChoice, Wallet};
 
@@ -132,6 +132,12 @@ impl Node {
         Some(rate.min(FeeRate::from_sat_per_kwu(u64::from(
             MAX_FEE_RATE_SAT_PER_KW,
         ))))
+    }
+
+    /// The broadcast transactions the node keeps (not yet buried), each with its state:
+    /// waiting for a Bitcoin peer (and why), taken by peers, or confirmed.
+    pub fn broadcast_statuses(&self) -> Vec<BroadcastStatus> {
+        self.chain.broadcaster().statuses()
     }
 
     /// Waits, at most [`PROPAGATION_WAIT`], until `txid` was offered to the Bitcoin peers,
