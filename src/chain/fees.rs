@@ -209,13 +209,19 @@ impl FeeEstimates {
     }
 
     /// Records the highest feefilter among peers. The targets of the node's own transactions
-    /// are raised to it plus [`PEER_FLOOR_MARGIN_PERCENT`], at most to
-    /// [`MAX_PEER_FLOOR_SAT_PER_KW`].
+    /// are raised to it plus [`PEER_FLOOR_MARGIN_PERCENT`] (when it is above LDK's floor of
+    /// 253 sat/kw), at most to [`MAX_PEER_FLOOR_SAT_PER_KW`].
     pub fn set_peers_min_feerate(&self, rate: FeeRate) {
         let mut inputs = self.inputs();
         let kwu = rate.to_sat_per_kwu();
+        // The usual 1 sat/vB (250 sat/kw) is already cleared by LDK's 253 sat/kw floor.
+        let margin = if kwu > u64::from(FEERATE_FLOOR_SATS_PER_KW) {
+            kwu.saturating_mul(PEER_FLOOR_MARGIN_PERCENT) / 100
+        } else {
+            0
+        };
         let sat_per_kw = kwu
-            .saturating_add(kwu * PEER_FLOOR_MARGIN_PERCENT / 100)
+            .saturating_add(margin)
             .min(u64::from(MAX_PEER_FLOOR_SAT_PER_KW)) as u32;
         if sat_per_kw == MAX_PEER_FLOOR_SAT_PER_KW && inputs.peers_min != sat_per_kw {
             info!(
@@ -370,6 +376,16 @@ mod tests {
             .iter()
             .map(|t| estimates.get_est_sat_per_1000_weight(*t))
             .collect();
+        // The usual 1 sat/vB adds no margin: 253 sat/kw already clears it.
+        estimates.set_peers_min_feerate(FeeRate::from_sat_per_kwu(250));
+        assert_eq!(
+            estimates.get_est_sat_per_1000_weight(ConfirmationTarget::AnchorChannelFee),
+            500
+        );
+        assert_eq!(
+            estimates.get_est_sat_per_1000_weight(ConfirmationTarget::ChannelCloseMinimum),
+            253
+        );
         // 20 sat/vB, within the cap: our own targets clear it with the margin.
         estimates.set_peers_min_feerate(FeeRate::from_sat_per_kwu(5_000));
         assert_eq!(
