@@ -286,7 +286,9 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
         broadcaster.clone(),
     )?);
     // The broadcaster judges its transactions' fees with the wallet's coins.
-    broadcaster.set_prevout_values(Arc::new(super::onchain::WalletPrevouts(wallet.clone())));
+    broadcaster.set_prevout_values(Arc::new(super::onchain::WalletPrevouts(Arc::downgrade(
+        &wallet,
+    ))));
 
     // Channel keys from the keys manager; closed-channel funds go to the wallet.
     let signer_provider = Arc::new(NodeKeys::new(keys.clone(), wallet.clone()));

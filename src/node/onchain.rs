@@ -30,12 +30,14 @@ pub struct Propagation {
     pub detail: String,
 }
 
-/// The wallet's coins, for the broadcaster to know the fees of the transactions it offers.
-pub(super) struct WalletPrevouts(pub std::sync::Arc<Wallet>);
+/// The wallet's coins, for the broadcaster to know the fees of the transactions it offers. It
+/// holds the wallet weakly: the wallet holds the broadcaster, and a cycle would keep the chain
+/// database open after the node stops.
+pub(super) struct WalletPrevouts(pub std::sync::Weak<Wallet>);
 
 impl PrevoutValues for WalletPrevouts {
     fn value(&self, outpoint: &OutPoint) -> Option<Amount> {
-        self.0.output_value(outpoint)
+        self.0.upgrade()?.output_value(outpoint)
     }
 }
 
