@@ -11,8 +11,8 @@ use std::str::FromStr;
 use bitcoin::{Amount, FeeRate, Txid};
 use cli_support::{closed_port, regtest_script, wait_until, Chain, Daemon};
 
-/// Pays `sats` to a new address of `daemon` from the faucet at `sat_per_vb`, once per amount,
-/// mines them and waits until the daemon sees them confirmed.
+/// Pays each of `amounts` to a new address of `daemon` from the faucet at `sat_per_vb`, mines
+/// them and waits until the daemon sees them confirmed.
 fn fund_at(chain: &Chain, daemon: &Daemon, amounts: &[u64], sat_per_vb: u32) {
     let before = daemon.confirmed_sat();
     for &sats in amounts {
@@ -53,12 +53,15 @@ fn txid(value: &serde_json::Value) -> Txid {
 #[test]
 fn below_the_peers_minimum_a_send_is_refused_or_pays_it_and_says_whether_a_peer_took_it() {
     let chain = Chain::start();
-    // As Bitcoin Core with -minrelaytxfee=0.0002: 20 sat/vB, four times the node's fallback
-    // estimate for a send (1,250 sat/kwu, 5 sat/vB) and within the 100 sat/vB it would follow.
-    chain.peer.set_min_fee_rate(20_000);
-    let alice = Daemon::start("alice", &chain);
+    let mut alice = Daemon::start("alice", &chain);
     alice.wait_synced_to(chain.height());
-    fund_at(&chain, &alice, &[300_000, 300_000, 300_000], 25);
+    // Recent blocks pay 2 sat/vB: that is what the node would pay without the peer.
+    fund_at(&chain, &alice, &[300_000, 300_000, 300_000], 2);
+    // As Bitcoin Core with -minrelaytxfee=0.0002: 20 sat/vB, within the 100 sat/vB the node
+    // follows. (The restart makes the new minimum the one announced at the handshake.)
+    chain.peer.set_min_fee_rate(20_000);
+    alice.restart(&chain, &[]);
+    alice.wait_synced_to(chain.height());
     let to = alice.new_address();
 
     // An explicit rate below the minimum: refused, naming both rates; nothing changes.
