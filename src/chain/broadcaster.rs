@@ -817,10 +817,17 @@ impl Broadcaster {
                 (Err(_), Some(below)) => Some(below),
                 (Err(_), None) => Some(NotTaken::NotAsked),
             };
+            let first_offer = self.lock().txs.get(&txid).is_some_and(|e| e.offers == 0);
             match (&result, outcome) {
                 (_, None) => debug!("transaction {txid} taken by a peer"),
-                (Ok(_), Some(reason)) => {
+                // Said once at info level; every block offers it again.
+                (Ok(_), Some(reason)) if first_offer => {
                     info!("transaction {txid} was handed to a peer that will not keep it: {reason}")
+                }
+                (Ok(_), Some(reason)) => {
+                    debug!(
+                        "transaction {txid} was handed to a peer that will not keep it: {reason}"
+                    )
                 }
                 (Err(err), Some(reason)) => {
                     debug!("transaction {txid} not taken by a peer yet: {err} ({reason})")
