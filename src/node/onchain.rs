@@ -148,6 +148,7 @@ impl Node {
         self.propagation_within(txid, PROPAGATION_WAIT).await
     }
 
+    /// [`Node::propagation`], waiting at most `wait`.
     pub(super) async fn propagation_within(&self, txid: Txid, wait: Duration) -> Propagation {
         let status = self.chain.broadcaster().wait_offered(&txid, wait).await;
         let (propagated, detail) = match status.map(|s| s.state) {
