@@ -84,6 +84,9 @@ enum Command {
         /// Fee rate in sat/vB (e.g. 2 or 1.5) [default: the node's estimate].
         #[arg(long, value_name = "SAT/VB")]
         feerate: Option<String>,
+        /// Send even if the fee rate is below what the Bitcoin peers accept.
+        #[arg(long)]
+        force: bool,
     },
     /// Unspent on-chain outputs of the wallet.
     #[command(name = "utxos")]
@@ -124,6 +127,9 @@ enum Command {
         /// Seconds to wait with --wait-ready.
         #[arg(long, value_name = "SECS", default_value_t = 7200)]
         timeout: u64,
+        /// Open even if the funding's fee rate is below what the Bitcoin peers accept.
+        #[arg(long)]
+        force: bool,
     },
     /// Close a channel cooperatively, or unilaterally with --force.
     #[command(name = "closechannel")]
@@ -766,6 +772,7 @@ async fn run_command(data_dir: &Path, json: bool, command: Command) -> Result<Re
             address,
             amount,
             feerate,
+            force,
         } => {
             let amount = if amount == "all" {
                 SendAmountSpec::All
@@ -780,13 +787,18 @@ async fn run_command(data_dir: &Path, json: bool, command: Command) -> Result<Re
                 address: address.clone(),
                 amount,
                 fee_rate_sat_per_kwu,
+                force,
             };
             let sent = call::<SendOnchain>(&client(data_dir)?, &request).await?;
             let what = match amount {
                 SendAmountSpec::Sat(sat) => format!("{sat} sat"),
                 SendAmountSpec::All => "all confirmed funds".to_string(),
             };
-            let human = format!("sent {what} to {address} in transaction {}\n", sent.txid);
+            let human = format!(
+                "sent {what} to {address} in transaction {}\n{}\n",
+                sent.txid,
+                propagation_line(sent.propagated, &sent.propagation)
+            );
             Ok(Reply::new(&sent, human))
         }
         Command::Utxos => {
@@ -823,6 +835,7 @@ async fn run_command(data_dir: &Path, json: bool, command: Command) -> Result<Re
             public,
             wait_ready,
             timeout,
+            force,
         } => {
             let (node_id, address) = parse::parse_peer_uri(&peer)?;
             let amount_sat = parse::parse_sat("channel amount", &sats)?;
@@ -837,12 +850,15 @@ async fn run_command(data_dir: &Path, json: bool, command: Command) -> Result<Re
                 amount_sat,
                 push_msat,
                 public,
+                force,
             };
             let client = client(data_dir)?;
             let opened = call::<OpenChannel>(&client, &request).await?;
             let mut human = format!(
-                "opening a {amount_sat} sat channel to {node_id}: channel id {}, funding transaction {}\n",
-                opened.channel_id, opened.funding_txid
+                "opening a {amount_sat} sat channel to {node_id}: channel id {}, funding transaction {}\n{}\n",
+                opened.channel_id,
+                opened.funding_txid,
+                propagation_line(opened.propagated, &opened.propagation)
             );
             if !wait_ready {
                 return Ok(Reply::new(&opened, human));
@@ -869,9 +885,16 @@ async fn run_command(data_dir: &Path, json: bool, command: Command) -> Result<Re
             let closed = call::<CloseChannel>(&client(data_dir)?, &request).await?;
             let how = if force { "force-closing" } else { "closing" };
             let human = format!(
-                "{how} channel {}; the funds return to the on-chain wallet once the closing transaction confirms{}\n",
+                "{how} channel {}; the funds return to the on-chain wallet once the closing transaction confirms{}\n{}\n",
                 closed.channel_id,
-                if force { " and its time lock expires" } else { "" }
+                if force { " and its time lock expires" } else { "" },
+                match &closed.closing_txid {
+                    Some(txid) => format!(
+                        "closing transaction {txid}: {}",
+                        propagation_line(closed.propagated, &closed.propagation)
+                    ),
+                    None => format!("{}.", closed.propagation),
+                }
             );
             Ok(Reply::new(&closed, human))
         }
@@ -994,6 +1017,15 @@ async fn run_command(data_dir: &Path, json: bool, command: Command) -> Result<Re
 }
 
 /// The HTTP timeout of a payment call: the payment's own timeout plus slack.
+/// The sentence saying whether a Bitcoin peer took a transaction.
+fn propagation_line(propagated: bool, detail: &str) -> String {
+    if propagated {
+        format!("propagated: {detail}")
+    } else {
+        format!("NOT propagated yet: {detail}")
+    }
+}
+
 fn payment_call_timeout(timeout_secs: u64) -> Duration {
     Duration::from_secs(timeout_secs.saturating_add(30))
 }

@@ -340,7 +340,7 @@ impl Playground {
         report(&format!("alice connected to bob at {bob_address}"));
         let opened = alice
             .node
-            .open_channel(bob_id, &bob_address, CHANNEL_SAT, 0, false)
+            .open_channel(bob_id, &bob_address, CHANNEL_SAT, 0, false, false)
             .await
             .map_err(|err| alice.fail(err))?;
         report(&format!(

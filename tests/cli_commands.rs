@@ -113,6 +113,7 @@ fn every_command_works_end_to_end() {
     ]);
     let channel_id = opened["channel_id"].as_str().unwrap().to_string();
     assert!(is_hex(&channel_id, 64), "{opened}");
+    assert_eq!(opened["propagated"], true, "{opened}");
     chain.wait_in_mempool(opened["funding_txid"].as_str().unwrap());
     let pending = alice
         .channel(&channel_id)
@@ -221,6 +222,11 @@ fn every_command_works_end_to_end() {
     let sent = bob.json(&["send", &to_alice, "50000", "--feerate", "2"]);
     let txid = sent["txid"].as_str().unwrap().to_string();
     assert!(is_hex(&txid, 64), "{sent}");
+    assert_eq!(sent["propagated"], true, "{sent}");
+    assert!(
+        chain.peer.in_mempool(&txid.parse().unwrap()),
+        "taken means in the mempool"
+    );
     chain.wait_in_mempool(&txid);
     chain.mine(1);
     wait_until("alice to receive 50000 sat on chain", || {
@@ -259,6 +265,11 @@ fn every_command_works_end_to_end() {
     let closed = alice.json(&["closechannel", &channel_id]);
     assert_eq!(closed["channel_id"], channel_id.as_str());
     assert_eq!(closed["force"], false);
+    assert_eq!(closed["propagated"], true, "{closed}");
+    assert!(
+        is_hex(closed["closing_txid"].as_str().unwrap(), 64),
+        "{closed}"
+    );
     wait_until("the cooperative close to reach the mempool", || {
         !chain.peer.mempool().is_empty()
     });
@@ -327,6 +338,7 @@ fn every_command_works_end_to_end() {
     });
     let forced = alice.json(&["closechannel", &second, "--force"]);
     assert_eq!(forced["force"], true);
+    assert_eq!(forced["propagated"], true, "{forced}");
     wait_until("the force-closed channel to leave alice's list", || {
         alice.channel(&second).is_none()
     });

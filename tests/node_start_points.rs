@@ -53,6 +53,7 @@ async fn a_node_started_at_a_checkpoint_downloads_a_twentieth_and_receives_and_s
             &peer_address(),
             SendAmount::Exact(bitcoin::Amount::from_sat(100_000)),
             Some(FeeRate::from_sat_per_vb(2).unwrap()),
+            None,
         )
         .expect("the node spends the payment");
     wait_for(LONG, || async { peer.in_mempool(&spend) }).await;

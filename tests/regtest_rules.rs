@@ -674,3 +674,55 @@ async fn mempool_transactions_are_mined_in_order_and_can_be_cleared() {
     assert_eq!(peer.confirmations(&pending.compute_txid()), None);
     peer.send_tx(&pending).unwrap();
 }
+
+#[tokio::test]
+async fn a_raised_minimum_fee_rate_refuses_cheaper_transactions_and_is_announced() {
+    let peer = start_peer().await;
+    let key = TestKey::new("payer");
+    let (cheap_coin, value) = confirmed_coin(&peer, &key, 100_000);
+    let (dear_coin, _) = confirmed_coin(&peer, &key, 100_000);
+    let mut raw = common::raw::RawPeer::connect(peer.addr()).await;
+    raw.handshake(true).await;
+
+    // As Core with -minrelaytxfee=0.0002: 20 sat/vB.
+    peer.set_min_fee_rate(20_000);
+    assert_eq!(peer.min_fee_rate(), 20_000);
+    let announced = raw
+        .recv_until(|message| match message {
+            bitcoin::p2p::message::NetworkMessage::FeeFilter(rate) => Some(*rate),
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        announced, 20_000,
+        "connected peers are told the new minimum"
+    );
+    let mut later = common::raw::RawPeer::connect(peer.addr()).await;
+    let handshake = later.handshake(true).await;
+    assert!(
+        handshake
+            .after_verack
+            .contains(&bitcoin::p2p::message::NetworkMessage::FeeFilter(20_000)),
+        "peers connecting later are told the minimum: {:?}",
+        handshake.after_verack
+    );
+
+    // 10 sat/vB: refused, from the API and from a peer alike.
+    let to = TestKey::new("payee").script();
+    let cheap = spend_p2wpkh(&key, cheap_coin, value, vec![pay(&to, 100_000 - 1_500)]);
+    assert_refused(
+        &peer,
+        send(&peer, &cheap),
+        TxRejectReason::FeeTooLow,
+        "20000 sat/kvB",
+    );
+    raw.send(bitcoin::p2p::message::NetworkMessage::Tx(cheap.clone()))
+        .await;
+    raw.sync().await;
+    assert!(!peer.in_mempool(&cheap.compute_txid()));
+    // 30 sat/vB: taken.
+    let dear = spend_p2wpkh(&key, dear_coin, value, vec![pay(&to, 100_000 - 4_500)]);
+    raw.send(bitcoin::p2p::message::NetworkMessage::Tx(dear.clone()))
+        .await;
+    assert!(common::wait_for(common::TIMEOUT, || peer.in_mempool(&dear.compute_txid())).await);
+}

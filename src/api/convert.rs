@@ -2,13 +2,11 @@
 //! strings, enums their stable lowercase names.
 
 use super::types::{
-    BalanceResponse, ChannelEntry, InfoResponse, InvoiceResponse, OpenChannelResponse,
-    PaymentEntry, PeerEntry, SyncEntry, UtxoEntry,
+    BalanceResponse, ChannelEntry, InfoResponse, InvoiceResponse, PaymentEntry, PeerEntry,
+    SyncEntry, UtxoEntry,
 };
 use crate::config::network_name;
-use crate::node::{
-    Balances, ChannelInfo, InvoiceInfo, NodeInfo, OpenedChannel, PaymentInfo, PeerInfo, UtxoInfo,
-};
+use crate::node::{Balances, ChannelInfo, InvoiceInfo, NodeInfo, PaymentInfo, PeerInfo, UtxoInfo};
 
 impl From<NodeInfo> for InfoResponse {
     fn from(info: NodeInfo) -> Self {
@@ -71,15 +69,6 @@ impl From<PeerInfo> for PeerEntry {
             address: peer.address,
             connected: peer.connected,
             inbound: peer.inbound,
-        }
-    }
-}
-
-impl From<OpenedChannel> for OpenChannelResponse {
-    fn from(opened: OpenedChannel) -> Self {
-        OpenChannelResponse {
-            channel_id: opened.channel_id,
-            funding_txid: opened.funding_txid.to_string(),
         }
     }
 }

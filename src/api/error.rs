@@ -110,7 +110,7 @@ fn node_status(code: &str) -> StatusCode {
         | "invalid_fee_rate" => StatusCode::BAD_REQUEST,
         "unknown_channel" | "unknown_peer" => StatusCode::NOT_FOUND,
         "duplicate_payment" => StatusCode::CONFLICT,
-        "insufficient_funds" | "channel_error" | "payment_failed" => {
+        "insufficient_funds" | "channel_error" | "payment_failed" | "fee_below_peer_minimum" => {
             StatusCode::UNPROCESSABLE_ENTITY
         }
         "peer_unreachable" => StatusCode::BAD_GATEWAY,

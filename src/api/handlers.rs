@@ -12,7 +12,7 @@ use super::parse::{
     check_msat, check_sat, parse_channel_id, parse_host_port, parse_node_id, ParseError,
 };
 use super::types::{
-    AddressResponse, Balance, ChannelEntry, Channels, CloseChannel, CloseChannelRequest, Connect,
+    AddressResponse, Balance, ChannelEntry, Channels, CloseChannel, CloseChannelResponse, Connect,
     ConnectRequest, CreateInvoice, CreateOffer, Disconnect, DisconnectRequest, Empty, GetInfo,
     InfoResponse, Keysend, Method, NewAddress, OfferResponse, OpenChannel, OpenChannelRequest,
     OpenChannelResponse, Pay, PaymentEntry, Payments, PeerEntry, Peers, SendAmountSpec,
@@ -107,10 +107,13 @@ pub async fn dispatch(
         CloseChannel::NAME => {
             call::<CloseChannel, _, _>(body, |request| async move {
                 let channel_id = parse_channel_id(&request.channel_id)?;
-                node.close_channel(&channel_id, request.force).await?;
-                Ok(CloseChannelRequest {
+                let propagation = node.close_channel(&channel_id, request.force).await?;
+                Ok(CloseChannelResponse {
                     channel_id,
                     force: request.force,
+                    closing_txid: propagation.txid.map(|txid| txid.to_string()),
+                    propagated: propagation.propagated,
+                    propagation: propagation.detail,
                 })
             })
             .await
@@ -231,12 +234,20 @@ async fn send(node: Arc<Node>, request: SendRequest) -> Result<SendResponse, Req
         None => None,
     };
     let address = request.address.trim().to_string();
+    let peer_minimum = if request.force {
+        None
+    } else {
+        node.peer_minimum_fee_rate().await
+    };
     let txid = blocking(&node, move |node| {
-        node.send_onchain(&address, amount, fee_rate)
+        node.send_onchain(&address, amount, fee_rate, peer_minimum)
     })
     .await??;
+    let propagation = node.propagation(txid).await;
     Ok(SendResponse {
         txid: txid.to_string(),
+        propagated: propagation.propagated,
+        propagation: propagation.detail,
     })
 }
 
@@ -260,9 +271,22 @@ async fn open_channel(
         .into());
     }
     let opened = node
-        .open_channel(node_id, &address, amount_sat, push_msat, request.public)
+        .open_channel(
+            node_id,
+            &address,
+            amount_sat,
+            push_msat,
+            request.public,
+            request.force,
+        )
         .await?;
-    Ok(opened.into())
+    let propagation = node.propagation(opened.funding_txid).await;
+    Ok(OpenChannelResponse {
+        channel_id: opened.channel_id,
+        funding_txid: opened.funding_txid.to_string(),
+        propagated: propagation.propagated,
+        propagation: propagation.detail,
+    })
 }
 
 fn check_positive_msat(amount_msat: u64) -> Result<u64, RequestError> {

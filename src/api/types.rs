@@ -154,6 +154,9 @@ pub struct SendRequest {
     /// Fee rate in sat per 1000 weight units (1 sat/vB = 250); the estimator's when absent.
     #[serde(default)]
     pub fee_rate_sat_per_kwu: Option<u64>,
+    /// Send even if the fee rate is below what the Bitcoin peers accept.
+    #[serde(default)]
+    pub force: bool,
 }
 
 /// `send` response.
@@ -161,6 +164,11 @@ pub struct SendRequest {
 pub struct SendResponse {
     /// The broadcast transaction.
     pub txid: String,
+    /// Whether a Bitcoin peer took it within a short wait (the node keeps offering it either
+    /// way).
+    pub propagated: bool,
+    /// What happened, as a sentence.
+    pub propagation: String,
 }
 
 /// An unspent wallet output (`utxos` returns a list).
@@ -225,6 +233,9 @@ pub struct OpenChannelRequest {
     /// Announce the channel to the network.
     #[serde(default)]
     pub public: bool,
+    /// Open even if the funding's fee rate is below what the Bitcoin peers accept.
+    #[serde(default)]
+    pub force: bool,
 }
 
 /// `openchannel` response: funding broadcast, waiting for confirmations.
@@ -234,9 +245,28 @@ pub struct OpenChannelResponse {
     pub channel_id: String,
     /// The funding transaction.
     pub funding_txid: String,
+    /// Whether a Bitcoin peer took the funding transaction within a short wait.
+    pub propagated: bool,
+    /// What happened, as a sentence.
+    pub propagation: String,
 }
 
-/// `closechannel` request (and response).
+/// `closechannel` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloseChannelResponse {
+    /// The channel id.
+    pub channel_id: String,
+    /// Whether it is closed unilaterally.
+    pub force: bool,
+    /// The closing transaction, once broadcast within the short wait.
+    pub closing_txid: Option<String>,
+    /// Whether a Bitcoin peer took the closing transaction within that wait.
+    pub propagated: bool,
+    /// What happened, as a sentence.
+    pub propagation: String,
+}
+
+/// `closechannel` request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CloseChannelRequest {
@@ -452,7 +482,7 @@ methods! {
     /// Open a channel.
     OpenChannel = "openchannel": OpenChannelRequest => OpenChannelResponse;
     /// Close a channel.
-    CloseChannel = "closechannel": CloseChannelRequest => CloseChannelRequest;
+    CloseChannel = "closechannel": CloseChannelRequest => CloseChannelResponse;
     /// All channels.
     Channels = "channels": Empty => Vec<ChannelEntry>;
     /// Create a BOLT11 invoice.

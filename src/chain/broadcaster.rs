@@ -10,14 +10,25 @@
 //! the block is [`BURIAL_DEPTH`] deep on the active chain. If a reorg takes the block off the
 //! active chain first, the transaction is broadcast again: a funding transaction or a wallet
 //! send dropped by a reorg must not wait forever in no mempool.
+//!
+//! **Whether a peer took it.** Each transaction kept has a [`BroadcastStatus`]: waiting for a
+//! peer (with the reason when known), taken by a peer (how many hand-overs), or confirmed. A
+//! hand-over counts only if the transaction pays at least the highest minimum fee rate the
+//! peers announce (BIP 133 `feefilter`), counted as Bitcoin Core does: a peer asks for any
+//! transaction announced to it and then drops one paying less than its minimum without a word.
+//! The fee is known when the outputs a transaction spends are (other kept transactions, and
+//! what [`PrevoutValues`] knows: the wallet's coins); a transaction with an unknown fee counts
+//! as taken once a peer asked for it. A transaction no peer has taken for
+//! [`NOT_TAKEN_WARNING_AFTER`] is logged at warn level with the reason.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use bitcoin::consensus::{deserialize, serialize};
 use bitcoin::hashes::Hash;
-use bitcoin::{Block, BlockHash, OutPoint, Transaction, Txid};
+use bitcoin::{Amount, Block, BlockHash, FeeRate, OutPoint, Transaction, Txid, Weight};
 use lightning::chain::chaininterface::BroadcasterInterface;
 use log::{debug, info, warn};
 use rusqlite::params;
@@ -30,8 +41,101 @@ use super::error::StoreError;
 use super::header_store::HeaderStore;
 use super::source::ChainNotification;
 
-/// How long a peer has to ask for an announced transaction before the next one goes out.
+/// How long a peer has to ask for an announced transaction before the next one goes out, when
+/// it is offered again.
 const SUBMIT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a peer has to ask for a transaction offered for the first time. Bitcoin Core asks
+/// an inbound peer (which the node is to it) for an announced transaction only after 2 s.
+pub const FIRST_SUBMIT_TIMEOUT: Duration = Duration::from_secs(6);
+/// A transaction no peer has taken for this long is logged at warn level, with the reason.
+pub const NOT_TAKEN_WARNING_AFTER: Duration = Duration::from_secs(600);
+/// How often the broadcaster looks for transactions no peer has taken.
+const NOT_TAKEN_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+
+/// The values of outputs that broadcast transactions spend, from outside the broadcaster (the
+/// wallet's coins): they give a transaction's fee, to compare with what peers accept.
+pub trait PrevoutValues: Send + Sync {
+    /// The value of the output at `outpoint`, if known.
+    fn value(&self, outpoint: &OutPoint) -> Option<Amount>;
+}
+
+/// The least fee peers that accept `minimum` and above take for `weight`: `minimum` per
+/// 1000 vB times the virtual size rounded up to whole vbytes, as Bitcoin Core counts it.
+pub fn peer_minimum_fee(minimum: FeeRate, weight: Weight) -> Amount {
+    let per_kvb = minimum.to_sat_per_kwu().saturating_mul(4);
+    Amount::from_sat(weight.to_vbytes_ceil().saturating_mul(per_kvb) / 1_000)
+}
+
+/// Why no peer has taken a transaction (yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotTaken {
+    /// No Bitcoin peer is connected.
+    NoPeers,
+    /// It pays less than the peers' minimum: a peer that asked for it dropped it.
+    BelowPeerMinimum {
+        /// What it pays (with a child paying for it, the pair's rate).
+        fee_rate: FeeRate,
+        /// The highest minimum the peers announce.
+        peer_minimum: FeeRate,
+    },
+    /// It was offered, but no peer asked for it in time.
+    NotAsked,
+}
+
+impl fmt::Display for NotTaken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotTaken::NoPeers => write!(f, "no Bitcoin peer is connected"),
+            NotTaken::BelowPeerMinimum {
+                fee_rate,
+                peer_minimum,
+            } => write!(
+                f,
+                "it pays {} sat/kwu, below the {} sat/kwu the Bitcoin peers accept (their \
+                 feefilter)",
+                fee_rate.to_sat_per_kwu(),
+                peer_minimum.to_sat_per_kwu()
+            ),
+            NotTaken::NotAsked => write!(f, "it was offered but no Bitcoin peer asked for it"),
+        }
+    }
+}
+
+/// Where a broadcast transaction stands with the Bitcoin peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerState {
+    /// No peer has taken it; `reason` is set once it was offered.
+    Waiting {
+        /// Why the last offer was not taken.
+        reason: Option<NotTaken>,
+    },
+    /// Peers took it this many times (a hand-over each; one peer may count more than once).
+    Taken {
+        /// Hand-overs to peers.
+        times: u32,
+    },
+    /// A block of the active chain confirms it (or spends one of its inputs elsewhere); it is
+    /// kept until that block is [`BURIAL_DEPTH`] deep.
+    Confirmed {
+        /// The height of that block.
+        height: u32,
+    },
+}
+
+/// A kept transaction's state, for the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BroadcastStatus {
+    /// The transaction.
+    pub txid: Txid,
+    /// Where it stands.
+    pub state: PeerState,
+    /// Its fee, when the outputs it spends are known.
+    pub fee: Option<Amount>,
+    /// How many times it was offered to peers since it was (last) queued.
+    pub offers: u32,
+    /// How long ago it was (last) queued.
+    pub queued_for: Duration,
+}
 
 /// A transaction is forgotten once the block that confirmed it (or spent one of its inputs) is
 /// this many blocks deep on the active chain, counting the block itself; until then a reorg
@@ -89,6 +193,54 @@ struct Entry {
     /// Whether one of `settlements` was on the active chain when last looked at: it is then
     /// not handed to peers.
     settled: bool,
+    /// When it was queued (again, after a reorg).
+    queued_at: Instant,
+    /// Times a peer took it since then.
+    taken: u32,
+    /// Times it was offered since then.
+    offers: u32,
+    /// Why the last offer was not taken.
+    not_taken: Option<NotTaken>,
+    /// Its fee, once looked up (`Some(None)`: not known).
+    fee: Option<Option<Amount>>,
+    /// Whether the not-taken warning was logged since it was queued.
+    warned: bool,
+}
+
+impl Entry {
+    fn requeue(&mut self, now: Instant) {
+        self.queued_at = now;
+        self.taken = 0;
+        self.offers = 0;
+        self.not_taken = None;
+        self.warned = false;
+    }
+
+    fn status(&self, txid: Txid, now: Instant) -> BroadcastStatus {
+        let state = if self.settled {
+            PeerState::Confirmed {
+                height: self
+                    .settlements
+                    .iter()
+                    .map(|s| s.height)
+                    .min()
+                    .unwrap_or_default(),
+            }
+        } else if self.taken > 0 {
+            PeerState::Taken { times: self.taken }
+        } else {
+            PeerState::Waiting {
+                reason: self.not_taken,
+            }
+        };
+        BroadcastStatus {
+            txid,
+            state,
+            fee: self.fee.flatten(),
+            offers: self.offers,
+            queued_for: now.saturating_duration_since(self.queued_at),
+        }
+    }
 }
 
 /// What [`Pending::review`] decided for the settled transactions.
@@ -122,6 +274,12 @@ impl Pending {
                 tx,
                 settlements: Vec::new(),
                 settled: false,
+                queued_at: Instant::now(),
+                taken: 0,
+                offers: 0,
+                not_taken: None,
+                fee: None,
+                warned: false,
             },
         );
         self.next_seq += 1;
@@ -189,6 +347,7 @@ impl Pending {
                 }
                 None if entry.settled => {
                     entry.settled = false;
+                    entry.requeue(Instant::now());
                     self.unsent.insert(*txid);
                     if let Some(last) = entry.settlements.last() {
                         review.unsettled.push((*txid, last.block));
@@ -203,6 +362,52 @@ impl Pending {
         }
         review
     }
+
+    /// The waiting transactions no peer has taken for `after` at `now` and not yet warned
+    /// about, with the last reason; they count as warned about from now on.
+    fn not_taken_for(&mut self, now: Instant, after: Duration) -> Vec<(Txid, Option<NotTaken>)> {
+        let mut overdue = Vec::new();
+        for (txid, entry) in &mut self.txs {
+            if !entry.settled
+                && entry.taken == 0
+                && !entry.warned
+                && now.saturating_duration_since(entry.queued_at) >= after
+            {
+                entry.warned = true;
+                overdue.push((*txid, entry.not_taken));
+            }
+        }
+        overdue
+    }
+
+    /// The fee and weight peers judge `txid` by: its own, or with a kept child whose fee is
+    /// known, the pair's when that pays a higher rate (a child paying for its parent).
+    fn judged_fee(&self, txid: &Txid) -> Option<(Amount, Weight)> {
+        let entry = self.txs.get(txid)?;
+        let own = (entry.fee.flatten()?, entry.tx.weight());
+        let rate = |(fee, weight): (Amount, Weight)| fee.to_sat() as f64 / weight.to_wu() as f64;
+        let best_child = self
+            .txs
+            .values()
+            .filter(|child| {
+                child
+                    .tx
+                    .input
+                    .iter()
+                    .any(|input| input.previous_output.txid == *txid)
+            })
+            .filter_map(|child| {
+                Some((
+                    own.0.checked_add(child.fee.flatten()?)?,
+                    own.1 + child.tx.weight(),
+                ))
+            })
+            .max_by(|a, b| rate(*a).total_cmp(&rate(*b)));
+        match best_child {
+            Some(pair) if rate(pair) > rate(own) => Some(pair),
+            _ => Some(own),
+        }
+    }
 }
 
 /// Broadcasts transactions through the engine and keeps them until buried.
@@ -213,6 +418,15 @@ pub struct Broadcaster {
     headers: HeaderStore,
     pending: Mutex<Pending>,
     wake: Notify,
+    /// Woken after each offer of a transaction to peers.
+    offered: Notify,
+    prevouts: OnceLock<Arc<dyn PrevoutValues>>,
+}
+
+impl fmt::Debug for dyn PrevoutValues {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PrevoutValues")
+    }
 }
 
 impl Broadcaster {
@@ -256,7 +470,96 @@ impl Broadcaster {
             db,
             pending: Mutex::new(pending),
             wake: Notify::new(),
+            offered: Notify::new(),
+            prevouts: OnceLock::new(),
         })
+    }
+
+    /// Where the values of outputs outside the broadcaster come from (set once, by the node,
+    /// with the wallet's coins); without it only kept transactions' outputs are known.
+    pub fn set_prevout_values(&self, values: Arc<dyn PrevoutValues>) {
+        if self.prevouts.set(values).is_err() {
+            warn!("the source of spent output values was already set");
+        }
+    }
+
+    /// The state of `txid`, if it is kept (broadcast and not yet buried).
+    pub fn status(&self, txid: &Txid) -> Option<BroadcastStatus> {
+        let now = Instant::now();
+        self.lock()
+            .txs
+            .get(txid)
+            .map(|entry| entry.status(*txid, now))
+    }
+
+    /// The kept transaction spending `outpoint`, if any (the latest broadcast when several do).
+    pub fn spender_of(&self, outpoint: &OutPoint) -> Option<Txid> {
+        self.lock()
+            .txs
+            .iter()
+            .filter(|(_, entry)| {
+                entry
+                    .tx
+                    .input
+                    .iter()
+                    .any(|input| input.previous_output == *outpoint)
+            })
+            .max_by_key(|(_, entry)| entry.seq)
+            .map(|(txid, _)| *txid)
+    }
+
+    /// The state of every kept transaction, in the order they were first broadcast.
+    pub fn statuses(&self) -> Vec<BroadcastStatus> {
+        let now = Instant::now();
+        let pending = self.lock();
+        let mut entries: Vec<(&Txid, &Entry)> = pending.txs.iter().collect();
+        entries.sort_by_key(|(_, entry)| entry.seq);
+        entries
+            .into_iter()
+            .map(|(txid, entry)| entry.status(*txid, now))
+            .collect()
+    }
+
+    /// Waits until `txid` was offered to peers at least once (or confirmed), at most
+    /// `timeout`, and returns its state then; `None` if it is not kept.
+    pub async fn wait_offered(&self, txid: &Txid, timeout: Duration) -> Option<BroadcastStatus> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let offered = self.offered.notified();
+            tokio::pin!(offered);
+            offered.as_mut().enable();
+            let status = self.status(txid)?;
+            let done = status.offers > 0
+                || matches!(
+                    status.state,
+                    PeerState::Taken { .. } | PeerState::Confirmed { .. }
+                );
+            if done || tokio::time::timeout_at(deadline, offered).await.is_err() {
+                return self.status(txid);
+            }
+        }
+    }
+
+    /// Logs at warn level, once per queueing, every transaction no peer has taken for
+    /// [`NOT_TAKEN_WARNING_AFTER`] (as of `now`), with the reason.
+    pub fn warn_not_taken(&self, now: Instant) -> Vec<Txid> {
+        self.warn_not_taken_after(now, NOT_TAKEN_WARNING_AFTER)
+    }
+
+    fn warn_not_taken_after(&self, now: Instant, after: Duration) -> Vec<Txid> {
+        let overdue = self.lock().not_taken_for(now, after);
+        for (txid, reason) in &overdue {
+            let reason = match reason {
+                Some(reason) => reason.to_string(),
+                None => "it has not been offered to a peer yet".to_string(),
+            };
+            warn!(
+                "no Bitcoin peer has taken transaction {txid} in {} minutes: {reason}; the node \
+                 keeps offering it",
+                after.as_secs() / 60
+            );
+        }
+        overdue.into_iter().map(|(txid, _)| txid).collect()
     }
 
     /// Transactions broadcast and not seen in a block of the active chain, parent-first: the
@@ -438,9 +741,14 @@ impl Broadcaster {
         mut notifications: tokio::sync::broadcast::Receiver<ChainNotification>,
     ) {
         let resending = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut not_taken_check = tokio::time::interval(NOT_TAKEN_CHECK_INTERVAL);
         loop {
             let resend_all = tokio::select! {
                 _ = self.wake.notified() => false,
+                _ = not_taken_check.tick() => {
+                    self.warn_not_taken(Instant::now());
+                    continue;
+                }
                 notification = notifications.recv() => match notification {
                     Ok(ChainNotification::BlockFetched { block, height }) => {
                         self.block_seen(&block, height);
@@ -470,7 +778,7 @@ impl Broadcaster {
             };
             if !fresh.is_empty() {
                 let broadcaster = self.clone();
-                tokio::spawn(async move { broadcaster.submit(fresh).await });
+                tokio::spawn(async move { broadcaster.submit(fresh, FIRST_SUBMIT_TIMEOUT).await });
             }
             // One resend round at a time: a peer that already has a transaction never asks
             // for it, so a round can take a while.
@@ -481,29 +789,125 @@ impl Broadcaster {
                 let broadcaster = self.clone();
                 let resending = resending.clone();
                 tokio::spawn(async move {
-                    broadcaster.submit(all).await;
+                    broadcaster.submit(all, SUBMIT_TIMEOUT).await;
                     resending.store(false, std::sync::atomic::Ordering::SeqCst);
                 });
             }
         }
     }
 
-    /// Hands `batch` (parent-first) to peers one transaction at a time.
-    async fn submit(&self, batch: Vec<Transaction>) {
+    /// Hands `batch` (parent-first) to peers one transaction at a time, each peer getting
+    /// `timeout` to ask for it, and records whether a peer took it.
+    async fn submit(&self, batch: Vec<Transaction>, timeout: Duration) {
+        // Every fee first: a parent is judged with the child that pays for it.
+        for tx in &batch {
+            self.look_up_fee(tx);
+        }
         for tx in batch {
             let txid = tx.compute_txid();
             if !self.lock().is_queued(&txid) {
                 continue; // confirmed meanwhile
             }
-            match self
-                .engine
-                .submit(std::slice::from_ref(&tx), SUBMIT_TIMEOUT)
-                .await
-            {
-                Ok(_) => debug!("transaction {txid} handed to a peer"),
-                Err(err) => debug!("transaction {txid} not taken by a peer yet: {err}"),
+            let result = self.engine.submit(std::slice::from_ref(&tx), timeout).await;
+            let below = self.below_peer_minimum(&txid).await;
+            let outcome = match (&result, below) {
+                (Ok(_), None) => None,
+                (Ok(_), Some(below)) => Some(below),
+                (Err(_), _) if self.engine.peer_count().await == 0 => Some(NotTaken::NoPeers),
+                (Err(_), Some(below)) => Some(below),
+                (Err(_), None) => Some(NotTaken::NotAsked),
+            };
+            let first_offer = self.lock().txs.get(&txid).is_some_and(|e| e.offers == 0);
+            match (&result, outcome) {
+                (_, None) => debug!("transaction {txid} taken by a peer"),
+                // Said once at info level; every block offers it again.
+                (Ok(_), Some(reason)) if first_offer => {
+                    info!("transaction {txid} was handed to a peer that will not keep it: {reason}")
+                }
+                (Ok(_), Some(reason)) => {
+                    debug!(
+                        "transaction {txid} was handed to a peer that will not keep it: {reason}"
+                    )
+                }
+                (Err(err), Some(reason)) => {
+                    debug!("transaction {txid} not taken by a peer yet: {err} ({reason})")
+                }
             }
+            if let Some(entry) = self.lock().txs.get_mut(&txid) {
+                entry.offers += 1;
+                match outcome {
+                    None => {
+                        entry.taken += 1;
+                        entry.not_taken = None;
+                    }
+                    Some(reason) => entry.not_taken = Some(reason),
+                }
+            }
+            self.offered.notify_waiters();
         }
+    }
+
+    /// Looks up the fee of `tx` once (it is kept) from the outputs it spends.
+    fn look_up_fee(&self, tx: &Transaction) {
+        let txid = tx.compute_txid();
+        if self
+            .lock()
+            .txs
+            .get(&txid)
+            .is_none_or(|entry| entry.fee.is_some())
+        {
+            return;
+        }
+        // The outside source (the wallet) is asked without holding the queue's lock.
+        let outside = self.prevouts.get().cloned();
+        let fee = self.fee_of(tx, outside.as_deref());
+        if fee.is_none() && outside.is_none() {
+            return; // asked again once the wallet's coins are known
+        }
+        if let Some(entry) = self.lock().txs.get_mut(&txid) {
+            entry.fee = Some(fee);
+        }
+    }
+
+    /// The fee of `tx` from the outputs it spends: kept transactions' or, for the others,
+    /// `outside`'s (asked without holding the queue's lock).
+    fn fee_of(&self, tx: &Transaction, outside: Option<&dyn PrevoutValues>) -> Option<Amount> {
+        let kept: HashMap<OutPoint, Amount> = {
+            let pending = self.lock();
+            tx.input
+                .iter()
+                .filter_map(|input| {
+                    let outpoint = input.previous_output;
+                    let parent = pending.txs.get(&outpoint.txid)?;
+                    let output = parent.tx.output.get(outpoint.vout as usize)?;
+                    Some((outpoint, output.value))
+                })
+                .collect()
+        };
+        let mut spent = Amount::ZERO;
+        for input in &tx.input {
+            let outpoint = input.previous_output;
+            let value = match kept.get(&outpoint) {
+                Some(value) => *value,
+                None => outside?.value(&outpoint)?,
+            };
+            spent = spent.checked_add(value)?;
+        }
+        let paid: Amount = tx.output.iter().map(|o| o.value).sum();
+        spent.checked_sub(paid)
+    }
+
+    /// Whether `txid`, its fee known, pays less than the peers' highest announced minimum.
+    async fn below_peer_minimum(&self, txid: &Txid) -> Option<NotTaken> {
+        let (fee, weight) = self.lock().judged_fee(txid)?;
+        let peer_minimum = self.engine.peers_min_feerate().await?;
+        (fee < peer_minimum_fee(peer_minimum, weight)).then(|| NotTaken::BelowPeerMinimum {
+            // Per whole vbyte, as the peers count it.
+            fee_rate: FeeRate::from_sat_per_kwu(
+                fee.to_sat() * 250 / weight.to_vbytes_ceil().max(1),
+            ),
+            peer_minimum,
+        })
     }
 
     fn persist(&self, txs: &[Transaction]) -> Result<(), StoreError> {
@@ -642,5 +1046,109 @@ mod tests {
         let review = pending.review(1_000, &HashMap::from([(block(4), false)]));
         assert!(review.buried.is_empty());
         assert_eq!(pending.queued(), vec![other]);
+    }
+
+    #[test]
+    fn a_transaction_no_peer_took_is_reported_once_after_the_delay() {
+        let tx = spend(OutPoint::new(Txid::all_zeros(), 4), 5);
+        let txid = tx.compute_txid();
+        let mut pending = Pending::default();
+        pending.insert(tx);
+        let queued_at = pending.txs[&txid].queued_at;
+        let after = Duration::from_secs(600);
+        assert!(
+            pending
+                .not_taken_for(queued_at + after - Duration::from_secs(1), after)
+                .is_empty(),
+            "not before the delay"
+        );
+        let reason = NotTaken::BelowPeerMinimum {
+            fee_rate: FeeRate::from_sat_per_kwu(500),
+            peer_minimum: FeeRate::from_sat_per_kwu(5_000),
+        };
+        pending.txs.get_mut(&txid).unwrap().not_taken = Some(reason);
+        assert_eq!(
+            pending.not_taken_for(queued_at + after, after),
+            vec![(txid, Some(reason))]
+        );
+        assert!(
+            pending
+                .not_taken_for(queued_at + after * 3, after)
+                .is_empty(),
+            "warned once per queueing"
+        );
+        assert!(reason.to_string().contains("5000 sat/kwu"), "{reason}");
+
+        // Taken by a peer: never reported; back in the queue after a reorg: reported again.
+        let taken = spend(OutPoint::new(Txid::all_zeros(), 5), 5);
+        pending.insert(taken.clone());
+        pending.txs.get_mut(&taken.compute_txid()).unwrap().taken = 1;
+        assert!(pending
+            .not_taken_for(queued_at + after * 3, after)
+            .is_empty());
+        let entry = pending.txs.get_mut(&txid).unwrap();
+        entry.requeue(queued_at + after * 4);
+        assert_eq!(
+            pending.not_taken_for(queued_at + after * 5, after),
+            vec![(txid, None)]
+        );
+    }
+
+    #[test]
+    fn states_follow_offers_and_confirmations() {
+        let tx = spend(OutPoint::new(Txid::all_zeros(), 6), 5);
+        let txid = tx.compute_txid();
+        let mut pending = Pending::default();
+        pending.insert(tx.clone());
+        let now = Instant::now();
+        let state = |pending: &Pending| pending.txs[&txid].status(txid, now).state;
+        assert_eq!(state(&pending), PeerState::Waiting { reason: None });
+        pending.txs.get_mut(&txid).unwrap().not_taken = Some(NotTaken::NoPeers);
+        assert_eq!(
+            state(&pending),
+            PeerState::Waiting {
+                reason: Some(NotTaken::NoPeers)
+            }
+        );
+        pending.txs.get_mut(&txid).unwrap().taken = 2;
+        assert_eq!(state(&pending), PeerState::Taken { times: 2 });
+        settled_at(&mut pending, &tx, block(7), 120);
+        assert_eq!(state(&pending), PeerState::Confirmed { height: 120 });
+    }
+
+    #[test]
+    fn a_parent_is_judged_with_the_child_that_pays_for_it() {
+        let parent = spend(OutPoint::new(Txid::all_zeros(), 8), 10_000);
+        let child = spend(OutPoint::new(parent.compute_txid(), 0), 5_000);
+        let mut pending = Pending::default();
+        pending.insert(parent.clone());
+        pending.insert(child.clone());
+        pending.txs.get_mut(&parent.compute_txid()).unwrap().fee = Some(Some(Amount::ZERO));
+        let (fee, weight) = pending.judged_fee(&parent.compute_txid()).unwrap();
+        assert_eq!(fee, Amount::ZERO, "the child's fee is not known yet");
+        assert_eq!(weight, parent.weight());
+        pending.txs.get_mut(&child.compute_txid()).unwrap().fee =
+            Some(Some(Amount::from_sat(5_000)));
+        let (fee, weight) = pending.judged_fee(&parent.compute_txid()).unwrap();
+        assert_eq!(fee, Amount::from_sat(5_000));
+        assert_eq!(weight, parent.weight() + child.weight());
+    }
+
+    #[test]
+    fn the_peer_minimum_counts_whole_vbytes_as_core_does() {
+        let rate = FeeRate::from_sat_per_kwu(5_000); // 20 sat/vB
+        assert_eq!(
+            peer_minimum_fee(rate, Weight::from_wu(400)),
+            Amount::from_sat(2_000)
+        );
+        // 401 wu is 101 vB.
+        assert_eq!(
+            peer_minimum_fee(rate, Weight::from_wu(401)),
+            Amount::from_sat(2_020)
+        );
+        assert_eq!(
+            peer_minimum_fee(FeeRate::from_sat_per_kwu(u64::MAX), Weight::from_wu(400)),
+            Amount::from_sat(u64::MAX / 1_000)
+        );
     }
 }

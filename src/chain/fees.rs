@@ -12,9 +12,9 @@
 //! calls cost a table lookup.
 //!
 //! **What peers can move.** Every target is at least 253 sat/kw. The targets our own
-//! transactions are built with are also raised to the peers' feefilter (below it no peer
-//! relays them), but a feefilter counts only up to [`MAX_PEER_FLOOR_SAT_PER_KW`]: any peer can
-//! send any value. The targets that judge a counterparty (`MinAllowedAnchorChannelRemoteFee`,
+//! transactions are built with are also raised to the peers' feefilter plus
+//! [`PEER_FLOOR_MARGIN_PERCENT`] (below it no peer relays them), but a feefilter counts only up
+//! to [`MAX_PEER_FLOOR_SAT_PER_KW`]: any peer can send any value. The targets that judge a counterparty (`MinAllowedAnchorChannelRemoteFee`,
 //! `MinAllowedNonAnchorChannelRemoteFee`, `ChannelCloseMinimum`) are never raised by a peer's
 //! feefilter, so a Bitcoin peer cannot make the node force-close channels or refuse closes. No
 //! estimate is ever above [`MAX_FEE_RATE_SAT_PER_KW`].
@@ -50,6 +50,11 @@ pub const MAX_FEE_RATE_SAT_PER_KW: u32 = 250_000;
 /// sat/kw (100 sat/vB: mempools have asked that much in congestion; a peer asking more is
 /// ignored above it).
 pub const MAX_PEER_FLOOR_SAT_PER_KW: u32 = 25_000;
+
+/// How much above a peer's feefilter the node's own transactions are priced, in percent:
+/// Bitcoin Core announces its minimum rounded down to steps of 10 % (and counts whole vbytes),
+/// so a transaction paying just the announced rate can still be refused.
+pub const PEER_FLOOR_MARGIN_PERCENT: u64 = 11;
 
 /// How many recent block samples the estimates are computed from.
 pub const SAMPLE_WINDOW: usize = 12;
@@ -203,11 +208,20 @@ impl FeeEstimates {
         self.recompute(&inputs);
     }
 
-    /// Records the highest feefilter among peers.
+    /// Records the highest feefilter among peers. The targets of the node's own transactions
+    /// are raised to it plus [`PEER_FLOOR_MARGIN_PERCENT`] (when it is above LDK's floor of
+    /// 253 sat/kw), at most to [`MAX_PEER_FLOOR_SAT_PER_KW`].
     pub fn set_peers_min_feerate(&self, rate: FeeRate) {
         let mut inputs = self.inputs();
-        let sat_per_kw = rate
-            .to_sat_per_kwu()
+        let kwu = rate.to_sat_per_kwu();
+        // The usual 1 sat/vB (250 sat/kw) is already cleared by LDK's 253 sat/kw floor.
+        let margin = if kwu > u64::from(FEERATE_FLOOR_SATS_PER_KW) {
+            kwu.saturating_mul(PEER_FLOOR_MARGIN_PERCENT) / 100
+        } else {
+            0
+        };
+        let sat_per_kw = kwu
+            .saturating_add(margin)
             .min(u64::from(MAX_PEER_FLOOR_SAT_PER_KW)) as u32;
         if sat_per_kw == MAX_PEER_FLOOR_SAT_PER_KW && inputs.peers_min != sat_per_kw {
             info!(
@@ -362,6 +376,22 @@ mod tests {
             .iter()
             .map(|t| estimates.get_est_sat_per_1000_weight(*t))
             .collect();
+        // The usual 1 sat/vB adds no margin: 253 sat/kw already clears it.
+        estimates.set_peers_min_feerate(FeeRate::from_sat_per_kwu(250));
+        assert_eq!(
+            estimates.get_est_sat_per_1000_weight(ConfirmationTarget::AnchorChannelFee),
+            500
+        );
+        assert_eq!(
+            estimates.get_est_sat_per_1000_weight(ConfirmationTarget::ChannelCloseMinimum),
+            253
+        );
+        // 20 sat/vB, within the cap: our own targets clear it with the margin.
+        estimates.set_peers_min_feerate(FeeRate::from_sat_per_kwu(5_000));
+        assert_eq!(
+            estimates.get_est_sat_per_1000_weight(ConfirmationTarget::OutputSpendingFee),
+            5_550
+        );
         // 2^62 sat per 1000 vB, as a peer may announce.
         estimates.set_peers_min_feerate(FeeRate::from_sat_per_kwu(1 << 60));
         for (target, before) in ALL_TARGETS.into_iter().zip(before) {

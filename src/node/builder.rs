@@ -301,6 +301,10 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
         fee_estimator.clone(),
         broadcaster.clone(),
     )?);
+    // The broadcaster judges its transactions' fees with the wallet's coins.
+    broadcaster.set_prevout_values(Arc::new(super::onchain::WalletPrevouts(Arc::downgrade(
+        &wallet,
+    ))));
 
     // Channel keys from the keys manager; closed-channel funds go to the wallet.
     let signer_provider = Arc::new(NodeKeys::new(keys.clone(), wallet.clone()));

@@ -4,12 +4,15 @@
 use std::time::Duration;
 
 use bitcoin::secp256k1::PublicKey;
-use bitcoin::Amount;
+use bitcoin::{Amount, FeeRate};
+use lightning::chain::chaininterface::{ConfirmationTarget, FeeEstimator};
 use lightning::types::features::ChannelTypeFeatures;
 use log::info;
 
 use super::info::{ChannelInfo, OpenedChannel, PeerInfo};
+use super::onchain::{Propagation, PROPAGATION_WAIT};
 use super::{peers, Node, NodeError};
+use crate::wallet::WalletError;
 
 /// On-chain coins kept per anchor channel to pay for fee bumps when it closes.
 pub const ANCHOR_RESERVE_SAT_PER_CHANNEL: u64 = 25_000;
@@ -66,7 +69,9 @@ impl Node {
     }
 
     /// Opens a channel of `amount_sat` to `node_id` at `address`, pushing `push_msat`; waits
-    /// until the funding transaction is broadcast.
+    /// until the funding transaction is broadcast. Unless `force`, it is refused
+    /// (`fee_below_peer_minimum`) when the funding would pay less than the Bitcoin peers
+    /// accept.
     pub async fn open_channel(
         &self,
         node_id: PublicKey,
@@ -74,6 +79,7 @@ impl Node {
         amount_sat: u64,
         push_msat: u64,
         public: bool,
+        force: bool,
     ) -> Result<OpenedChannel, NodeError> {
         if push_msat > amount_sat.saturating_mul(1_000) {
             return Err(NodeError::invalid(
@@ -90,6 +96,9 @@ impl Node {
                     available: Amount::from_sat(spendable),
                 },
             ));
+        }
+        if !force {
+            self.check_funding_fee_rate().await?;
         }
         self.connect(node_id, address).await?;
         let mut config = super::user_config();
@@ -122,8 +131,35 @@ impl Node {
         }
     }
 
-    /// Closes a channel cooperatively, or unilaterally with `force`.
-    pub async fn close_channel(&self, channel_id: &str, force: bool) -> Result<(), NodeError> {
+    /// Refuses when the rate a funding transaction is built at (the estimate for
+    /// `NonAnchorChannelFee`, raised to the peers' minimum within its cap) is below the
+    /// minimum the Bitcoin peers accept.
+    async fn check_funding_fee_rate(&self) -> Result<(), NodeError> {
+        let Some(peer_minimum) = self.peer_minimum_fee_rate().await else {
+            return Ok(());
+        };
+        let rate = self
+            .chain
+            .fee_estimator()
+            .get_est_sat_per_1000_weight(ConfirmationTarget::NonAnchorChannelFee);
+        let fee_rate = FeeRate::from_sat_per_kwu(u64::from(rate));
+        if fee_rate < peer_minimum {
+            return Err(NodeError::Wallet(WalletError::FeeBelowPeerMinimum {
+                fee_rate,
+                peer_minimum,
+            }));
+        }
+        Ok(())
+    }
+
+    /// Closes a channel cooperatively, or unilaterally with `force`, and waits (at most
+    /// [`PROPAGATION_WAIT`]) for the closing transaction to be broadcast and offered to the
+    /// Bitcoin peers.
+    pub async fn close_channel(
+        &self,
+        channel_id: &str,
+        force: bool,
+    ) -> Result<Propagation, NodeError> {
         let details = self
             .channel_manager
             .list_channels()
@@ -147,7 +183,37 @@ impl Node {
             if force { "forced" } else { "cooperative" },
             details.channel_id
         );
-        Ok(())
+        let Some(funding) = details.funding_txo else {
+            return Ok(Propagation {
+                txid: None,
+                propagated: false,
+                detail: "the channel was never funded: there is nothing to broadcast".into(),
+            });
+        };
+        let funding = funding.into_bitcoin_outpoint();
+        let deadline = tokio::time::Instant::now() + PROPAGATION_WAIT;
+        loop {
+            if let Some(txid) = self.chain.broadcaster().spender_of(&funding) {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                return Ok(self.propagation_within(txid, left).await);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(Propagation {
+                    txid: None,
+                    propagated: false,
+                    detail: format!(
+                        "no closing transaction was broadcast within {} s{}",
+                        PROPAGATION_WAIT.as_secs(),
+                        if force {
+                            ""
+                        } else {
+                            " (the peer has not agreed on the close yet)"
+                        }
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// All channels.

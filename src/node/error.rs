@@ -95,6 +95,7 @@ impl NodeError {
                 WalletError::InsufficientFunds { .. } => "insufficient_funds",
                 WalletError::DustAmount { .. } => "dust_amount",
                 WalletError::InvalidFeeRate { .. } => "invalid_fee_rate",
+                WalletError::FeeBelowPeerMinimum { .. } => "fee_below_peer_minimum",
                 WalletError::UnparsableAddress { .. } => "invalid_address",
                 WalletError::WrongNetworkAddress { .. } => "wrong_network",
                 _ => "wallet_error",

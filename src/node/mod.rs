@@ -45,6 +45,7 @@ pub use info::{
     Balances, ChannelInfo, InvoiceInfo, NodeInfo, OpenedChannel, PaymentDirection, PaymentInfo,
     PaymentStatus, PeerInfo, SyncProgress, UtxoInfo,
 };
+pub use onchain::{Propagation, PROPAGATION_WAIT};
 
 use crate::chain::ChainSource;
 use crate::config::Config;

@@ -1,6 +1,8 @@
 //! On-chain operations: addresses, balances, coins and sends through the wallet.
 
-use bitcoin::{Address, FeeRate, Txid};
+use std::time::Duration;
+
+use bitcoin::{Address, Amount, FeeRate, OutPoint, Txid};
 use lightning::chain::chaininterface::ConfirmationTarget;
 use lightning::chain::channelmonitor::Balance;
 
@@ -9,7 +11,35 @@ use lightning::util::sweep::OutputSpendStatus;
 
 use super::info::{Balances, UtxoInfo};
 use super::{Node, NodeError, SendAmount};
-use crate::wallet::FeeChoice;
+use crate::chain::broadcaster::{BroadcastStatus, PeerState, PrevoutValues};
+use crate::chain::fees::MAX_FEE_RATE_SAT_PER_KW;
+use crate::wallet::{sat_per_vb, FeeChoice, Wallet};
+
+/// How long `send`, `openchannel` and `closechannel` wait to learn whether a Bitcoin peer took
+/// their transaction.
+pub const PROPAGATION_WAIT: Duration = Duration::from_secs(10);
+
+/// Whether a Bitcoin peer took a transaction within [`PROPAGATION_WAIT`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Propagation {
+    /// The transaction, if there was one to offer.
+    pub txid: Option<Txid>,
+    /// Whether a peer took it (or it is already confirmed).
+    pub propagated: bool,
+    /// What happened, as a sentence.
+    pub detail: String,
+}
+
+/// The wallet's coins, for the broadcaster to know the fees of the transactions it offers. It
+/// holds the wallet weakly: the wallet holds the broadcaster, and a cycle would keep the chain
+/// database open after the node stops.
+pub(super) struct WalletPrevouts(pub std::sync::Weak<Wallet>);
+
+impl PrevoutValues for WalletPrevouts {
+    fn value(&self, outpoint: &OutPoint) -> Option<Amount> {
+        self.0.upgrade()?.output_value(outpoint)
+    }
+}
 
 impl Node {
     /// A new on-chain receive address; its script is watched before it is returned.
@@ -74,18 +104,97 @@ impl Node {
     }
 
     /// Sends on-chain to `address`; `fee_rate` defaults to the estimator's rate for outputs
-    /// that are not urgent.
+    /// that are not urgent. With `peer_minimum` (see [`Node::peer_minimum_fee_rate`]) a
+    /// transaction paying less is refused (`fee_below_peer_minimum`) and nothing is stored.
     pub fn send_onchain(
         &self,
         address: &str,
         amount: SendAmount,
         fee_rate: Option<FeeRate>,
+        peer_minimum: Option<FeeRate>,
     ) -> Result<Txid, NodeError> {
         let fee = match fee_rate {
             Some(rate) => FeeChoice::Rate(rate),
             None => FeeChoice::Target(ConfirmationTarget::OutputSpendingFee),
         };
-        Ok(self.wallet.send(address, amount, fee)?.compute_txid())
+        Ok(self
+            .wallet
+            .send_to_peers(address, amount, fee, peer_minimum)?
+            .compute_txid())
+    }
+
+    /// The highest minimum fee rate the connected Bitcoin peers announce (their `feefilter`),
+    /// asked of them now, and counted at most up to the highest fee rate the node ever pays
+    /// ([`MAX_FEE_RATE_SAT_PER_KW`]); `None` while the compact-filter engine is down. The fee
+    /// estimates learn it at once, so a send without a rate is priced above it (within
+    /// their cap).
+    pub async fn peer_minimum_fee_rate(&self) -> Option<FeeRate> {
+        let rate = self.chain.engine().peers_min_feerate().await?;
+        self.chain.fee_estimator().set_peers_min_feerate(rate);
+        Some(rate.min(FeeRate::from_sat_per_kwu(u64::from(
+            MAX_FEE_RATE_SAT_PER_KW,
+        ))))
+    }
+
+    /// The broadcast transactions the node keeps (not yet buried), each with its state:
+    /// waiting for a Bitcoin peer (and why), taken by peers, or confirmed.
+    pub fn broadcast_statuses(&self) -> Vec<BroadcastStatus> {
+        self.chain.broadcaster().statuses()
+    }
+
+    /// Waits, at most [`PROPAGATION_WAIT`], until `txid` was offered to the Bitcoin peers,
+    /// and says whether one took it.
+    pub async fn propagation(&self, txid: Txid) -> Propagation {
+        self.propagation_within(txid, PROPAGATION_WAIT).await
+    }
+
+    /// [`Node::propagation`], waiting at most `wait`.
+    pub(super) async fn propagation_within(&self, txid: Txid, wait: Duration) -> Propagation {
+        let status = self.chain.broadcaster().wait_offered(&txid, wait).await;
+        let (propagated, detail) = match status.map(|s| s.state) {
+            Some(PeerState::Taken { .. }) => (true, "a Bitcoin peer took it".to_string()),
+            Some(PeerState::Confirmed { height }) => {
+                (true, format!("it is confirmed at height {height}"))
+            }
+            Some(PeerState::Waiting {
+                reason: Some(reason),
+            }) => (
+                false,
+                format!(
+                    "no Bitcoin peer took it: {}; the node keeps offering it",
+                    describe(reason)
+                ),
+            ),
+            Some(PeerState::Waiting { reason: None }) => (
+                false,
+                format!(
+                    "no Bitcoin peer took it within {} s; the node keeps offering it",
+                    wait.as_secs()
+                ),
+            ),
+            None => (false, "the node does not hold it for broadcast".to_string()),
+        };
+        Propagation {
+            txid: Some(txid),
+            propagated,
+            detail,
+        }
+    }
+}
+
+/// `reason` with rates in sat/vB, for people.
+fn describe(reason: crate::chain::broadcaster::NotTaken) -> String {
+    use crate::chain::broadcaster::NotTaken;
+    match reason {
+        NotTaken::BelowPeerMinimum {
+            fee_rate,
+            peer_minimum,
+        } => format!(
+            "it pays {} sat/vB, below the {} sat/vB the Bitcoin peers accept (their feefilter)",
+            sat_per_vb(fee_rate),
+            sat_per_vb(peer_minimum)
+        ),
+        other => other.to_string(),
     }
 }
 

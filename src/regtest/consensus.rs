@@ -426,11 +426,6 @@ pub fn check_standard(tx: &Transaction, spent: &[Coin]) -> Result<(), TxRejected
     Ok(())
 }
 
-/// The minimum relay fee for a transaction of `vsize` virtual bytes.
-pub fn min_relay_fee(vsize: u64) -> Amount {
-    Amount::from_sat(vsize * MIN_RELAY_FEE_SAT_PER_KVB / 1000)
-}
-
 /// The transaction's virtual size as Core computes it for fee rates.
 pub fn vsize(tx: &Transaction) -> u64 {
     tx.weight().to_vbytes_ceil()

@@ -144,7 +144,7 @@ impl RegtestPeer {
     }
 
     /// Submits a transaction to the mempool (consensus rules for the next block, plus relay
-    /// policy: 1 sat/vB minimum fee, dust, standard weight; full-RBF replacement rules). On
+    /// policy: 1 sat/vB minimum fee (or [`RegtestPeer::set_min_fee_rate`]'s), dust, standard weight; full-RBF replacement rules). On
     /// success it is announced to peers.
     ///
     /// Scripts are verified by Core's consensus library; taproot key-path spends are verified
@@ -155,6 +155,20 @@ impl RegtestPeer {
             info!("refused a transaction: {rejection}");
         }
         result
+    }
+
+    /// Sets the lowest fee rate, in sat per 1000 vB, the mempool accepts (as Bitcoin Core's
+    /// `-minrelaytxfee`; never below the default of 1,000): transactions paying less, from the
+    /// P2P network or [`RegtestPeer::send_tx`], are refused and not relayed, and every
+    /// connected peer is told the new rate in `feefilter` (as are peers connecting later). An
+    /// endpoint's [`Misbehaviour::set_fee_filter`] still overrides what that endpoint announces.
+    pub fn set_min_fee_rate(&self, sat_per_kvb: u64) {
+        self.node().set_min_fee_rate_sat_per_kvb(sat_per_kvb);
+    }
+
+    /// The lowest fee rate the mempool accepts, in sat per 1000 vB.
+    pub fn min_fee_rate(&self) -> u64 {
+        self.node().min_fee_rate_sat_per_kvb()
     }
 
     /// Height and hash of the active tip.

@@ -36,6 +36,8 @@ pub enum Notice {
         /// The session it came from, which is not told about it again.
         origin: Option<u64>,
     },
+    /// The mempool's minimum fee rate changed: sessions announce it with `feefilter`.
+    MinFeeRateChanged,
 }
 
 /// Chain, mempool and faucet.
@@ -48,6 +50,8 @@ pub struct Node {
     faucet: Faucet,
     extra_nonce: u64,
     notices: broadcast::Sender<Notice>,
+    /// Transactions paying less (sat per 1000 vB) are refused and not relayed.
+    min_fee_rate_sat_per_kvb: u64,
 }
 
 impl Node {
@@ -62,7 +66,29 @@ impl Node {
             faucet,
             extra_nonce: 0,
             notices,
+            min_fee_rate_sat_per_kvb: consensus::MIN_RELAY_FEE_SAT_PER_KVB,
         }
+    }
+
+    /// The lowest fee rate (sat per 1000 vB) the mempool accepts, announced in `feefilter`.
+    pub fn min_fee_rate_sat_per_kvb(&self) -> u64 {
+        self.min_fee_rate_sat_per_kvb
+    }
+
+    /// Sets the lowest fee rate the mempool accepts (never below the 1 sat/vB relay minimum)
+    /// and has sessions announce it. Transactions already in the mempool stay.
+    pub fn set_min_fee_rate_sat_per_kvb(&mut self, rate: u64) {
+        self.min_fee_rate_sat_per_kvb = rate.max(consensus::MIN_RELAY_FEE_SAT_PER_KVB);
+        info!(
+            "mempool minimum fee rate set to {} sat/kvB",
+            self.min_fee_rate_sat_per_kvb
+        );
+        self.notify(Notice::MinFeeRateChanged);
+    }
+
+    /// The lowest fee accepted for `vsize` vbytes.
+    fn min_fee(&self, vsize: u64) -> Amount {
+        Amount::from_sat(vsize.saturating_mul(self.min_fee_rate_sat_per_kvb) / 1000)
     }
 
     /// The chain.
@@ -267,7 +293,7 @@ impl Node {
             match child_in.and_then(|value| value.checked_sub(outputs(child))) {
                 Some(child_fee) if spends_parent => {
                     let vsize = consensus::vsize(parent) + consensus::vsize(child);
-                    parent_fee + child_fee >= consensus::min_relay_fee(vsize)
+                    parent_fee + child_fee >= self.min_fee(vsize)
                 }
                 _ => false,
             }
@@ -388,14 +414,16 @@ impl Node {
         consensus::check_standard(tx, &spent)?;
         let vsize = consensus::vsize(tx);
         if !bypass_fee_policy {
-            let minimum = consensus::min_relay_fee(vsize);
+            let minimum = self.min_fee(vsize);
             if fee < minimum {
                 return fail(
                     TxRejectReason::FeeTooLow,
                     format!(
-                        "fee {} sat for {vsize} vB is below the minimum relay fee of {} sat",
+                        "fee {} sat for {vsize} vB is below the minimum relay fee of {} sat \
+                         ({} sat/kvB)",
                         fee.to_sat(),
-                        minimum.to_sat()
+                        minimum.to_sat(),
+                        self.min_fee_rate_sat_per_kvb
                     ),
                 );
             }

@@ -126,6 +126,23 @@ pub enum WalletError {
         /// The highest acceptable fee rate.
         maximum: FeeRate,
     },
+    /// The transaction would pay less than every Bitcoin peer accepts (their `feefilter`): no
+    /// peer would take it, so it is not sent.
+    #[error(
+        "the transaction would pay {} sat/vB ({} sat/kwu), below the {} sat/vB ({} sat/kwu) \
+         the Bitcoin peers accept (their feefilter): no peer would relay it; pay more, or \
+         insist with --force",
+        sat_per_vb(*fee_rate),
+        fee_rate.to_sat_per_kwu(),
+        sat_per_vb(*peer_minimum),
+        peer_minimum.to_sat_per_kwu()
+    )]
+    FeeBelowPeerMinimum {
+        /// The fee rate the transaction would pay.
+        fee_rate: FeeRate,
+        /// The lowest fee rate the peers accept.
+        peer_minimum: FeeRate,
+    },
     /// The transaction could not be built for another reason.
     #[error("cannot build the transaction: {0}")]
     TransactionBuild(String),
@@ -138,6 +155,18 @@ pub enum WalletError {
     /// The transaction is already confirmed.
     #[error("transaction {0} is already confirmed and cannot be abandoned")]
     AlreadyConfirmed(Txid),
+}
+
+/// `rate` in sat/vB, with two decimals when not whole (e.g. `2.5`).
+pub fn sat_per_vb(rate: FeeRate) -> String {
+    let hundredths = rate.to_sat_per_kwu().saturating_mul(4) / 10;
+    if hundredths.is_multiple_of(100) {
+        format!("{}", hundredths / 100)
+    } else {
+        format!("{}.{:02}", hundredths / 100, hundredths % 100)
+            .trim_end_matches('0')
+            .to_string()
+    }
 }
 
 impl WalletError {

@@ -27,7 +27,7 @@ use bitcoin::{Address, BlockHash, Network, Txid};
 use lightning::chain::chaininterface::{BroadcasterInterface, FeeEstimator};
 use lightning::chain::BestBlock;
 
-pub use error::WalletError;
+pub use error::{sat_per_vb, WalletError};
 pub use registry::ScriptRegistry;
 pub use types::{FeeChoice, SendAmount, WalletBalance, WalletTransaction, WalletUtxo};
 
@@ -108,6 +108,16 @@ impl Wallet {
     pub fn best_block(&self) -> BestBlock {
         let tip = self.state().wallet.latest_checkpoint();
         BestBlock::new(tip.hash(), tip.height())
+    }
+
+    /// The value of the output at `outpoint`, if the wallet knows the transaction that made
+    /// it (its own transactions and those paying it).
+    pub fn output_value(&self, outpoint: &bitcoin::OutPoint) -> Option<bitcoin::Amount> {
+        self.state()
+            .wallet
+            .tx_graph()
+            .get_txout(*outpoint)
+            .map(|txout| txout.value)
     }
 
     /// Reveals the next receive address. It is stored durably and its script (with the

@@ -31,6 +31,20 @@ impl Wallet {
         amount: SendAmount,
         fee: FeeChoice,
     ) -> Result<Transaction, WalletError> {
+        self.send_to_peers(address, amount, fee, None)
+    }
+
+    /// [`Wallet::send`], refusing with [`WalletError::FeeBelowPeerMinimum`] a transaction
+    /// whose fee is below `peer_minimum` (the fee rate the Bitcoin peers announce as the least
+    /// they accept, BIP 133 `feefilter`), counted over its virtual size as Bitcoin Core does:
+    /// no peer would take it. `None` checks nothing.
+    pub fn send_to_peers(
+        &self,
+        address: &str,
+        amount: SendAmount,
+        fee: FeeChoice,
+        peer_minimum: Option<FeeRate>,
+    ) -> Result<Transaction, WalletError> {
         let address = parse_address(address, self.network)?;
         let fee_rate = self.resolve_fee_rate(fee)?;
         let script = address.script_pubkey();
@@ -41,7 +55,13 @@ impl Wallet {
             self.state()
                 .transact(self.registry.as_ref(), "saving a sent transaction", |s| {
                     let psbt = s.build_psbt(&script, amount, fee_rate)?;
+                    let fee = psbt
+                        .fee()
+                        .map_err(|e| WalletError::TransactionBuild(e.to_string()))?;
                     let tx = s.sign(psbt)?;
+                    if let Some(minimum) = peer_minimum {
+                        check_peer_minimum(&tx, fee, minimum)?;
+                    }
                     s.wallet.apply_unconfirmed_txs([(tx.clone(), unix_now())]);
                     Ok(tx)
                 })?;
@@ -173,6 +193,23 @@ fn check_fee_rate(rate: FeeRate) -> Result<(), WalletError> {
             fee_rate: rate,
             minimum: FeeRate::BROADCAST_MIN,
             maximum: Psbt::DEFAULT_MAX_FEE_RATE,
+        });
+    }
+    Ok(())
+}
+
+/// Refuses `tx`, paying `fee`, when peers accepting only `minimum` and above would not take
+/// it: like Bitcoin Core, they require `minimum` (per 1000 vB) times its virtual size, rounded
+/// up to whole vbytes.
+fn check_peer_minimum(tx: &Transaction, fee: Amount, minimum: FeeRate) -> Result<(), WalletError> {
+    let vsize = tx.weight().to_vbytes_ceil();
+    let per_kvb = minimum.to_sat_per_kwu().saturating_mul(4);
+    let required = vsize.saturating_mul(per_kvb) / 1_000;
+    if fee.to_sat() < required {
+        return Err(WalletError::FeeBelowPeerMinimum {
+            // Per whole vbyte, as the peers count it.
+            fee_rate: FeeRate::from_sat_per_kwu(fee.to_sat() * 250 / vsize.max(1)),
+            peer_minimum: minimum,
         });
     }
     Ok(())

@@ -178,11 +178,25 @@ impl Daemon {
         extra: &[&str],
         adjust: impl FnOnce(&mut Command),
     ) -> Daemon {
+        Daemon::start_on_adjusted(name, chain.addr(), extra, adjust)
+    }
+
+    /// Like [`Daemon::start_with`] with `peer` (e.g. a Bitcoin Core) as the Bitcoin peer.
+    pub fn start_on(name: &'static str, peer: SocketAddr, extra: &[&str]) -> Daemon {
+        Daemon::start_on_adjusted(name, peer, extra, |_| {})
+    }
+
+    fn start_on_adjusted(
+        name: &'static str,
+        peer: SocketAddr,
+        extra: &[&str],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix(&format!("lightfilter-{name}-"))
             .tempdir()
             .expect("a temporary data directory");
-        let mut command = daemon_command(dir.path(), chain.addr(), extra);
+        let mut command = daemon_command(dir.path(), peer, extra);
         adjust(&mut command);
         let child = command.spawn().expect("start lightfilter daemon");
         let mut daemon = Daemon { name, child, dir };

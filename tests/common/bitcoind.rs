@@ -34,13 +34,18 @@ pub struct Bitcoind {
 impl Bitcoind {
     /// Starts `exe` with compact filters indexed and served, connecting only to `peer`.
     pub fn start(exe: &Path, peer: SocketAddr) -> Bitcoind {
-        Self::start_with(exe, peer, false)
+        Self::start_with(exe, peer, false, &[])
     }
 
     /// Like [`Bitcoind::start`], also accepting inbound P2P connections on
     /// [`Bitcoind::p2p_addr`] (for light clients that sync from Core).
     pub fn start_listening(exe: &Path, peer: SocketAddr) -> Bitcoind {
-        Self::start_with(exe, peer, true)
+        Self::start_with(exe, peer, true, &[])
+    }
+
+    /// Like [`Bitcoind::start_listening`] with extra options (e.g. `-minrelaytxfee=0.0002`).
+    pub fn start_listening_with(exe: &Path, peer: SocketAddr, extra: &[&str]) -> Bitcoind {
+        Self::start_with(exe, peer, true, extra)
     }
 
     /// Core's P2P address on 127.0.0.1.
@@ -48,7 +53,7 @@ impl Bitcoind {
         SocketAddr::from(([127, 0, 0, 1], self.p2p_port))
     }
 
-    fn start_with(exe: &Path, peer: SocketAddr, listen: bool) -> Bitcoind {
+    fn start_with(exe: &Path, peer: SocketAddr, listen: bool, extra: &[&str]) -> Bitcoind {
         let datadir = tempfile::tempdir().expect("temp dir");
         let rpc_port = free_port();
         let p2p_port = free_port();
@@ -72,6 +77,7 @@ impl Bitcoind {
             .arg("-disablewallet=1")
             .arg("-printtoconsole=0")
             .arg("-debug=net")
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

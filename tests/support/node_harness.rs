@@ -138,7 +138,14 @@ pub async fn open_channel(
     public: bool,
 ) -> ChannelInfo {
     let opened = from
-        .open_channel(to.node_id(), &address_of(to), sats, push_msat, public)
+        .open_channel(
+            to.node_id(),
+            &address_of(to),
+            sats,
+            push_msat,
+            public,
+            false,
+        )
         .await
         .expect("channel opens");
     wait_for(LIMIT, || async { peer.in_mempool(&opened.funding_txid) }).await;

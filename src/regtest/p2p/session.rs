@@ -50,8 +50,6 @@ const CFCHECKPT_INTERVAL: u32 = 1_000;
 const MAX_BLOCKS_TO_ANNOUNCE: u32 = 8;
 /// Most hashes in a `getblocks` answer.
 const MAX_GETBLOCKS: u32 = 500;
-/// Minimum fee rate of transactions we accept, announced with `feefilter` (sat per 1000 vB).
-const FEE_FILTER_SAT_PER_KVB: i64 = 1_000;
 const PING_INTERVAL: Duration = Duration::from_secs(120);
 
 /// Why a session ended on our side.
@@ -339,9 +337,17 @@ impl Session {
         }
         self.verack_received = true;
         self.handshaken.store(true, Ordering::SeqCst);
-        let fee_filter = self.switches.fee_filter().unwrap_or(FEE_FILTER_SAT_PER_KVB);
-        self.send(NetworkMessage::FeeFilter(fee_filter)).await?;
+        self.announce_fee_filter().await?;
         self.ping().await
+    }
+
+    /// Sends `feefilter`: the endpoint's override if set, else the mempool's minimum fee rate.
+    async fn announce_fee_filter(&mut self) -> std::io::Result<()> {
+        let fee_filter = self.switches.fee_filter().unwrap_or_else(|| {
+            let minimum = lock(&self.shared.node).min_fee_rate_sat_per_kvb();
+            i64::try_from(minimum).unwrap_or(i64::MAX)
+        });
+        self.send(NetworkMessage::FeeFilter(fee_filter)).await
     }
 
     async fn ping(&mut self) -> SessionResult {
@@ -359,6 +365,11 @@ impl Session {
         }
         match notice {
             Notice::TipChanged => return self.announce_tip().await,
+            Notice::MinFeeRateChanged => {
+                if self.is_handshaken() {
+                    self.announce_fee_filter().await?;
+                }
+            }
             Notice::NewTx {
                 txid,
                 wtxid,
