@@ -226,6 +226,44 @@ fn apply(
     known: &dyn Fn(&BlockHash) -> Option<StoredHeader>,
 ) -> Result<Vec<(BlockHash, StoredHeader)>, StoreError> {
     let mut stored: Vec<(BlockHash, StoredHeader)> = Vec::new();
+    match change {
+        HeaderChange::Connected { height, header } => {
+            let parent = known(&header.prev_blockhash);
+            stored.extend(connect(conn, append, *height, header, parent)?);
+        }
+        HeaderChange::Fork { height, header } => {
+            let parent = known(&header.prev_blockhash);
+            stored.extend(add_stale(conn, *height, header, parent)?);
+        }
+        HeaderChange::Reorganized {
+            accepted,
+            disconnected,
+        } => {
+            // The old branch leaves before the new one is placed: a new branch that does not
+            // connect undoes the whole change.
+            conn.execute_batch("SAVEPOINT reorganisation")?;
+            match reorganize(conn, append, accepted, disconnected, known, &mut stored) {
+                Ok(()) => conn.execute_batch("RELEASE reorganisation")?,
+                Err(err) => {
+                    conn.execute_batch("ROLLBACK TO reorganisation; RELEASE reorganisation")?;
+                    return Err(err);
+                }
+            }
+        }
+    }
+    Ok(stored)
+}
+
+/// Moves the active chain from the lowest height of `accepted` and `disconnected` up to the
+/// stale headers and connects `accepted` in its place.
+fn reorganize(
+    conn: &Connection,
+    append: &mut rusqlite::Statement<'_>,
+    accepted: &[(u32, Header)],
+    disconnected: &[(u32, Header)],
+    known: &dyn Fn(&BlockHash) -> Option<StoredHeader>,
+    stored: &mut Vec<(BlockHash, StoredHeader)>,
+) -> Result<(), StoreError> {
     // Parents stored earlier in this same change are found here first.
     let lookup = |stored: &[(BlockHash, StoredHeader)], hash: &BlockHash| {
         stored
@@ -235,45 +273,30 @@ fn apply(
             .map(|(_, header)| *header)
             .or_else(|| known(hash))
     };
-    match change {
-        HeaderChange::Connected { height, header } => {
-            let parent = lookup(&stored, &header.prev_blockhash);
-            stored.extend(connect(conn, append, *height, header, parent)?);
-        }
-        HeaderChange::Fork { height, header } => {
-            let parent = lookup(&stored, &header.prev_blockhash);
-            stored.extend(add_stale(conn, *height, header, parent)?);
-        }
-        HeaderChange::Reorganized {
-            accepted,
-            disconnected,
-        } => {
-            let lowest = accepted
-                .iter()
-                .chain(disconnected.iter())
-                .map(|(height, _)| *height)
-                .min();
-            if let Some(lowest) = lowest {
-                conn.execute(
-                    "INSERT OR IGNORE INTO stale_headers (hash, height, header, chainwork)
-                     SELECT hash, height, header, chainwork FROM chain WHERE height >= ?1",
-                    [lowest],
-                )?;
-                conn.execute("DELETE FROM chain WHERE height >= ?1", [lowest])?;
-            }
-            for (height, header) in disconnected {
-                let parent = lookup(&stored, &header.prev_blockhash);
-                stored.extend(add_stale(conn, *height, header, parent)?);
-            }
-            let mut accepted = accepted.clone();
-            accepted.sort_by_key(|(height, _)| *height);
-            for (height, header) in &accepted {
-                let parent = lookup(&stored, &header.prev_blockhash);
-                stored.extend(connect(conn, append, *height, header, parent)?);
-            }
-        }
+    let lowest = accepted
+        .iter()
+        .chain(disconnected.iter())
+        .map(|(height, _)| *height)
+        .min();
+    if let Some(lowest) = lowest {
+        conn.execute(
+            "INSERT OR IGNORE INTO stale_headers (hash, height, header, chainwork)
+             SELECT hash, height, header, chainwork FROM chain WHERE height >= ?1",
+            [lowest],
+        )?;
+        conn.execute("DELETE FROM chain WHERE height >= ?1", [lowest])?;
     }
-    Ok(stored)
+    for (height, header) in disconnected {
+        let parent = lookup(stored, &header.prev_blockhash);
+        stored.extend(add_stale(conn, *height, header, parent)?);
+    }
+    let mut accepted = accepted.to_vec();
+    accepted.sort_by_key(|(height, _)| *height);
+    for (height, header) in &accepted {
+        let parent = lookup(stored, &header.prev_blockhash);
+        stored.extend(connect(conn, append, *height, header, parent)?);
+    }
+    Ok(())
 }
 
 /// Deletes stale headers below `height`; the active chain is kept whole.

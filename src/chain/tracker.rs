@@ -348,21 +348,14 @@ impl ChainTracker {
                                 .map(|(_, header)| header)
                                 .or_else(|| self.cached_header(hash))
                         };
-                        // A change that cannot be placed is undone whole: a reorganisation
-                        // removes the old branch before it adds the new one.
-                        tx.execute_batch("SAVEPOINT header_change")?;
                         match header_writer.apply(change, &known) {
                             Ok(stored) => {
-                                tx.execute_batch("RELEASE header_change")?;
                                 headers_changed = true;
                                 if let Some(last) = stored.last() {
                                     tail = Some(*last);
                                 }
                             }
                             Err(err @ StoreError::Disconnected { .. }) => {
-                                tx.execute_batch(
-                                    "ROLLBACK TO header_change; RELEASE header_change",
-                                )?;
                                 warn!("ignoring header from the engine: {err}");
                                 continue;
                             }
