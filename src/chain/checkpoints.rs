@@ -185,6 +185,8 @@ pub fn start_for(
 
 #[cfg(test)]
 mod tests {
+    use bitcoin::hashes::Hash;
+
     use super::*;
 
     #[test]
@@ -258,6 +260,4 @@ mod tests {
             Err(CheckpointError::Genesis)
         );
     }
-
-    use bitcoin::hashes::Hash;
 }

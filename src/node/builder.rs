@@ -166,12 +166,8 @@ pub(super) async fn start(config: Config, handle: &NodeHandle) -> Result<Arc<Nod
     let chosen_start = chain_config.start;
     let chain = ChainSource::open(chain_config, watch_set.clone(), listener.clone())?;
     handle.set_chain(chain.clone());
-    if let Err(err) =
-        check_stored_start(&config, data_dir.path(), &chain, chain_is_new, chosen_start)
-    {
-        chain.stop().await;
-        return Err(err);
-    }
+    let stored_start =
+        check_stored_start(&config, data_dir.path(), &chain, chain_is_new, chosen_start);
     let opened = Opened {
         config,
         data_dir,
@@ -183,7 +179,11 @@ pub(super) async fn start(config: Config, handle: &NodeHandle) -> Result<Arc<Nod
         watch_set,
         listener,
     };
-    match start_on_chain(opened, chain.clone()).await {
+    let started = match stored_start {
+        Ok(()) => start_on_chain(opened, chain.clone()).await,
+        Err(err) => Err(err),
+    };
+    match started {
         Ok(node) => Ok(node),
         Err(err) => {
             // A refused start leaves nothing running and the chain database closed as it was.

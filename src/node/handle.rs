@@ -14,6 +14,9 @@ use super::{Node, NodeError};
 use crate::chain::ChainSource;
 use crate::config::Config;
 
+/// The progress of a start that has not opened the chain yet.
+const OPENING: &str = "0.0% (opening the data directory)";
+
 /// A node that may still be starting.
 pub struct NodeHandle {
     config: Config,
@@ -85,7 +88,7 @@ impl NodeHandle {
                     status.filter_height
                 )
             }
-            None => "0.0% (opening the data directory)".into(),
+            None => OPENING.into(),
         };
         Err(NodeError::NotSynced(progress))
     }
@@ -97,9 +100,7 @@ impl NodeHandle {
             return Ok(node.info().await);
         }
         let (Some(node_id), Some(chain)) = (self.node_id.get(), self.chain.get()) else {
-            return Err(NodeError::NotSynced(
-                "0.0% (opening the data directory)".into(),
-            ));
+            return Err(NodeError::NotSynced(OPENING.into()));
         };
         let status = chain.status().await;
         let start = chain.tracker().chain_start();
