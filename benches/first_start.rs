@@ -8,6 +8,8 @@
 
 #[path = "../tests/cli_support/mod.rs"]
 mod cli;
+#[path = "support/proc.rs"]
+mod proc;
 #[path = "support/report.rs"]
 mod report;
 
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use bitcoin::ScriptBuf;
 use cli::{Chain, Daemon, TIMEOUT};
+use proc::status_kb;
 use report::{env_number, Row, Table};
 
 /// Blocks between the checkpoint and the tip.
@@ -25,17 +28,6 @@ struct Start {
     bytes: u64,
     ready: Duration,
     peak_kb: u64,
-}
-
-/// Peak resident memory of process `pid` so far, in kB.
-fn peak_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|line| line.starts_with("VmHWM:"))
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Launches a daemon on a fresh data directory with `extra` flags and measures its first
@@ -51,7 +43,7 @@ fn first_start(name: &'static str, chain: &Chain, extra: &[&str]) -> Start {
             let start = Start {
                 bytes: info["sync"]["bytes_received"].as_u64().expect("bytes"),
                 ready: started.elapsed(),
-                peak_kb: peak_kb(daemon.pid()),
+                peak_kb: status_kb(&daemon.pid().to_string(), "VmHWM:"),
             };
             assert!(daemon.cli(&["stop"]).success, "the daemon stops");
             assert!(daemon.wait_exit(), "the daemon stopped cleanly");

@@ -14,6 +14,8 @@
 mod channels;
 #[path = "../tests/cli_support/mod.rs"]
 mod cli;
+#[path = "support/proc.rs"]
+mod proc;
 #[path = "support/report.rs"]
 mod report;
 
@@ -23,6 +25,7 @@ use std::time::Duration;
 use bitcoin::{Network, ScriptBuf};
 use channels::{open_channels, usable_channels, CHANNELS};
 use cli::{wait_until, Chain, Daemon};
+use proc::status_kb;
 use report::{env_number, Row, Table};
 
 /// Length of the short chain, faucet blocks included.
@@ -30,17 +33,6 @@ const SHORT_CHAIN: u32 = 1_000;
 
 /// How long the daemon is left alone before its idle memory is read.
 const IDLE: Duration = Duration::from_secs(5);
-
-/// A field of /proc/<pid>/status in kB.
-fn status_kb(pid: &str, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|line| line.starts_with(field))
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse().ok())
-        .unwrap_or(0)
-}
 
 fn mb(kb: i64) -> String {
     format!("{:.1} MB", kb as f64 / 1024.0)

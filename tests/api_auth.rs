@@ -12,14 +12,6 @@ use cli_support::{cli_in, json_error_of, Chain, Daemon};
 use lightfilter::api::types::{Empty, ErrorBody, GetInfo, NewAddress, Stop};
 use lightfilter::api::{ApiToken, Client, ClientError, MAX_BODY_BYTES};
 
-fn api_addr(daemon: &Daemon) -> SocketAddr {
-    std::fs::read_to_string(daemon.data_dir().join("api.addr"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 fn token(daemon: &Daemon) -> String {
     std::fs::read_to_string(daemon.data_dir().join("api.cookie"))
         .unwrap()
@@ -73,7 +65,7 @@ fn runtime() -> tokio::runtime::Runtime {
 fn requests_without_the_token_get_401_and_do_nothing() {
     let chain = Chain::start();
     let mut daemon = Daemon::start("alice", &chain);
-    let addr = api_addr(&daemon);
+    let addr = daemon.api_addr();
     assert!(addr.ip().is_loopback(), "the API binds {addr} by default");
     let addresses_before = daemon.json(&["utxos"]);
 
@@ -166,7 +158,7 @@ fn the_cookie_is_readable_by_its_owner_only() {
 fn malformed_requests_get_the_documented_errors() {
     let chain = Chain::start();
     let daemon = Daemon::start("alice", &chain);
-    let addr = api_addr(&daemon);
+    let addr = daemon.api_addr();
     let auth = format!("Authorization: Bearer {}", token(&daemon));
 
     let cases = [

@@ -7,7 +7,7 @@
 mod cli_support;
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
@@ -18,14 +18,6 @@ const IDLE_CONNECTIONS: usize = 2_000;
 
 /// The open-file limit (soft and hard) the daemon runs under.
 const DAEMON_FILE_LIMIT: u64 = 1_024;
-
-fn api_addr(daemon: &Daemon) -> SocketAddr {
-    std::fs::read_to_string(daemon.data_dir().join("api.addr"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
 
 fn open_descriptors(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -95,7 +87,7 @@ fn getinfo_is_answered_at_once_while_2000_idle_connections_are_held() {
     room_for(IDLE_CONNECTIONS);
     let chain = Chain::start();
     let mut daemon = small_daemon(&chain);
-    let addr = api_addr(&daemon);
+    let addr = daemon.api_addr();
 
     let mut idle = Vec::with_capacity(IDLE_CONNECTIONS);
     for _ in 0..IDLE_CONNECTIONS {
@@ -136,7 +128,7 @@ fn getinfo_is_answered_at_once_while_1100_half_sent_connections_are_held() {
     room_for(HALF_SENT_CONNECTIONS);
     let chain = Chain::start();
     let mut daemon = small_daemon(&chain);
-    let addr = api_addr(&daemon);
+    let addr = daemon.api_addr();
 
     let mut stalled = Vec::with_capacity(HALF_SENT_CONNECTIONS);
     for _ in 0..HALF_SENT_CONNECTIONS {

@@ -348,30 +348,7 @@ async fn a_block_matching_scripts_registered_while_it_was_connected_is_redeliver
     let harness = Harness::start(dir.path(), &[peer.addr()], recorder.clone(), watch).await;
     harness.wait_for_tip(tip_hash(&peer), LONG).await;
 
-    let around: Vec<Seen> = recorder
-        .seen()
-        .into_iter()
-        .filter(|s| matches!(s, Seen::Connected { height, .. } if *height >= paid_at && *height <= paid_at + 1))
-        .collect();
-    match around.as_slice() {
-        [Seen::Connected {
-            height: h1,
-            txids: first,
-            ..
-        }, Seen::Connected {
-            height: h2,
-            txids: second,
-            ..
-        }, Seen::Connected { height: h3, .. }] => {
-            assert_eq!((*h1, *h2, *h3), (paid_at, paid_at, paid_at + 1));
-            assert!(first.is_empty(), "first delivered header-only");
-            assert!(
-                second.contains(&payment.compute_txid()),
-                "re-delivered with the payment"
-            );
-        }
-        other => panic!("unexpected deliveries around the block: {other:?}"),
-    }
+    assert_redelivered_before_the_next_block(&recorder, paid_at, payment.compute_txid());
     assert!(recorder.is_confirmed(&payment.compute_txid()));
     harness.stop().await;
 }

@@ -14,14 +14,6 @@ use cli_support::{Chain, Daemon};
 const REQUESTS: usize = 200;
 const PATH_BYTES: usize = 60 * 1024;
 
-fn api_addr(daemon: &Daemon) -> SocketAddr {
-    std::fs::read_to_string(daemon.data_dir().join("api.addr"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 /// The bytes in every log file of `dir` (the current one and those rotated out).
 fn log_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
@@ -53,7 +45,7 @@ fn refused_request(addr: SocketAddr, path: &str) -> String {
 fn refused_requests_with_huge_paths_add_little_to_the_log() {
     let chain = Chain::start();
     let daemon = Daemon::start("alice", &chain);
-    let addr = api_addr(&daemon);
+    let addr = daemon.api_addr();
     // Let start-up logging settle.
     std::thread::sleep(Duration::from_secs(1));
     let before = log_bytes(daemon.data_dir());

@@ -240,6 +240,15 @@ impl Daemon {
         self.dir.path()
     }
 
+    /// The control API address the daemon wrote to `api.addr`.
+    pub fn api_addr(&self) -> SocketAddr {
+        std::fs::read_to_string(self.data_dir().join("api.addr"))
+            .expect("api.addr")
+            .trim()
+            .parse()
+            .expect("an address in api.addr")
+    }
+
     /// The daemon's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
