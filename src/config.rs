@@ -13,6 +13,7 @@
 //! log_level = "info"
 //! wallet_birthday = 800000   # only when restoring a wallet from an existing seed
 //! checkpoint = "840000:0000000000000000000320283a032748cef8227873ff4872689bf23f1cda83a5"
+//! fee_sample_interval = 144  # blocks between fee samples of an idle node (1 on regtest)
 //!
 //! [fee_overrides]          # sat per 1000 weight units
 //! urgent_on_chain_sweep = 5000
@@ -102,6 +103,7 @@ struct FileConfig {
     log_level: Option<String>,
     wallet_birthday: Option<u32>,
     checkpoint: Option<String>,
+    fee_sample_interval: Option<u32>,
     fee_overrides: Option<std::collections::BTreeMap<String, u32>>,
 }
 
@@ -137,6 +139,9 @@ pub struct Config {
     /// the network (see [`crate::chain::checkpoints`]). Only used when the chain database
     /// has no chain yet.
     pub checkpoint: Option<Checkpoint>,
+    /// Blocks between the tip blocks an idle node downloads to sample fees; `None` for the
+    /// network's default (see [`crate::chain::fees::default_idle_interval`]).
+    pub fee_sample_interval: Option<u32>,
 }
 
 /// The network name used on the command line and in files: regtest, signet, testnet, bitcoin.
@@ -286,6 +291,13 @@ impl Config {
                     })
             })
             .transpose()?;
+        if file.fee_sample_interval == Some(0) {
+            return Err(ConfigError::Invalid {
+                what: "fee_sample_interval",
+                value: "0".into(),
+                reason: "a number of blocks, at least 1".into(),
+            });
+        }
         Ok(Config {
             network,
             data_dir,
@@ -299,6 +311,7 @@ impl Config {
             fee_overrides,
             wallet_birthday: args.wallet_birthday.or(file.wallet_birthday),
             checkpoint,
+            fee_sample_interval: file.fee_sample_interval,
         })
     }
 }

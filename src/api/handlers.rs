@@ -234,6 +234,9 @@ async fn send(node: Arc<Node>, request: SendRequest) -> Result<SendResponse, Req
         None => None,
     };
     let address = request.address.trim().to_string();
+    if fee_rate.is_none() {
+        node.freshen_fee_estimates().await;
+    }
     let peer_minimum = if request.force {
         None
     } else {

@@ -20,10 +20,23 @@
 //! estimate is ever above [`MAX_FEE_RATE_SAT_PER_KW`].
 //!
 //! **Bandwidth budget.** Every block downloaded for the listeners is sampled at no extra cost.
-//! Beyond that, the sampler downloads the tip block only when the last sample is older than
-//! [`SAMPLE_INTERVAL_PUBLIC`] on public networks (at most one block an hour, ~1.5–2 MB/hour
-//! on mainnet), and every new tip on regtest where blocks are tiny. These downloads are
-//! counted apart from the listeners' in [`super::DownloadCounts`].
+//! Beyond that, the sampler downloads a tip block of its own (counted apart from the
+//! listeners' in [`super::DownloadCounts`]) only when the estimates are about to be used:
+//! - on every new tip while the node has **fee-sensitive work** pending (a channel opening or
+//!   closing, outputs being claimed or swept, a transaction of its own unconfirmed: see
+//!   [`FeeEstimates::set_fee_sensitive`]), because LDK prices and bumps those transactions
+//!   block by block;
+//! - before the node builds a transaction of its own, when the newest sample is more than
+//!   [`FRESH_SAMPLE_DEPTH`] blocks below the tip ([`FeeEstimates::wait_fresh`]);
+//! - when the peers' feefilter (read every minute, for free) has moved by a factor of
+//!   [`FEEFILTER_JUMP_FACTOR`] since the last sample: mempools filling up show there first;
+//! - otherwise once per [`IDLE_SAMPLE_INTERVAL_PUBLIC`] blocks (about a day) on public
+//!   networks, and on every new tip on regtest, where blocks are tiny.
+//!
+//! An idle node with anchor channels needs no more: the targets that judge a counterparty do
+//! not move with samples (see above), and anchor commitments are bumped when they are used.
+//! On mainnet-sized blocks this keeps an idle node's sampling to ~1.5–2 MB a day instead of an
+//! hourly block (~35 MB a day).
 //!
 //! **Fallback table** when nothing is known (no sample yet, no peers), in sat/kw:
 //! maximum 25,000; urgent on-chain sweep 5,000; non-anchor channel 2,500; output spending
@@ -31,8 +44,9 @@
 //! Nothing is ever below 253 sat/kw.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bitcoin::{Amount, Block, FeeRate, Network, Weight};
 use lightning::chain::chaininterface::{
@@ -40,6 +54,7 @@ use lightning::chain::chaininterface::{
 };
 use log::{debug, info};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{watch, Notify};
 
 use super::source::{ChainNotification, ChainSource, FetchPurpose};
 
@@ -58,8 +73,15 @@ pub const PEER_FLOOR_MARGIN_PERCENT: u64 = 11;
 
 /// How many recent block samples the estimates are computed from.
 pub const SAMPLE_WINDOW: usize = 12;
-/// On public networks, the tip block is downloaded for sampling at most this often.
-pub const SAMPLE_INTERVAL_PUBLIC: Duration = Duration::from_secs(3_600);
+/// On public networks an idle node downloads a tip block for sampling once per this many
+/// blocks (about a day).
+pub const IDLE_SAMPLE_INTERVAL_PUBLIC: u32 = 144;
+/// Samples are fresh enough to price the node's own transactions while the newest is at most
+/// this many blocks (about an hour) below the tip.
+pub const FRESH_SAMPLE_DEPTH: u32 = 6;
+/// A move of the peers' feefilter by this factor (either way) since the last sample calls for a
+/// new sample.
+pub const FEEFILTER_JUMP_FACTOR: u32 = 2;
 /// Peers' feefilters are re-read this often.
 const FEEFILTER_REFRESH: Duration = Duration::from_secs(60);
 
@@ -168,7 +190,37 @@ struct Inputs {
     samples: BTreeMap<u32, u32>,
     /// Highest peer feefilter, sat/kw.
     peers_min: u32,
-    last_sample_at: Option<Instant>,
+    /// `peers_min` when the newest sample was taken.
+    peers_min_at_sample: u32,
+}
+
+impl Inputs {
+    /// Height of the newest sampled block.
+    fn newest_sample(&self) -> Option<u32> {
+        self.samples.last_key_value().map(|(height, _)| *height)
+    }
+
+    /// Whether the feefilter moved by [`FEEFILTER_JUMP_FACTOR`] since the newest sample.
+    fn feefilter_jumped(&self) -> bool {
+        let (now, then) = (
+            self.peers_min.max(FEERATE_FLOOR_SATS_PER_KW),
+            self.peers_min_at_sample.max(FEERATE_FLOOR_SATS_PER_KW),
+        );
+        now >= then.saturating_mul(FEEFILTER_JUMP_FACTOR)
+            || then >= now.saturating_mul(FEEFILTER_JUMP_FACTOR)
+    }
+}
+
+/// Whether a tip block at `tip` should be downloaded as a sample, given what was sampled,
+/// whether fee-sensitive work is pending and the idle interval in blocks.
+fn tip_sample_due(inputs: &Inputs, tip: u32, fee_sensitive: bool, idle_interval: u32) -> bool {
+    match inputs.newest_sample() {
+        None => true,
+        Some(newest) if newest >= tip => false,
+        Some(newest) => {
+            fee_sensitive || inputs.feefilter_jumped() || tip - newest >= idle_interval.max(1)
+        }
+    }
 }
 
 /// Cached fee estimates; implements LDK's [`FeeEstimator`].
@@ -176,8 +228,18 @@ struct Inputs {
 pub struct FeeEstimates {
     network: Network,
     overrides: FeeOverrides,
+    /// Blocks between tip samples while the node is idle.
+    idle_interval: u32,
     inputs: Mutex<Inputs>,
     table: RwLock<HashMap<ConfirmationTarget, u32>>,
+    /// Whether the node has fee-sensitive work pending.
+    fee_sensitive: AtomicBool,
+    /// Wakes the sampler to sample the tip now if it is due (or stale, when `fresh_wanted`).
+    sample_wanted: Notify,
+    /// A caller of [`FeeEstimates::wait_fresh`] waits for a sample of the tip.
+    fresh_wanted: AtomicBool,
+    /// Height of the newest sample, for [`FeeEstimates::wait_fresh`].
+    newest: watch::Sender<Option<u32>>,
 }
 
 impl FeeEstimates {
@@ -186,11 +248,102 @@ impl FeeEstimates {
         let estimates = Self {
             network,
             overrides,
+            idle_interval: default_idle_interval(network),
             inputs: Mutex::new(Inputs::default()),
             table: RwLock::new(HashMap::new()),
+            fee_sensitive: AtomicBool::new(false),
+            sample_wanted: Notify::new(),
+            fresh_wanted: AtomicBool::new(false),
+            newest: watch::channel(None).0,
         };
         estimates.recompute(&Inputs::default());
         estimates
+    }
+
+    /// Samples the tip once per `blocks` while the node is idle, instead of the network's
+    /// default (see [`default_idle_interval`]).
+    pub fn with_idle_interval(mut self, blocks: u32) -> Self {
+        self.idle_interval = blocks.max(1);
+        self
+    }
+
+    /// Blocks between tip samples while the node is idle.
+    pub fn idle_interval(&self) -> u32 {
+        self.idle_interval
+    }
+
+    /// Tells the sampler whether the node has fee-sensitive work pending (a channel opening
+    /// or closing, outputs being claimed or swept, a transaction of its own unconfirmed):
+    /// while it has, every new tip is sampled.
+    pub fn set_fee_sensitive(&self, pending: bool) {
+        let was = self.fee_sensitive.swap(pending, Ordering::Relaxed);
+        if pending && !was {
+            debug!("fee-sensitive work pending: sampling every new block");
+            self.sample_wanted.notify_one();
+        } else if was && !pending {
+            debug!(
+                "no fee-sensitive work pending: sampling once per {} blocks",
+                self.idle_interval
+            );
+        }
+    }
+
+    /// Whether the node has fee-sensitive work pending.
+    pub fn fee_sensitive(&self) -> bool {
+        self.fee_sensitive.load(Ordering::Relaxed)
+    }
+
+    /// Whether the newest sample is at most [`FRESH_SAMPLE_DEPTH`] blocks below `tip`.
+    pub fn is_fresh(&self, tip: u32) -> bool {
+        self.inputs()
+            .newest_sample()
+            .is_some_and(|newest| newest.saturating_add(FRESH_SAMPLE_DEPTH) >= tip)
+    }
+
+    /// Makes the estimates fresh for a transaction of the node's own at chain tip `tip`: asks
+    /// the sampler for the tip block when the newest sample is stale, and waits for it at most
+    /// `timeout`. Returns whether the estimates are fresh (when not, the caller goes on with
+    /// what is known; the sampler keeps trying on the next block).
+    pub async fn wait_fresh(&self, tip: u32, timeout: Duration) -> bool {
+        if self.is_fresh(tip) {
+            return true;
+        }
+        let mut newest = self.newest.subscribe();
+        self.fresh_wanted.store(true, Ordering::Relaxed);
+        self.sample_wanted.notify_one();
+        let fresh = tokio::time::timeout(timeout, async {
+            loop {
+                if self.is_fresh(tip) {
+                    return;
+                }
+                if newest.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        })
+        .await
+        .is_ok();
+        if !fresh {
+            info!("fee estimates could not be refreshed at height {tip}; using the last samples");
+        }
+        fresh
+    }
+
+    /// Whether the sampler should download the tip at `tip` as a sample now.
+    fn tip_sample_due(&self, tip: u32) -> bool {
+        tip_sample_due(
+            &self.inputs(),
+            tip,
+            self.fee_sensitive(),
+            self.idle_interval,
+        )
+    }
+
+    /// Whether the sampler, woken up, should download the tip at `tip`: a sample is due, or
+    /// one was asked for by [`FeeEstimates::wait_fresh`] and the samples are stale.
+    fn wanted_sample_due(&self, tip: u32) -> bool {
+        let fresh_wanted = self.fresh_wanted.swap(false, Ordering::Relaxed);
+        (fresh_wanted && !self.is_fresh(tip)) || self.tip_sample_due(tip)
     }
 
     /// Records the average fee rate of a verified block at `height`.
@@ -203,9 +356,12 @@ impl FeeEstimates {
         while inputs.samples.len() > SAMPLE_WINDOW {
             inputs.samples.pop_first();
         }
-        inputs.last_sample_at = Some(Instant::now());
+        inputs.peers_min_at_sample = inputs.peers_min;
         debug!("fee sample: block at {height} paid {rate} sat/kw on average");
         self.recompute(&inputs);
+        let newest = inputs.newest_sample();
+        drop(inputs);
+        self.newest.send_replace(newest);
     }
 
     /// Records the highest feefilter among peers. The targets of the node's own transactions
@@ -233,21 +389,16 @@ impl FeeEstimates {
         if inputs.peers_min != sat_per_kw {
             inputs.peers_min = sat_per_kw;
             self.recompute(&inputs);
+            if inputs.newest_sample().is_some() && inputs.feefilter_jumped() {
+                debug!("the peers' feefilter moved to {sat_per_kw} sat/kw: sampling the tip");
+                self.sample_wanted.notify_one();
+            }
         }
     }
 
     /// Heights of the blocks currently sampled.
     pub fn sampled_heights(&self) -> Vec<u32> {
         self.inputs().samples.keys().copied().collect()
-    }
-
-    fn due_for_sample(&self) -> bool {
-        let inputs = self.inputs();
-        match inputs.last_sample_at {
-            None => true,
-            Some(_) if self.network == Network::Regtest => true,
-            Some(at) => at.elapsed() >= SAMPLE_INTERVAL_PUBLIC,
-        }
     }
 
     fn inputs(&self) -> std::sync::MutexGuard<'_, Inputs> {
@@ -260,6 +411,16 @@ impl FeeEstimates {
             .map(|target| (target, policy(target, inputs)))
             .collect();
         *self.table.write().unwrap_or_else(|p| p.into_inner()) = table;
+    }
+}
+
+/// Blocks between tip samples of an idle node on `network`: every block on regtest, where
+/// blocks are tiny, [`IDLE_SAMPLE_INTERVAL_PUBLIC`] elsewhere.
+pub fn default_idle_interval(network: Network) -> u32 {
+    if network == Network::Regtest {
+        1
+    } else {
+        IDLE_SAMPLE_INTERVAL_PUBLIC
     }
 }
 
@@ -326,8 +487,8 @@ impl FeeEstimator for FeeEstimates {
 }
 
 /// Feeds `estimates` from `chain` until the chain source's notifications end: samples every
-/// block downloaded for the listeners, downloads the tip within the bandwidth budget, and
-/// refreshes the peers' feefilter.
+/// block downloaded for the listeners, downloads the tip when a sample is due (see the module
+/// documentation), and refreshes the peers' feefilter.
 pub async fn run_sampler(chain: Arc<ChainSource>, estimates: Arc<FeeEstimates>) {
     let mut notifications = chain.subscribe();
     let mut refresh = tokio::time::interval(FEEFILTER_REFRESH);
@@ -338,20 +499,22 @@ pub async fn run_sampler(chain: Arc<ChainSource>, estimates: Arc<FeeEstimates>) 
                     estimates.add_block_sample(&block, height);
                 }
                 Ok(ChainNotification::NewTip { height, hash }) => {
-                    let synced = chain.heights().engine_synced;
-                    if synced && estimates.due_for_sample()
-                        && !estimates.sampled_heights().contains(&height)
-                    {
-                        match chain.fetch_verified_block(hash, FetchPurpose::FeeSample).await {
-                            Ok(_) => {} // sampled through the BlockFetched notification
-                            Err(err) => debug!("fee sample of block {hash} failed: {err}"),
-                        }
+                    if chain.heights().engine_synced && estimates.tip_sample_due(height) {
+                        sample_tip(&chain, hash).await;
                     }
                 }
                 Ok(ChainNotification::PeerConnected) => refresh.reset_immediately(),
                 Err(RecvError::Lagged(missed)) => debug!("fee sampler missed {missed} notifications"),
                 Err(RecvError::Closed) => break,
             },
+            _ = estimates.sample_wanted.notified() => {
+                let heights = chain.heights();
+                if let Some((height, hash)) = heights.verified_tip {
+                    if heights.engine_synced && estimates.wanted_sample_due(height) {
+                        sample_tip(&chain, hash).await;
+                    }
+                }
+            }
             _ = refresh.tick() => {
                 if let Some(rate) = chain.engine().peers_min_feerate().await {
                     estimates.set_peers_min_feerate(rate);
@@ -363,6 +526,17 @@ pub async fn run_sampler(chain: Arc<ChainSource>, estimates: Arc<FeeEstimates>) 
         }
     }
     info!("fee sampler stopped");
+}
+
+/// Downloads the block `hash` as a fee sample; it is sampled through the `BlockFetched`
+/// notification that every verified download sends.
+async fn sample_tip(chain: &ChainSource, hash: bitcoin::BlockHash) {
+    if let Err(err) = chain
+        .fetch_verified_block(hash, FetchPurpose::FeeSample)
+        .await
+    {
+        debug!("fee sample of block {hash} failed: {err}");
+    }
 }
 
 #[cfg(test)]
@@ -412,7 +586,7 @@ mod tests {
                 let inputs = Inputs {
                     samples: [(1, sample), (2, sample), (3, 0)].into_iter().collect(),
                     peers_min,
-                    last_sample_at: None,
+                    peers_min_at_sample: 0,
                 };
                 for target in ALL_TARGETS {
                     let estimate = policy(target, &inputs);
@@ -425,7 +599,7 @@ mod tests {
                         let without_peers = Inputs {
                             peers_min: 0,
                             samples: inputs.samples.clone(),
-                            last_sample_at: None,
+                            peers_min_at_sample: 0,
                         };
                         assert_eq!(estimate, policy(target, &without_peers), "{target:?}");
                     }
@@ -476,6 +650,99 @@ mod tests {
             block_subsidy(Network::Bitcoin, 210_000),
             Amount::from_sat(2_500_000_000)
         );
+    }
+
+    fn sampled_at(heights: &[u32], peers_min: u32, peers_min_at_sample: u32) -> Inputs {
+        Inputs {
+            samples: heights.iter().map(|h| (*h, 1_000)).collect(),
+            peers_min,
+            peers_min_at_sample,
+        }
+    }
+
+    #[test]
+    fn an_idle_node_on_a_public_network_samples_the_tip_once_a_day() {
+        let interval = default_idle_interval(Network::Bitcoin);
+        assert_eq!(interval, 144);
+        let inputs = sampled_at(&[1_000], 253, 253);
+        assert!(!tip_sample_due(&inputs, 1_000, false, interval));
+        assert!(!tip_sample_due(&inputs, 1_001, false, interval));
+        assert!(!tip_sample_due(&inputs, 1_143, false, interval));
+        assert!(tip_sample_due(&inputs, 1_144, false, interval));
+        // Nothing sampled yet: the first tip is.
+        assert!(tip_sample_due(&Inputs::default(), 1_000, false, interval));
+    }
+
+    #[test]
+    fn pending_fee_sensitive_work_samples_every_new_tip_but_never_one_twice() {
+        let inputs = sampled_at(&[1_000], 253, 253);
+        assert!(tip_sample_due(&inputs, 1_001, true, 144));
+        assert!(!tip_sample_due(&inputs, 1_000, true, 144));
+        assert!(
+            !tip_sample_due(&inputs, 999, true, 144),
+            "a tip below a sample (reorg)"
+        );
+    }
+
+    #[test]
+    fn a_feefilter_that_doubled_or_halved_since_the_last_sample_calls_for_one() {
+        assert!(tip_sample_due(
+            &sampled_at(&[1_000], 2_000, 1_000),
+            1_001,
+            false,
+            144
+        ));
+        assert!(tip_sample_due(
+            &sampled_at(&[1_000], 1_000, 2_000),
+            1_001,
+            false,
+            144
+        ));
+        assert!(!tip_sample_due(
+            &sampled_at(&[1_000], 1_500, 1_000),
+            1_001,
+            false,
+            144
+        ));
+        // Below LDK's floor, moves do not count: 1 sat/vB and nothing are the same.
+        assert!(!tip_sample_due(
+            &sampled_at(&[1_000], 250, 0),
+            1_001,
+            false,
+            144
+        ));
+    }
+
+    #[test]
+    fn regtest_samples_every_new_tip() {
+        let interval = default_idle_interval(Network::Regtest);
+        assert!(tip_sample_due(
+            &sampled_at(&[7], 253, 253),
+            8,
+            false,
+            interval
+        ));
+    }
+
+    #[tokio::test]
+    async fn wait_fresh_asks_the_sampler_and_returns_once_a_recent_block_is_sampled() {
+        let estimates = Arc::new(FeeEstimates::new(Network::Bitcoin, FeeOverrides::new()));
+        let block = bitcoin::constants::genesis_block(Network::Regtest);
+        estimates.add_block_sample(&block, 100);
+        assert!(estimates.is_fresh(106));
+        assert!(!estimates.is_fresh(107));
+        // No sampler: the wait ends at its timeout, not fresh.
+        assert!(!estimates.wait_fresh(200, Duration::from_millis(50)).await);
+        // A sampler that answers the request with the tip's block.
+        let sampler = {
+            let estimates = estimates.clone();
+            tokio::spawn(async move {
+                estimates.sample_wanted.notified().await;
+                estimates.add_block_sample(&block, 200);
+            })
+        };
+        assert!(estimates.wait_fresh(200, Duration::from_secs(10)).await);
+        sampler.await.expect("sampler");
     }
 
     #[test]

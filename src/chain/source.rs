@@ -66,6 +66,9 @@ pub struct ChainConfig {
     pub response_timeout: Duration,
     /// Fixed fee estimates that replace computed ones.
     pub fee_overrides: FeeOverrides,
+    /// Blocks between fee samples of the tip while the node is idle; `None` for the
+    /// network's default ([`fees::default_idle_interval`]).
+    pub fee_sample_interval: Option<u32>,
     /// Once the engine synced this many headers past where it started, it is restarted from
     /// the stored chain so the headers it holds in memory are released.
     pub compact_after_headers: u32,
@@ -94,6 +97,7 @@ impl ChainConfig {
                 Duration::from_secs(120)
             },
             fee_overrides: FeeOverrides::new(),
+            fee_sample_interval: None,
             compact_after_headers: super::engine::COMPACT_AFTER_HEADERS,
             start: None,
         }
@@ -317,10 +321,11 @@ impl ChainSource {
         });
         let supervisor = Supervisor::new();
         let broadcaster = Arc::new(Broadcaster::new(engine.clone(), db)?);
-        let fees = Arc::new(FeeEstimates::new(
-            config.network,
-            config.fee_overrides.clone(),
-        ));
+        let fees = FeeEstimates::new(config.network, config.fee_overrides.clone());
+        let fees = Arc::new(match config.fee_sample_interval {
+            Some(blocks) => fees.with_idle_interval(blocks),
+            None => fees,
+        });
         let source = Arc::new(Self {
             config,
             tracker,

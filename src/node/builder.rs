@@ -159,6 +159,7 @@ pub(super) async fn start(config: Config, handle: &NodeHandle) -> Result<Arc<Nod
     chain_config.only_peers = config.only_bitcoin_peers;
     chain_config.required_peers = config.filter_quorum;
     chain_config.fee_overrides = config.fee_overrides.clone();
+    chain_config.fee_sample_interval = config.fee_sample_interval;
     let chain_is_new = !data_dir.path().join("chain.sqlite").exists();
     chain_config.start = new_chain_start(&config, data_dir.path(), fresh);
     // The engine starts once the listeners' saved positions are known (when they are
@@ -592,6 +593,11 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
             node.peers.clone(),
             stop_rx.clone(),
         ),
+    );
+    // The fee sampler samples every block while the estimates are in use.
+    node.spawn(
+        "fee demand",
+        super::fee_demand::report_fee_sensitive_work(node.clone(), stop_rx.clone()),
     );
     // Step 19: announce the node while it has public channels.
     node.spawn(

@@ -97,6 +97,7 @@ impl Node {
                 },
             ));
         }
+        self.freshen_fee_estimates().await;
         if !force {
             self.check_funding_fee_rate().await?;
         }
@@ -167,6 +168,7 @@ impl Node {
             .find(|c| c.channel_id.to_string() == channel_id.to_lowercase())
             .ok_or_else(|| NodeError::UnknownChannel(channel_id.to_string()))?;
         let counterparty = details.counterparty.node_id;
+        self.freshen_fee_estimates().await;
         let result = if force {
             self.channel_manager.force_close_broadcasting_latest_txn(
                 &details.channel_id,

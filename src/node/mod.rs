@@ -12,6 +12,7 @@ mod channels;
 mod data_dir;
 mod error;
 mod events;
+mod fee_demand;
 mod handle;
 mod info;
 mod keys;
