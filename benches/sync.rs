@@ -17,6 +17,8 @@
 
 #[path = "../tests/support/chain_harness.rs"]
 mod harness;
+#[path = "support/large_blocks.rs"]
+mod large_blocks;
 #[path = "support/report.rs"]
 mod report;
 
@@ -26,13 +28,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bip157::{Builder, Event, TrustedPeer};
-use bitcoin::absolute::LockTime;
 use bitcoin::block::Header;
-use bitcoin::transaction::Version;
-use bitcoin::{
-    Amount, FeeRate, Network, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness,
-};
+use bitcoin::{Amount, FeeRate, Network, ScriptBuf};
 use harness::{follow_from, genesis, start_source, unique_script};
+use large_blocks::LargeBlocks;
 use lightfilter::chain::{DownloadCounts, WatchSet};
 use lightfilter::regtest::RegtestPeer;
 use lightning::chain::transaction::TransactionData;
@@ -314,158 +313,24 @@ async fn sync_overhead(table: &mut Table) {
     peer.shutdown();
 }
 
-/// An output spendable by anyone who reveals the witness script of `tag`.
-#[derive(Clone, Copy)]
-struct Coin {
-    outpoint: OutPoint,
-    value: u64,
-    tag: u64,
-}
-
-/// The witness script of a coin: `<tag> OP_DROP OP_2DROP OP_TRUE`, which drops two witness
-/// items standing in for a signature and a public key, so spends weigh what a P2WPKH spend
-/// weighs.
-fn coin_witness_script(tag: u64) -> ScriptBuf {
-    use bitcoin::opcodes::all::{OP_2DROP, OP_DROP};
-    bitcoin::script::Builder::new()
-        .push_int(tag as i64)
-        .push_opcode(OP_DROP)
-        .push_opcode(OP_2DROP)
-        .push_opcode(bitcoin::opcodes::OP_TRUE)
-        .into_script()
-}
-
-fn coin_script(tag: u64) -> ScriptBuf {
-    ScriptBuf::new_p2wsh(&coin_witness_script(tag).wscript_hash())
-}
-
-fn spend_input(coin: &Coin) -> TxIn {
-    let mut witness = Witness::new();
-    witness.push([0x30u8; 72]);
-    witness.push([0x02u8; 33]);
-    witness.push(coin_witness_script(coin.tag).as_bytes());
-    TxIn {
-        previous_output: coin.outpoint,
-        script_sig: ScriptBuf::new(),
-        sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-        witness,
-    }
-}
-
-/// Builds a chain of `large` blocks of about `block_bytes` each, made of two-in, two-out
-/// transactions; one block in a hundred pays one of `watched`. Returns the number of blocks
-/// that pay watched scripts.
+/// Builds a chain of `large` blocks of about `block_bytes` each; one block in a hundred pays
+/// one of `watched`. Returns the number of blocks that pay watched scripts.
 fn build_large_chain(
     peer: &RegtestPeer,
     large: u32,
     block_bytes: u64,
     watched: &[ScriptBuf],
 ) -> u32 {
-    let miner = peer.faucet_script();
-    let mut next_tag = 1u64;
-    let mut tag = || {
-        next_tag += 1;
-        next_tag
-    };
-    // One coin from the faucet, fanned out into a pool larger than a block spends.
-    let first = Coin {
-        outpoint: OutPoint::null(),
-        value: 40 * 100_000_000,
-        tag: tag(),
-    };
-    let funding = peer
-        .fund(
-            &coin_script(first.tag),
-            Amount::from_sat(first.value),
-            FeeRate::from_sat_per_vb(2).unwrap(),
-        )
-        .expect("faucet pays");
-    peer.mine(1, &miner);
-    let first = Coin {
-        outpoint: OutPoint::new(funding.compute_txid(), 0),
-        ..first
-    };
-    let tx_bytes = 410u64;
-    let txs_per_block = (block_bytes / tx_bytes).max(1) as usize;
-    let pool_size = txs_per_block * 2 + 2_000;
-    let share = (first.value - 1_000_000) / pool_size as u64;
-    let fan_tags: Vec<u64> = (0..pool_size).map(|_| tag()).collect();
-    let fan_out = Transaction {
-        version: Version::TWO,
-        lock_time: LockTime::ZERO,
-        input: vec![spend_input(&first)],
-        output: fan_tags
-            .iter()
-            .map(|t| TxOut {
-                value: Amount::from_sat(share),
-                script_pubkey: coin_script(*t),
-            })
-            .collect(),
-    };
-    let fan_txid = fan_out.compute_txid();
-    let mut pool: std::collections::VecDeque<Coin> = fan_tags
-        .iter()
-        .enumerate()
-        .map(|(vout, t)| Coin {
-            outpoint: OutPoint::new(fan_txid, vout as u32),
-            value: share,
-            tag: *t,
-        })
-        .collect();
-    peer.mine_with(vec![fan_out], &miner)
-        .expect("fan-out mined");
-
+    let mut blocks = LargeBlocks::new(peer, block_bytes);
     let mut paying = 0;
     for block in 0..large {
         let pays_watched = block % 100 == 50 || (large < 100 && block == large / 2);
-        let mut txs = Vec::with_capacity(txs_per_block);
-        for i in 0..txs_per_block {
-            let a = pool.pop_front().expect("pool");
-            let b = pool.pop_front().expect("pool");
-            let fee = 500;
-            let half = (a.value + b.value - fee) / 2;
-            let (ta, tb) = (tag(), tag());
-            let pays_watched_here = pays_watched && i == txs_per_block / 2;
-            let to_b = if pays_watched_here {
-                watched[paying as usize % watched.len()].clone()
-            } else {
-                coin_script(tb)
-            };
-            let tx = Transaction {
-                version: Version::TWO,
-                lock_time: LockTime::ZERO,
-                input: vec![spend_input(&a), spend_input(&b)],
-                output: vec![
-                    TxOut {
-                        value: Amount::from_sat(half),
-                        script_pubkey: coin_script(ta),
-                    },
-                    TxOut {
-                        value: Amount::from_sat(half),
-                        script_pubkey: to_b,
-                    },
-                ],
-            };
-            let txid = tx.compute_txid();
-            pool.push_back(Coin {
-                outpoint: OutPoint::new(txid, 0),
-                value: half,
-                tag: ta,
-            });
-            // A watched output stays unspent; the pool has room to shrink by one.
-            if !pays_watched_here {
-                pool.push_back(Coin {
-                    outpoint: OutPoint::new(txid, 1),
-                    value: half,
-                    tag: tb,
-                });
-            }
-            txs.push(tx);
-        }
         if pays_watched {
+            blocks.mine_one(Some(&watched[paying as usize % watched.len()]));
             paying += 1;
+        } else {
+            blocks.mine_one(None);
         }
-        peer.mine_with(txs, &miner).expect("large block mined");
     }
     paying
 }

@@ -186,16 +186,36 @@ impl Daemon {
         Daemon::start_on_adjusted(name, peer, extra, |_| {})
     }
 
+    /// Like [`Daemon::start`] on a data directory whose configuration file holds `config`.
+    pub fn start_configured(name: &'static str, chain: &Chain, config: &str) -> Daemon {
+        let dir = Daemon::new_data_dir(name);
+        std::fs::write(dir.path().join("lightfilter.toml"), config).expect("write the config");
+        Daemon::start_in(name, dir, chain.addr(), &[], |_| {})
+    }
+
+    fn new_data_dir(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("lightfilter-{name}-"))
+            .tempdir()
+            .expect("a temporary data directory")
+    }
+
     fn start_on_adjusted(
         name: &'static str,
         peer: SocketAddr,
         extra: &[&str],
         adjust: impl FnOnce(&mut Command),
     ) -> Daemon {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("lightfilter-{name}-"))
-            .tempdir()
-            .expect("a temporary data directory");
+        Daemon::start_in(name, Daemon::new_data_dir(name), peer, extra, adjust)
+    }
+
+    fn start_in(
+        name: &'static str,
+        dir: tempfile::TempDir,
+        peer: SocketAddr,
+        extra: &[&str],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Daemon {
         let mut command = daemon_command(dir.path(), peer, extra);
         adjust(&mut command);
         let child = command.spawn().expect("start lightfilter daemon");
