@@ -26,7 +26,7 @@ use lightfilter::api::{self, parse, render, Client, ClientError, Method};
 use lightfilter::config::{default_data_dir, network_name, parse_network, Config, ConfigArgs};
 use lightfilter::node::{Node, NodeHandle};
 use lightfilter::playground::Playground;
-use lightfilter::regtest::RegtestPeer;
+use lightfilter::regtest::{PeerLimits, RegtestPeer};
 use lightfilter::tasks;
 use log::{info, warn};
 use serde::Serialize;
@@ -263,6 +263,18 @@ struct RegtestPeerArgs {
     /// Blocks to mine to the built-in faucet at start-up.
     #[arg(long, value_name = "N", default_value_t = 0)]
     blocks: u32,
+    /// Most P2P connections at once; further ones are closed at once.
+    #[arg(long, value_name = "N", default_value_t = PeerLimits::default().max_connections as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: u64,
+    /// Seconds a connection has to complete the version handshake.
+    #[arg(long, value_name = "SECS", default_value_t = PeerLimits::default().handshake_timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    handshake_timeout: u64,
+    /// Seconds a connection may send nothing before it is closed.
+    #[arg(long, value_name = "SECS", default_value_t = PeerLimits::default().idle_timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout: u64,
 }
 
 fn main() -> ExitCode {
@@ -565,7 +577,12 @@ async fn wait_for_stop(node: &Node) {
 // regtest peer and playground
 
 async fn run_regtest_peer(args: RegtestPeerArgs) -> anyhow::Result<()> {
-    let peer = RegtestPeer::start(args.listen)
+    let limits = PeerLimits {
+        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        handshake_timeout: Duration::from_secs(args.handshake_timeout),
+        idle_timeout: Duration::from_secs(args.idle_timeout),
+    };
+    let peer = RegtestPeer::start_with_limits(args.listen, limits)
         .await
         .with_context(|| format!("starting the regtest peer on {}", args.listen))?;
     if args.blocks > 0 {
