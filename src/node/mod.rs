@@ -12,6 +12,7 @@ mod channels;
 mod data_dir;
 mod error;
 mod events;
+mod gossip;
 mod handle;
 mod info;
 mod keys;
