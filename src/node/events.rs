@@ -302,7 +302,10 @@ impl Node {
             }
             Event::BumpTransaction(bump) => self.bump_handler.handle_event(&bump),
             Event::ConnectionNeeded { node_id, addresses } => {
+                // The addresses come from gossip: they are remembered only for a channel peer,
+                // so that what other nodes announce cannot grow the stored peer list.
                 let peer_manager = self.peer_manager.clone();
+                let channel_manager = self.channel_manager.clone();
                 let peers = self.peers.clone();
                 tokio::spawn(async move {
                     for address in addresses {
@@ -311,7 +314,10 @@ impl Node {
                             .await
                             .is_ok()
                         {
-                            let _ = peers.remember(node_id, &address);
+                            let channel_peers = super::peers::channel_peers(&channel_manager);
+                            if channel_peers.contains(&node_id) {
+                                let _ = peers.remember(node_id, &address, &channel_peers);
+                            }
                             break;
                         }
                     }
@@ -339,3 +345,4 @@ impl Node {
         Ok(())
     }
 }
+
