@@ -18,8 +18,8 @@ use lightfilter::api::types::{
     Balance, ChannelEntry, Channels, CloseChannel, CloseChannelRequest, Connect, ConnectRequest,
     CreateInvoice, CreateOffer, Disconnect, DisconnectRequest, Empty, ErrorBody, ErrorDetail,
     GetInfo, InfoResponse, InvoiceRequest, Keysend, KeysendRequest, NewAddress, OfferRequest,
-    OpenChannel, OpenChannelRequest, Pay, PayRequest, PaymentEntry, Payments, Peers,
-    SendAmountSpec, SendOnchain, SendRequest, SignMessage, SignMessageRequest, Stop, Utxos,
+    OpenChannel, OpenChannelRequest, Pay, PayRequest, PaymentEntry, Payments, PaymentsRequest,
+    Peers, SendAmountSpec, SendOnchain, SendRequest, SignMessage, SignMessageRequest, Stop, Utxos,
     VerifyMessage, VerifyMessageRequest,
 };
 use lightfilter::api::{self, parse, render, Client, ClientError, Method};
@@ -180,9 +180,16 @@ enum Command {
         #[arg(long, value_name = "SECS", default_value_t = 60)]
         timeout: u64,
     },
-    /// Payments sent and received.
+    /// Payments sent and received, oldest first.
     #[command(name = "payments")]
-    Payments,
+    Payments {
+        /// Skip this many of the oldest payments.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        offset: u64,
+        /// Show at most this many payments (at least 1).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
+    },
     /// Create a BOLT12 offer, for an amount in msat or any amount.
     #[command(name = "offer")]
     Offer {
@@ -976,8 +983,9 @@ async fn run_command(data_dir: &Path, json: bool, command: Command) -> Result<Re
             let payment = call::<Keysend>(&client, &request).await?;
             Ok(payment_reply(&payment))
         }
-        Command::Payments => {
-            let payments = call::<Payments>(&client(data_dir)?, &Empty {}).await?;
+        Command::Payments { offset, limit } => {
+            let request = PaymentsRequest { offset, limit };
+            let payments = call::<Payments>(&client(data_dir)?, &request).await?;
             Ok(Reply::new(&payments, render::payments(&payments)))
         }
         Command::Offer { msat, description } => {

@@ -4,7 +4,7 @@
 
 use bitcoin::{Amount, FeeRate};
 use lightning::chain::chaininterface::{ConfirmationTarget, FeeEstimator};
-use lightning::events::{Event, FundingInfo, ReplayEvent};
+use lightning::events::{Event, FundingInfo, PaymentPurpose, ReplayEvent};
 use lightning::ln::types::ChannelId;
 use log::{debug, error, info, warn};
 
@@ -150,10 +150,11 @@ impl Node {
                 ..
             } => {
                 let id = hex(&payment_hash.0);
+                let kind = arrival_kind(&purpose);
                 let recorded = self.payments.update(
                     PaymentDirection::Inbound,
                     &id,
-                    || PaymentRecord::new(id.clone(), PaymentDirection::Inbound, "keysend"),
+                    || PaymentRecord::new(id.clone(), PaymentDirection::Inbound, kind),
                     |r| {
                         r.payment_hash = Some(id.clone());
                         r.amount_msat = Some(amount_msat);
@@ -182,10 +183,11 @@ impl Node {
                 ..
             } => {
                 let id = hex(&payment_hash.0);
+                let kind = arrival_kind(&purpose);
                 let recorded = self.payments.update(
                     PaymentDirection::Inbound,
                     &id,
-                    || PaymentRecord::new(id.clone(), PaymentDirection::Inbound, "keysend"),
+                    || PaymentRecord::new(id.clone(), PaymentDirection::Inbound, kind),
                     |r| {
                         r.payment_hash = Some(id.clone());
                         r.amount_msat = Some(amount_msat);
@@ -346,3 +348,13 @@ impl Node {
     }
 }
 
+/// The kind of record an inbound payment without one gets: what the sender paid through.
+fn arrival_kind(purpose: &PaymentPurpose) -> &'static str {
+    match purpose {
+        PaymentPurpose::SpontaneousPayment(_) => "keysend",
+        PaymentPurpose::Bolt12OfferPayment { .. } | PaymentPurpose::Bolt12RefundPayment { .. } => {
+            "bolt12"
+        }
+        PaymentPurpose::Bolt11InvoicePayment { .. } => "bolt11",
+    }
+}
