@@ -8,7 +8,8 @@ use std::time::Duration;
 ///
 /// The defaults are Bitcoin Core's: 125 connections (`-maxconnections`), 60 s for the version
 /// handshake, and 20 minutes without a message from a peer (which is pinged more often than
-/// that, so a live peer always has something to answer).
+/// that, so a live peer always has something to answer). The idle timeout is taken between
+/// 200 ms and a year.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerLimits {
     /// Most connections served at once over all endpoints; further ones are closed at once.

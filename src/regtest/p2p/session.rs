@@ -60,6 +60,10 @@ const MAX_QUEUED_MESSAGES: usize = 64;
 /// it the connection is not read until the session catches up, and TCP holds the sender back.
 const MAX_QUEUED_BYTES: usize = 5_000_000;
 
+/// Timeouts are taken within these bounds (a zero one would spin, a huge one overflow).
+const MIN_TIMEOUT: Duration = Duration::from_millis(200);
+const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
 /// A received message and its place in the connection's queue.
 type Queued = (NetworkMessage, OwnedSemaphorePermit);
 
@@ -118,7 +122,8 @@ pub async fn run(
     };
     // Pinged often enough that a live peer always has something to answer before it counts as
     // idle.
-    let mut ping = tokio::time::interval(PING_INTERVAL.min(limits.idle_timeout / 2));
+    let idle_timeout = limits.idle_timeout.clamp(MIN_TIMEOUT, MAX_TIMEOUT);
+    let mut ping = tokio::time::interval(PING_INTERVAL.min(idle_timeout / 2));
     ping.tick().await;
     let handshake_deadline = tokio::time::sleep(limits.handshake_timeout);
     tokio::pin!(handshake_deadline);
@@ -138,11 +143,8 @@ pub async fn run(
                     limits.handshake_timeout.as_secs_f64()
                 );
             }
-            _ = tokio::time::sleep_until(last_heard + limits.idle_timeout) => {
-                break format!(
-                    "no message for {} s",
-                    limits.idle_timeout.as_secs_f64()
-                );
+            _ = tokio::time::sleep_until(last_heard + idle_timeout) => {
+                break format!("no message for {} s", idle_timeout.as_secs_f64());
             }
             notice = notices.recv() => match notice {
                 Ok(notice) => session.on_notice(notice).await,
@@ -265,7 +267,11 @@ impl Session {
             .record(|stats| stats.bytes_sent += bytes.len() as u64);
         // A peer that does not take what it is sent holds its connection no longer than one
         // that sends nothing.
-        let timeout = self.shared.limits.idle_timeout;
+        let timeout = self
+            .shared
+            .limits
+            .idle_timeout
+            .clamp(MIN_TIMEOUT, MAX_TIMEOUT);
         tokio::time::timeout(timeout, self.writer.write_all(bytes))
             .await
             .unwrap_or_else(|_| {
