@@ -413,7 +413,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let kv = Store::new(dir.path().to_path_buf());
         let day_ago = unix_now() - 24 * 60 * 60 - 1;
-        let mut write = |id: String, kind: &str, status: PaymentStatus, at: u64| {
+        let write = |id: String, kind: &str, status: PaymentStatus, at: u64| {
             let mut record = PaymentRecord::new(id.clone(), PaymentDirection::Inbound, kind);
             record.status = status.as_str().into();
             record.created_at = at;
