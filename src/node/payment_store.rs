@@ -123,9 +123,9 @@ pub fn unix_now() -> u64 {
 /// Records of unsolicited payments that did not succeed are deleted once unchanged for
 /// `unfinished_secs` (a keysend is claimed at once, so one still pending then never will be).
 /// Beyond `max_unsolicited` records, the oldest failed ones and then the oldest succeeded ones
-/// below `small_msat` are deleted. Succeeded payments of at least `small_msat`, payments in
-/// flight, invoices and payments sent are never deleted: they cost their sender real money or
-/// were asked for by the operator.
+/// below `small_msat` are deleted. Payments in flight are not deleted for the count. Succeeded
+/// payments of at least `small_msat`, invoices and payments sent are never deleted: they cost
+/// their sender real money or were asked for by the operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     /// Most records of unsolicited payments kept (unless larger ones or ones in flight).
