@@ -18,15 +18,15 @@ use lightfilter::api::types::{
     Balance, ChannelEntry, Channels, CloseChannel, CloseChannelRequest, Connect, ConnectRequest,
     CreateInvoice, CreateOffer, Disconnect, DisconnectRequest, Empty, ErrorBody, ErrorDetail,
     GetInfo, InfoResponse, InvoiceRequest, Keysend, KeysendRequest, NewAddress, OfferRequest,
-    OpenChannel, OpenChannelRequest, Pay, PayRequest, PaymentEntry, Payments, Peers,
-    SendAmountSpec, SendOnchain, SendRequest, SignMessage, SignMessageRequest, Stop, Utxos,
+    OpenChannel, OpenChannelRequest, Pay, PayRequest, PaymentEntry, Payments, PaymentsRequest,
+    Peers, SendAmountSpec, SendOnchain, SendRequest, SignMessage, SignMessageRequest, Stop, Utxos,
     VerifyMessage, VerifyMessageRequest,
 };
 use lightfilter::api::{self, parse, render, Client, ClientError, Method};
 use lightfilter::config::{default_data_dir, network_name, parse_network, Config, ConfigArgs};
 use lightfilter::node::{Node, NodeHandle};
 use lightfilter::playground::Playground;
-use lightfilter::regtest::RegtestPeer;
+use lightfilter::regtest::{PeerLimits, RegtestPeer};
 use lightfilter::tasks;
 use log::{info, warn};
 use serde::Serialize;
@@ -180,9 +180,16 @@ enum Command {
         #[arg(long, value_name = "SECS", default_value_t = 60)]
         timeout: u64,
     },
-    /// Payments sent and received.
+    /// Payments sent and received, oldest first.
     #[command(name = "payments")]
-    Payments,
+    Payments {
+        /// Skip this many of the oldest payments.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        offset: u64,
+        /// Show at most this many payments (at least 1).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
+    },
     /// Create a BOLT12 offer, for an amount in msat or any amount.
     #[command(name = "offer")]
     Offer {
@@ -263,6 +270,18 @@ struct RegtestPeerArgs {
     /// Blocks to mine to the built-in faucet at start-up.
     #[arg(long, value_name = "N", default_value_t = 0)]
     blocks: u32,
+    /// Most P2P connections at once; further ones are closed at once.
+    #[arg(long, value_name = "N", default_value_t = PeerLimits::default().max_connections as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: u64,
+    /// Seconds a connection has to complete the version handshake.
+    #[arg(long, value_name = "SECS", default_value_t = PeerLimits::default().handshake_timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    handshake_timeout: u64,
+    /// Seconds a connection may send nothing before it is closed.
+    #[arg(long, value_name = "SECS", default_value_t = PeerLimits::default().idle_timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout: u64,
 }
 
 fn main() -> ExitCode {
@@ -565,7 +584,12 @@ async fn wait_for_stop(node: &Node) {
 // regtest peer and playground
 
 async fn run_regtest_peer(args: RegtestPeerArgs) -> anyhow::Result<()> {
-    let peer = RegtestPeer::start(args.listen)
+    let limits = PeerLimits {
+        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        handshake_timeout: Duration::from_secs(args.handshake_timeout),
+        idle_timeout: Duration::from_secs(args.idle_timeout),
+    };
+    let peer = RegtestPeer::start_with_limits(args.listen, limits)
         .await
         .with_context(|| format!("starting the regtest peer on {}", args.listen))?;
     if args.blocks > 0 {
@@ -959,8 +983,9 @@ async fn run_command(data_dir: &Path, json: bool, command: Command) -> Result<Re
             let payment = call::<Keysend>(&client, &request).await?;
             Ok(payment_reply(&payment))
         }
-        Command::Payments => {
-            let payments = call::<Payments>(&client(data_dir)?, &Empty {}).await?;
+        Command::Payments { offset, limit } => {
+            let request = PaymentsRequest { offset, limit };
+            let payments = call::<Payments>(&client(data_dir)?, &request).await?;
             Ok(Reply::new(&payments, render::payments(&payments)))
         }
         Command::Offer { msat, description } => {

@@ -191,6 +191,8 @@ fn malformed_requests_get_the_documented_errors() {
             400,
             "invalid_input",
         ),
+        ("POST /v1/payments", "{\"limit\": 0}", 400, "invalid_input"),
+        ("POST /v1/payments", "{\"page\": 2}", 400, "invalid_request"),
     ];
     for (line, body, status, code) in cases {
         let (got_status, got_body) = raw_request(addr, &format!("{line} HTTP/1.1\r\n{auth}"), body);

@@ -1,4 +1,4 @@
-//! Reading a process's memory figures from `/proc` (Linux), for the benchmarks.
+//! Reading a process's memory figures from `/proc` (Linux), for the benchmarks and tests.
 
 /// A field of `/proc/<pid>/status` in kB (`pid` may be `self`); 0 when it cannot be read.
 pub fn status_kb(pid: &str, field: &str) -> u64 {

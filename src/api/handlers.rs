@@ -176,8 +176,16 @@ pub async fn dispatch(
             .await
         }
         Payments::NAME => {
-            call::<Payments, _, _>(body, |Empty {}| async move {
-                let payments = blocking(&node, |node| node.payments()).await?;
+            call::<Payments, _, _>(body, |request| async move {
+                if request.limit == Some(0) {
+                    return Err(ParseError::new("limit", "0", "must be at least 1").into());
+                }
+                let offset = usize::try_from(request.offset).unwrap_or(usize::MAX);
+                let limit = request
+                    .limit
+                    .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+                let payments =
+                    blocking(&node, move |node| node.payments_page(offset, limit)).await?;
                 Ok(payments.into_iter().map(PaymentEntry::from).collect())
             })
             .await

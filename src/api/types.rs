@@ -358,6 +358,18 @@ pub struct KeysendRequest {
     pub timeout_secs: u64,
 }
 
+/// `payments` request: a page of the payments, oldest first (all of them by default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentsRequest {
+    /// How many of the oldest payments to skip.
+    #[serde(default)]
+    pub offset: u64,
+    /// Most payments to return (at least 1); all when absent.
+    #[serde(default)]
+    pub limit: Option<u64>,
+}
+
 /// A payment, sent or received (`pay` and `keysend` return one, `payments` a list).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentEntry {
@@ -492,7 +504,7 @@ methods! {
     /// Send a spontaneous payment.
     Keysend = "keysend": KeysendRequest => PaymentEntry;
     /// Payments sent and received.
-    Payments = "payments": Empty => Vec<PaymentEntry>;
+    Payments = "payments": PaymentsRequest => Vec<PaymentEntry>;
     /// Create a BOLT12 offer.
     CreateOffer = "offer": OfferRequest => OfferResponse;
     /// Sign a message with the node key.

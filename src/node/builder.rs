@@ -44,8 +44,8 @@ use super::payment_store::PaymentStore;
 use super::peers::PeerStore;
 use super::startup_monitor::StartupMonitor;
 use super::types::{
-    ChainMonitor, ChannelManager, GossipSync, NetworkGraph, PeerManager, Persister, Scorer, Store,
-    Sweeper,
+    BoundedGossip, ChainMonitor, ChannelManager, GossipSync, NetworkGraph, PeerManager, Persister,
+    Scorer, Store, Sweeper,
 };
 use super::{background, Node, NodeHandle, NodeParts};
 use crate::chain::{
@@ -530,7 +530,10 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
     let peer_manager: Arc<PeerManager> = Arc::new(PeerManager::new(
         MessageHandler {
             chan_handler: channel_manager.clone(),
-            route_handler: gossip_sync.clone(),
+            route_handler: Arc::new(BoundedGossip::new(
+                gossip_sync.clone(),
+                network_graph.clone(),
+            )),
             onion_message_handler: onion_messenger.clone(),
             custom_message_handler: IgnoringMessageHandler {},
             send_only_message_handler: chain_monitor.clone(),

@@ -23,8 +23,9 @@ impl Node {
     /// Connects to a Lightning peer at `address` (`host:port`) and remembers it.
     pub async fn connect(&self, node_id: PublicKey, address: &str) -> Result<(), NodeError> {
         peers::connect(&self.peer_manager, node_id, address).await?;
+        let channel_peers = peers::channel_peers(&self.channel_manager);
         self.peers
-            .remember(node_id, address)
+            .remember(node_id, address, &channel_peers)
             .map_err(|err| NodeError::storage("remembering the peer", err))?;
         info!("connected to {node_id} at {address}");
         Ok(())

@@ -4,7 +4,7 @@
 
 use bitcoin::{Amount, FeeRate};
 use lightning::chain::chaininterface::{ConfirmationTarget, FeeEstimator};
-use lightning::events::{Event, FundingInfo, ReplayEvent};
+use lightning::events::{Event, FundingInfo, PaymentPurpose, ReplayEvent};
 use lightning::ln::types::ChannelId;
 use log::{debug, error, info, warn};
 
@@ -150,10 +150,11 @@ impl Node {
                 ..
             } => {
                 let id = hex(&payment_hash.0);
+                let kind = arrival_kind(&purpose);
                 let recorded = self.payments.update(
                     PaymentDirection::Inbound,
                     &id,
-                    || PaymentRecord::new(id.clone(), PaymentDirection::Inbound, "keysend"),
+                    || PaymentRecord::new(id.clone(), PaymentDirection::Inbound, kind),
                     |r| {
                         r.payment_hash = Some(id.clone());
                         r.amount_msat = Some(amount_msat);
@@ -182,10 +183,11 @@ impl Node {
                 ..
             } => {
                 let id = hex(&payment_hash.0);
+                let kind = arrival_kind(&purpose);
                 let recorded = self.payments.update(
                     PaymentDirection::Inbound,
                     &id,
-                    || PaymentRecord::new(id.clone(), PaymentDirection::Inbound, "keysend"),
+                    || PaymentRecord::new(id.clone(), PaymentDirection::Inbound, kind),
                     |r| {
                         r.payment_hash = Some(id.clone());
                         r.amount_msat = Some(amount_msat);
@@ -302,7 +304,10 @@ impl Node {
             }
             Event::BumpTransaction(bump) => self.bump_handler.handle_event(&bump),
             Event::ConnectionNeeded { node_id, addresses } => {
+                // The addresses come from gossip: they are remembered only for a channel peer,
+                // so that what other nodes announce cannot grow the stored peer list.
                 let peer_manager = self.peer_manager.clone();
+                let channel_manager = self.channel_manager.clone();
                 let peers = self.peers.clone();
                 tokio::spawn(async move {
                     for address in addresses {
@@ -311,7 +316,10 @@ impl Node {
                             .await
                             .is_ok()
                         {
-                            let _ = peers.remember(node_id, &address);
+                            let channel_peers = super::peers::channel_peers(&channel_manager);
+                            if channel_peers.contains(&node_id) {
+                                let _ = peers.remember(node_id, &address, &channel_peers);
+                            }
                             break;
                         }
                     }
@@ -337,5 +345,16 @@ impl Node {
             }
         }
         Ok(())
+    }
+}
+
+/// The kind of record an inbound payment without one gets: what the sender paid through.
+fn arrival_kind(purpose: &PaymentPurpose) -> &'static str {
+    match purpose {
+        PaymentPurpose::SpontaneousPayment(_) => "keysend",
+        PaymentPurpose::Bolt12OfferPayment { .. } | PaymentPurpose::Bolt12RefundPayment { .. } => {
+            "bolt12"
+        }
+        PaymentPurpose::Bolt11InvoicePayment { .. } => "bolt11",
     }
 }

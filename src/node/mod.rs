@@ -13,6 +13,7 @@ mod data_dir;
 mod error;
 mod events;
 mod fee_demand;
+mod gossip;
 mod handle;
 mod info;
 mod keys;

@@ -1,6 +1,9 @@
 //! The payment record: every payment sent or received, with its hash, amount, fee, status,
 //! preimage and timestamps, persisted in the node's key-value store (one durable file per
 //! payment) before the event that changed it is acknowledged to LDK.
+//!
+//! Records that other nodes create by paying us unasked (keysend, BOLT12 offers) are bounded
+//! (see [`Retention`]): a sender of many tiny payments cannot fill the disk or the memory.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -65,6 +68,13 @@ impl PaymentRecord {
         }
     }
 
+    /// Whether another node created this record by paying us unasked (keysend or a BOLT12
+    /// offer), as opposed to an invoice of ours or a payment we sent.
+    pub fn is_unsolicited(&self) -> bool {
+        self.direction == PaymentDirection::Inbound.as_str()
+            && matches!(self.kind.as_str(), "keysend" | "bolt12")
+    }
+
     /// The record's status.
     pub fn status(&self) -> PaymentStatus {
         match self.status.as_str() {
@@ -108,16 +118,53 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// How many records of unsolicited payments ([`PaymentRecord::is_unsolicited`]) are kept.
+///
+/// Records of unsolicited payments that did not succeed are deleted once unchanged for
+/// `unfinished_secs` (a keysend is claimed at once, so one still pending then never will be).
+/// Beyond `max_unsolicited` records, the oldest failed ones and then the oldest succeeded ones
+/// below `small_msat` are deleted. Payments in flight are not deleted for the count. Succeeded
+/// payments of at least `small_msat`, invoices and payments sent are never deleted: they cost
+/// their sender real money or were asked for by the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Most records of unsolicited payments kept (unless larger ones or ones in flight).
+    pub max_unsolicited: usize,
+    /// Succeeded unsolicited payments below this may be deleted to stay within the count.
+    pub small_msat: u64,
+    /// Unsolicited payments that did not succeed are deleted this long after their last change.
+    pub unfinished_secs: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_unsolicited: 10_000,
+            small_msat: 1_000_000,
+            unfinished_secs: 24 * 60 * 60,
+        }
+    }
+}
+
+type Key = (String, String);
+
 /// The persisted set of payments.
 pub struct PaymentStore {
     kv: Arc<Store>,
-    records: Mutex<BTreeMap<(String, String), PaymentRecord>>,
+    records: Mutex<BTreeMap<Key, PaymentRecord>>,
     changes: watch::Sender<u64>,
+    retention: Retention,
 }
 
 impl PaymentStore {
-    /// Loads every stored payment.
+    /// Loads every stored payment, deleting the unsolicited ones the default [`Retention`]
+    /// gives up.
     pub fn load(kv: Arc<Store>) -> Result<Self, std::io::Error> {
+        Self::load_with(kv, Retention::default())
+    }
+
+    /// Loads every stored payment, deleting the unsolicited ones `retention` gives up.
+    pub fn load_with(kv: Arc<Store>, retention: Retention) -> Result<Self, std::io::Error> {
         let mut records = BTreeMap::new();
         for direction in ["inbound", "outbound"] {
             for key in kv.list(NAMESPACE, direction)? {
@@ -131,11 +178,14 @@ impl PaymentStore {
                 records.insert((direction.to_string(), key), record);
             }
         }
-        Ok(Self {
+        let store = Self {
             kv,
             records: Mutex::new(records),
             changes: watch::channel(0).0,
-        })
+            retention,
+        };
+        store.prune();
+        Ok(store)
     }
 
     /// Writes `record` durably, then makes it visible.
@@ -144,10 +194,70 @@ impl PaymentStore {
         let bytes = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
         self.kv
             .write(NAMESPACE, &record.direction, &record.id, bytes)?;
-        self.lock()
-            .insert((record.direction.clone(), record.id.clone()), record);
+        let unsolicited = record.is_unsolicited();
+        let new = self
+            .lock()
+            .insert((record.direction.clone(), record.id.clone()), record)
+            .is_none();
+        if unsolicited && new {
+            self.prune();
+        }
         self.changes.send_modify(|n| *n += 1);
         Ok(())
+    }
+
+    /// Deletes the records of unsolicited payments that [`Retention`] gives up, from disk
+    /// first. A record that cannot be deleted is kept (and logged).
+    fn prune(&self) {
+        let retention = self.retention;
+        let now = unix_now();
+        let mut records = self.lock();
+        // (order of deletion, key): failed or stale before succeeded small ones, oldest first.
+        let mut candidates: Vec<((u8, u64, u64), Key)> = Vec::new();
+        let mut doomed: Vec<Key> = Vec::new();
+        let mut unsolicited = 0usize;
+        for (key, record) in records.iter().filter(|(_, r)| r.is_unsolicited()) {
+            unsolicited += 1;
+            let unchanged_for = now.saturating_sub(record.updated_at);
+            let amount = record.received_msat.or(record.amount_msat).unwrap_or(0);
+            let class = match record.status() {
+                PaymentStatus::Succeeded if amount < retention.small_msat => 1,
+                PaymentStatus::Succeeded => continue,
+                PaymentStatus::Pending | PaymentStatus::Failed
+                    if unchanged_for >= retention.unfinished_secs =>
+                {
+                    doomed.push(key.clone());
+                    continue;
+                }
+                PaymentStatus::Failed => 0,
+                PaymentStatus::Pending => continue,
+            };
+            candidates.push(((class, record.updated_at, record.created_at), key.clone()));
+        }
+        let over = (unsolicited - doomed.len()).saturating_sub(retention.max_unsolicited);
+        if over > 0 {
+            candidates.sort();
+            doomed.extend(candidates.into_iter().take(over).map(|(_, key)| key));
+        }
+        if doomed.is_empty() {
+            return;
+        }
+        let mut deleted = 0usize;
+        for key in doomed {
+            match self.kv.remove(NAMESPACE, &key.0, &key.1, false) {
+                Ok(()) => {
+                    records.remove(&key);
+                    deleted += 1;
+                }
+                Err(err) => {
+                    log::warn!("could not delete payment record {}/{}: {err}", key.0, key.1)
+                }
+            }
+        }
+        log::debug!(
+            "deleted {deleted} record(s) of unsolicited payments; {} kept",
+            unsolicited - deleted
+        );
     }
 
     /// Applies `change` to the stored record (or a new one from `create`) and persists it.
@@ -190,9 +300,15 @@ impl PaymentStore {
 
     /// Every record, oldest first.
     pub fn list(&self) -> Vec<PaymentRecord> {
-        let mut all: Vec<_> = self.lock().values().cloned().collect();
-        all.sort_by_key(|r| (r.created_at, r.id.clone()));
-        all
+        self.page(0, usize::MAX)
+    }
+
+    /// At most `limit` records, oldest first, after skipping the `offset` oldest.
+    pub fn page(&self, offset: usize, limit: usize) -> Vec<PaymentRecord> {
+        let records = self.lock();
+        let mut all: Vec<&PaymentRecord> = records.values().collect();
+        all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        all.into_iter().skip(offset).take(limit).cloned().collect()
     }
 
     /// A receiver that changes whenever a record does.
@@ -200,7 +316,7 @@ impl PaymentStore {
         self.changes.subscribe()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), PaymentRecord>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Key, PaymentRecord>> {
         self.records.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -215,6 +331,137 @@ mod tests {
 
     fn mark(status: PaymentStatus) -> impl FnOnce(&mut PaymentRecord) {
         move |r| r.status = status.as_str().into()
+    }
+
+    fn store_with(dir: &std::path::Path, retention: Retention) -> PaymentStore {
+        PaymentStore::load_with(Arc::new(Store::new(dir.to_path_buf())), retention).unwrap()
+    }
+
+    fn files(dir: &std::path::Path, direction: &str) -> usize {
+        Store::new(dir.to_path_buf())
+            .list(NAMESPACE, direction)
+            .unwrap()
+            .len()
+    }
+
+    /// Records a payment another node sent us unasked, as the event handler does.
+    fn receive(payments: &PaymentStore, n: u32, kind: &str, msat: u64, status: PaymentStatus) {
+        let id = format!("{n:064x}");
+        let new = || PaymentRecord::new(id.clone(), PaymentDirection::Inbound, kind);
+        payments
+            .update(PaymentDirection::Inbound, &id, new, |r| {
+                r.payment_hash = Some(id.clone());
+                r.amount_msat = Some(msat);
+                r.received_msat = Some(msat);
+                r.status = status.as_str().into();
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn a_flood_of_small_keysends_stays_bounded_and_keeps_what_matters() {
+        let dir = tempfile::tempdir().unwrap();
+        let retention = Retention {
+            max_unsolicited: 50,
+            small_msat: 1_000,
+            ..Retention::default()
+        };
+        let payments = store_with(dir.path(), retention);
+        // An invoice of ours, a payment we sent, and large keysends: never deleted.
+        let invoice = PaymentRecord::new("aa".repeat(32), PaymentDirection::Inbound, "bolt11");
+        payments.upsert(invoice).unwrap();
+        let sent = PaymentRecord::new("bb".repeat(32), PaymentDirection::Outbound, "keysend");
+        payments.upsert(sent).unwrap();
+        for n in 0..5 {
+            receive(&payments, n, "keysend", 5_000, PaymentStatus::Succeeded);
+        }
+        // A few that failed, then a flood of 1 msat keysends and offer payments.
+        for n in 5..10 {
+            receive(&payments, n, "keysend", 1, PaymentStatus::Failed);
+        }
+        for n in 10..1_010 {
+            let kind = if n % 2 == 0 { "keysend" } else { "bolt12" };
+            receive(&payments, n, kind, 1, PaymentStatus::Succeeded);
+        }
+
+        let unsolicited = |p: &PaymentStore| p.list().iter().filter(|r| r.is_unsolicited()).count();
+        assert_eq!(unsolicited(&payments), 50);
+        assert_eq!(payments.list().len(), 52);
+        let inbound = PaymentDirection::Inbound;
+        assert!(payments.get(inbound, &"aa".repeat(32)).is_some());
+        assert!(payments
+            .get(PaymentDirection::Outbound, &"bb".repeat(32))
+            .is_some());
+        for n in 0..5 {
+            assert!(
+                payments.get(inbound, &format!("{n:064x}")).is_some(),
+                "large {n}"
+            );
+        }
+        for n in 5..10 {
+            assert!(
+                payments.get(inbound, &format!("{n:064x}")).is_none(),
+                "failed {n}"
+            );
+        }
+        assert_eq!(files(dir.path(), "inbound"), 51, "deleted from disk too");
+        assert_eq!(unsolicited(&store_with(dir.path(), retention)), 50);
+    }
+
+    #[test]
+    fn unsolicited_payments_that_never_finished_are_deleted_after_a_while() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = Store::new(dir.path().to_path_buf());
+        let day_ago = unix_now() - 24 * 60 * 60 - 1;
+        let write = |id: String, kind: &str, status: PaymentStatus, at: u64| {
+            let mut record = PaymentRecord::new(id.clone(), PaymentDirection::Inbound, kind);
+            record.status = status.as_str().into();
+            record.created_at = at;
+            record.updated_at = at;
+            kv.write(
+                NAMESPACE,
+                "inbound",
+                &id,
+                serde_json::to_vec(&record).unwrap(),
+            )
+            .unwrap();
+        };
+        write("01".repeat(32), "keysend", PaymentStatus::Pending, day_ago);
+        write("02".repeat(32), "bolt12", PaymentStatus::Failed, day_ago);
+        write(
+            "03".repeat(32),
+            "keysend",
+            PaymentStatus::Pending,
+            unix_now(),
+        );
+        write(
+            "04".repeat(32),
+            "keysend",
+            PaymentStatus::Succeeded,
+            day_ago,
+        );
+        write("05".repeat(32), "hold", PaymentStatus::Pending, day_ago);
+
+        let payments = store(dir.path());
+        let kept: Vec<String> = payments.list().into_iter().map(|r| r.id).collect();
+        assert_eq!(kept.len(), 3, "{kept:?}");
+        for id in ["03", "04", "05"] {
+            assert!(kept.contains(&id.repeat(32)), "{id} kept");
+        }
+        assert_eq!(files(dir.path(), "inbound"), 3);
+    }
+
+    #[test]
+    fn pages_follow_the_oldest_first_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let payments = store(dir.path());
+        for n in 0..5 {
+            receive(&payments, n, "keysend", 5_000, PaymentStatus::Succeeded);
+        }
+        let all: Vec<String> = payments.list().into_iter().map(|r| r.id).collect();
+        let page: Vec<String> = payments.page(1, 2).into_iter().map(|r| r.id).collect();
+        assert_eq!(page, all[1..3].to_vec());
+        assert!(payments.page(5, 10).is_empty());
     }
 
     #[test]

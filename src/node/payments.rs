@@ -317,7 +317,16 @@ impl Node {
 
     /// Payments sent and received, oldest first.
     pub fn payments(&self) -> Vec<PaymentInfo> {
-        self.payments.list().iter().map(|r| r.to_info()).collect()
+        self.payments_page(0, usize::MAX)
+    }
+
+    /// At most `limit` payments, oldest first, after skipping the `offset` oldest.
+    pub fn payments_page(&self, offset: usize, limit: usize) -> Vec<PaymentInfo> {
+        self.payments
+            .page(offset, limit)
+            .iter()
+            .map(|r| r.to_info())
+            .collect()
     }
 
     /// A BOLT12 offer for `amount_msat` (any amount when `None`).

@@ -1,8 +1,11 @@
 //! Lightning peers: connecting, remembering the addresses of peers we have channels with, and
 //! reconnecting to them with backoff when the connection drops.
+//!
+//! Host names are resolved with tokio's resolver (on its blocking pool, never on a worker
+//! thread) and within a time limit; the remembered list is bounded.
 
-use std::collections::HashMap;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,16 +24,35 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const RECONNECT_INTERVAL: Duration = Duration::from_secs(5);
 /// Longest wait between two attempts to reach the same peer.
 const MAX_RECONNECT_BACKOFF: Duration = Duration::from_secs(300);
+/// Longest wait for a host name to resolve.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most peers remembered; beyond it, peers without a channel are forgotten to make room.
+pub const MAX_REMEMBERED_PEERS: usize = 1_000;
 
 /// Remembered peer addresses.
 pub struct PeerStore {
     kv: Arc<Store>,
     addresses: Mutex<HashMap<PublicKey, String>>,
+    max: usize,
+}
+
+/// The nodes we have a channel with.
+pub fn channel_peers(channel_manager: &ChannelManager) -> HashSet<PublicKey> {
+    channel_manager
+        .list_channels()
+        .iter()
+        .map(|c| c.counterparty.node_id)
+        .collect()
 }
 
 impl PeerStore {
-    /// Loads remembered addresses.
+    /// Loads remembered addresses, keeping at most [`MAX_REMEMBERED_PEERS`].
     pub fn load(kv: Arc<Store>) -> Result<Self, std::io::Error> {
+        Self::load_with_limit(kv, MAX_REMEMBERED_PEERS)
+    }
+
+    /// Loads remembered addresses, keeping at most `max` (more only for channel peers).
+    pub fn load_with_limit(kv: Arc<Store>, max: usize) -> Result<Self, std::io::Error> {
         let mut addresses = HashMap::new();
         for key in kv.list(NAMESPACE, "")? {
             let Ok(node_id) = key.parse::<PublicKey>() else {
@@ -44,14 +66,23 @@ impl PeerStore {
         Ok(Self {
             kv,
             addresses: Mutex::new(addresses),
+            max,
         })
     }
 
-    /// Remembers `address` for `node_id`.
-    pub fn remember(&self, node_id: PublicKey, address: &str) -> Result<(), std::io::Error> {
+    /// Remembers `address` for `node_id`. When that would pass the limit, peers that are not
+    /// in `channel_peers` are forgotten first (channel peers are kept whatever their number:
+    /// each costs a channel).
+    pub fn remember(
+        &self,
+        node_id: PublicKey,
+        address: &str,
+        channel_peers: &HashSet<PublicKey>,
+    ) -> Result<(), std::io::Error> {
         if self.get(&node_id).as_deref() == Some(address) {
             return Ok(());
         }
+        self.make_room_for(&node_id, channel_peers)?;
         self.kv.write(
             NAMESPACE,
             "",
@@ -59,6 +90,34 @@ impl PeerStore {
             address.as_bytes().to_vec(),
         )?;
         self.lock().insert(node_id, address.to_string());
+        Ok(())
+    }
+
+    /// Forgets peers without a channel until `node_id` fits within the limit.
+    fn make_room_for(
+        &self,
+        node_id: &PublicKey,
+        channel_peers: &HashSet<PublicKey>,
+    ) -> Result<(), std::io::Error> {
+        let mut addresses = self.lock();
+        if addresses.contains_key(node_id) || addresses.len() < self.max {
+            return Ok(());
+        }
+        let mut forgettable: Vec<PublicKey> = addresses
+            .keys()
+            .filter(|id| !channel_peers.contains(id))
+            .copied()
+            .collect();
+        forgettable.sort();
+        let excess = addresses.len() + 1 - self.max;
+        for id in forgettable.into_iter().take(excess) {
+            self.kv.remove(NAMESPACE, "", &id.to_string(), false)?;
+            addresses.remove(&id);
+            debug!(
+                "forgot the address of {id}: {} peers are remembered",
+                self.max
+            );
+        }
         Ok(())
     }
 
@@ -77,14 +136,25 @@ impl PeerStore {
     }
 }
 
-/// Resolves `address` (`host:port`) to a socket address.
-pub fn resolve(address: &str) -> Result<SocketAddr, NodeError> {
+/// Resolves `address` (`host:port`) to a socket address without blocking the caller's thread:
+/// an IP address is taken as it is, a host name goes to tokio's resolver, which runs the
+/// system's on its blocking pool, and is given up after [`RESOLVE_TIMEOUT`].
+pub async fn resolve(address: &str) -> Result<SocketAddr, NodeError> {
     let unreachable = |reason: String| NodeError::PeerUnreachable {
         address: address.to_string(),
         reason,
     };
-    address
-        .to_socket_addrs()
+    if let Ok(socket) = address.parse::<SocketAddr>() {
+        return Ok(socket);
+    }
+    tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host(address))
+        .await
+        .map_err(|_| {
+            unreachable(format!(
+                "resolving it took longer than {} s",
+                RESOLVE_TIMEOUT.as_secs()
+            ))
+        })?
         .map_err(|err| unreachable(format!("cannot resolve it: {err}")))?
         .next()
         .ok_or_else(|| unreachable("it resolves to no address".into()))
@@ -104,7 +174,7 @@ pub async fn connect(
     if is_connected(peer_manager, &node_id) {
         return Ok(());
     }
-    let socket = resolve(address)?;
+    let socket = resolve(address).await?;
     let unreachable = |reason: &str| NodeError::PeerUnreachable {
         address: address.to_string(),
         reason: reason.to_string(),
@@ -197,5 +267,74 @@ pub async fn keep_channel_peers_connected(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bitcoin::secp256k1::{Secp256k1, SecretKey};
+
+    use super::*;
+
+    fn node_id(n: u32) -> PublicKey {
+        let mut key = [0u8; 32];
+        key[28..].copy_from_slice(&(n + 1).to_be_bytes());
+        PublicKey::from_secret_key(&Secp256k1::new(), &SecretKey::from_slice(&key).unwrap())
+    }
+
+    #[test]
+    fn the_remembered_peers_stay_bounded_and_channel_peers_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = || Arc::new(Store::new(dir.path().to_path_buf()));
+        let peers = PeerStore::load_with_limit(kv(), 20).unwrap();
+        let channel_peers: HashSet<PublicKey> = (0..5).map(node_id).collect();
+        for n in 0..300 {
+            peers
+                .remember(
+                    node_id(n),
+                    &format!("127.0.0.1:{}", 10_000 + n),
+                    &channel_peers,
+                )
+                .unwrap();
+        }
+        assert_eq!(peers.all().len(), 20);
+        for id in &channel_peers {
+            assert!(peers.get(id).is_some(), "channel peer {id} kept");
+        }
+        assert_eq!(
+            peers.get(&node_id(299)).as_deref(),
+            Some("127.0.0.1:10299"),
+            "the newest is remembered"
+        );
+        assert_eq!(
+            kv().list(NAMESPACE, "").unwrap().len(),
+            20,
+            "forgotten on disk too"
+        );
+        assert_eq!(
+            PeerStore::load_with_limit(kv(), 20).unwrap().all().len(),
+            20
+        );
+
+        // Channel peers are remembered beyond the limit.
+        let many: HashSet<PublicKey> = (0..30).map(node_id).collect();
+        for n in 0..30 {
+            peers
+                .remember(node_id(n), &format!("127.0.0.1:{}", 20_000 + n), &many)
+                .unwrap();
+        }
+        assert_eq!(peers.all().len(), 30);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn addresses_resolve_without_blocking_and_bad_ones_are_named() {
+        assert_eq!(
+            resolve("127.0.0.1:9735").await.unwrap(),
+            "127.0.0.1:9735".parse::<SocketAddr>().unwrap()
+        );
+        let local = resolve("localhost:9735").await.unwrap();
+        assert!(local.ip().is_loopback() && local.port() == 9735, "{local}");
+        let error = resolve("no-port-here").await.unwrap_err().to_string();
+        assert!(error.contains("no-port-here"), "{error}");
     }
 }

@@ -84,7 +84,8 @@ pub type ChannelManager = channelmanager::ChannelManager<
 >;
 
 /// Gossip validation has no UTXO source: channel announcements are not checked against the
-/// chain (a compact-filter node cannot look up arbitrary outputs cheaply).
+/// chain (a compact-filter node cannot look up arbitrary outputs cheaply), so the peer manager
+/// sees it through [`BoundedGossip`], which bounds the graph.
 pub type GossipSync =
     gossip::P2PGossipSync<Arc<NetworkGraph>, Arc<dyn UtxoLookup + Send + Sync>, Arc<LdkLogger>>;
 
@@ -101,11 +102,13 @@ pub type OnionMessenger = messenger::OnionMessenger<
     IgnoringMessageHandler,
 >;
 
+pub use super::gossip::BoundedGossip;
+
 /// The Lightning P2P peer manager.
 pub type PeerManager = peer_handler::PeerManager<
     SocketDescriptor,
     Arc<ChannelManager>,
-    Arc<GossipSync>,
+    Arc<BoundedGossip>,
     Arc<OnionMessenger>,
     Arc<LdkLogger>,
     IgnoringMessageHandler,

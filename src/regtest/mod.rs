@@ -25,6 +25,7 @@ mod consensus;
 mod error;
 mod faucet;
 mod filters;
+mod limits;
 mod mempool;
 mod miner;
 mod misbehaviour;
@@ -45,6 +46,7 @@ use log::{info, warn};
 
 pub use consensus::{block_subsidy, COINBASE_MATURITY, SUBSIDY_HALVING_INTERVAL};
 pub use error::{RegtestError, TxRejectReason, TxRejected};
+pub use limits::PeerLimits;
 pub use misbehaviour::Misbehaviour;
 pub use p2p::{services, PROTOCOL_VERSION};
 pub use stats::ServedStats;
@@ -91,10 +93,19 @@ impl std::fmt::Debug for RegtestPeer {
 
 impl RegtestPeer {
     /// Binds `listen` (use 127.0.0.1:0 for an ephemeral port) and serves P2P on the current
-    /// tokio runtime. The chain starts at the regtest genesis block.
+    /// tokio runtime with the default [`PeerLimits`]. The chain starts at the regtest genesis
+    /// block.
     pub async fn start(listen: SocketAddr) -> Result<RegtestPeer, RegtestError> {
+        RegtestPeer::start_with_limits(listen, PeerLimits::default()).await
+    }
+
+    /// [`RegtestPeer::start`] with the given connection limits.
+    pub async fn start_with_limits(
+        listen: SocketAddr,
+        limits: PeerLimits,
+    ) -> Result<RegtestPeer, RegtestError> {
         tokio::runtime::Handle::try_current().map_err(|_| RegtestError::NoRuntime)?;
-        let shared = Arc::new(Shared::new());
+        let shared = Arc::new(Shared::new(limits));
         let default_endpoint = p2p::listen(&shared, listen).await?;
         info!("regtest peer listening on {}", default_endpoint.addr);
         Ok(RegtestPeer {
@@ -283,6 +294,17 @@ impl RegtestPeer {
     /// Connected peers that completed the version handshake, all endpoints summed.
     pub fn peer_count(&self) -> usize {
         self.shared().peer_count()
+    }
+
+    /// Transactions with unknown parents kept from peers for a retry, and their total weight
+    /// in weight units.
+    pub fn orphans(&self) -> (usize, u64) {
+        self.node().orphan_usage()
+    }
+
+    /// Open connections, handshaken or not, all endpoints summed.
+    pub fn connection_count(&self) -> usize {
+        lock(&self.shared().server).sessions.len()
     }
 
     /// Drops every connection; endpoints keep accepting new ones.

@@ -17,6 +17,8 @@ use super::miner::{self, Template};
 
 /// How many transactions with unknown parents, received from peers, are kept for a retry.
 const MAX_ORPHANS: usize = 100;
+/// Most weight of all kept orphans together (ten of the largest standard transactions).
+const MAX_ORPHAN_WEIGHT: u64 = 10 * consensus::MAX_STANDARD_TX_WEIGHT.to_wu();
 /// Most transactions one replacement may evict (Core's limit).
 const MAX_REPLACEMENT_EVICTIONS: usize = 100;
 
@@ -224,7 +226,7 @@ impl Node {
                 if let Some(session) = origin {
                     if rejection.reason == TxRejectReason::InputsMissingOrSpent
                         && self.has_unknown_parent(&tx)
-                        && self.orphans.len() < MAX_ORPHANS
+                        && self.has_room_for_orphan(&tx)
                         && !self.orphans.iter().any(|(orphan, _)| *orphan == tx)
                     {
                         debug!("keeping {} until its parent arrives", rejection.txid);
@@ -234,6 +236,27 @@ impl Node {
                 Err(rejection)
             }
         }
+    }
+
+    /// Whether `tx` may be kept as an orphan: it is not larger than a standard transaction and
+    /// the orphans stay within their count and weight limits.
+    fn has_room_for_orphan(&self, tx: &Transaction) -> bool {
+        let weight = tx.weight();
+        let kept: u64 = self.orphans.iter().map(|(o, _)| o.weight().to_wu()).sum();
+        weight <= consensus::MAX_STANDARD_TX_WEIGHT
+            && self.orphans.len() < MAX_ORPHANS
+            && kept + weight.to_wu() <= MAX_ORPHAN_WEIGHT
+    }
+
+    /// Drops the orphans received from `session` (whose connection ended), as Core does.
+    pub fn forget_orphans_from(&mut self, session: u64) {
+        self.orphans.retain(|(_, from)| *from != session);
+    }
+
+    /// How many orphans are kept and their total weight.
+    pub fn orphan_usage(&self) -> (usize, u64) {
+        let weight = self.orphans.iter().map(|(o, _)| o.weight().to_wu()).sum();
+        (self.orphans.len(), weight)
     }
 
     /// The parents of a kept orphan that are neither in the mempool nor confirmed (to request

@@ -8,6 +8,7 @@ use bitcoin::{BlockHash, FilterHeader};
 use tokio::sync::broadcast;
 use tokio::task::AbortHandle;
 
+use super::limits::PeerLimits;
 use super::node::{Node, Notice};
 use super::stats::ServedStats;
 
@@ -41,6 +42,8 @@ pub struct ServerState {
     pub sessions: HashMap<u64, SessionEntry>,
     /// The next session id.
     pub next_session: u64,
+    /// Set while connections are refused for the connection limit (to log that once).
+    pub refusing: bool,
 }
 
 /// Everything behind a [`RegtestPeer`](super::RegtestPeer).
@@ -56,11 +59,13 @@ pub struct Shared {
     pub lying_filter_headers: Mutex<HashMap<BlockHash, FilterHeader>>,
     /// Listeners and sessions.
     pub server: Mutex<ServerState>,
+    /// What each connection is granted.
+    pub limits: PeerLimits,
 }
 
 impl Shared {
     /// Fresh state at the genesis block.
-    pub fn new() -> Shared {
+    pub fn new(limits: PeerLimits) -> Shared {
         let (notices, _) = broadcast::channel(NOTICE_CAPACITY);
         Shared {
             node: Mutex::new(Node::new(notices.clone())),
@@ -68,6 +73,7 @@ impl Shared {
             stats: Mutex::new(ServedStats::default()),
             lying_filter_headers: Mutex::new(HashMap::new()),
             server: Mutex::new(ServerState::default()),
+            limits,
         }
     }
 

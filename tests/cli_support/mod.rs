@@ -610,3 +610,61 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+/// `lightfilter regtest-peer` running as a child process (killed when dropped).
+pub struct PeerProcess {
+    child: KillOnDrop,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The line it printed on start (`regtest peer listening on ADDR at height H (HASH)`).
+    pub first_line: String,
+}
+
+impl PeerProcess {
+    /// Starts `lightfilter regtest-peer --listen 127.0.0.1:0 <extra>` and waits for the line
+    /// saying where it listens.
+    pub fn start(extra: &[&str]) -> PeerProcess {
+        use std::io::{BufRead, BufReader};
+        let mut child = lightfilter()
+            .args(["regtest-peer", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start lightfilter regtest-peer");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let child = KillOnDrop::new(child);
+        let (lines_tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let first_line = lines
+            .recv_timeout(TIMEOUT)
+            .expect("the peer announces where it listens");
+        let addr = first_line
+            .strip_prefix("regtest peer listening on ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line: {first_line}"));
+        PeerProcess {
+            child,
+            addr,
+            first_line,
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&mut self) -> u32 {
+        self.child.child().id()
+    }
+
+    /// The process.
+    pub fn child(&mut self) -> &mut Child {
+        self.child.child()
+    }
+}

@@ -69,6 +69,18 @@ fn spawn_session(
     if server.shut_down {
         return;
     }
+    let max = shared.limits.max_connections;
+    if server.sessions.len() >= max {
+        // Dropping the stream closes it. Logged once per run of refusals, not per connection.
+        if !server.refusing {
+            warn!("refusing connections: {max} are open already (first refused: {peer})");
+        } else {
+            debug!("refused a connection from {peer}: {max} are open already");
+        }
+        server.refusing = true;
+        return;
+    }
+    server.refusing = false;
     let id = server.next_session;
     server.next_session += 1;
     let handshaken = Arc::new(AtomicBool::new(false));

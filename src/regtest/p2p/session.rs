@@ -6,6 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
 use bitcoin::consensus::encode::serialize;
 use bitcoin::hashes::Hash;
 use bitcoin::p2p::address::Address;
@@ -51,6 +54,18 @@ const MAX_BLOCKS_TO_ANNOUNCE: u32 = 8;
 /// Most hashes in a `getblocks` answer.
 const MAX_GETBLOCKS: u32 = 500;
 const PING_INTERVAL: Duration = Duration::from_secs(120);
+/// Most received messages waiting for the session to handle them.
+const MAX_QUEUED_MESSAGES: usize = 64;
+/// Most bytes of received messages waiting for the session (Core's `-maxreceivebuffer`): past
+/// it the connection is not read until the session catches up, and TCP holds the sender back.
+const MAX_QUEUED_BYTES: usize = 5_000_000;
+
+/// Timeouts are taken within these bounds (a zero one would spin, a huge one overflow).
+const MIN_TIMEOUT: Duration = Duration::from_millis(200);
+const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// A received message and its place in the connection's queue.
+type Queued = (NetworkMessage, OwnedSemaphorePermit);
 
 /// Why a session ended on our side.
 enum Outcome {
@@ -76,16 +91,18 @@ pub async fn run(
     let local = stream.local_addr().unwrap_or(peer);
     let _ = stream.set_nodelay(true);
     let (reader, writer) = stream.into_split();
-    let (messages_tx, mut messages) = mpsc::channel(256);
+    let (messages_tx, mut messages) = mpsc::channel(MAX_QUEUED_MESSAGES);
     let reader_task = tokio::spawn(read_loop(
         reader,
         messages_tx,
+        Arc::new(Semaphore::new(MAX_QUEUED_BYTES)),
         Arc::clone(&shared),
         Arc::clone(&switches),
         peer,
     ));
     let _reader_guard = AbortOnDrop(reader_task);
     let mut notices = shared.notices.subscribe();
+    let limits = shared.limits;
     let mut session = Session {
         id,
         shared,
@@ -103,14 +120,32 @@ pub async fn run(
         best_header_sent: None,
         ping_nonce: None,
     };
-    let mut ping = tokio::time::interval(PING_INTERVAL);
+    // Pinged often enough that a live peer always has something to answer before it counts as
+    // idle.
+    let idle_timeout = limits.idle_timeout.clamp(MIN_TIMEOUT, MAX_TIMEOUT);
+    let mut ping = tokio::time::interval(PING_INTERVAL.min(idle_timeout / 2));
     ping.tick().await;
+    let handshake_deadline = tokio::time::sleep(limits.handshake_timeout);
+    tokio::pin!(handshake_deadline);
+    let mut last_heard = Instant::now();
     let ended = loop {
         let outcome = tokio::select! {
             message = messages.recv() => match message {
-                Some(message) => session.handle(message).await,
+                Some((message, _place)) => {
+                    last_heard = Instant::now();
+                    session.handle(message).await
+                }
                 None => break "the peer closed the connection".to_string(),
             },
+            _ = &mut handshake_deadline, if !session.is_handshaken() => {
+                break format!(
+                    "no version handshake within {} s",
+                    limits.handshake_timeout.as_secs_f64()
+                );
+            }
+            _ = tokio::time::sleep_until(last_heard + idle_timeout) => {
+                break format!("no message for {} s", idle_timeout.as_secs_f64());
+            }
             notice = notices.recv() => match notice {
                 Ok(notice) => session.on_notice(notice).await,
                 Err(broadcast::error::RecvError::Lagged(_)) => session.announce_tip().await,
@@ -136,6 +171,7 @@ struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         lock(&self.shared.server).sessions.remove(&self.id);
+        lock(&self.shared.node).forget_orphans_from(self.id);
     }
 }
 
@@ -147,11 +183,13 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Reads messages and hands them to the session; while stalling, drops them as they arrive
-/// (before counting their bytes, so a test that sees them counted knows they were dropped).
+/// Reads messages and hands them to the session, holding at most [`MAX_QUEUED_BYTES`] of
+/// them unhandled; while stalling, drops them as they arrive (before counting their bytes, so
+/// a test that sees them counted knows they were dropped).
 async fn read_loop(
     reader: OwnedReadHalf,
-    messages: mpsc::Sender<NetworkMessage>,
+    messages: mpsc::Sender<Queued>,
+    queued_bytes: Arc<Semaphore>,
     shared: Arc<Shared>,
     switches: Arc<Misbehaviour>,
     peer: SocketAddr,
@@ -168,7 +206,12 @@ async fn read_loop(
                         debug!("stalling: dropped {} from {peer}", message.cmd())
                     }
                     Ok(message) => {
-                        if messages.send(message).await.is_err() {
+                        let size = bytes.min(MAX_QUEUED_BYTES) as u32;
+                        let Ok(place) = Arc::clone(&queued_bytes).acquire_many_owned(size).await
+                        else {
+                            return;
+                        };
+                        if messages.send((message, place)).await.is_err() {
                             return;
                         }
                     }
@@ -222,7 +265,21 @@ impl Session {
         }
         self.shared
             .record(|stats| stats.bytes_sent += bytes.len() as u64);
-        self.writer.write_all(bytes).await
+        // A peer that does not take what it is sent holds its connection no longer than one
+        // that sends nothing.
+        let timeout = self
+            .shared
+            .limits
+            .idle_timeout
+            .clamp(MIN_TIMEOUT, MAX_TIMEOUT);
+        tokio::time::timeout(timeout, self.writer.write_all(bytes))
+            .await
+            .unwrap_or_else(|_| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("the peer took nothing for {} s", timeout.as_secs_f64()),
+                ))
+            })
     }
 
     /// Writes `bytes` in 20 pieces spread evenly over `over`.

@@ -11,6 +11,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 /// Core's limit on a single message (`MAX_PROTOCOL_MESSAGE_LENGTH`).
 const MAX_MESSAGE_BYTES: u32 = 4_000_000;
 const HEADER_BYTES: usize = 24;
+/// Room reserved for a payload before its bytes arrive; it grows with what is received.
+const INITIAL_PAYLOAD_BYTES: usize = 4096;
 
 /// Why a connection's byte stream cannot be read further.
 #[derive(Debug, thiserror::Error)]
@@ -65,10 +67,17 @@ pub async fn read_message<R: AsyncRead + Unpin>(
     if length > MAX_MESSAGE_BYTES {
         return Err(WireError::TooLarge(length));
     }
-    let mut bytes = Vec::with_capacity(HEADER_BYTES + length as usize);
+    // The payload is taken as it arrives: a header alone declaring 4 MB costs nothing, and a
+    // sender pays with its own bandwidth for every byte held here.
+    let mut bytes = Vec::with_capacity(HEADER_BYTES + (length as usize).min(INITIAL_PAYLOAD_BYTES));
     bytes.extend_from_slice(&header);
-    bytes.resize(HEADER_BYTES + length as usize, 0);
-    reader.read_exact(&mut bytes[HEADER_BYTES..]).await?;
+    let read = (&mut *reader)
+        .take(u64::from(length))
+        .read_to_end(&mut bytes)
+        .await?;
+    if read < length as usize {
+        return Err(WireError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+    }
     let decoded = deserialize::<RawNetworkMessage>(&bytes)
         .map(RawNetworkMessage::into_payload)
         .map_err(|error| error.to_string());
