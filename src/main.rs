@@ -562,6 +562,7 @@ async fn run_logged_daemon(config: Config, log_path: PathBuf) -> anyhow::Result<
         None => {
             // Everything the start wrote so far is durable: it resumes from there next time.
             info!("stopping before the node finished starting");
+            notify_stopping();
             shut_down_api(server).await;
             if let Some(chain) = handle.chain() {
                 chain.stop().await;
