@@ -406,6 +406,8 @@ mod tests {
         )
         .unwrap();
         let mut args = ConfigArgs {
+            // Named, so that no top-level configuration of the machine chooses it.
+            network: Some(Network::Regtest),
             data_dir: Some(dir.path().to_path_buf()),
             ..ConfigArgs::default()
         };
@@ -442,6 +444,8 @@ mod tests {
     fn bad_values_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let args = ConfigArgs {
+            // Named, so that no top-level configuration of the machine chooses it.
+            network: Some(Network::Regtest),
             data_dir: Some(dir.path().to_path_buf()),
             bitcoin_peers: vec!["localhost".into()],
             ..ConfigArgs::default()
@@ -453,6 +457,8 @@ mod tests {
         );
         std::fs::write(dir.path().join(CONFIG_FILE), "colour = 3\n").unwrap();
         let args = ConfigArgs {
+            // Named, so that no top-level configuration of the machine chooses it.
+            network: Some(Network::Regtest),
             data_dir: Some(dir.path().to_path_buf()),
             ..ConfigArgs::default()
         };

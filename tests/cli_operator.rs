@@ -453,6 +453,16 @@ fn bad_input_to_the_operator_commands_is_refused_and_changes_nothing() {
             "{args:?} stopped a daemon"
         );
     }
+    // The commands that take no argument refuse one, before reaching the daemon.
+    for command in ["feerates", "transactions", "forwards"] {
+        let run = alice.cli(&[command, "extra"]);
+        assert!(!run.success, "{command} extra");
+        assert!(
+            run.stderr.contains("unexpected argument 'extra'"),
+            "{command}: {}",
+            run.stderr
+        );
+    }
     // A fee bump that is refused leaves the send in the mempool as it was.
     assert!(chain.peer.in_mempool(&unconfirmed.parse().unwrap()));
     assert_eq!(snapshot(&alice), alice_before, "alice changed");
