@@ -10,7 +10,32 @@ use bitcoin::hashes::{sha256, Hash};
 use bitcoin::hex::DisplayHex;
 use bitcoin::Amount;
 use cli_support::{lightfilter, wait_until, Chain, Daemon};
+use lightfilter::api::types::{SendAmountSpec, SendOnchain, SendRequest};
+use lightfilter::api::{Client, ClientError};
 use serde_json::Value;
+
+/// `send` through the control API itself, with the fee rate as text with its unit.
+fn api_send(
+    daemon: &Daemon,
+    address: &str,
+    request_rate: (Option<u64>, Option<&str>),
+) -> Result<String, ClientError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = Client::from_data_dir(daemon.data_dir())?;
+    let request = SendRequest {
+        address: address.to_string(),
+        amount: SendAmountSpec::Sat(10_000),
+        fee_rate_sat_per_kwu: request_rate.0,
+        fee_rate: request_rate.1.map(str::to_string),
+        force: false,
+    };
+    runtime
+        .block_on(client.call::<SendOnchain>(&request))
+        .map(|sent| sent.txid)
+}
 
 fn transaction(daemon: &Daemon, txid: &str) -> Option<Value> {
     daemon
@@ -134,6 +159,17 @@ fn operator_commands_work_end_to_end() {
             .unwrap()
             .iter()
             .any(|utxo| utxo["address"] == to_bob.as_str() && utxo["amount_sat"] == 100_000)
+    });
+    // The API takes the fee rate as text with its unit too (once the change is confirmed:
+    // the wallet spends only confirmed coins).
+    let txid = api_send(&alice, &to_bob, (None, Some("1250sat/kw"))).unwrap();
+    chain.wait_in_mempool(&txid);
+    let by_api = transaction(&alice, &txid).expect("the API's send is listed");
+    let vsize_fee = by_api["fee_sat"].as_u64().unwrap();
+    assert!((500..2_000).contains(&vsize_fee), "5 sat/vB: {by_api}");
+    chain.mine(1);
+    wait_until("alice's change confirmed", || {
+        alice.json(&["balance"])["onchain_pending_sat"] == 0
     });
 
     // Channels alice → bob → carol; a payment alice → carol is forwarded by bob.
@@ -462,6 +498,16 @@ fn bad_input_to_the_operator_commands_is_refused_and_changes_nothing() {
             "{command}: {}",
             run.stderr
         );
+    }
+    // The API refuses a fee rate it cannot read, or two of them.
+    for rate in [
+        (None, Some("3 furlongs")),
+        (Some(750), Some("3sat/vb")),
+        (None, Some("0sat/kw")),
+    ] {
+        let err = api_send(&alice, &to_bob, rate).unwrap_err();
+        assert_eq!(err.code(), "invalid_input", "{rate:?}: {err}");
+        assert!(err.to_string().contains("fee rate"), "{rate:?}: {err}");
     }
     // A fee bump that is refused leaves the send in the mempool as it was.
     assert!(chain.peer.in_mempool(&unconfirmed.parse().unwrap()));
