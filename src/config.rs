@@ -15,9 +15,15 @@
 //! checkpoint = "840000:0000000000000000000320283a032748cef8227873ff4872689bf23f1cda83a5"
 //! fee_sample_interval = 144  # blocks between fee samples of an idle node (1 on regtest)
 //!
-//! [fee_overrides]          # sat per 1000 weight units
-//! urgent_on_chain_sweep = 5000
+//! [fee_overrides]          # a rate with its unit; a bare number is sat per 1000 weight units
+//! urgent_on_chain_sweep = "20sat/vb"
+//! output_spending = 1250
 //! ```
+//!
+//! The network is chosen once for the daemon and the CLI alike: `--network` (or
+//! `LIGHTFILTER_NETWORK`) if given, else `network` in the top-level configuration file
+//! `~/.lightfilter/lightfilter.toml` (the base directory that holds the per-network data
+//! directories), else regtest.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -28,8 +34,25 @@ use serde::Deserialize;
 use crate::chain::fees::{parse_target, target_name, ALL_TARGETS};
 use crate::chain::{Checkpoint, FeeOverrides, PeerAddress};
 
-/// Name of the configuration file inside the data directory.
+/// Name of the configuration file inside the data directory, and of the top-level one in the
+/// base directory.
 pub const CONFIG_FILE: &str = "lightfilter.toml";
+
+/// The top-level configuration file's contents: what applies to every data directory.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BaseConfig {
+    network: Option<String>,
+}
+
+/// A fee override: a rate with its unit (`"5sat/vb"`, `"1250sat/kw"`) or a bare number of
+/// sat per 1000 weight units.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FeeOverrideValue {
+    SatPerKw(u32),
+    WithUnit(String),
+}
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +127,7 @@ struct FileConfig {
     wallet_birthday: Option<u32>,
     checkpoint: Option<String>,
     fee_sample_interval: Option<u32>,
-    fee_overrides: Option<std::collections::BTreeMap<String, u32>>,
+    fee_overrides: Option<std::collections::BTreeMap<String, FeeOverrideValue>>,
 }
 
 /// The node's configuration.
@@ -171,12 +194,44 @@ pub fn parse_network(name: &str) -> Result<Network, ConfigError> {
     }
 }
 
+/// The base directory holding the per-network data directories and the top-level
+/// configuration file: `~/.lightfilter`.
+pub fn base_dir() -> Result<PathBuf, ConfigError> {
+    let home = std::env::var_os("HOME").ok_or(ConfigError::NoDataDir)?;
+    Ok(Path::new(&home).join(".lightfilter"))
+}
+
 /// The default data directory for `network`: `~/.lightfilter/<network>`.
 pub fn default_data_dir(network: Network) -> Result<PathBuf, ConfigError> {
-    let home = std::env::var_os("HOME").ok_or(ConfigError::NoDataDir)?;
-    Ok(Path::new(&home)
-        .join(".lightfilter")
-        .join(network_name(network)))
+    Ok(base_dir()?.join(network_name(network)))
+}
+
+/// The network to use: `flag` (`--network` or `LIGHTFILTER_NETWORK`) if given, else the
+/// top-level configuration's `network` (`~/.lightfilter/lightfilter.toml`), else regtest.
+pub fn resolve_network(flag: Option<Network>) -> Result<Network, ConfigError> {
+    if let Some(network) = flag {
+        return Ok(network);
+    }
+    let Ok(base) = base_dir() else {
+        return Ok(Network::Regtest);
+    };
+    let path = base.join(CONFIG_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Network::Regtest),
+        Err(source) => return Err(ConfigError::Read { path, source }),
+    };
+    let config: BaseConfig = toml::from_str(&text).map_err(|err| ConfigError::Parse {
+        path: path.clone(),
+        reason: err.to_string(),
+    })?;
+    match config.network {
+        Some(name) => parse_network(&name).map_err(|err| ConfigError::Parse {
+            path,
+            reason: err.to_string(),
+        }),
+        None => Ok(Network::Regtest),
+    }
 }
 
 /// The default control API address for `network`.
@@ -202,9 +257,9 @@ pub fn default_ln_listen(network: Network) -> SocketAddr {
 
 impl Config {
     /// Resolves the configuration: flags win over the data directory's `lightfilter.toml`,
-    /// which wins over defaults. The network defaults to regtest.
+    /// which wins over defaults. The network is chosen by [`resolve_network`].
     pub fn load(args: &ConfigArgs) -> Result<Config, ConfigError> {
-        let network = args.network.unwrap_or(Network::Regtest);
+        let network = resolve_network(args.network)?;
         let data_dir = match &args.data_dir {
             Some(dir) => dir.clone(),
             None => default_data_dir(network)?,
@@ -263,7 +318,20 @@ impl Config {
                     ALL_TARGETS.map(target_name).join(", ")
                 ),
             })?;
-            fee_overrides.set(target, *value);
+            let sat_per_kw = match value {
+                FeeOverrideValue::SatPerKw(rate) => *rate,
+                FeeOverrideValue::WithUnit(text) => crate::api::parse::parse_fee_rate(text)
+                    .ok()
+                    .and_then(|rate| u32::try_from(rate).ok())
+                    .ok_or_else(|| ConfigError::Invalid {
+                        what: "fee override",
+                        value: text.clone(),
+                        reason: "expected a rate with its unit, e.g. \"5sat/vb\" or \
+                                 \"1250sat/kw\", or a number of sat/kw"
+                            .into(),
+                    })?,
+            };
+            fee_overrides.set(target, sat_per_kw);
         }
         let alias = args
             .alias
@@ -347,10 +415,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join(CONFIG_FILE),
-            "alias = \"from-file\"\nbitcoin_peers = [\"127.0.0.1:18444\"]\n[fee_overrides]\nurgent_on_chain_sweep = 7000\n",
+            "alias = \"from-file\"\nbitcoin_peers = [\"127.0.0.1:18444\"]\n[fee_overrides]\nurgent_on_chain_sweep = 7000\noutput_spending = \"5sat/vb\"\nanchor_channel = \"600sat/kw\"\n",
         )
         .unwrap();
         let mut args = ConfigArgs {
+            // Named, so that no top-level configuration of the machine chooses it.
+            network: Some(Network::Regtest),
             data_dir: Some(dir.path().to_path_buf()),
             ..ConfigArgs::default()
         };
@@ -367,6 +437,18 @@ mod tests {
                 .get(lightning::chain::chaininterface::ConfirmationTarget::UrgentOnChainSweep),
             Some(7000)
         );
+        assert_eq!(
+            config
+                .fee_overrides
+                .get(lightning::chain::chaininterface::ConfirmationTarget::OutputSpendingFee),
+            Some(1250)
+        );
+        assert_eq!(
+            config
+                .fee_overrides
+                .get(lightning::chain::chaininterface::ConfirmationTarget::AnchorChannelFee),
+            Some(600)
+        );
         args.alias = Some("from-flag".into());
         assert_eq!(Config::load(&args).unwrap().alias, "from-flag");
     }
@@ -375,6 +457,8 @@ mod tests {
     fn bad_values_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let args = ConfigArgs {
+            // Named, so that no top-level configuration of the machine chooses it.
+            network: Some(Network::Regtest),
             data_dir: Some(dir.path().to_path_buf()),
             bitcoin_peers: vec!["localhost".into()],
             ..ConfigArgs::default()
@@ -386,10 +470,19 @@ mod tests {
         );
         std::fs::write(dir.path().join(CONFIG_FILE), "colour = 3\n").unwrap();
         let args = ConfigArgs {
+            // Named, so that no top-level configuration of the machine chooses it.
+            network: Some(Network::Regtest),
             data_dir: Some(dir.path().to_path_buf()),
             ..ConfigArgs::default()
         };
         let err = Config::load(&args).unwrap_err().to_string();
         assert!(err.contains("colour"), "{err}");
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "[fee_overrides]\noutput_spending = \"5 furlongs\"\n",
+        )
+        .unwrap();
+        let err = Config::load(&args).unwrap_err().to_string();
+        assert!(err.contains("5 furlongs"), "{err}");
     }
 }

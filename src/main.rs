@@ -9,21 +9,25 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bitcoin::Network;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use flexi_logger::{
     Cleanup, Criterion, DeferredNow, Duplicate, FileSpec, LogSpecification, Logger, LoggerHandle,
     Naming,
 };
 use lightfilter::api::types::{
-    Balance, ChannelEntry, Channels, CloseChannel, CloseChannelRequest, Connect, ConnectRequest,
-    CreateInvoice, CreateOffer, Disconnect, DisconnectRequest, Empty, ErrorBody, ErrorDetail,
-    GetInfo, InfoResponse, InvoiceRequest, Keysend, KeysendRequest, NewAddress, OfferRequest,
-    OpenChannel, OpenChannelRequest, Pay, PayRequest, PaymentEntry, Payments, PaymentsRequest,
-    Peers, SendAmountSpec, SendOnchain, SendRequest, SignMessage, SignMessageRequest, Stop, Utxos,
-    VerifyMessage, VerifyMessageRequest,
+    Balance, BumpFee, BumpFeeRequest, CancelInvoice, CancelInvoiceRequest, ChannelEntry, Channels,
+    CloseChannel, CloseChannelRequest, Connect, ConnectRequest, CreateInvoice, CreateOffer,
+    Disconnect, DisconnectRequest, Empty, ErrorBody, ErrorDetail, FeeRates, Forwards, GetInfo,
+    HoldInvoice, HoldInvoiceRequest, InfoResponse, InvoiceRequest, Keysend, KeysendRequest,
+    NewAddress, OfferRequest, OpenChannel, OpenChannelRequest, Pay, PayRequest, PaymentEntry,
+    Payments, PaymentsRequest, Peers, SendAmountSpec, SendOnchain, SendRequest, SetChannelFee, SetChannelFeeRequest,
+    SettleInvoice, SettleInvoiceRequest, SignMessage, SignMessageRequest, Stop, Transactions,
+    Utxos, VerifyMessage, VerifyMessageRequest,
 };
 use lightfilter::api::{self, parse, render, Client, ClientError, Method};
-use lightfilter::config::{default_data_dir, network_name, parse_network, Config, ConfigArgs};
+use lightfilter::config::{
+    default_data_dir, network_name, parse_network, resolve_network, Config, ConfigArgs,
+};
 use lightfilter::node::{Node, NodeHandle};
 use lightfilter::playground::Playground;
 use lightfilter::regtest::{PeerLimits, RegtestPeer};
@@ -35,7 +39,8 @@ use serde::Serialize;
 #[derive(Debug, Parser)]
 #[command(name = "lightfilter", version, about)]
 struct Cli {
-    /// Bitcoin network: regtest, signet, testnet, testnet4 or bitcoin [default: regtest].
+    /// Bitcoin network: regtest, signet, testnet, testnet4 or bitcoin [default: `network` in
+    /// ~/.lightfilter/lightfilter.toml, else regtest].
     #[arg(long, global = true, env = "LIGHTFILTER_NETWORK", value_name = "NETWORK", value_parser = network_arg)]
     network: Option<Network>,
     /// Data directory [default: ~/.lightfilter/<network>].
@@ -78,11 +83,11 @@ enum Command {
     Send {
         /// Destination address.
         address: String,
-        /// Amount in sat, or `all`.
-        #[arg(value_name = "SATS|all")]
+        /// Amount in sat or with its unit (50000sat, 0.0005btc), or `all`.
+        #[arg(value_name = "AMOUNT|all")]
         amount: String,
-        /// Fee rate in sat/vB (e.g. 2 or 1.5) [default: the node's estimate].
-        #[arg(long, value_name = "SAT/VB")]
+        /// Fee rate: 5sat/vb, 1250sat/kw, or a number of sat/vB [default: the node's estimate].
+        #[arg(long, value_name = "RATE")]
         feerate: Option<String>,
         /// Send even if the fee rate is below what the Bitcoin peers accept.
         #[arg(long)]
@@ -113,10 +118,11 @@ enum Command {
         /// The peer as <pubkey>@<host>:<port>.
         #[arg(value_name = "PUBKEY@HOST:PORT")]
         peer: String,
-        /// Channel capacity in sat.
+        /// Channel capacity in sat, or with its unit (0.004btc).
+        #[arg(value_name = "AMOUNT")]
         sats: String,
-        /// Amount in msat given to the peer at opening.
-        #[arg(long, value_name = "MSAT")]
+        /// Amount given to the peer at opening, in msat or with its unit (1000sat).
+        #[arg(long, value_name = "AMOUNT")]
         push_msat: Option<String>,
         /// Announce the channel to the network.
         #[arg(long)]
@@ -134,7 +140,8 @@ enum Command {
     /// Close a channel cooperatively, or unilaterally with --force.
     #[command(name = "closechannel")]
     CloseChannel {
-        /// The channel id as `channels` shows it.
+        /// The channel id or short channel id (e.g. 103x1x0), as `channels` shows them.
+        #[arg(value_name = "CHANNEL")]
         channel_id: String,
         /// Broadcast our latest commitment transaction without the peer.
         #[arg(long)]
@@ -146,8 +153,8 @@ enum Command {
     /// Create a BOLT11 invoice for an amount in msat, or `any` amount.
     #[command(name = "invoice")]
     Invoice {
-        /// Amount in msat, or `any`.
-        #[arg(value_name = "MSAT|any")]
+        /// Amount in msat or with its unit (50sat, 0.001btc), or `any`.
+        #[arg(value_name = "AMOUNT|any")]
         amount: String,
         /// Description shown to the payer.
         #[arg(long, default_value = "")]
@@ -162,8 +169,8 @@ enum Command {
         /// The invoice or offer.
         #[arg(value_name = "BOLT11|OFFER")]
         destination: String,
-        /// Amount in msat, for invoices and offers without one.
-        #[arg(long, value_name = "MSAT")]
+        /// Amount in msat or with its unit, for invoices and offers without one.
+        #[arg(long, value_name = "AMOUNT")]
         amount_msat: Option<String>,
         /// Seconds to wait for the outcome before reporting it pending.
         #[arg(long, value_name = "SECS", default_value_t = 60)]
@@ -174,7 +181,8 @@ enum Command {
     Keysend {
         /// The recipient's public key.
         pubkey: String,
-        /// Amount in msat.
+        /// Amount in msat or with its unit (50sat).
+        #[arg(value_name = "AMOUNT")]
         msat: String,
         /// Seconds to wait for the outcome before reporting it pending.
         #[arg(long, value_name = "SECS", default_value_t = 60)]
@@ -193,7 +201,8 @@ enum Command {
     /// Create a BOLT12 offer, for an amount in msat or any amount.
     #[command(name = "offer")]
     Offer {
-        /// Amount in msat [default: any amount].
+        /// Amount in msat or with its unit [default: any amount].
+        #[arg(value_name = "AMOUNT")]
         msat: Option<String>,
         /// Description shown to the payer.
         #[arg(long, default_value = "")]
@@ -214,6 +223,76 @@ enum Command {
         signature: String,
         /// The signer's public key.
         pubkey: String,
+    },
+    /// The node's fee estimates per target, where each comes from, and the peers' minimum.
+    #[command(name = "feerates")]
+    FeeRates,
+    /// On-chain wallet history: amounts, fees and confirmations.
+    #[command(name = "transactions")]
+    Transactions,
+    /// Replace one of the wallet's unconfirmed sends by one paying a higher fee rate (RBF).
+    #[command(name = "bumpfee")]
+    BumpFee {
+        /// The unconfirmed transaction.
+        txid: String,
+        /// The new fee rate: 5sat/vb, 1250sat/kw, or a number of sat/vB.
+        #[arg(long, value_name = "RATE")]
+        feerate: String,
+        /// Replace even if the new fee rate is below what the Bitcoin peers accept.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Payments forwarded through the node, with the fees earned.
+    #[command(name = "forwards")]
+    Forwards,
+    /// Set a channel's forwarding fees and CLTV delta (what is not given stays).
+    #[command(name = "setchannelfee")]
+    SetChannelFee {
+        /// The channel id or short channel id.
+        #[arg(value_name = "CHANNEL")]
+        channel: String,
+        /// Base fee per forwarded payment, in msat or with its unit (1sat).
+        #[arg(long, value_name = "AMOUNT")]
+        base_fee: Option<String>,
+        /// Proportional fee, in millionths of the amount forwarded.
+        #[arg(long, value_name = "PPM")]
+        fee_ppm: Option<u32>,
+        /// CLTV expiry delta, in blocks.
+        #[arg(long, value_name = "BLOCKS")]
+        cltv_delta: Option<u16>,
+    },
+    /// Create a hold invoice: a payment to it is held until `settleinvoice` or `cancelinvoice`.
+    #[command(name = "holdinvoice")]
+    HoldInvoice {
+        /// The payment hash (64 hex digits) of a preimage only you know.
+        payment_hash: String,
+        /// Amount in msat or with its unit, or `any`.
+        #[arg(value_name = "AMOUNT|any")]
+        amount: String,
+        /// Description shown to the payer.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Seconds until the invoice expires.
+        #[arg(long, value_name = "SECS", default_value_t = 3600)]
+        expiry: u32,
+    },
+    /// Claim a held payment with its preimage.
+    #[command(name = "settleinvoice")]
+    SettleInvoice {
+        /// The preimage (64 hex digits).
+        preimage: String,
+    },
+    /// Fail a held payment back to its sender.
+    #[command(name = "cancelinvoice")]
+    CancelInvoice {
+        /// The payment hash (64 hex digits).
+        payment_hash: String,
+    },
+    /// Print a shell completion script (e.g. `lightfilter completions bash > …`).
+    #[command(name = "completions")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
     /// Stop the daemon.
     #[command(name = "stop")]
@@ -286,6 +365,15 @@ struct RegtestPeerArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        clap_complete::generate(
+            shell,
+            &mut Cli::command(),
+            "lightfilter",
+            &mut std::io::stdout(),
+        );
+        return ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -479,6 +567,7 @@ async fn run_logged_daemon(config: Config, log_path: PathBuf) -> anyhow::Result<
         .await
         .context("cannot start the control API")?;
     info!("control API on {}; starting the node", server.addr());
+    notify_ready();
     let started = tokio::select! {
         started = Node::start_with(config.clone(), &handle) => Some(started),
         _ = wait_for_stop_while_starting(&handle) => None,
@@ -492,6 +581,7 @@ async fn run_logged_daemon(config: Config, log_path: PathBuf) -> anyhow::Result<
         None => {
             // Everything the start wrote so far is durable: it resumes from there next time.
             info!("stopping before the node finished starting");
+            notify_stopping();
             shut_down_api(server).await;
             if let Some(chain) = handle.chain() {
                 chain.stop().await;
@@ -505,6 +595,7 @@ async fn run_logged_daemon(config: Config, log_path: PathBuf) -> anyhow::Result<
     inject_test_fault();
     wait_for_stop(&node).await;
     info!("stopping: no new API requests, then the node");
+    notify_stopping();
     node.request_stop();
     shut_down_api(server).await;
     node.stop().await;
@@ -513,6 +604,21 @@ async fn run_logged_daemon(config: Config, log_path: PathBuf) -> anyhow::Result<
     }
     info!("stopped");
     Ok(())
+}
+
+/// Tells systemd (`Type=notify`) that the daemon is ready: its control API answers. Does
+/// nothing when not started by systemd.
+fn notify_ready() {
+    #[cfg(unix)]
+    if let Err(err) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        warn!("cannot tell systemd the daemon is ready: {err}");
+    }
+}
+
+/// Tells systemd the daemon is stopping.
+fn notify_stopping() {
+    #[cfg(unix)]
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
 }
 
 /// Injects the fault named by [`tasks::fault::FAULT_VAR`], if set: tests use it to make one
@@ -722,8 +828,11 @@ async fn run_client(
     json: bool,
     command: Command,
 ) -> anyhow::Result<ExitCode> {
-    let network = network.unwrap_or(Network::Regtest);
-    let outcome = match data_dir.map_or_else(|| default_data_dir(network), Ok) {
+    let data_dir = match data_dir {
+        Some(dir) => Ok(dir),
+        None => resolve_network(network).and_then(default_data_dir),
+    };
+    let outcome = match data_dir {
         Ok(data_dir) => run_command(&data_dir, json, command).await,
         Err(err) => Err(Failure(ErrorDetail {
             code: "invalid_input".into(),
@@ -803,14 +912,12 @@ async fn run_command(data_dir: &Path, json: bool, command: Command) -> Result<Re
             } else {
                 SendAmountSpec::Sat(parse::parse_sat("amount", &amount)?)
             };
-            let fee_rate_sat_per_kwu = feerate
-                .as_deref()
-                .map(parse::parse_fee_rate_sat_per_vb)
-                .transpose()?;
+            let fee_rate_sat_per_kwu = feerate.as_deref().map(parse::parse_fee_rate).transpose()?;
             let request = SendRequest {
                 address: address.clone(),
                 amount,
                 fee_rate_sat_per_kwu,
+                fee_rate: None,
                 force,
             };
             let sent = call::<SendOnchain>(&client(data_dir)?, &request).await?;
@@ -821,7 +928,7 @@ async fn run_command(data_dir: &Path, json: bool, command: Command) -> Result<Re
             let human = format!(
                 "sent {what} to {address} in transaction {}\n{}\n",
                 sent.txid,
-                propagation_line(sent.propagated, &sent.propagation)
+                render::propagation_line(sent.propagated, &sent.propagation)
             );
             Ok(Reply::new(&sent, human))
         }
@@ -882,7 +989,7 @@ async fn run_command(data_dir: &Path, json: bool, command: Command) -> Result<Re
                 "opening a {amount_sat} sat channel to {node_id}: channel id {}, funding transaction {}\n{}\n",
                 opened.channel_id,
                 opened.funding_txid,
-                propagation_line(opened.propagated, &opened.propagation)
+                render::propagation_line(opened.propagated, &opened.propagation)
             );
             if !wait_ready {
                 return Ok(Reply::new(&opened, human));
@@ -902,10 +1009,8 @@ async fn run_command(data_dir: &Path, json: bool, command: Command) -> Result<Re
             Ok(Reply::new(&channel, human))
         }
         Command::CloseChannel { channel_id, force } => {
-            let request = CloseChannelRequest {
-                channel_id: parse::parse_channel_id(&channel_id)?,
-                force,
-            };
+            parse::parse_channel_ref(&channel_id)?;
+            let request = CloseChannelRequest { channel_id, force };
             let closed = call::<CloseChannel>(&client(data_dir)?, &request).await?;
             let how = if force { "force-closing" } else { "closing" };
             let human = format!(
@@ -915,7 +1020,7 @@ async fn run_command(data_dir: &Path, json: bool, command: Command) -> Result<Re
                 match &closed.closing_txid {
                     Some(txid) => format!(
                         "closing transaction {txid}: {}",
-                        propagation_line(closed.propagated, &closed.propagation)
+                        render::propagation_line(closed.propagated, &closed.propagation)
                     ),
                     None => format!("{}.", closed.propagation),
                 }
@@ -942,14 +1047,7 @@ async fn run_command(data_dir: &Path, json: bool, command: Command) -> Result<Re
                 expiry_secs: expiry,
             };
             let invoice = call::<CreateInvoice>(&client(data_dir)?, &request).await?;
-            let human = format!(
-                "{}\namount {}, payment hash {}, expires at {} (unix time)\n",
-                invoice.bolt11,
-                amount_msat.map_or("any".to_string(), render::msat),
-                invoice.payment_hash,
-                invoice.expires_at
-            );
-            Ok(Reply::new(&invoice, human))
+            Ok(Reply::new(&invoice, render::invoice(&invoice, amount_msat)))
         }
         Command::Pay {
             destination,
@@ -1032,25 +1130,98 @@ async fn run_command(data_dir: &Path, json: bool, command: Command) -> Result<Re
             let stopped = call::<Stop>(&client(data_dir)?, &Empty {}).await?;
             Ok(Reply::new(&stopped, "the daemon is stopping\n".to_string()))
         }
-        Command::Daemon(_) | Command::RegtestPeer(_) | Command::Playground { .. } => {
-            Err(Failure(ErrorDetail {
-                code: "invalid_input".into(),
-                message: "not a client command".into(),
-            }))
+        Command::FeeRates => {
+            let rates = call::<FeeRates>(&client(data_dir)?, &Empty {}).await?;
+            Ok(Reply::new(&rates, render::fee_rates(&rates)))
         }
+        Command::Transactions => {
+            let list = call::<Transactions>(&client(data_dir)?, &Empty {}).await?;
+            Ok(Reply::new(&list, render::transactions(&list)))
+        }
+        Command::BumpFee {
+            txid,
+            feerate,
+            force,
+        } => {
+            parse::parse_txid(&txid)?;
+            parse::parse_fee_rate(&feerate)?;
+            let request = BumpFeeRequest {
+                txid,
+                fee_rate: feerate,
+                force,
+            };
+            let bumped = call::<BumpFee>(&client(data_dir)?, &request).await?;
+            Ok(Reply::new(&bumped, render::bumped(&bumped)))
+        }
+        Command::Forwards => {
+            let list = call::<Forwards>(&client(data_dir)?, &Empty {}).await?;
+            Ok(Reply::new(&list, render::forwards(&list)))
+        }
+        Command::SetChannelFee {
+            channel,
+            base_fee,
+            fee_ppm,
+            cltv_delta,
+        } => {
+            parse::parse_channel_ref(&channel)?;
+            let request = SetChannelFeeRequest {
+                channel,
+                base_fee_msat: base_fee
+                    .as_deref()
+                    .map(parse::parse_base_fee_msat)
+                    .transpose()?,
+                fee_ppm,
+                cltv_expiry_delta: cltv_delta,
+            };
+            let policy = call::<SetChannelFee>(&client(data_dir)?, &request).await?;
+            Ok(Reply::new(&policy, render::channel_policy(&policy)))
+        }
+        Command::HoldInvoice {
+            payment_hash,
+            amount,
+            description,
+            expiry,
+        } => {
+            parse::parse_hash("payment hash", &payment_hash)?;
+            let amount_msat = if amount == "any" {
+                None
+            } else {
+                Some(parse::parse_msat("amount", &amount)?)
+            };
+            let request = HoldInvoiceRequest {
+                payment_hash,
+                amount_msat,
+                description,
+                expiry_secs: expiry,
+            };
+            let invoice = call::<HoldInvoice>(&client(data_dir)?, &request).await?;
+            Ok(Reply::new(&invoice, render::invoice(&invoice, amount_msat)))
+        }
+        Command::SettleInvoice { preimage } => {
+            parse::parse_hash("preimage", &preimage)?;
+            let request = SettleInvoiceRequest { preimage };
+            let settled = call::<SettleInvoice>(&client(data_dir)?, &request).await?;
+            let human = format!("claimed held payment {}\n", settled.payment_hash);
+            Ok(Reply::new(&settled, human))
+        }
+        Command::CancelInvoice { payment_hash } => {
+            parse::parse_hash("payment hash", &payment_hash)?;
+            let request = CancelInvoiceRequest { payment_hash };
+            let cancelled = call::<CancelInvoice>(&client(data_dir)?, &request).await?;
+            let human = format!("failed held payment {} back\n", cancelled.payment_hash);
+            Ok(Reply::new(&cancelled, human))
+        }
+        Command::Daemon(_)
+        | Command::RegtestPeer(_)
+        | Command::Playground { .. }
+        | Command::Completions { .. } => Err(Failure(ErrorDetail {
+            code: "invalid_input".into(),
+            message: "not a client command".into(),
+        })),
     }
 }
 
 /// The HTTP timeout of a payment call: the payment's own timeout plus slack.
-/// The sentence saying whether a Bitcoin peer took a transaction.
-fn propagation_line(propagated: bool, detail: &str) -> String {
-    if propagated {
-        format!("propagated: {detail}")
-    } else {
-        format!("NOT propagated yet: {detail}")
-    }
-}
-
 fn payment_call_timeout(timeout_secs: u64) -> Duration {
     Duration::from_secs(timeout_secs.saturating_add(30))
 }

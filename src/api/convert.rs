@@ -1,12 +1,17 @@
 //! From the node's snapshots to the API's response bodies: keys, hashes and outpoints become
 //! strings, enums their stable lowercase names.
 
+use super::parse::format_short_channel_id;
 use super::types::{
     BalanceResponse, ChannelEntry, InfoResponse, InvoiceResponse, PaymentEntry, PeerEntry,
     SyncEntry, UtxoEntry,
 };
+use super::types::{FeeRateEntry, FeeRatesResponse, ForwardEntry, TransactionEntry};
 use crate::config::network_name;
-use crate::node::{Balances, ChannelInfo, InvoiceInfo, NodeInfo, PaymentInfo, PeerInfo, UtxoInfo};
+use crate::node::{
+    Balances, ChannelInfo, FeeRatesInfo, ForwardInfo, InvoiceInfo, NodeInfo, PaymentInfo, PeerInfo,
+    TransactionInfo, UtxoInfo,
+};
 
 impl From<NodeInfo> for InfoResponse {
     fn from(info: NodeInfo) -> Self {
@@ -32,6 +37,9 @@ impl From<NodeInfo> for InfoResponse {
                 progress: info.sync.progress,
                 bytes_received: info.sync.bytes_received,
             },
+            data_dir: info.data_dir.display().to_string(),
+            graph_nodes: info.graph_nodes,
+            graph_channels: info.graph_channels,
         }
     }
 }
@@ -89,6 +97,7 @@ impl From<ChannelInfo> for ChannelEntry {
             anchors: channel.anchors,
             funding_txid: channel.funding_txid.map(|txid| txid.to_string()),
             confirmations: channel.confirmations,
+            short_channel_id: channel.short_channel_id.map(format_short_channel_id),
         }
     }
 }
@@ -116,6 +125,55 @@ impl From<PaymentInfo> for PaymentEntry {
             failure: payment.failure,
             created_at: payment.created_at,
             updated_at: payment.updated_at,
+        }
+    }
+}
+
+impl From<FeeRatesInfo> for FeeRatesResponse {
+    fn from(info: FeeRatesInfo) -> Self {
+        FeeRatesResponse {
+            estimates: info
+                .estimates
+                .into_iter()
+                .map(|(target, sat_per_kw, source)| FeeRateEntry {
+                    target: target.to_string(),
+                    sat_per_kw,
+                    sat_per_vb: f64::from(sat_per_kw) / 250.0,
+                    source: source.to_string(),
+                })
+                .collect(),
+            sampled_blocks: info.sampled_heights,
+            peer_minimum_sat_per_kw: info.peer_minimum_sat_per_kw,
+            peer_floor_sat_per_kw: info.peer_floor_sat_per_kw,
+        }
+    }
+}
+
+impl From<TransactionInfo> for TransactionEntry {
+    fn from(tx: TransactionInfo) -> Self {
+        TransactionEntry {
+            txid: tx.txid.to_string(),
+            received_sat: tx.received_sat,
+            sent_sat: tx.sent_sat,
+            net_sat: tx.net_sat,
+            fee_sat: tx.fee_sat,
+            confirmation_height: tx.confirmation_height,
+            confirmations: tx.confirmations,
+        }
+    }
+}
+
+impl From<ForwardInfo> for ForwardEntry {
+    fn from(forward: ForwardInfo) -> Self {
+        ForwardEntry {
+            prev_channel_id: forward.prev_channel_id,
+            next_channel_id: forward.next_channel_id,
+            prev_node_id: forward.prev_node_id,
+            next_node_id: forward.next_node_id,
+            amount_msat: forward.amount_msat,
+            fee_msat: forward.fee_msat,
+            claimed_on_chain: forward.claimed_on_chain,
+            at: forward.at,
         }
     }
 }

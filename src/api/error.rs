@@ -107,12 +107,14 @@ impl RequestError {
 fn node_status(code: &str) -> StatusCode {
     match code {
         "invalid_input" | "wrong_network" | "invalid_address" | "dust_amount"
-        | "invalid_fee_rate" => StatusCode::BAD_REQUEST,
-        "unknown_channel" | "unknown_peer" => StatusCode::NOT_FOUND,
+        | "invalid_fee_rate" | "fee_bump_too_low" => StatusCode::BAD_REQUEST,
+        "unknown_channel" | "unknown_peer" | "unknown_transaction" => StatusCode::NOT_FOUND,
         "duplicate_payment" => StatusCode::CONFLICT,
-        "insufficient_funds" | "channel_error" | "payment_failed" | "fee_below_peer_minimum" => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        "insufficient_funds"
+        | "channel_error"
+        | "payment_failed"
+        | "fee_below_peer_minimum"
+        | "cannot_bump" => StatusCode::UNPROCESSABLE_ENTITY,
         "peer_unreachable" => StatusCode::BAD_GATEWAY,
         "not_ready" => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,

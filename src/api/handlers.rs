@@ -5,11 +5,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bitcoin::hashes::Hash;
+use bitcoin::hex::DisplayHex;
 use bitcoin::{Amount, FeeRate};
 
 use super::error::RequestError;
 use super::parse::{
-    check_msat, check_sat, parse_channel_id, parse_host_port, parse_node_id, ParseError,
+    check_msat, check_sat, parse_channel_ref, parse_fee_rate, parse_hash, parse_host_port,
+    parse_node_id, parse_txid, ParseError,
 };
 use super::types::{
     AddressResponse, Balance, ChannelEntry, Channels, CloseChannel, CloseChannelResponse, Connect,
@@ -18,6 +21,11 @@ use super::types::{
     OpenChannelResponse, Pay, PaymentEntry, Payments, PeerEntry, Peers, SendAmountSpec,
     SendOnchain, SendRequest, SendResponse, SignMessage, SignMessageResponse, Stop, StopResponse,
     UtxoEntry, Utxos, VerifyMessage, VerifyMessageResponse,
+};
+use super::types::{
+    BumpFee, BumpFeeRequest, BumpFeeResponse, CancelInvoice, ChannelPolicyResponse, FeeRates,
+    ForwardEntry, Forwards, HeldPaymentResponse, HoldInvoice, SetChannelFee, SettleInvoice,
+    TransactionEntry, Transactions,
 };
 use crate::node::{Node, NodeHandle, SendAmount};
 
@@ -106,7 +114,8 @@ pub async fn dispatch(
         }
         CloseChannel::NAME => {
             call::<CloseChannel, _, _>(body, |request| async move {
-                let channel_id = parse_channel_id(&request.channel_id)?;
+                let channel = parse_channel_ref(&request.channel_id)?;
+                let channel_id = node.channel_id_of(channel)?;
                 let propagation = node.close_channel(&channel_id, request.force).await?;
                 Ok(CloseChannelResponse {
                     channel_id,
@@ -222,6 +231,92 @@ pub async fn dispatch(
             })
             .await
         }
+        FeeRates::NAME => {
+            call::<FeeRates, _, _>(
+                body,
+                |Empty {}| async move { Ok(node.fee_rates().await.into()) },
+            )
+            .await
+        }
+        Transactions::NAME => {
+            call::<Transactions, _, _>(body, |Empty {}| async move {
+                let transactions = blocking(&node, |node| node.transactions()).await?;
+                Ok(transactions
+                    .into_iter()
+                    .map(TransactionEntry::from)
+                    .collect())
+            })
+            .await
+        }
+        BumpFee::NAME => call::<BumpFee, _, _>(body, |request| bump_fee(node, request)).await,
+        Forwards::NAME => {
+            call::<Forwards, _, _>(body, |Empty {}| async move {
+                let forwards = blocking(&node, |node| node.forwards()).await??;
+                Ok(forwards.into_iter().map(ForwardEntry::from).collect())
+            })
+            .await
+        }
+        SetChannelFee::NAME => {
+            call::<SetChannelFee, _, _>(body, |request| async move {
+                let channel = parse_channel_ref(&request.channel)?;
+                let (channel_id, policy) = blocking(&node, move |node| {
+                    node.set_channel_fee(
+                        channel,
+                        request.base_fee_msat,
+                        request.fee_ppm,
+                        request.cltv_expiry_delta,
+                    )
+                })
+                .await??;
+                Ok(ChannelPolicyResponse {
+                    channel_id,
+                    base_fee_msat: policy.base_fee_msat,
+                    fee_ppm: policy.fee_ppm,
+                    cltv_expiry_delta: policy.cltv_expiry_delta,
+                })
+            })
+            .await
+        }
+        HoldInvoice::NAME => {
+            call::<HoldInvoice, _, _>(body, |request| async move {
+                let payment_hash = parse_hash("payment hash", &request.payment_hash)?;
+                if let Some(amount) = request.amount_msat {
+                    check_msat("amount", amount)?;
+                }
+                let invoice = blocking(&node, move |node| {
+                    node.create_hold_invoice(
+                        request.amount_msat,
+                        &request.description,
+                        request.expiry_secs,
+                        payment_hash,
+                    )
+                })
+                .await??;
+                Ok(invoice.into())
+            })
+            .await
+        }
+        SettleInvoice::NAME => {
+            call::<SettleInvoice, _, _>(body, |request| async move {
+                let preimage = parse_hash("preimage", &request.preimage)?;
+                blocking(&node, move |node| node.claim_held_payment(preimage)).await??;
+                let hash = bitcoin::hashes::sha256::Hash::hash(&preimage);
+                Ok(HeldPaymentResponse {
+                    payment_hash: hash.to_byte_array().to_lower_hex_string(),
+                })
+            })
+            .await
+        }
+        CancelInvoice::NAME => {
+            call::<CancelInvoice, _, _>(body, |request| async move {
+                let payment_hash = parse_hash("payment hash", &request.payment_hash)?;
+                blocking(&node, move |node| node.cancel_held_payment(payment_hash)).await??;
+                Ok(HeldPaymentResponse {
+                    payment_hash: payment_hash.to_lower_hex_string(),
+                })
+            })
+            .await
+        }
         other => Err(RequestError::UnknownMethod(other.to_string())),
     }
 }
@@ -234,12 +329,21 @@ async fn send(node: Arc<Node>, request: SendRequest) -> Result<SendResponse, Req
         }
         SendAmountSpec::All => SendAmount::All,
     };
-    let fee_rate = match request.fee_rate_sat_per_kwu {
-        Some(0) => {
+    let fee_rate = match (request.fee_rate_sat_per_kwu, request.fee_rate.as_deref()) {
+        (Some(_), Some(text)) => {
+            return Err(ParseError::new(
+                "fee rate",
+                text,
+                "give fee_rate or fee_rate_sat_per_kwu, not both",
+            )
+            .into());
+        }
+        (Some(0), None) => {
             return Err(ParseError::new("fee rate", "0", "must be more than zero").into());
         }
-        Some(rate) => Some(FeeRate::from_sat_per_kwu(rate)),
-        None => None,
+        (Some(rate), None) => Some(FeeRate::from_sat_per_kwu(rate)),
+        (None, Some(text)) => Some(FeeRate::from_sat_per_kwu(parse_fee_rate(text)?)),
+        (None, None) => None,
     };
     let address = request.address.trim().to_string();
     if fee_rate.is_none() {
@@ -257,6 +361,30 @@ async fn send(node: Arc<Node>, request: SendRequest) -> Result<SendResponse, Req
     let propagation = node.propagation(txid).await;
     Ok(SendResponse {
         txid: txid.to_string(),
+        propagated: propagation.propagated,
+        propagation: propagation.detail,
+    })
+}
+
+async fn bump_fee(
+    node: Arc<Node>,
+    request: BumpFeeRequest,
+) -> Result<BumpFeeResponse, RequestError> {
+    let txid = parse_txid(&request.txid)?;
+    let fee_rate = FeeRate::from_sat_per_kwu(parse_fee_rate(&request.fee_rate)?);
+    let peer_minimum = if request.force {
+        None
+    } else {
+        node.peer_minimum_fee_rate().await
+    };
+    let replacement = blocking(&node, move |node| {
+        node.bump_fee(txid, fee_rate, peer_minimum)
+    })
+    .await??;
+    let propagation = node.propagation(replacement).await;
+    Ok(BumpFeeResponse {
+        txid: replacement.to_string(),
+        replaced_txid: txid.to_string(),
         propagated: propagation.propagated,
         propagation: propagation.detail,
     })

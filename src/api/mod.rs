@@ -7,7 +7,8 @@
 //! the method takes no arguments) and answers with JSON. Method names are the CLI command
 //! names: `getinfo`, `newaddress`, `balance`, `send`, `utxos`, `connect`, `disconnect`,
 //! `peers`, `openchannel`, `closechannel`, `channels`, `invoice`, `pay`, `keysend`,
-//! `payments`, `offer`, `signmessage`, `verifymessage`, `stop`. Request and response bodies
+//! `payments`, `offer`, `signmessage`, `verifymessage`, `feerates`, `transactions`, `bumpfee`,
+//! `forwards`, `setchannelfee`, `holdinvoice`, `settleinvoice`, `cancelinvoice`, `stop`. Request and response bodies
 //! are the structs in [`types`]; unknown request fields are refused.
 //!
 //! Failures answer with a non-2xx status and `{"error": {"code": "...", "message": "..."}}`.

@@ -6,6 +6,9 @@
 use std::str::FromStr;
 
 use bitcoin::secp256k1::PublicKey;
+use bitcoin::{Amount, Denomination};
+
+pub use crate::node::ChannelRef;
 
 /// All the bitcoin there will ever be, in satoshis.
 pub const MAX_MONEY_SAT: u64 = 21_000_000 * 100_000_000;
@@ -42,7 +45,10 @@ fn parse_amount(what: &'static str, text: &str, unit: &str, max: u64) -> Result<
         return Err(ParseError::new(
             what,
             text,
-            format!("expected a whole number of {unit}"),
+            format!(
+                "expected a whole number of {unit}, or an amount with its unit \
+                 (e.g. 50sat, 50000msat, 0.001btc)"
+            ),
         ));
     }
     let value = text
@@ -58,14 +64,68 @@ fn parse_amount(what: &'static str, text: &str, unit: &str, max: u64) -> Result<
     Ok(value)
 }
 
-/// A satoshi amount: digits only, at most 21 million bitcoin.
-pub fn parse_sat(what: &'static str, text: &str) -> Result<u64, ParseError> {
-    parse_amount(what, text, "sat", MAX_MONEY_SAT)
+/// Splits `50sat` into `("50", Some("sat"))`; a bare number has no unit.
+fn split_unit(text: &str) -> (&str, Option<&str>) {
+    match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(index) => (text[..index].trim_end(), Some(&text[index..])),
+        None => (text, None),
+    }
 }
 
-/// A millisatoshi amount: digits only, at most 21 million bitcoin.
+/// Parses `number` in the denomination named `unit` (the `bitcoin` crate's names: `btc`,
+/// `mbtc`, `ubtc`, `bit`, `sat`, `msat`, …), in satoshis.
+fn parse_with_unit(
+    what: &'static str,
+    text: &str,
+    number: &str,
+    unit: &str,
+    base_unit: &str,
+) -> Result<u64, ParseError> {
+    let denomination = Denomination::from_str(unit).map_err(|_| {
+        ParseError::new(
+            what,
+            text,
+            format!(
+                "expected a whole number of {base_unit}, or an amount with its unit \
+                 (e.g. 50sat, 50000msat, 0.001btc); {unit:?} is not a unit"
+            ),
+        )
+    })?;
+    let amount = Amount::from_str_in(number, denomination)
+        .map_err(|err| ParseError::new(what, text, err.to_string()))?;
+    if amount.to_sat() > MAX_MONEY_SAT {
+        return Err(ParseError::new(what, text, "more than 21 million bitcoin"));
+    }
+    Ok(amount.to_sat())
+}
+
+/// A satoshi amount: a whole number of sat, or an amount with its unit (`50sat`,
+/// `50000msat`, `0.001btc`); at most 21 million bitcoin.
+pub fn parse_sat(what: &'static str, text: &str) -> Result<u64, ParseError> {
+    match split_unit(text) {
+        (number, None) => parse_amount(what, number, "sat", MAX_MONEY_SAT),
+        (number, Some(unit)) => parse_with_unit(what, text, number, unit, "sat"),
+    }
+}
+
+/// A millisatoshi amount: a whole number of msat, or an amount with its unit (`50000msat`,
+/// `50sat`, `0.001btc`); at most 21 million bitcoin.
 pub fn parse_msat(what: &'static str, text: &str) -> Result<u64, ParseError> {
-    parse_amount(what, text, "msat", MAX_MONEY_MSAT)
+    match split_unit(text) {
+        (number, None) => parse_amount(what, number, "msat", MAX_MONEY_MSAT),
+        (number, Some(unit)) if unit.eq_ignore_ascii_case("msat") => {
+            parse_amount(what, number, "msat", MAX_MONEY_MSAT)
+                .map_err(|err| ParseError::new(what, text, err.reason))
+        }
+        (number, Some(unit)) => Ok(parse_with_unit(what, text, number, unit, "msat")? * 1000),
+    }
+}
+
+/// A base fee: msat or with its unit, at most what a channel update can carry (`u32` msat).
+pub fn parse_base_fee_msat(text: &str) -> Result<u32, ParseError> {
+    let msat = parse_msat("base fee", text)?;
+    u32::try_from(msat)
+        .map_err(|_| ParseError::new("base fee", text, format!("at most {} msat", u32::MAX)))
 }
 
 /// Checks a satoshi amount received over the API.
@@ -164,6 +224,106 @@ pub fn parse_channel_id(text: &str) -> Result<String, ParseError> {
     Ok(text.to_ascii_lowercase())
 }
 
+/// A fee rate with its unit, as the CLI, the API and the configuration take it: `5sat/vb`
+/// (up to three decimals) or `1250sat/kw` (whole sat per 1000 weight units; `sat/kwu` too); a
+/// bare number is sat/vB. Returned in sat per 1000 weight units, rounded up.
+pub fn parse_fee_rate(text: &str) -> Result<u64, ParseError> {
+    const WHAT: &str = "fee rate";
+    let lower = text.trim().to_ascii_lowercase();
+    let (number, unit) = split_unit(&lower);
+    match unit {
+        None | Some("sat/vb") | Some("sat/vbyte") => {
+            parse_fee_rate_sat_per_vb(number).map_err(|err| ParseError::new(WHAT, text, err.reason))
+        }
+        Some("sat/kw") | Some("sat/kwu") => {
+            let rate = parse_amount(WHAT, number, "sat/kw", u64::MAX)
+                .map_err(|_| ParseError::new(WHAT, text, "expected a whole number of sat/kw"))?;
+            if rate == 0 {
+                return Err(ParseError::new(WHAT, text, "must be more than zero"));
+            }
+            Ok(rate)
+        }
+        Some(_) => Err(ParseError::new(
+            WHAT,
+            text,
+            "expected a rate with its unit, e.g. 5sat/vb or 1250sat/kw",
+        )),
+    }
+}
+
+/// A short channel id as `BLOCKxTXxOUTPUT` (e.g. `103x1x0`), as an integer.
+pub fn parse_short_channel_id(text: &str) -> Result<u64, ParseError> {
+    const WHAT: &str = "short channel id";
+    let parts: Vec<&str> = text.split('x').collect();
+    let bad = || ParseError::new(WHAT, text, "expected BLOCKxTXxOUTPUT, e.g. 103x1x0");
+    let [block, tx, output] = parts.as_slice() else {
+        return Err(bad());
+    };
+    let block: u32 = block.parse().map_err(|_| bad())?;
+    let tx: u32 = tx.parse().map_err(|_| bad())?;
+    let output: u16 = output.parse().map_err(|_| bad())?;
+    if block >= 1 << 24 || tx >= 1 << 24 {
+        return Err(ParseError::new(
+            WHAT,
+            text,
+            "the block height and transaction index must each be below 16777216",
+        ));
+    }
+    Ok((u64::from(block) << 40) | (u64::from(tx) << 16) | u64::from(output))
+}
+
+/// A short channel id as `BLOCKxTXxOUTPUT`.
+pub fn format_short_channel_id(scid: u64) -> String {
+    format!(
+        "{}x{}x{}",
+        scid >> 40,
+        (scid >> 16) & 0xff_ffff,
+        scid & 0xffff
+    )
+}
+
+/// A channel id or a short channel id, as `channels` shows them.
+pub fn parse_channel_ref(text: &str) -> Result<ChannelRef, ParseError> {
+    if text.contains('x') {
+        return parse_short_channel_id(text).map(ChannelRef::Short);
+    }
+    let id = parse_channel_id(text).map_err(|_| {
+        ParseError::new(
+            "channel",
+            text,
+            "expected a channel id (64 hex digits) or a short channel id (e.g. 103x1x0), as \
+             `channels` shows them",
+        )
+    })?;
+    let mut bytes = [0u8; 32];
+    for (index, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&id[index * 2..index * 2 + 2], 16).unwrap_or(0);
+    }
+    Ok(ChannelRef::Id(bytes))
+}
+
+/// A 32-byte value (payment hash or preimage) as 64 hex digits.
+pub fn parse_hash(what: &'static str, text: &str) -> Result<[u8; 32], ParseError> {
+    use bitcoin::hex::FromHex;
+    if text.len() != 64 {
+        return Err(ParseError::new(what, text, "expected 64 hex digits"));
+    }
+    <[u8; 32]>::from_hex(text).map_err(|_| ParseError::new(what, text, "expected 64 hex digits"))
+}
+
+/// A transaction id: 64 hex digits.
+pub fn parse_txid(text: &str) -> Result<bitcoin::Txid, ParseError> {
+    if text.len() != 64 || !text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        return Err(ParseError::new(
+            "transaction id",
+            text,
+            "expected 64 hex digits",
+        ));
+    }
+    bitcoin::Txid::from_str(text)
+        .map_err(|err| ParseError::new("transaction id", text, err.to_string()))
+}
+
 /// A fee rate in sat/vB (whole or with up to three decimals, more than zero), returned in sat
 /// per 1000 weight units (1 sat/vB = 250 sat/kwu), rounded up.
 pub fn parse_fee_rate_sat_per_vb(text: &str) -> Result<u64, ParseError> {
@@ -224,6 +384,63 @@ mod tests {
         assert!(parse_msat("amount", "18446744073709551616").is_err());
         assert!(check_sat("amount", MAX_MONEY_SAT + 1).is_err());
         assert!(check_msat("amount", u64::MAX).is_err());
+    }
+
+    #[test]
+    fn amounts_take_units() {
+        assert_eq!(parse_sat("amount", "50sat"), Ok(50));
+        assert_eq!(parse_sat("amount", "50000msat"), Ok(50));
+        assert_eq!(parse_sat("amount", "0.001btc"), Ok(100_000));
+        assert_eq!(parse_sat("amount", "0.001BTC"), Ok(100_000));
+        assert_eq!(parse_msat("amount", "50sat"), Ok(50_000));
+        assert_eq!(parse_msat("amount", "1500msat"), Ok(1_500));
+        assert_eq!(parse_msat("amount", "0.001btc"), Ok(100_000_000));
+        assert_eq!(parse_msat("amount", "1500"), Ok(1_500));
+        for bad in [
+            "1500msat",
+            "1.5sat",
+            "5furlongs",
+            "sat",
+            "0.000000001btc",
+            "22000000btc",
+        ] {
+            let err = parse_sat("amount", bad).unwrap_err();
+            assert!(err.to_string().contains(bad), "{bad}: {err}");
+        }
+        assert!(parse_msat("amount", "1.5msat").is_err());
+    }
+
+    #[test]
+    fn fee_rates_take_units() {
+        assert_eq!(parse_fee_rate("5sat/vb"), Ok(1_250));
+        assert_eq!(parse_fee_rate("5 sat/vB"), Ok(1_250));
+        assert_eq!(parse_fee_rate("1250sat/kw"), Ok(1_250));
+        assert_eq!(parse_fee_rate("253sat/kwu"), Ok(253));
+        assert_eq!(parse_fee_rate("2"), Ok(500));
+        for bad in [
+            "0sat/vb",
+            "0sat/kw",
+            "5sat/b",
+            "1.5sat/kw",
+            "sat/vb",
+            "5btc",
+        ] {
+            assert!(parse_fee_rate(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn short_channel_ids_round_trip() {
+        let scid = parse_short_channel_id("103x1x0").unwrap();
+        assert_eq!(format_short_channel_id(scid), "103x1x0");
+        assert!(parse_short_channel_id("103x1").is_err());
+        assert!(parse_short_channel_id("16777216x0x0").is_err());
+        assert_eq!(parse_channel_ref("103x1x0"), Ok(ChannelRef::Short(scid)));
+        assert_eq!(
+            parse_channel_ref(&"0a".repeat(32)),
+            Ok(ChannelRef::Id([0x0a; 32]))
+        );
+        assert!(parse_channel_ref("zz").is_err());
     }
 
     #[test]

@@ -4,7 +4,9 @@
 use std::fmt::Write;
 
 use super::types::{
-    BalanceResponse, ChannelEntry, InfoResponse, PaymentEntry, PeerEntry, UtxoEntry,
+    BalanceResponse, BumpFeeResponse, ChannelEntry, ChannelPolicyResponse, FeeRatesResponse,
+    ForwardEntry, InfoResponse, InvoiceResponse, PaymentEntry, PeerEntry, TransactionEntry,
+    UtxoEntry,
 };
 
 /// Lays out `rows` under `header` in columns separated by two spaces.
@@ -117,6 +119,14 @@ pub fn info(info: &InfoResponse) -> String {
             ),
         ),
         ("listening on", listen),
+        (
+            "network graph",
+            format!(
+                "{} nodes, {} channels",
+                info.graph_nodes, info.graph_channels
+            ),
+        ),
+        ("data directory", info.data_dir.clone()),
     ];
     key_values(&rows)
 }
@@ -221,6 +231,10 @@ pub fn channels(channels: &[ChannelEntry]) -> String {
         .map(|channel| {
             vec![
                 channel.channel_id.clone(),
+                channel
+                    .short_channel_id
+                    .clone()
+                    .unwrap_or_else(|| "-".to_string()),
                 short_id(&channel.counterparty_node_id),
                 format!("{} sat", channel.capacity_sat),
                 msat(channel.local_balance_msat),
@@ -232,6 +246,7 @@ pub fn channels(channels: &[ChannelEntry]) -> String {
     table(
         &[
             "CHANNEL ID",
+            "SCID",
             "PEER",
             "CAPACITY",
             "LOCAL",
@@ -284,6 +299,150 @@ pub fn payments(payments: &[PaymentEntry]) -> String {
     )
 }
 
+/// A fee rate given in sat/kw, in sat/vB with its sat/kw: `5 sat/vB (1250 sat/kw)`.
+pub fn fee_rate(sat_per_kw: u64) -> String {
+    let hundredths = sat_per_kw.saturating_mul(4) / 10;
+    let per_vb = if hundredths.is_multiple_of(100) {
+        format!("{}", hundredths / 100)
+    } else {
+        format!("{}.{:02}", hundredths / 100, hundredths % 100)
+            .trim_end_matches('0')
+            .to_string()
+    };
+    format!("{per_vb} sat/vB ({sat_per_kw} sat/kw)")
+}
+
+/// `feerates`.
+pub fn fee_rates(rates: &FeeRatesResponse) -> String {
+    let rows: Vec<Vec<String>> = rates
+        .estimates
+        .iter()
+        .map(|entry| {
+            vec![
+                entry.target.clone(),
+                fee_rate(u64::from(entry.sat_per_kw)),
+                entry.source.replace('_', " "),
+            ]
+        })
+        .collect();
+    let mut out = table(&["TARGET", "ESTIMATE", "SOURCE"], &rows);
+    let peers = match rates.peer_minimum_sat_per_kw {
+        Some(minimum) => format!(
+            "Bitcoin peers' minimum (feefilter): {}; own transactions pay at least {}",
+            fee_rate(minimum),
+            fee_rate(u64::from(rates.peer_floor_sat_per_kw))
+        ),
+        None => "Bitcoin peers' minimum (feefilter): unknown (no peer connected)".to_string(),
+    };
+    let _ = writeln!(out, "{peers}");
+    let _ = writeln!(
+        out,
+        "from the fees of {} recent block(s){}",
+        rates.sampled_blocks.len(),
+        match (rates.sampled_blocks.first(), rates.sampled_blocks.last()) {
+            (Some(first), Some(last)) => format!(" ({first} to {last})"),
+            _ => String::new(),
+        }
+    );
+    out
+}
+
+/// `transactions`.
+pub fn transactions(transactions: &[TransactionEntry]) -> String {
+    if transactions.is_empty() {
+        return "no transactions\n".to_string();
+    }
+    let rows: Vec<Vec<String>> = transactions
+        .iter()
+        .map(|tx| {
+            vec![
+                tx.txid.clone(),
+                format!("{:+} sat", tx.net_sat),
+                tx.fee_sat
+                    .map_or("-".to_string(), |fee| format!("{fee} sat")),
+                match tx.confirmation_height {
+                    Some(height) => format!("{} (block {height})", tx.confirmations),
+                    None => "unconfirmed".to_string(),
+                },
+            ]
+        })
+        .collect();
+    table(&["TXID", "AMOUNT", "FEE", "CONFIRMATIONS"], &rows)
+}
+
+/// `forwards`, with the total earned.
+pub fn forwards(forwards: &[ForwardEntry]) -> String {
+    if forwards.is_empty() {
+        return "no forwarded payments\n".to_string();
+    }
+    let rows: Vec<Vec<String>> = forwards
+        .iter()
+        .map(|forward| {
+            let channel = |id: &Option<String>| {
+                id.as_deref()
+                    .map_or("-".to_string(), |id| short_id(id).to_string())
+            };
+            vec![
+                forward.at.to_string(),
+                channel(&forward.prev_channel_id),
+                channel(&forward.next_channel_id),
+                forward.amount_msat.map_or("-".to_string(), msat),
+                forward.fee_msat.map_or("-".to_string(), msat),
+            ]
+        })
+        .collect();
+    let mut out = table(&["TIME", "IN", "OUT", "AMOUNT", "FEE"], &rows);
+    let earned: u64 = forwards.iter().filter_map(|f| f.fee_msat).sum();
+    let _ = writeln!(
+        out,
+        "{} forward(s), {} earned",
+        forwards.len(),
+        msat(earned)
+    );
+    out
+}
+
+/// `invoice` and `holdinvoice`: the invoice, then its amount, hash and expiry.
+pub fn invoice(invoice: &InvoiceResponse, amount_msat: Option<u64>) -> String {
+    format!(
+        "{}\namount {}, payment hash {}, expires at {} (unix time)\n",
+        invoice.bolt11,
+        amount_msat.map_or("any".to_string(), msat),
+        invoice.payment_hash,
+        invoice.expires_at
+    )
+}
+
+/// `setchannelfee`.
+pub fn channel_policy(policy: &ChannelPolicyResponse) -> String {
+    format!(
+        "channel {} forwards for {} + {} ppm, CLTV delta {} blocks\n",
+        policy.channel_id,
+        msat(u64::from(policy.base_fee_msat)),
+        policy.fee_ppm,
+        policy.cltv_expiry_delta
+    )
+}
+
+/// `bumpfee`: the replacement and whether a peer took it.
+pub fn bumped(bumped: &BumpFeeResponse) -> String {
+    format!(
+        "replaced {} by {}\n{}\n",
+        bumped.replaced_txid,
+        bumped.txid,
+        propagation_line(bumped.propagated, &bumped.propagation)
+    )
+}
+
+/// The sentence saying whether a Bitcoin peer took a transaction.
+pub fn propagation_line(propagated: bool, detail: &str) -> String {
+    if propagated {
+        format!("propagated: {detail}")
+    } else {
+        format!("NOT propagated yet: {detail}")
+    }
+}
+
 fn short_id(node_id: &str) -> String {
     if node_id.len() > 16 {
         format!("{}…", &node_id[..16])
@@ -320,6 +479,13 @@ mod tests {
         for line in text.lines() {
             assert!(line.ends_with(" sat") || line.ends_with(" msat"), "{line}");
         }
+    }
+
+    #[test]
+    fn fee_rates_show_both_units() {
+        assert_eq!(fee_rate(1_250), "5 sat/vB (1250 sat/kw)");
+        assert_eq!(fee_rate(253), "1.01 sat/vB (253 sat/kw)");
+        assert_eq!(fee_rate(625), "2.5 sat/vB (625 sat/kw)");
     }
 
     #[test]

@@ -104,6 +104,15 @@ pub struct InfoResponse {
     pub state: String,
     /// How far the chain sync has come.
     pub sync: SyncEntry,
+    /// The data directory in use.
+    #[serde(default)]
+    pub data_dir: String,
+    /// Nodes in the network graph learnt from gossip.
+    #[serde(default)]
+    pub graph_nodes: usize,
+    /// Channels in the network graph learnt from gossip.
+    #[serde(default)]
+    pub graph_channels: usize,
 }
 
 /// `newaddress`: a fresh on-chain receive address.
@@ -154,6 +163,10 @@ pub struct SendRequest {
     /// Fee rate in sat per 1000 weight units (1 sat/vB = 250); the estimator's when absent.
     #[serde(default)]
     pub fee_rate_sat_per_kwu: Option<u64>,
+    /// Fee rate with its unit, as the CLI takes it (`5sat/vb`, `1250sat/kw`); instead of
+    /// `fee_rate_sat_per_kwu`.
+    #[serde(default)]
+    pub fee_rate: Option<String>,
     /// Send even if the fee rate is below what the Bitcoin peers accept.
     #[serde(default)]
     pub force: bool,
@@ -270,7 +283,7 @@ pub struct CloseChannelResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CloseChannelRequest {
-    /// The channel id (64 hex digits).
+    /// The channel id (64 hex digits) or short channel id (`BLOCKxTXxOUTPUT`).
     pub channel_id: String,
     /// Close unilaterally.
     #[serde(default)]
@@ -306,6 +319,9 @@ pub struct ChannelEntry {
     pub funding_txid: Option<String>,
     /// Confirmations of the funding transaction.
     pub confirmations: Option<u32>,
+    /// The short channel id (`BLOCKxTXxOUTPUT`), once the funding is confirmed.
+    #[serde(default)]
+    pub short_channel_id: Option<String>,
 }
 
 /// `invoice` request.
@@ -455,6 +471,169 @@ pub struct StopResponse {
     pub stopping: bool,
 }
 
+/// One confirmation target's estimate (`feerates` lists them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeeRateEntry {
+    /// The target's name, as in `fee_overrides`.
+    pub target: String,
+    /// The estimate, in sat per 1000 weight units.
+    pub sat_per_kw: u32,
+    /// The same in sat/vB.
+    pub sat_per_vb: f64,
+    /// Where it comes from: `recent_blocks`, `fallback`, `peer_minimum` or `override`.
+    pub source: String,
+}
+
+/// `feerates` response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeeRatesResponse {
+    /// Every target's estimate.
+    pub estimates: Vec<FeeRateEntry>,
+    /// Heights of the blocks whose fees the estimates are computed from.
+    pub sampled_blocks: Vec<u32>,
+    /// The highest minimum fee rate the Bitcoin peers announce (feefilter), in sat/kw; null
+    /// while unknown.
+    pub peer_minimum_sat_per_kw: Option<u64>,
+    /// The floor that minimum sets for the node's own transactions (with the margin, capped),
+    /// in sat/kw.
+    pub peer_floor_sat_per_kw: u32,
+}
+
+/// An on-chain wallet transaction (`transactions` returns a list).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionEntry {
+    /// Its id.
+    pub txid: String,
+    /// What it paid to the wallet.
+    pub received_sat: u64,
+    /// What it spent from the wallet.
+    pub sent_sat: u64,
+    /// Received minus sent (negative for a send).
+    pub net_sat: i64,
+    /// The fee, when the wallet knows every input's value.
+    pub fee_sat: Option<u64>,
+    /// Height that confirmed it.
+    pub confirmation_height: Option<u32>,
+    /// Confirmations (0 while unconfirmed).
+    pub confirmations: u32,
+}
+
+/// A forwarded payment (`forwards` returns a list).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardEntry {
+    /// The channel it came in on.
+    pub prev_channel_id: Option<String>,
+    /// The channel it went out on.
+    pub next_channel_id: Option<String>,
+    /// The node it came from.
+    pub prev_node_id: Option<String>,
+    /// The node it went to.
+    pub next_node_id: Option<String>,
+    /// What was forwarded out.
+    pub amount_msat: Option<u64>,
+    /// The fee earned.
+    pub fee_msat: Option<u64>,
+    /// Whether the incoming payment was claimed on chain.
+    pub claimed_on_chain: bool,
+    /// Unix time it was recorded.
+    pub at: u64,
+}
+
+/// `setchannelfee` request: the fields given change, the others stay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetChannelFeeRequest {
+    /// The channel id or short channel id.
+    pub channel: String,
+    /// Base fee per forwarded payment, in msat.
+    #[serde(default)]
+    pub base_fee_msat: Option<u32>,
+    /// Proportional fee, in millionths of the amount.
+    #[serde(default)]
+    pub fee_ppm: Option<u32>,
+    /// CLTV expiry delta, in blocks.
+    #[serde(default)]
+    pub cltv_expiry_delta: Option<u16>,
+}
+
+/// `setchannelfee` response: the policy now in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelPolicyResponse {
+    /// The channel id.
+    pub channel_id: String,
+    /// Base fee per forwarded payment, in msat.
+    pub base_fee_msat: u32,
+    /// Proportional fee, in millionths.
+    pub fee_ppm: u32,
+    /// CLTV expiry delta, in blocks.
+    pub cltv_expiry_delta: u16,
+}
+
+/// `bumpfee` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BumpFeeRequest {
+    /// The wallet's unconfirmed transaction to replace.
+    pub txid: String,
+    /// The replacement's fee rate with its unit (`5sat/vb`, `1250sat/kw`).
+    pub fee_rate: String,
+    /// Replace even if the new fee rate is below what the Bitcoin peers accept.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// `bumpfee` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BumpFeeResponse {
+    /// The replacement.
+    pub txid: String,
+    /// The transaction it replaces.
+    pub replaced_txid: String,
+    /// Whether a Bitcoin peer took the replacement within a short wait.
+    pub propagated: bool,
+    /// What happened, as a sentence.
+    pub propagation: String,
+}
+
+/// `holdinvoice` request: an invoice for a payment hash whose preimage the node is not told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldInvoiceRequest {
+    /// The payment hash (64 hex digits).
+    pub payment_hash: String,
+    /// Amount; any amount when absent.
+    #[serde(default)]
+    pub amount_msat: Option<u64>,
+    /// Description shown to the payer.
+    #[serde(default)]
+    pub description: String,
+    /// Seconds until it expires.
+    pub expiry_secs: u32,
+}
+
+/// `settleinvoice` request: claim a held payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettleInvoiceRequest {
+    /// The preimage (64 hex digits).
+    pub preimage: String,
+}
+
+/// `cancelinvoice` request: fail a held payment back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelInvoiceRequest {
+    /// The payment hash (64 hex digits).
+    pub payment_hash: String,
+}
+
+/// `settleinvoice` and `cancelinvoice` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldPaymentResponse {
+    /// The payment hash.
+    pub payment_hash: String,
+}
+
 macro_rules! methods {
     ($($(#[$doc:meta])* $marker:ident = $name:literal: $request:ty => $response:ty;)*) => {
         $(
@@ -511,6 +690,22 @@ methods! {
     SignMessage = "signmessage": SignMessageRequest => SignMessageResponse;
     /// Verify a signed message.
     VerifyMessage = "verifymessage": VerifyMessageRequest => VerifyMessageResponse;
+    /// The fee estimates, their sources and the peers' minimum.
+    FeeRates = "feerates": Empty => FeeRatesResponse;
+    /// On-chain wallet history.
+    Transactions = "transactions": Empty => Vec<TransactionEntry>;
+    /// Replace an unconfirmed send with a higher fee rate.
+    BumpFee = "bumpfee": BumpFeeRequest => BumpFeeResponse;
+    /// Forwarded payments.
+    Forwards = "forwards": Empty => Vec<ForwardEntry>;
+    /// Set a channel's forwarding policy.
+    SetChannelFee = "setchannelfee": SetChannelFeeRequest => ChannelPolicyResponse;
+    /// Create a hold invoice.
+    HoldInvoice = "holdinvoice": HoldInvoiceRequest => InvoiceResponse;
+    /// Claim a held payment with its preimage.
+    SettleInvoice = "settleinvoice": SettleInvoiceRequest => HeldPaymentResponse;
+    /// Fail a held payment back.
+    CancelInvoice = "cancelinvoice": CancelInvoiceRequest => HeldPaymentResponse;
     /// Stop the daemon.
     Stop = "stop": Empty => StopResponse;
 }

@@ -424,6 +424,91 @@ pub fn default_idle_interval(network: Network) -> u32 {
     }
 }
 
+/// Where a fee estimate comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EstimateSource {
+    /// A configured override (`fee_overrides`).
+    Override,
+    /// The fees paid in recently sampled blocks.
+    RecentBlocks,
+    /// The fallback table: no block sampled yet.
+    Fallback,
+    /// Raised to the Bitcoin peers' minimum (their feefilter plus the margin).
+    PeerMinimum,
+}
+
+impl EstimateSource {
+    /// A stable lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EstimateSource::Override => "override",
+            EstimateSource::RecentBlocks => "recent_blocks",
+            EstimateSource::Fallback => "fallback",
+            EstimateSource::PeerMinimum => "peer_minimum",
+        }
+    }
+}
+
+/// One target's current estimate and where it comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EstimateDetail {
+    /// The confirmation target.
+    pub target: ConfirmationTarget,
+    /// The estimate LDK and the wallet get, in sat/kw.
+    pub sat_per_kw: u32,
+    /// Where it comes from.
+    pub source: EstimateSource,
+}
+
+/// The estimator's current state, for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeeDetails {
+    /// Every target's estimate.
+    pub estimates: Vec<EstimateDetail>,
+    /// Heights of the blocks sampled.
+    pub sampled_heights: Vec<u32>,
+    /// The floor the peers' feefilter sets for the node's own transactions (with the margin,
+    /// capped), in sat/kw; 0 while unknown.
+    pub peer_floor_sat_per_kw: u32,
+}
+
+impl FeeEstimates {
+    /// Every target's estimate with its source, the sampled blocks and the peers' floor.
+    pub fn details(&self) -> FeeDetails {
+        let inputs = self.inputs();
+        let without_peers = Inputs {
+            samples: inputs.samples.clone(),
+            peers_min: 0,
+            peers_min_at_sample: 0,
+        };
+        let estimates = ALL_TARGETS
+            .into_iter()
+            .map(|target| {
+                let sat_per_kw = self.get_est_sat_per_1000_weight(target);
+                let source = if self.overrides.get(target).is_some() {
+                    EstimateSource::Override
+                } else if policy(target, &inputs) > policy(target, &without_peers) {
+                    EstimateSource::PeerMinimum
+                } else if inputs.samples.is_empty() {
+                    EstimateSource::Fallback
+                } else {
+                    EstimateSource::RecentBlocks
+                };
+                EstimateDetail {
+                    target,
+                    sat_per_kw,
+                    source,
+                }
+            })
+            .collect();
+        FeeDetails {
+            estimates,
+            sampled_heights: inputs.samples.keys().copied().collect(),
+            peer_floor_sat_per_kw: inputs.peers_min,
+        }
+    }
+}
+
 /// Whether `target` judges what a counterparty proposes (rather than pricing the node's own
 /// transactions): a Bitcoin peer's feefilter must not raise it.
 fn judges_counterparty(target: ConfirmationTarget) -> bool {
@@ -743,6 +828,42 @@ mod tests {
         };
         assert!(estimates.wait_fresh(200, Duration::from_secs(10)).await);
         sampler.await.expect("sampler");
+    }
+
+    #[test]
+    fn details_name_each_estimates_source() {
+        let mut overrides = FeeOverrides::new();
+        overrides.set(ConfirmationTarget::UrgentOnChainSweep, 9_999);
+        let estimates = FeeEstimates::new(Network::Regtest, overrides);
+        let source = |details: &FeeDetails, target| {
+            details
+                .estimates
+                .iter()
+                .find(|detail| detail.target == target)
+                .map(|detail| (detail.sat_per_kw, detail.source))
+                .unwrap()
+        };
+        let details = estimates.details();
+        assert_eq!(details.estimates.len(), ALL_TARGETS.len());
+        assert_eq!(
+            source(&details, ConfirmationTarget::UrgentOnChainSweep),
+            (9_999, EstimateSource::Override)
+        );
+        assert_eq!(
+            source(&details, ConfirmationTarget::OutputSpendingFee),
+            (1_250, EstimateSource::Fallback)
+        );
+        estimates.set_peers_min_feerate(FeeRate::from_sat_per_kwu(5_000));
+        let details = estimates.details();
+        assert_eq!(details.peer_floor_sat_per_kw, 5_550);
+        assert_eq!(
+            source(&details, ConfirmationTarget::OutputSpendingFee),
+            (5_550, EstimateSource::PeerMinimum)
+        );
+        assert_eq!(
+            source(&details, ConfirmationTarget::ChannelCloseMinimum).1,
+            EstimateSource::Fallback
+        );
     }
 
     #[test]

@@ -7,15 +7,18 @@ use bitcoin::secp256k1::PublicKey;
 use bitcoin::{Amount, FeeRate};
 use lightning::chain::chaininterface::{ConfirmationTarget, FeeEstimator};
 use lightning::types::features::ChannelTypeFeatures;
+use lightning::util::config::ChannelConfigUpdate;
 use log::info;
 
-use super::info::{ChannelInfo, OpenedChannel, PeerInfo};
+use super::info::{ChannelInfo, ChannelPolicy, ChannelRef, OpenedChannel, PeerInfo};
 use super::onchain::{Propagation, PROPAGATION_WAIT};
 use super::{peers, Node, NodeError};
 use crate::wallet::WalletError;
 
 /// On-chain coins kept per anchor channel to pay for fee bumps when it closes.
 pub const ANCHOR_RESERVE_SAT_PER_CHANNEL: u64 = 25_000;
+/// The highest proportional forwarding fee: the whole amount.
+const MAX_FEE_PPM: u32 = 1_000_000;
 /// How long `open_channel` waits for the funding transaction to be broadcast.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -241,8 +244,97 @@ impl Node {
                     .is_some_and(|t| t.supports_anchors_zero_fee_htlc_tx()),
                 funding_txid: c.funding_txo.map(|o| o.txid),
                 confirmations: c.confirmations,
+                short_channel_id: c.short_channel_id,
             })
             .collect()
+    }
+
+    /// The id (hex) of the channel `channel` names, by channel id or short channel id.
+    pub fn channel_id_of(&self, channel: ChannelRef) -> Result<String, NodeError> {
+        Ok(self.find_channel(channel)?.channel_id.to_string())
+    }
+
+    fn find_channel(
+        &self,
+        channel: ChannelRef,
+    ) -> Result<lightning::ln::channel_state::ChannelDetails, NodeError> {
+        self.channel_manager
+            .list_channels()
+            .into_iter()
+            .find(|details| match channel {
+                ChannelRef::Id(id) => details.channel_id.0 == id,
+                ChannelRef::Short(scid) => details.short_channel_id == Some(scid),
+            })
+            .ok_or_else(|| NodeError::UnknownChannel(channel.to_string()))
+    }
+
+    /// Sets the forwarding policy of `channel`: each of the base fee, the proportional fee
+    /// and the CLTV expiry delta that is given (the others stay); returns the policy now in
+    /// force, which LDK persists with the channel and announces in the channel's next update.
+    pub fn set_channel_fee(
+        &self,
+        channel: ChannelRef,
+        base_fee_msat: Option<u32>,
+        fee_ppm: Option<u32>,
+        cltv_expiry_delta: Option<u16>,
+    ) -> Result<(String, ChannelPolicy), NodeError> {
+        if base_fee_msat.is_none() && fee_ppm.is_none() && cltv_expiry_delta.is_none() {
+            return Err(NodeError::invalid(
+                "channel policy",
+                "give at least one of the base fee, the proportional fee and the CLTV delta",
+            ));
+        }
+        if let Some(delta) = cltv_expiry_delta {
+            let minimum = lightning::ln::channelmanager::MIN_CLTV_EXPIRY_DELTA;
+            if delta < minimum {
+                return Err(NodeError::invalid(
+                    "CLTV expiry delta",
+                    format!("{delta} is below the minimum of {minimum} blocks"),
+                ));
+            }
+        }
+        if fee_ppm.is_some_and(|ppm| ppm > MAX_FEE_PPM) {
+            return Err(NodeError::invalid(
+                "proportional fee",
+                format!("more than {MAX_FEE_PPM} ppm (the whole amount)"),
+            ));
+        }
+        let details = self.find_channel(channel)?;
+        let update = ChannelConfigUpdate {
+            forwarding_fee_base_msat: base_fee_msat,
+            forwarding_fee_proportional_millionths: fee_ppm,
+            cltv_expiry_delta,
+            ..Default::default()
+        };
+        self.channel_manager
+            .update_partial_channel_config(
+                &details.counterparty.node_id,
+                &[details.channel_id],
+                &update,
+            )
+            .map_err(|err| NodeError::Channel(format!("{err:?}")))?;
+        let config = self
+            .channel_manager
+            .list_channels()
+            .into_iter()
+            .find(|c| c.channel_id == details.channel_id)
+            .and_then(|c| c.config)
+            .ok_or_else(|| NodeError::UnknownChannel(details.channel_id.to_string()))?;
+        info!(
+            "channel {} now forwards for {} msat + {} ppm, CLTV delta {}",
+            details.channel_id,
+            config.forwarding_fee_base_msat,
+            config.forwarding_fee_proportional_millionths,
+            config.cltv_expiry_delta
+        );
+        Ok((
+            details.channel_id.to_string(),
+            ChannelPolicy {
+                base_fee_msat: config.forwarding_fee_base_msat,
+                fee_ppm: config.forwarding_fee_proportional_millionths,
+                cltv_expiry_delta: config.cltv_expiry_delta,
+            },
+        ))
     }
 
     /// Whether an inbound channel of `channel_type` may be accepted: anchor channels need

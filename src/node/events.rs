@@ -263,14 +263,35 @@ impl Node {
                 // The background processor feeds these to the scorer.
             }
             Event::PaymentForwarded {
+                prev_channel_id,
+                next_channel_id,
+                prev_node_id,
+                next_node_id,
                 total_fee_earned_msat,
                 outbound_amount_forwarded_msat,
+                claim_from_onchain_tx,
                 ..
-            } => info!(
-                "forwarded {} msat, earning {} msat",
-                outbound_amount_forwarded_msat.unwrap_or(0),
-                total_fee_earned_msat.unwrap_or(0)
-            ),
+            } => {
+                let record = super::forward_store::ForwardRecord {
+                    prev_channel_id: prev_channel_id.map(|id| id.to_string()),
+                    next_channel_id: next_channel_id.map(|id| id.to_string()),
+                    prev_node_id: prev_node_id.map(|id| id.to_string()),
+                    next_node_id: next_node_id.map(|id| id.to_string()),
+                    amount_msat: outbound_amount_forwarded_msat,
+                    fee_msat: total_fee_earned_msat,
+                    claimed_on_chain: claim_from_onchain_tx,
+                    at: super::forward_store::unix_now(),
+                };
+                if let Err(err) = self.forwards.record(&record) {
+                    error!("could not record a forwarded payment: {err}; will retry");
+                    return Err(ReplayEvent());
+                }
+                info!(
+                    "forwarded {} msat, earning {} msat",
+                    outbound_amount_forwarded_msat.unwrap_or(0),
+                    total_fee_earned_msat.unwrap_or(0)
+                )
+            }
             Event::HTLCIntercepted { intercept_id, .. } => {
                 // Interception is not enabled; fail anything that arrives anyway.
                 let _ = self.channel_manager.fail_intercepted_htlc(intercept_id);

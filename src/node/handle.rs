@@ -118,6 +118,7 @@ impl NodeHandle {
             num_usable_channels: 0,
             listen_addresses: Vec::new(),
             alias: self.config.alias.clone(),
+            data_dir: self.config.data_dir.clone(),
             graph_nodes: 0,
             graph_channels: 0,
             starting: true,

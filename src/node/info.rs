@@ -48,6 +48,8 @@ pub struct NodeInfo {
     pub listen_addresses: Vec<String>,
     /// The node's alias.
     pub alias: String,
+    /// The data directory in use.
+    pub data_dir: std::path::PathBuf,
     /// Nodes in the gossiped network graph.
     pub graph_nodes: usize,
     /// Channels in the gossiped network graph.
@@ -139,6 +141,100 @@ pub struct ChannelInfo {
     pub funding_txid: Option<Txid>,
     /// Confirmations of the funding transaction.
     pub confirmations: Option<u32>,
+    /// The short channel id, once the funding is confirmed.
+    pub short_channel_id: Option<u64>,
+}
+
+/// A channel named by its channel id or its short channel id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelRef {
+    /// The channel id.
+    Id([u8; 32]),
+    /// The short channel id (block, transaction index and output packed as BOLT 7 does).
+    Short(u64),
+}
+
+impl std::fmt::Display for ChannelRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChannelRef::Id(id) => {
+                use bitcoin::hex::DisplayHex;
+                write!(f, "{}", id.to_lower_hex_string())
+            }
+            ChannelRef::Short(scid) => write!(
+                f,
+                "{}x{}x{}",
+                scid >> 40,
+                (scid >> 16) & 0xff_ffff,
+                scid & 0xffff
+            ),
+        }
+    }
+}
+
+/// A channel's forwarding policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelPolicy {
+    /// Base fee per forwarded payment.
+    pub base_fee_msat: u32,
+    /// Proportional fee, in millionths of the amount.
+    pub fee_ppm: u32,
+    /// CLTV expiry delta asked of payments forwarded over it.
+    pub cltv_expiry_delta: u16,
+}
+
+/// A transaction of the on-chain wallet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionInfo {
+    /// Its id.
+    pub txid: Txid,
+    /// What it paid to the wallet.
+    pub received_sat: u64,
+    /// What it spent from the wallet.
+    pub sent_sat: u64,
+    /// Received minus sent.
+    pub net_sat: i64,
+    /// The fee, when the wallet knows every input's value.
+    pub fee_sat: Option<u64>,
+    /// Height that confirmed it.
+    pub confirmation_height: Option<u32>,
+    /// Confirmations (0 while unconfirmed).
+    pub confirmations: u32,
+}
+
+/// A forwarded payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardInfo {
+    /// The channel it came in on (hex).
+    pub prev_channel_id: Option<String>,
+    /// The channel it went out on (hex).
+    pub next_channel_id: Option<String>,
+    /// The node it came from.
+    pub prev_node_id: Option<String>,
+    /// The node it went to.
+    pub next_node_id: Option<String>,
+    /// What was forwarded out.
+    pub amount_msat: Option<u64>,
+    /// The fee earned.
+    pub fee_msat: Option<u64>,
+    /// Whether the incoming HTLC was claimed on chain.
+    pub claimed_on_chain: bool,
+    /// Unix seconds when it was recorded.
+    pub at: u64,
+}
+
+/// The node's fee estimates and what shaped them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeeRatesInfo {
+    /// Per target: name, estimate in sat/kw, source name.
+    pub estimates: Vec<(&'static str, u32, &'static str)>,
+    /// Heights of the blocks sampled.
+    pub sampled_heights: Vec<u32>,
+    /// The highest minimum the connected Bitcoin peers announce (feefilter), in sat/kw, as
+    /// asked of them now; `None` while unknown.
+    pub peer_minimum_sat_per_kw: Option<u64>,
+    /// The floor it sets for the node's own transactions, in sat/kw.
+    pub peer_floor_sat_per_kw: u32,
 }
 
 /// Which way a payment went.

@@ -13,6 +13,7 @@ mod data_dir;
 mod error;
 mod events;
 mod fee_demand;
+mod forward_store;
 mod gossip;
 mod handle;
 mod info;
@@ -44,8 +45,9 @@ pub use data_dir::{LOCK_FILE, NETWORK_FILE, SEED_FILE};
 pub use error::NodeError;
 pub use handle::NodeHandle;
 pub use info::{
-    Balances, ChannelInfo, InvoiceInfo, NodeInfo, OpenedChannel, PaymentDirection, PaymentInfo,
-    PaymentStatus, PeerInfo, SyncProgress, UtxoInfo,
+    Balances, ChannelInfo, ChannelPolicy, ChannelRef, FeeRatesInfo, ForwardInfo, InvoiceInfo,
+    NodeInfo, OpenedChannel, PaymentDirection, PaymentInfo, PaymentStatus, PeerInfo, SyncProgress,
+    TransactionInfo, UtxoInfo,
 };
 pub use onchain::{Propagation, PROPAGATION_WAIT};
 
@@ -54,6 +56,7 @@ use crate::config::Config;
 use crate::tasks::{Supervisor, TaskFailure};
 use crate::wallet::Wallet;
 use data_dir::DataDir;
+use forward_store::ForwardStore;
 use payment_store::PaymentStore;
 use peers::PeerStore;
 use types::{
@@ -103,6 +106,7 @@ pub struct Node {
     sweeper: Arc<Sweeper>,
     store: Arc<Store>,
     payments: Arc<PaymentStore>,
+    forwards: ForwardStore,
     peers: Arc<PeerStore>,
     ln_listen_addr: Option<SocketAddr>,
     stop_tx: watch::Sender<bool>,
@@ -140,6 +144,7 @@ impl Node {
             gossip_sync: parts.gossip_sync,
             scorer: parts.scorer,
             sweeper: parts.sweeper,
+            forwards: ForwardStore::new(parts.store.clone()),
             store: parts.store,
             payments: parts.payments,
             peers: parts.peers,
@@ -274,6 +279,7 @@ impl Node {
             num_usable_channels: channels.iter().filter(|c| c.is_usable).count(),
             listen_addresses: self.ln_listen_addr.iter().map(|a| a.to_string()).collect(),
             alias: self.config.alias.clone(),
+            data_dir: self.config.data_dir.clone(),
             graph_nodes: self.network_graph.read_only().nodes().len(),
             graph_channels: self.network_graph.read_only().channels().len(),
             starting: false,

@@ -9,10 +9,10 @@ use lightning::chain::channelmonitor::Balance;
 use lightning::sign::SpendableOutputDescriptor;
 use lightning::util::sweep::OutputSpendStatus;
 
-use super::info::{Balances, UtxoInfo};
+use super::info::{Balances, FeeRatesInfo, TransactionInfo, UtxoInfo};
 use super::{Node, NodeError, SendAmount};
 use crate::chain::broadcaster::{BroadcastStatus, PeerState, PrevoutValues};
-use crate::chain::fees::MAX_FEE_RATE_SAT_PER_KW;
+use crate::chain::fees::{target_name, MAX_FEE_RATE_SAT_PER_KW};
 use crate::wallet::{sat_per_vb, FeeChoice, Wallet};
 
 /// How long `send`, `openchannel` and `closechannel` wait to learn whether a Bitcoin peer took
@@ -121,6 +121,78 @@ impl Node {
             .wallet
             .send_to_peers(address, amount, fee, peer_minimum)?
             .compute_txid())
+    }
+
+    /// The wallet's transactions (unconfirmed first, then newest first), with confirmations
+    /// and fees.
+    pub fn transactions(&self) -> Vec<TransactionInfo> {
+        let tip = self.wallet.best_block().height;
+        self.wallet
+            .transactions()
+            .into_iter()
+            .map(|tx| TransactionInfo {
+                txid: tx.txid,
+                received_sat: tx.received.to_sat(),
+                sent_sat: tx.sent.to_sat(),
+                net_sat: tx.net.to_sat(),
+                fee_sat: tx.fee.map(Amount::to_sat),
+                confirmation_height: tx.confirmation_height,
+                confirmations: tx
+                    .confirmation_height
+                    .map_or(0, |height| (tip + 1).saturating_sub(height)),
+            })
+            .collect()
+    }
+
+    /// Replaces the wallet's own unconfirmed send `txid` by one paying `fee_rate` (RBF) and
+    /// broadcasts it; returns the replacement's id. Channel funding transactions are refused:
+    /// a replacement would change the channel's funding outpoint. With `peer_minimum` a
+    /// replacement no Bitcoin peer would take is refused.
+    pub fn bump_fee(
+        &self,
+        txid: Txid,
+        fee_rate: FeeRate,
+        peer_minimum: Option<FeeRate>,
+    ) -> Result<Txid, NodeError> {
+        let funds_channel = self.channel_manager.list_channels().iter().any(|channel| {
+            channel
+                .funding_txo
+                .is_some_and(|funding| funding.txid == txid)
+        });
+        if funds_channel {
+            return Err(NodeError::Wallet(crate::wallet::WalletError::CannotBump {
+                txid,
+                reason: "it funds a channel, whose funding outpoint a replacement would change"
+                    .into(),
+            }));
+        }
+        Ok(self
+            .wallet
+            .bump_fee(txid, fee_rate, peer_minimum)?
+            .compute_txid())
+    }
+
+    /// The fee estimates per target with their sources, the blocks sampled, and the Bitcoin
+    /// peers' minimum (asked of them now).
+    pub async fn fee_rates(&self) -> FeeRatesInfo {
+        let peer_minimum = self.peer_minimum_fee_rate().await;
+        let details = self.chain.fee_estimator().details();
+        FeeRatesInfo {
+            estimates: details
+                .estimates
+                .iter()
+                .map(|detail| {
+                    (
+                        target_name(detail.target),
+                        detail.sat_per_kw,
+                        detail.source.as_str(),
+                    )
+                })
+                .collect(),
+            sampled_heights: details.sampled_heights,
+            peer_minimum_sat_per_kw: peer_minimum.map(FeeRate::to_sat_per_kwu),
+            peer_floor_sat_per_kw: details.peer_floor_sat_per_kw,
+        }
     }
 
     /// The highest minimum fee rate the connected Bitcoin peers announce (their `feefilter`),

@@ -155,6 +155,27 @@ pub enum WalletError {
     /// The transaction is already confirmed.
     #[error("transaction {0} is already confirmed and cannot be abandoned")]
     AlreadyConfirmed(Txid),
+    /// The transaction cannot have its fee bumped (confirmed, not the wallet's own send, or
+    /// not signalling replaceability).
+    #[error("cannot bump the fee of transaction {txid}: {reason}")]
+    CannotBump {
+        /// The transaction.
+        txid: Txid,
+        /// Why not.
+        reason: String,
+    },
+    /// A replacement must pay a higher fee rate than the transaction it replaces.
+    #[error(
+        "a fee bump to {} sat/vB is too low: the replacement must pay at least {} sat/vB",
+        sat_per_vb(*fee_rate),
+        sat_per_vb(*required)
+    )]
+    BumpTooLow {
+        /// The fee rate asked for.
+        fee_rate: FeeRate,
+        /// The least the replacement must pay.
+        required: FeeRate,
+    },
 }
 
 /// `rate` in sat/vB, with two decimals when not whole (e.g. `2.5`).

@@ -9,11 +9,12 @@
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bdk_wallet::chain::ChainPosition;
 use bdk_wallet::coin_selection::InsufficientFunds;
-use bdk_wallet::error::CreateTxError;
+use bdk_wallet::error::{BuildFeeBumpError, CreateTxError};
 use bdk_wallet::SignOptions;
 use bitcoin::address::NetworkUnchecked;
-use bitcoin::{Address, Amount, FeeRate, Network, Psbt, Script, ScriptBuf, Transaction};
+use bitcoin::{Address, Amount, FeeRate, Network, Psbt, Script, ScriptBuf, Transaction, Txid};
 use lightning::chain::chaininterface::FEERATE_FLOOR_SATS_PER_KW;
 
 use super::state::WalletState;
@@ -67,6 +68,78 @@ impl Wallet {
                 })?;
         log::info!(
             "sending {amount:?} to {address} in {} at {} sat/kwu",
+            tx.compute_txid(),
+            fee_rate.to_sat_per_kwu()
+        );
+        self.broadcaster.broadcast_transactions(&[&tx]);
+        Ok(tx)
+    }
+
+    /// Replaces the wallet's own unconfirmed transaction `txid` by one paying `fee_rate`
+    /// (replace-by-fee: every transaction the wallet makes signals it), taking the extra fee
+    /// from its change or from more confirmed coins, and broadcasts it. With `peer_minimum` a
+    /// replacement the Bitcoin peers would not take is refused. The replacement is stored
+    /// (the original marked evicted) before it leaves the wallet; on error nothing changes.
+    pub fn bump_fee(
+        &self,
+        txid: Txid,
+        fee_rate: FeeRate,
+        peer_minimum: Option<FeeRate>,
+    ) -> Result<Transaction, WalletError> {
+        check_fee_rate(fee_rate)?;
+        let cannot = |reason: &str| WalletError::CannotBump {
+            txid,
+            reason: reason.to_string(),
+        };
+        let tx = self
+            .state()
+            .transact(self.registry.as_ref(), "saving a fee bump", |s| {
+                let mut builder = s.wallet.build_fee_bump(txid).map_err(|err| match err {
+                    BuildFeeBumpError::TransactionNotFound(_) => {
+                        WalletError::UnknownTransaction(txid)
+                    }
+                    BuildFeeBumpError::TransactionConfirmed(_) => cannot("it is confirmed"),
+                    BuildFeeBumpError::IrreplaceableTransaction(_) => {
+                        cannot("it does not signal replace-by-fee")
+                    }
+                    BuildFeeBumpError::UnknownUtxo(_) => cannot(
+                        "it spends coins that are not the wallet's: not one of its own sends",
+                    ),
+                    other => cannot(&other.to_string()),
+                })?;
+                builder.fee_rate(fee_rate);
+                let psbt = builder.finish().map_err(|err| match err {
+                    CreateTxError::FeeRateTooLow { required } => {
+                        WalletError::BumpTooLow { fee_rate, required }
+                    }
+                    CreateTxError::FeeTooLow { .. } => WalletError::BumpTooLow {
+                        fee_rate,
+                        required: fee_rate,
+                    },
+                    CreateTxError::CoinSelection(InsufficientFunds { needed, available }) => {
+                        WalletError::InsufficientFunds { needed, available }
+                    }
+                    other => WalletError::TransactionBuild(other.to_string()),
+                })?;
+                let fee = psbt
+                    .fee()
+                    .map_err(|e| WalletError::TransactionBuild(e.to_string()))?;
+                let tx = s.sign(psbt)?;
+                if let Some(minimum) = peer_minimum {
+                    check_peer_minimum(&tx, fee, minimum)?;
+                }
+                let last_seen = match s.wallet.get_tx(txid).map(|c| c.chain_position) {
+                    Some(ChainPosition::Unconfirmed { last_seen, .. }) => last_seen.unwrap_or(0),
+                    _ => 0,
+                };
+                // The replacement is seen after the original, which is evicted.
+                let now = unix_now().max(last_seen + 1);
+                s.wallet.apply_unconfirmed_txs([(tx.clone(), now)]);
+                s.wallet.apply_evicted_txs([(txid, now)]);
+                Ok(tx)
+            })?;
+        log::info!(
+            "replaced {txid} by {} at {} sat/kwu",
             tx.compute_txid(),
             fee_rate.to_sat_per_kwu()
         );
