@@ -13,6 +13,7 @@
 //! log_level = "info"
 //! wallet_birthday = 800000   # only when restoring a wallet from an existing seed
 //! checkpoint = "840000:0000000000000000000320283a032748cef8227873ff4872689bf23f1cda83a5"
+//! backup_dir = "/media/usb/lightfilter-backup"
 //!
 //! [fee_overrides]          # sat per 1000 weight units
 //! urgent_on_chain_sweep = 5000
@@ -86,6 +87,10 @@ pub struct ConfigArgs {
     pub wallet_birthday: Option<u32>,
     /// `--checkpoint HEIGHT:HASH`: a block a new header chain may start from.
     pub checkpoint: Option<String>,
+    /// `--backup-dir`: the directory that mirrors the channel state.
+    pub backup_dir: Option<PathBuf>,
+    /// `--restore-from`: a backup directory to take the channel state from at this start.
+    pub restore_from: Option<PathBuf>,
 }
 
 /// The configuration file's contents.
@@ -102,6 +107,7 @@ struct FileConfig {
     log_level: Option<String>,
     wallet_birthday: Option<u32>,
     checkpoint: Option<String>,
+    backup_dir: Option<PathBuf>,
     fee_overrides: Option<std::collections::BTreeMap<String, u32>>,
 }
 
@@ -137,6 +143,12 @@ pub struct Config {
     /// the network (see [`crate::chain::checkpoints`]). Only used when the chain database
     /// has no chain yet.
     pub checkpoint: Option<Checkpoint>,
+    /// A directory (on other storage) that mirrors every write of the channel state; see
+    /// `node::backup`.
+    pub backup_dir: Option<PathBuf>,
+    /// A backup directory to take the channel state from, into a data directory that holds
+    /// only the seed (flag only: a restore is done once).
+    pub restore_from: Option<PathBuf>,
 }
 
 /// The network name used on the command line and in files: regtest, signet, testnet, bitcoin.
@@ -299,6 +311,8 @@ impl Config {
             fee_overrides,
             wallet_birthday: args.wallet_birthday.or(file.wallet_birthday),
             checkpoint,
+            backup_dir: args.backup_dir.clone().or(file.backup_dir),
+            restore_from: args.restore_from.clone(),
         })
     }
 }

@@ -2,8 +2,8 @@
 //! strings, enums their stable lowercase names.
 
 use super::types::{
-    BalanceResponse, ChannelEntry, InfoResponse, InvoiceResponse, PaymentEntry, PeerEntry,
-    SyncEntry, UtxoEntry,
+    BackupEntry, BalanceResponse, ChannelEntry, InfoResponse, InvoiceResponse, PaymentEntry,
+    PeerEntry, SyncEntry, UtxoEntry,
 };
 use crate::config::network_name;
 use crate::node::{Balances, ChannelInfo, InvoiceInfo, NodeInfo, PaymentInfo, PeerInfo, UtxoInfo};
@@ -31,6 +31,11 @@ impl From<NodeInfo> for InfoResponse {
                 listeners_height: info.sync.listeners_height,
                 progress: info.sync.progress,
                 bytes_received: info.sync.bytes_received,
+            },
+            backup: BackupEntry {
+                dir: info.backup.dir.map(|dir| dir.display().to_string()),
+                state: info.backup.state.as_str().to_string(),
+                last_error: info.backup.last_error,
             },
         }
     }
