@@ -5,9 +5,12 @@
 //! primary copy. The network graph and the scorer, which the node can learn again, are not
 //! mirrored. The mirror never holds the seed.
 //!
-//! The mirror is written first: it is the copy most likely to fail (a USB stick, a network
-//! mount), and a failure there leaves the primary copy untouched, so a restart finds the
-//! channel manager and its monitors in step. A mirror found missing or replaced at run time
+//! The order of the two writes keeps the primary copy consistent when the mirror fails (the
+//! mirror is the copy most likely to: a USB stick, a network mount). A channel monitor or
+//! monitor update goes to the mirror first, so one the mirror refuses is on neither copy and
+//! LDK stops before acknowledging it; everything else, the channel manager above all, goes to
+//! the primary copy first, so that the manager there is never older than its monitors (which
+//! would close the channel at the next start). A mirror found missing or replaced at run time
 //! (its directory is not the one opened at start) fails every write until it comes back.
 //!
 //! The mirror is marked with the node it belongs to ([`MARKER_KEY`]); a start with a mirror
@@ -24,7 +27,9 @@ use lightning::io;
 use lightning::util::persist::{
     KVStoreSync, MigratableKVStore, CHANNEL_MANAGER_PERSISTENCE_KEY,
     CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
-    NETWORK_GRAPH_PERSISTENCE_KEY, SCORER_PERSISTENCE_KEY,
+    CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE,
+    CHANNEL_MONITOR_UPDATE_PERSISTENCE_PRIMARY_NAMESPACE, NETWORK_GRAPH_PERSISTENCE_KEY,
+    SCORER_PERSISTENCE_KEY,
 };
 use lightning_persister::fs_store::FilesystemStore;
 use log::{error, info};
@@ -105,23 +110,26 @@ struct Mirror {
 
 impl Mirror {
     /// Fails unless the backup directory is still the one opened at start.
-    fn check_present(&self) -> io::Result<()> {
+    fn check_present(&self) -> Result<(), String> {
         match identity_of(&self.dir) {
             Ok(identity) if identity == self.identity => Ok(()),
-            Ok(_) => Err(io_error(
-                "the directory was replaced since the daemon started",
-            )),
-            Err(err) => Err(io_error(format!("it is gone ({err})"))),
+            Ok(_) => Err("the directory was replaced since the daemon started".into()),
+            Err(err) => Err(format!("it is gone ({err})")),
         }
     }
 
-    /// Runs `op` on the mirror, recording (and logging at error level) a failure.
+    /// Runs `op` on the mirror, recording (and logging at error level) a failure. The
+    /// directory must be the one opened at start before and after `op`: a write that raced
+    /// with its removal may have gone to a directory the store made in its place.
     fn apply(
         &self,
         what: &str,
-        op: impl FnOnce(&FilesystemStore) -> io::Result<()>,
+        op: &impl Fn(&FilesystemStore) -> io::Result<()>,
     ) -> io::Result<()> {
-        let result = self.check_present().and_then(|()| op(&self.store));
+        let result = self
+            .check_present()
+            .and_then(|()| op(&self.store).map_err(|err| describe(&err)))
+            .and_then(|()| self.check_present());
         let mut last_error = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
         match result {
             Ok(()) => {
@@ -177,6 +185,14 @@ fn key_path(primary_namespace: &str, secondary_namespace: &str, key: &str) -> St
 
 fn io_error(message: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::Other, message.into())
+}
+
+/// The error's own message, without the I/O error wrapper's decoration.
+fn describe(err: &io::Error) -> String {
+    match err.get_ref() {
+        Some(inner) => inner.to_string(),
+        None => format!("{:?}", err.kind()),
+    }
 }
 
 fn is_not_found(err: &io::Error) -> bool {
@@ -424,6 +440,40 @@ pub fn restore_from_mirror(
     Ok(copied + 1)
 }
 
+impl ChannelStore {
+    /// Runs `op` on both copies, in the order that keeps the primary copy consistent when the
+    /// mirror fails: channel monitors and their updates go to the mirror first (a refused
+    /// update is then on neither copy, and LDK stops before acknowledging it); everything
+    /// else, the channel manager above all, goes to the primary copy first (so the manager
+    /// there is never older than its monitors), and the call still fails if the mirror does
+    /// not take it. Either way the next start brings the mirror in step.
+    fn on_both(
+        &self,
+        what: &str,
+        (primary_namespace, secondary_namespace, key): (&str, &str, &str),
+        op: impl Fn(&FilesystemStore) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mirror = match &self.mirror {
+            Some(mirror) if is_mirrored(primary_namespace, secondary_namespace, key) => mirror,
+            _ => return op(&self.primary),
+        };
+        let what = format!(
+            "{what} {}",
+            key_path(primary_namespace, secondary_namespace, key)
+        );
+        let _order = mirror.order.lock().unwrap_or_else(|p| p.into_inner());
+        if primary_namespace == CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE
+            || primary_namespace == CHANNEL_MONITOR_UPDATE_PERSISTENCE_PRIMARY_NAMESPACE
+        {
+            mirror.apply(&what, &op)?;
+            op(&self.primary)
+        } else {
+            op(&self.primary)?;
+            mirror.apply(&what, &op)
+        }
+    }
+}
+
 impl KVStoreSync for ChannelStore {
     fn read(
         &self,
@@ -441,40 +491,19 @@ impl KVStoreSync for ChannelStore {
         key: &str,
         buf: Vec<u8>,
     ) -> io::Result<()> {
-        match &self.mirror {
-            Some(mirror) if is_mirrored(primary_namespace, secondary_namespace, key) => {
-                let _order = mirror.order.lock().unwrap_or_else(|p| p.into_inner());
-                mirror.apply(
-                    &format!(
-                        "writing {}",
-                        key_path(primary_namespace, secondary_namespace, key)
-                    ),
-                    |store| {
-                        KVStoreSync::write(
-                            store,
-                            primary_namespace,
-                            secondary_namespace,
-                            key,
-                            buf.clone(),
-                        )
-                    },
-                )?;
+        self.on_both(
+            "writing",
+            (primary_namespace, secondary_namespace, key),
+            |store| {
                 KVStoreSync::write(
-                    &self.primary,
+                    store,
                     primary_namespace,
                     secondary_namespace,
                     key,
-                    buf,
+                    buf.clone(),
                 )
-            }
-            _ => KVStoreSync::write(
-                &self.primary,
-                primary_namespace,
-                secondary_namespace,
-                key,
-                buf,
-            ),
-        }
+            },
+        )
     }
 
     fn remove(
@@ -484,40 +513,11 @@ impl KVStoreSync for ChannelStore {
         key: &str,
         lazy: bool,
     ) -> io::Result<()> {
-        match &self.mirror {
-            Some(mirror) if is_mirrored(primary_namespace, secondary_namespace, key) => {
-                let _order = mirror.order.lock().unwrap_or_else(|p| p.into_inner());
-                mirror.apply(
-                    &format!(
-                        "removing {}",
-                        key_path(primary_namespace, secondary_namespace, key)
-                    ),
-                    |store| {
-                        KVStoreSync::remove(
-                            store,
-                            primary_namespace,
-                            secondary_namespace,
-                            key,
-                            lazy,
-                        )
-                    },
-                )?;
-                KVStoreSync::remove(
-                    &self.primary,
-                    primary_namespace,
-                    secondary_namespace,
-                    key,
-                    lazy,
-                )
-            }
-            _ => KVStoreSync::remove(
-                &self.primary,
-                primary_namespace,
-                secondary_namespace,
-                key,
-                lazy,
-            ),
-        }
+        self.on_both(
+            "removing",
+            (primary_namespace, secondary_namespace, key),
+            |store| KVStoreSync::remove(store, primary_namespace, secondary_namespace, key, lazy),
+        )
     }
 
     fn list(&self, primary_namespace: &str, secondary_namespace: &str) -> io::Result<Vec<String>> {
@@ -582,7 +582,7 @@ mod tests {
     }
 
     #[test]
-    fn a_mirror_that_cannot_take_a_write_fails_the_call_and_leaves_the_primary_untouched() {
+    fn a_mirror_that_cannot_take_a_write_fails_the_call_and_keeps_the_primary_consistent() {
         let root = tempfile::tempdir().unwrap();
         let store = mirrored(root.path());
         store.write("monitors", "", "a", vec![1]).unwrap();
@@ -594,8 +594,12 @@ mod tests {
         let status = store.backup_status();
         assert_eq!(status.state, BackupState::Failing);
         assert!(status.last_error.unwrap().contains("monitors/a"));
-        // Nothing was changed anywhere: the write was refused before the primary took it.
+        // A monitor write was refused before the primary took it.
         assert_eq!(store.read("monitors", "", "a").unwrap(), vec![1]);
+        // The channel manager goes to the primary first, so it is never older there than
+        // its monitors; the call fails all the same.
+        assert!(store.write("", "", "manager", vec![8]).is_err());
+        assert_eq!(store.read("", "", "manager").unwrap(), vec![8]);
         assert!(
             !root.path().join("mirror").exists(),
             "a missing mirror is not recreated on the card"

@@ -107,6 +107,17 @@ pub(super) async fn start(config: Config, handle: &NodeHandle) -> Result<Arc<Nod
         Some(data_dir) => data_dir,
         None => DataDir::open(&config.data_dir, config.network)?,
     };
+    if config.restore_from.is_some() && super::data_dir::read_seed(data_dir.path())?.is_none() {
+        return Err(NodeError::invalid(
+            "--restore-from",
+            format!(
+                "the data directory {} has no seed; a restore needs the node's own: create \
+                 the directory from its 24 words with `lightfilter init --words-file FILE` (or \
+                 put its seed file back) first (nothing was changed)",
+                data_dir.path().display()
+            ),
+        ));
+    }
     let (seed, seed_created) = data_dir.load_or_create_seed()?;
     if seed_created {
         info!(
@@ -662,11 +673,7 @@ fn check_monitors_readable(
             lightning::chain::channelmonitor::ChannelMonitor<lightning::sign::InMemorySigner>,
         )>>::read(&mut &body[..], (&**keys, &**keys))
         .map_err(|err| refuse(key, format!("{err:?}")))?;
-        heights.extend(
-            monitor
-                .map(|(_, monitor)| monitor.current_best_block().height)
-                .into_iter(),
-        );
+        heights.extend(monitor.map(|(_, monitor)| monitor.current_best_block().height));
     }
     Ok(heights)
 }

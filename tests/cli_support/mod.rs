@@ -204,6 +204,20 @@ impl Daemon {
         daemon
     }
 
+    /// Starts `lightfilter daemon` on the data directory `dir` (made by the test, e.g. with
+    /// `init`) against `chain` and waits until its API answers.
+    pub fn start_in(
+        name: &'static str,
+        dir: tempfile::TempDir,
+        chain: &Chain,
+        extra: &[&str],
+    ) -> Daemon {
+        let child = spawn_daemon(dir.path(), chain.addr(), extra);
+        let mut daemon = Daemon { name, child, dir };
+        daemon.wait_ready();
+        daemon
+    }
+
     /// Starts `lightfilter daemon` against `chain` without waiting for anything.
     pub fn spawn(name: &'static str, chain: &Chain, extra: &[&str]) -> Daemon {
         let dir = tempfile::Builder::new()
