@@ -407,3 +407,89 @@ fn a_daemon_refuses_to_start_without_its_backup_directory() {
     assert!(!b.data_dir().join("seed").exists());
     assert!(!b.data_dir().join("ldk").exists());
 }
+
+/// Copies the directory `from` to `to`, files and subdirectories.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_restore_from_an_old_copy_broadcasts_nothing_and_collects_the_balance_after_the_peers_close() {
+    /// Allowance for the commitment, anchor and sweep fees.
+    const CLOSE_FEES_SAT: u64 = 20_000;
+    let chain = Chain::start();
+    let backup = tempfile::tempdir().unwrap();
+    let mirror = backup.path().join("mirror");
+    let old = backup.path().join("old-copy");
+    std::fs::create_dir(&mirror).unwrap();
+    let birthday = chain.height().to_string();
+    let mut a = Daemon::start_with("alice", &chain, &["--backup-dir", mirror.to_str().unwrap()]);
+    let b = Daemon::start("bob", &chain);
+    a.fund(&chain, Amount::from_sat(1_000_000));
+    let channel_id = a.open_usable_channel(&chain, &b, 600_000);
+    let funding = funding_outpoint(&chain, &a, &channel_id, 600_000);
+    pay(&a, &b, 20_000);
+    std::thread::sleep(Duration::from_secs(2));
+    copy_dir(&mirror, &old);
+    // Later payments make the copy's states revoked ones, in which A holds more.
+    for _ in 0..3 {
+        pay(&a, &b, 30_000);
+    }
+    let a_local_sat = local_msat(&a, &channel_id) / 1_000;
+    let a_onchain = a.confirmed_sat();
+    let words = a.json(&["seed", "--words"])["words"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let _ = std::fs::remove_dir_all(a.data_dir());
+    a.kill_hard();
+
+    let new_dir = tempfile::Builder::new()
+        .prefix("lightfilter-alice-old-")
+        .tempdir()
+        .unwrap();
+    assert!(init_with_words(new_dir.path(), &words).success);
+    let mut a = Daemon::spawn_in(
+        "alice from an old copy",
+        new_dir,
+        &chain,
+        &[
+            "--restore-from",
+            old.to_str().unwrap(),
+            "--wallet-birthday",
+            &birthday,
+        ],
+    );
+    // Bob proves Alice has fallen behind; she stops without broadcasting anything.
+    assert!(!a.wait_exit(), "alice ran on from a revoked state");
+    assert!(
+        a.log().contains("We have fallen behind"),
+        "{}",
+        a.log_tail()
+    );
+    assert_not_closed(&chain, funding);
+
+    // Bob closes the channel; once that is confirmed Alice starts and collects her balance.
+    let closed = b.json(&["closechannel", &channel_id, "--force"]);
+    let closing = closed["closing_txid"]
+        .as_str()
+        .expect("a closing transaction");
+    chain.wait_in_mempool(closing);
+    chain.mine(1);
+    assert!(chain.peer.utxo(&funding).is_none());
+    a.restart(&chain, &[]);
+    let expected = a_onchain + a_local_sat - CLOSE_FEES_SAT;
+    chain.mine_until("alice's channel balance in her wallet", || {
+        a.confirmed_sat() >= expected
+    });
+    assert!(a.confirmed_sat() <= a_onchain + a_local_sat);
+}

@@ -218,6 +218,17 @@ impl Daemon {
         daemon
     }
 
+    /// Like [`Daemon::start_in`] without waiting for anything.
+    pub fn spawn_in(
+        name: &'static str,
+        dir: tempfile::TempDir,
+        chain: &Chain,
+        extra: &[&str],
+    ) -> Daemon {
+        let child = spawn_daemon(dir.path(), chain.addr(), extra);
+        Daemon { name, child, dir }
+    }
+
     /// Starts `lightfilter daemon` against `chain` without waiting for anything.
     pub fn spawn(name: &'static str, chain: &Chain, extra: &[&str]) -> Daemon {
         let dir = tempfile::Builder::new()
