@@ -272,7 +272,7 @@ struct DaemonArgs {
     backup_dir: Option<PathBuf>,
     /// Take the channel state from this backup directory (into a data directory holding only
     /// the seed; needs --wallet-birthday).
-    #[arg(long, value_name = "DIR", requires = "wallet_birthday")]
+    #[arg(long, value_name = "DIR")]
     restore_from: Option<PathBuf>,
 }
 

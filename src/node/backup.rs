@@ -32,7 +32,7 @@ use lightning::util::persist::{
     SCORER_PERSISTENCE_KEY,
 };
 use lightning_persister::fs_store::FilesystemStore;
-use log::{error, info};
+use log::{error, info, warn};
 
 use crate::config::network_name;
 
@@ -265,6 +265,16 @@ impl ChannelStore {
                  --backup-dir / backup_dir; the daemon does not start without its backup"
             ))
         })?;
+        if let Some(data_dir) = primary_dir.parent() {
+            if identity_of(data_dir).is_ok_and(|(device, _)| device == identity.0) {
+                warn!(
+                    "backup directory {} is on the same device as the data directory {}: it \
+                     will not outlive that device; put it on other storage",
+                    mirror_dir.display(),
+                    data_dir.display()
+                );
+            }
+        }
         let store = FilesystemStore::new(mirror_dir.to_path_buf());
         if !check_marker(mirror_dir, &store, network, node_id)? {
             let mut entries = std::fs::read_dir(mirror_dir)
