@@ -1191,16 +1191,14 @@ fn seed_words(data_dir: &Path) -> Result<Reply, Failure> {
         "warning: these 24 words are the keys to every coin and channel of this node; anyone \
          who sees them can take its funds. Write them on paper and keep it offline."
     );
-    let human: String = words
+    let numbered: Vec<String> = words
         .split(' ')
         .enumerate()
-        .map(|(i, word)| {
-            format!(
-                "{:>2}. {word:<10}{}",
-                i + 1,
-                if i % 4 == 3 { "\n" } else { " " }
-            )
-        })
+        .map(|(i, word)| format!("{:>2}. {word:<10}", i + 1))
+        .collect();
+    let human: String = numbered
+        .chunks(4)
+        .map(|row| format!("{}\n", row.join(" ").trim_end()))
         .collect();
     Ok(Reply::new(&serde_json::json!({ "words": words }), human))
 }
