@@ -232,7 +232,10 @@ fn check_marker(
             }
         }
         Err(err) if is_not_found(&err) => Ok(false),
-        Err(err) => Err(fail(format!("cannot read its {MARKER_KEY} file: {err}"))),
+        Err(err) => Err(fail(format!(
+            "cannot read its {MARKER_KEY} file: {}",
+            describe(&err)
+        ))),
     }
 }
 
@@ -289,6 +292,18 @@ impl ChannelStore {
                 )));
             }
         }
+        // It holds payment preimages and channel secrets: the owner's only, as the data
+        // directory.
+        let narrowed = super::private_files::make_owner_only(mirror_dir)
+            .map_err(|err| fail(format!("cannot be made owner-only: {err}")))?;
+        if !narrowed.is_empty() {
+            warn!(
+                "backup directory {} was open to other users; removed group and other \
+                 permissions from {} entries",
+                mirror_dir.display(),
+                narrowed.len()
+            );
+        }
         // Writing the marker (again) proves the directory takes fsynced writes.
         KVStoreSync::write(
             &store,
@@ -297,10 +312,14 @@ impl ChannelStore {
             MARKER_KEY,
             marker(network, node_id).into_bytes(),
         )
-        .map_err(|err| fail(format!("cannot be written: {err}")))?;
+        .map_err(|err| fail(format!("cannot be written: {}", describe(&err))))?;
         let primary = FilesystemStore::new(primary_dir);
-        let (written, removed) = bring_in_step(&primary, &store)
-            .map_err(|err| fail(format!("cannot be brought in step with the node: {err}")))?;
+        let (written, removed) = bring_in_step(&primary, &store).map_err(|err| {
+            fail(format!(
+                "cannot be brought in step with the node: {}",
+                describe(&err)
+            ))
+        })?;
         info!(
             "backup directory {}: mirror in step with the channel state ({written} files \
              written, {removed} removed)",
@@ -407,8 +426,13 @@ pub fn restore_from_mirror(
         CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
         CHANNEL_MANAGER_PERSISTENCE_KEY,
     );
-    let manager_bytes = KVStoreSync::read(&mirror, manager.0, manager.1, manager.2)
-        .map_err(|err| fail(format!("it holds no channel manager to restore ({err})")))?;
+    let manager_bytes =
+        KVStoreSync::read(&mirror, manager.0, manager.1, manager.2).map_err(|err| {
+            fail(format!(
+                "it holds no channel manager to restore ({})",
+                describe(&err)
+            ))
+        })?;
     let primary = FilesystemStore::new(primary_dir.to_path_buf());
     match KVStoreSync::read(&primary, manager.0, manager.1, manager.2) {
         Err(err) if is_not_found(&err) => {}
@@ -422,19 +446,25 @@ pub fn restore_from_mirror(
     }
     let keys = mirror
         .list_all_keys()
-        .map_err(|err| fail(format!("cannot be listed: {err}")))?;
+        .map_err(|err| fail(format!("cannot be listed: {}", describe(&err))))?;
     let mut copied = 0;
     for (p, s, k) in keys {
         if !is_mirrored(&p, &s, &k) || (p.as_str(), s.as_str(), k.as_str()) == manager {
             continue;
         }
-        let bytes = KVStoreSync::read(&mirror, &p, &s, &k)
-            .map_err(|err| fail(format!("cannot read {}: {err}", key_path(&p, &s, &k))))?;
+        let bytes = KVStoreSync::read(&mirror, &p, &s, &k).map_err(|err| {
+            fail(format!(
+                "cannot read {}: {}",
+                key_path(&p, &s, &k),
+                describe(&err)
+            ))
+        })?;
         KVStoreSync::write(&primary, &p, &s, &k, bytes).map_err(|err| {
             fail(format!(
-                "cannot write {} into {}: {err}",
+                "cannot write {} into {}: {}",
                 key_path(&p, &s, &k),
-                primary_dir.display()
+                primary_dir.display(),
+                describe(&err)
             ))
         })?;
         copied += 1;
@@ -442,8 +472,9 @@ pub fn restore_from_mirror(
     KVStoreSync::write(&primary, manager.0, manager.1, manager.2, manager_bytes).map_err(
         |err| {
             fail(format!(
-                "cannot write the channel manager into {}: {err}",
-                primary_dir.display()
+                "cannot write the channel manager into {}: {}",
+                primary_dir.display(),
+                describe(&err)
             ))
         },
     )?;
