@@ -14,6 +14,7 @@
 //! wallet_birthday = 800000   # only when restoring a wallet from an existing seed
 //! checkpoint = "840000:0000000000000000000320283a032748cef8227873ff4872689bf23f1cda83a5"
 //! fee_sample_interval = 144  # blocks between fee samples of an idle node (1 on regtest)
+//! backup_dir = "/media/usb/lightfilter-backup"
 //!
 //! [fee_overrides]          # a rate with its unit; a bare number is sat per 1000 weight units
 //! urgent_on_chain_sweep = "20sat/vb"
@@ -110,6 +111,10 @@ pub struct ConfigArgs {
     pub wallet_birthday: Option<u32>,
     /// `--checkpoint HEIGHT:HASH`: a block a new header chain may start from.
     pub checkpoint: Option<String>,
+    /// `--backup-dir`: the directory that mirrors the channel state.
+    pub backup_dir: Option<PathBuf>,
+    /// `--restore-from`: a backup directory to take the channel state from at this start.
+    pub restore_from: Option<PathBuf>,
 }
 
 /// The configuration file's contents.
@@ -127,6 +132,7 @@ struct FileConfig {
     wallet_birthday: Option<u32>,
     checkpoint: Option<String>,
     fee_sample_interval: Option<u32>,
+    backup_dir: Option<PathBuf>,
     fee_overrides: Option<std::collections::BTreeMap<String, FeeOverrideValue>>,
 }
 
@@ -165,6 +171,12 @@ pub struct Config {
     /// Blocks between the tip blocks an idle node downloads to sample fees; `None` for the
     /// network's default (see [`crate::chain::fees::default_idle_interval`]).
     pub fee_sample_interval: Option<u32>,
+    /// A directory (on other storage) that mirrors every write of the channel state; see
+    /// `node::backup`.
+    pub backup_dir: Option<PathBuf>,
+    /// A backup directory to take the channel state from, into a data directory that holds
+    /// only the seed (flag only: a restore is done once).
+    pub restore_from: Option<PathBuf>,
 }
 
 /// The network name used on the command line and in files: regtest, signet, testnet, bitcoin.
@@ -380,6 +392,8 @@ impl Config {
             wallet_birthday: args.wallet_birthday.or(file.wallet_birthday),
             checkpoint,
             fee_sample_interval: file.fee_sample_interval,
+            backup_dir: args.backup_dir.clone().or(file.backup_dir),
+            restore_from: args.restore_from.clone(),
         })
     }
 }

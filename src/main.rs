@@ -297,6 +297,20 @@ enum Command {
     /// Stop the daemon.
     #[command(name = "stop")]
     Stop,
+    /// Print the node's seed as 24 words (the daemon may be running or not).
+    #[command(name = "seed")]
+    Seed {
+        /// As 24 BIP 39 words (the only form offered).
+        #[arg(long, required = true)]
+        words: bool,
+    },
+    /// Create a new data directory whose seed is given as 24 words.
+    #[command(name = "init")]
+    Init {
+        /// File holding the 24 words, or `-` for standard input [default: standard input].
+        #[arg(long, value_name = "FILE")]
+        words_file: Option<PathBuf>,
+    },
     /// Run an embedded regtest peer (miner, mempool, BIP 157 filters) until Ctrl-C.
     #[command(name = "regtest-peer")]
     RegtestPeer(RegtestPeerArgs),
@@ -339,6 +353,13 @@ struct DaemonArgs {
     /// points: nothing below it is downloaded (used only when the chain database is new).
     #[arg(long, env = "LIGHTFILTER_CHECKPOINT", value_name = "HEIGHT:HASH")]
     checkpoint: Option<String>,
+    /// A directory on other storage that mirrors every channel-state write (must exist).
+    #[arg(long, env = "LIGHTFILTER_BACKUP_DIR", value_name = "DIR")]
+    backup_dir: Option<PathBuf>,
+    /// Take the channel state from this backup directory (into a data directory holding only
+    /// the seed; needs --wallet-birthday).
+    #[arg(long, value_name = "DIR")]
+    restore_from: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -513,6 +534,8 @@ async fn run_daemon(
         alias: args.alias,
         wallet_birthday: args.wallet_birthday,
         checkpoint: args.checkpoint,
+        backup_dir: args.backup_dir,
+        restore_from: args.restore_from,
     })
     .context("invalid configuration")?;
     // Whatever the daemon creates (log files, LDK's and the wallet's files) is its owner's
@@ -828,12 +851,15 @@ async fn run_client(
     json: bool,
     command: Command,
 ) -> anyhow::Result<ExitCode> {
-    let data_dir = match data_dir {
-        Some(dir) => Ok(dir),
-        None => resolve_network(network).and_then(default_data_dir),
-    };
-    let outcome = match data_dir {
-        Ok(data_dir) => run_command(&data_dir, json, command).await,
+    let resolved = resolve_network(network).and_then(|network| {
+        let data_dir = match data_dir {
+            Some(dir) => dir,
+            None => default_data_dir(network)?,
+        };
+        Ok((network, data_dir))
+    });
+    let outcome = match resolved {
+        Ok((network, data_dir)) => run_command(&data_dir, network, json, command).await,
         Err(err) => Err(Failure(ErrorDetail {
             code: "invalid_input".into(),
             message: err.to_string(),
@@ -878,7 +904,12 @@ async fn call<M: Method>(client: &Client, request: &M::Request) -> Result<M::Res
     Ok(client.call::<M>(request).await?)
 }
 
-async fn run_command(data_dir: &Path, json: bool, command: Command) -> Result<Reply, Failure> {
+async fn run_command(
+    data_dir: &Path,
+    network: Network,
+    json: bool,
+    command: Command,
+) -> Result<Reply, Failure> {
     match command {
         Command::GetInfo {
             wait_synced,
@@ -1134,6 +1165,8 @@ async fn run_command(data_dir: &Path, json: bool, command: Command) -> Result<Re
             let rates = call::<FeeRates>(&client(data_dir)?, &Empty {}).await?;
             Ok(Reply::new(&rates, render::fee_rates(&rates)))
         }
+        Command::Seed { .. } => seed_words(data_dir),
+        Command::Init { words_file } => init_from_words(data_dir, network, words_file.as_deref()),
         Command::Transactions => {
             let list = call::<Transactions>(&client(data_dir)?, &Empty {}).await?;
             Ok(Reply::new(&list, render::transactions(&list)))
@@ -1345,4 +1378,65 @@ async fn wait_channel_ready(
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// seed words
+
+/// `seed --words`: the seed file read directly, so a running daemon is not needed.
+fn seed_words(data_dir: &Path) -> Result<Reply, Failure> {
+    let words = lightfilter::node::seed_words_of(data_dir).map_err(node_failure)?;
+    eprintln!(
+        "warning: these 24 words are the keys to every coin and channel of this node; anyone \
+         who sees them can take its funds. Write them on paper and keep it offline."
+    );
+    let numbered: Vec<String> = words
+        .split(' ')
+        .enumerate()
+        .map(|(i, word)| format!("{:>2}. {word:<10}", i + 1))
+        .collect();
+    let human: String = numbered
+        .chunks(4)
+        .map(|row| format!("{}\n", row.join(" ").trim_end()))
+        .collect();
+    Ok(Reply::new(&serde_json::json!({ "words": words }), human))
+}
+
+/// `init --words-file FILE`: a new data directory whose seed is the words' (from standard
+/// input when FILE is `-` or not given).
+fn init_from_words(
+    data_dir: &Path,
+    network: Network,
+    words_file: Option<&Path>,
+) -> Result<Reply, Failure> {
+    let input = |err: String| {
+        Failure(ErrorDetail {
+            code: "invalid_input".into(),
+            message: err,
+        })
+    };
+    let words = match words_file {
+        Some(path) if path != Path::new("-") => std::fs::read_to_string(path)
+            .map_err(|err| input(format!("cannot read {}: {err}", path.display())))?,
+        _ => std::io::read_to_string(std::io::stdin())
+            .map_err(|err| input(format!("cannot read standard input: {err}")))?,
+    };
+    let node_id =
+        lightfilter::node::init_from_words(data_dir, network, &words).map_err(node_failure)?;
+    let human = format!(
+        "created {} with the seed of node {node_id}\nstart it with --wallet-birthday HEIGHT, and \
+         --restore-from BACKUP_DIR to take its channels from a backup\n",
+        data_dir.display()
+    );
+    Ok(Reply::new(
+        &serde_json::json!({ "node_id": node_id.to_string(), "data_dir": data_dir }),
+        human,
+    ))
+}
+
+fn node_failure(err: lightfilter::node::NodeError) -> Failure {
+    Failure(ErrorDetail {
+        code: err.code().into(),
+        message: err.to_string(),
+    })
 }

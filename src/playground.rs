@@ -182,8 +182,7 @@ async fn start_node(
         ln_listen: Some("127.0.0.1:0".to_string()),
         api_listen: Some("127.0.0.1:0".to_string()),
         alias: Some(name.to_string()),
-        wallet_birthday: None,
-        checkpoint: None,
+        ..ConfigArgs::default()
     })
     .map_err(|source| PlaygroundError::Config { name, source })?;
     let api_listen = config.api_listen;

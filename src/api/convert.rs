@@ -3,8 +3,8 @@
 
 use super::parse::format_short_channel_id;
 use super::types::{
-    BalanceResponse, ChannelEntry, InfoResponse, InvoiceResponse, PaymentEntry, PeerEntry,
-    SyncEntry, UtxoEntry,
+    BackupEntry, BalanceResponse, ChannelEntry, InfoResponse, InvoiceResponse, PaymentEntry,
+    PeerEntry, SyncEntry, UtxoEntry,
 };
 use super::types::{FeeRateEntry, FeeRatesResponse, ForwardEntry, TransactionEntry};
 use crate::config::network_name;
@@ -40,6 +40,11 @@ impl From<NodeInfo> for InfoResponse {
             data_dir: info.data_dir.display().to_string(),
             graph_nodes: info.graph_nodes,
             graph_channels: info.graph_channels,
+            backup: BackupEntry {
+                dir: info.backup.dir.map(|dir| dir.display().to_string()),
+                state: info.backup.state.as_str().to_string(),
+                last_error: info.backup.last_error,
+            },
         }
     }
 }

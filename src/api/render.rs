@@ -81,6 +81,18 @@ pub fn sync_status(info: &InfoResponse) -> String {
     )
 }
 
+/// The backup's state, its directory and its last failure.
+fn backup(backup: &crate::api::types::BackupEntry) -> String {
+    let mut text = backup.state.clone();
+    if let Some(dir) = &backup.dir {
+        text.push_str(&format!(" ({dir})"));
+    }
+    if let Some(err) = &backup.last_error {
+        text.push_str(&format!(": {err}"));
+    }
+    text
+}
+
 /// `getinfo`.
 pub fn info(info: &InfoResponse) -> String {
     let sync = if info.synced {
@@ -127,6 +139,7 @@ pub fn info(info: &InfoResponse) -> String {
             ),
         ),
         ("data directory", info.data_dir.clone()),
+        ("backup", backup(&info.backup)),
     ];
     key_values(&rows)
 }

@@ -36,6 +36,18 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+/// `getinfo`'s `backup` object: the live mirror of the channel state.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct BackupEntry {
+    /// The backup directory, if one is configured.
+    pub dir: Option<String>,
+    /// `off` (none configured), `starting`, `ok` (the last write reached it) or `failing`
+    /// (the last write to it failed, and so did the operation that made it).
+    pub state: String,
+    /// What the last failed write to the mirror was, while it is failing.
+    pub last_error: Option<String>,
+}
+
 /// `getinfo`'s `sync` object: how far the chain sync has come.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SyncEntry {
@@ -113,6 +125,9 @@ pub struct InfoResponse {
     /// Channels in the network graph learnt from gossip.
     #[serde(default)]
     pub graph_channels: usize,
+    /// The live mirror of the channel state.
+    #[serde(default)]
+    pub backup: BackupEntry,
 }
 
 /// `newaddress`: a fresh on-chain receive address.

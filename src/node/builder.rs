@@ -32,7 +32,6 @@ use lightning::util::persist::{
 };
 use lightning::util::ser::ReadableArgs;
 use lightning::util::sweep::OutputSweeperSync;
-use lightning_persister::fs_store::FilesystemStore;
 use log::{info, warn};
 use tokio::sync::watch;
 
@@ -108,6 +107,17 @@ pub(super) async fn start(config: Config, handle: &NodeHandle) -> Result<Arc<Nod
         Some(data_dir) => data_dir,
         None => DataDir::open(&config.data_dir, config.network)?,
     };
+    if config.restore_from.is_some() && super::data_dir::read_seed(data_dir.path())?.is_none() {
+        return Err(NodeError::invalid(
+            "--restore-from",
+            format!(
+                "the data directory {} has no seed; a restore needs the node's own: create \
+                 the directory from its 24 words with `lightfilter init --words-file FILE` (or \
+                 put its seed file back) first (nothing was changed)",
+                data_dir.path().display()
+            ),
+        ));
+    }
     let (seed, seed_created) = data_dir.load_or_create_seed()?;
     if seed_created {
         info!(
@@ -116,14 +126,6 @@ pub(super) async fn start(config: Config, handle: &NodeHandle) -> Result<Arc<Nod
         );
     }
     let ldk_dir = data_dir.path().join("ldk");
-    let store = Arc::new(FilesystemStore::new(ldk_dir));
-    let manager_bytes = read_optional(
-        &store,
-        CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
-        CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
-        CHANNEL_MANAGER_PERSISTENCE_KEY,
-    )?;
-    let fresh = manager_bytes.is_none();
 
     // Step 7: the keys manager (needed by the persister, so it comes before step 4).
     let now = SystemTime::now()
@@ -135,14 +137,28 @@ pub(super) async fn start(config: Config, handle: &NodeHandle) -> Result<Arc<Nod
         now.subsec_nanos(),
         true,
     ));
-    handle.set_node_id(
+    let node_id =
         lightning::sign::NodeSigner::get_node_id(&*keys, lightning::sign::Recipient::Node)
-            .expect("the node key is available"),
-    );
+            .expect("the node key is available");
+    handle.set_node_id(node_id);
+    if let Some(from) = &config.restore_from {
+        restore(&config, data_dir.path(), from, &node_id)?;
+    }
+    let store = Arc::new(match &config.backup_dir {
+        Some(dir) => Store::open_mirrored(ldk_dir, dir, config.network, &node_id)?,
+        None => Store::new(ldk_dir),
+    });
+    let manager_bytes = read_optional(
+        &store,
+        CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
+        CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
+        CHANNEL_MANAGER_PERSISTENCE_KEY,
+    )?;
+    let fresh = manager_bytes.is_none();
     // Channel state must be readable before anything else starts: a damaged monitor stops
     // the node with the data directory untouched.
-    let monitor_count = check_monitors_readable(&store, &keys, data_dir.path())?;
-    if fresh && monitor_count > 0 {
+    let monitor_heights = check_monitors_readable(&store, &keys, data_dir.path())?;
+    if fresh && !monitor_heights.is_empty() {
         return Err(NodeError::DataDir {
             path: data_dir.path().to_path_buf(),
             reason: "channel monitors exist but the channel manager is missing; refusing to \
@@ -161,7 +177,12 @@ pub(super) async fn start(config: Config, handle: &NodeHandle) -> Result<Arc<Nod
     chain_config.fee_overrides = config.fee_overrides.clone();
     chain_config.fee_sample_interval = config.fee_sample_interval;
     let chain_is_new = !data_dir.path().join("chain.sqlite").exists();
-    chain_config.start = new_chain_start(&config, data_dir.path(), fresh);
+    chain_config.start = new_chain_start(
+        &config,
+        data_dir.path(),
+        fresh,
+        monitor_heights.iter().min().copied(),
+    );
     // The engine starts once the listeners' saved positions are known (when they are
     // synchronised), so that its chain holds every block they still need.
     let chosen_start = chain_config.start;
@@ -263,8 +284,10 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
         })?;
 
     // A fresh node starts its wallet and channel manager at the chain tip: wait for the first
-    // sync so they are not created at genesis (or at the start checkpoint).
-    if fresh {
+    // sync so they are not created at genesis (or at the start checkpoint). A wallet restored
+    // from its birthday needs the chain up to there.
+    let wallet_path = data_dir.path().join("wallet.sqlite");
+    if fresh || (config.wallet_birthday.is_some() && !wallet_path.exists()) {
         chain.start_engine();
         wait_for_first_sync(&chain).await?;
     }
@@ -276,7 +299,6 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
 
     // The on-chain wallet, on the same seed. A new wallet starts at the tip, or at the
     // configured birthday when it is restored from an existing seed.
-    let wallet_path = data_dir.path().join("wallet.sqlite");
     let wallet_start = match config.wallet_birthday {
         Some(birthday) if !wallet_path.exists() => {
             let before = birthday.saturating_sub(1);
@@ -623,7 +645,7 @@ fn check_monitors_readable(
     store: &Store,
     keys: &Arc<KeysManager>,
     dir: &std::path::Path,
-) -> Result<usize, NodeError> {
+) -> Result<Vec<u32>, NodeError> {
     use lightning::util::persist::{
         CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE,
         CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE,
@@ -643,6 +665,7 @@ fn check_monitors_readable(
             CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE,
         )
         .map_err(|err| refuse("list", err.to_string()))?;
+    let mut heights = Vec::new();
     for key in &keys_list {
         let bytes = store
             .read(
@@ -654,25 +677,83 @@ fn check_monitors_readable(
         let body = bytes
             .strip_prefix(MONITOR_UPDATING_PERSISTER_PREPEND_SENTINEL)
             .unwrap_or(&bytes);
-        <Option<(
+        let monitor = <Option<(
             BlockHash,
             lightning::chain::channelmonitor::ChannelMonitor<lightning::sign::InMemorySigner>,
         )>>::read(&mut &body[..], (&**keys, &**keys))
         .map_err(|err| refuse(key, format!("{err:?}")))?;
+        heights.extend(monitor.map(|(_, monitor)| monitor.current_best_block().height));
     }
-    Ok(keys_list.len())
+    Ok(heights)
+}
+
+/// Takes the channel state from the backup directory `from` into `data_dir`, which must hold
+/// only the seed: the wallet is then rebuilt from `--wallet-birthday`, and the channels
+/// resume from the copy (see `backup::restore_from_mirror`).
+fn restore(
+    config: &Config,
+    data_dir: &std::path::Path,
+    from: &std::path::Path,
+    node_id: &bitcoin::secp256k1::PublicKey,
+) -> Result<(), NodeError> {
+    let wallet = data_dir.join("wallet.sqlite");
+    if wallet.exists() {
+        return Err(NodeError::invalid(
+            "--restore-from",
+            format!(
+                "the data directory has a wallet already ({}); restore into a new data \
+                 directory holding only the seed (nothing was changed)",
+                wallet.display()
+            ),
+        ));
+    }
+    if config.wallet_birthday.is_none() {
+        return Err(NodeError::invalid(
+            "--restore-from",
+            "it needs --wallet-birthday HEIGHT, a block from before the wallet's first \
+             transaction, so that the wallet finds its coins and the channels' funding \
+             (nothing was changed)",
+        ));
+    }
+    let copied =
+        super::backup::restore_from_mirror(from, &data_dir.join("ldk"), config.network, node_id)?;
+    info!(
+        "restored the channel state from the backup directory {} ({copied} files); the \
+         channels resume once their peers are reconnected",
+        from.display()
+    );
+    Ok(())
 }
 
 /// Where a new header chain starts: for a new node, the newest start point of the network
 /// (compiled in, or `--checkpoint`), below the wallet birthday when the wallet is restored;
 /// for a node that has a wallet or channels already (its chain database was removed), the
 /// `--checkpoint` given, else genesis, as their saved blocks may lie below any start point.
-fn new_chain_start(config: &Config, data_dir: &std::path::Path, fresh: bool) -> Option<Checkpoint> {
+///
+/// A node with channel state but no wallet yet, restoring its wallet from a birthday (a
+/// restore from a backup), starts like a new one, below the birthday and below every channel
+/// monitor's block.
+fn new_chain_start(
+    config: &Config,
+    data_dir: &std::path::Path,
+    fresh: bool,
+    lowest_monitor: Option<u32>,
+) -> Option<Checkpoint> {
     let wallet_exists = data_dir.join("wallet.sqlite").exists();
-    if !fresh || wallet_exists {
+    if wallet_exists {
         return config.checkpoint;
     }
-    checkpoints::start_for(config.network, config.checkpoint, config.wallet_birthday)
+    if fresh {
+        return checkpoints::start_for(config.network, config.checkpoint, config.wallet_birthday);
+    }
+    match config.wallet_birthday {
+        Some(birthday) => checkpoints::start_for(
+            config.network,
+            config.checkpoint,
+            Some(lowest_monitor.map_or(birthday, |height| height.min(birthday))),
+        ),
+        None => config.checkpoint,
+    }
 }
 
 /// Refuses a `--checkpoint` below where an existing chain database starts: the blocks

@@ -12,6 +12,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use bitcoin::secp256k1::PublicKey;
 use bitcoin::Network;
 use log::warn;
 
@@ -125,21 +126,9 @@ impl DataDir {
             path: self.path.clone(),
             reason,
         };
-        match File::open(&seed_path) {
-            Ok(mut file) => {
-                let mut bytes = Vec::new();
-                file.read_to_end(&mut bytes)
-                    .map_err(|err| fail(format!("cannot read the seed: {err}")))?;
-                let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-                    fail(format!(
-                        "{} holds {} bytes, not a 32-byte seed; refusing to start",
-                        seed_path.display(),
-                        bytes.len()
-                    ))
-                })?;
-                Ok((seed, false))
-            }
-            Err(err) if err.kind() == ErrorKind::NotFound => {
+        match read_seed(&self.path) {
+            Ok(Some(seed)) => Ok((seed, false)),
+            Ok(None) => {
                 if let Some(made) = MADE_FROM_SEED
                     .iter()
                     .find(|name| self.path.join(name).exists())
@@ -155,9 +144,92 @@ impl DataDir {
                     .map_err(|err| fail(format!("cannot write the seed: {err}")))?;
                 Ok((seed, true))
             }
-            Err(err) => Err(fail(format!("cannot open the seed: {err}"))),
+            Err(err) => Err(err),
         }
     }
+
+    /// Writes `seed` as the directory's seed (durably, 0600). Refuses a directory that has a
+    /// seed already: a seed is never overwritten.
+    pub fn create_seed(&self, seed: &[u8; 32]) -> Result<(), NodeError> {
+        let seed_path = self.path.join(SEED_FILE);
+        let fail = |reason: String| NodeError::DataDir {
+            path: self.path.clone(),
+            reason,
+        };
+        if std::fs::symlink_metadata(&seed_path).is_ok() {
+            return Err(fail(format!(
+                "it has a seed already ({}); a seed is never overwritten (nothing was changed)",
+                seed_path.display()
+            )));
+        }
+        write_durably(&self.path, SEED_FILE, seed)
+            .map_err(|err| fail(format!("cannot write the seed: {err}")))
+    }
+}
+
+/// Reads the seed of the data directory `dir`, without opening or locking it (a daemon may
+/// be running on it); `None` when it has no seed.
+pub fn read_seed(dir: &Path) -> Result<Option<[u8; 32]>, NodeError> {
+    let seed_path = dir.join(SEED_FILE);
+    let fail = |reason: String| NodeError::DataDir {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    match File::open(&seed_path) {
+        Ok(mut file) => {
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes)
+                .map_err(|err| fail(format!("cannot read the seed: {err}")))?;
+            let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+                fail(format!(
+                    "{} holds {} bytes, not a 32-byte seed; refusing to start",
+                    seed_path.display(),
+                    bytes.len()
+                ))
+            })?;
+            Ok(Some(seed))
+        }
+        Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(fail(format!("cannot open the seed: {err}"))),
+    }
+}
+
+/// The 24 words of the seed of the data directory `dir` (a daemon may be running on it).
+pub fn seed_words_of(dir: &Path) -> Result<String, NodeError> {
+    match read_seed(dir)? {
+        Some(seed) => Ok(super::seed_words::seed_to_words(&seed)),
+        None => Err(NodeError::DataDir {
+            path: dir.to_path_buf(),
+            reason: format!(
+                "it has no seed ({} is missing)",
+                dir.join(SEED_FILE).display()
+            ),
+        }),
+    }
+}
+
+/// Creates the data directory `dir` for `network` with the seed written as `words` (24
+/// words) and returns the node id it gives. Bad words are refused before anything is written;
+/// a directory with a seed already, or one a daemon holds, is refused unchanged.
+pub fn init_from_words(dir: &Path, network: Network, words: &str) -> Result<PublicKey, NodeError> {
+    let seed = super::seed_words::words_to_seed(words)
+        .map_err(|err| NodeError::invalid("seed words", err.to_string()))?;
+    if read_seed(dir)?.is_some() {
+        return Err(NodeError::DataDir {
+            path: dir.to_path_buf(),
+            reason: format!(
+                "it has a seed already ({}); a seed is never overwritten (nothing was changed)",
+                dir.join(SEED_FILE).display()
+            ),
+        });
+    }
+    let data_dir = DataDir::open(dir, network)?;
+    data_dir.create_seed(&seed)?;
+    let keys = lightning::sign::KeysManager::new(&seed, 0, 0, true);
+    Ok(
+        lightning::sign::NodeSigner::get_node_id(&keys, lightning::sign::Recipient::Node)
+            .expect("the node key is available"),
+    )
 }
 
 /// Creates `dir/name` with `contents` (failing if it exists), 0600, and fsyncs the file and
@@ -233,6 +305,23 @@ mod tests {
             "{other}"
         );
         DataDir::open(dir.path(), Network::Regtest).expect("reopens after the lock is released");
+    }
+
+    #[test]
+    fn a_data_directory_is_made_from_words_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node");
+        let bad = init_from_words(&path, Network::Regtest, "abandon abandon").unwrap_err();
+        assert!(bad.to_string().contains("expected 24 words"), "{bad}");
+        assert!(!path.exists(), "bad words write nothing");
+        let words = crate::node::seed_words::seed_to_words(&[3u8; 32]);
+        init_from_words(&path, Network::Regtest, &words).unwrap();
+        assert_eq!(read_seed(&path).unwrap(), Some([3u8; 32]));
+        assert_eq!(seed_words_of(&path).unwrap(), words);
+        let other = crate::node::seed_words::seed_to_words(&[4u8; 32]);
+        let again = init_from_words(&path, Network::Regtest, &other).unwrap_err();
+        assert!(again.to_string().contains("seed already"), "{again}");
+        assert_eq!(read_seed(&path).unwrap(), Some([3u8; 32]));
     }
 
     #[test]

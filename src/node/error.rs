@@ -69,6 +69,9 @@ pub enum NodeError {
         /// What is wrong.
         reason: String,
     },
+    /// The backup directory cannot be used, or a restore from it cannot be done.
+    #[error(transparent)]
+    Backup(#[from] super::backup::BackupError),
     /// Another daemon already runs on this data directory.
     #[error("another lightfilter daemon is running on {} (lock file {} is held)", dir.display(), lock.display())]
     Locked {
@@ -116,6 +119,7 @@ impl NodeError {
             NodeError::NotSynced(_) => "not_synced",
             NodeError::DataDir { .. } => "data_dir",
             NodeError::Locked { .. } => "locked",
+            NodeError::Backup(_) => "backup",
             NodeError::Storage { .. } => "storage_error",
         }
     }

@@ -129,6 +129,14 @@ impl NodeHandle {
                 progress: status.progress(),
                 bytes_received: status.bytes_received,
             },
+            backup: super::BackupStatus {
+                dir: self.config.backup_dir.clone(),
+                state: match self.config.backup_dir {
+                    Some(_) => super::BackupState::Starting,
+                    None => super::BackupState::Off,
+                },
+                last_error: None,
+            },
         })
     }
 

@@ -59,6 +59,8 @@ pub struct NodeInfo {
     pub starting: bool,
     /// How far the chain sync has come.
     pub sync: SyncProgress,
+    /// The live mirror of the channel state.
+    pub backup: super::BackupStatus,
 }
 
 /// On-chain and Lightning balances.

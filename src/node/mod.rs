@@ -7,6 +7,7 @@
 //! ends while the node runs is a failure [`Node::failed`] reports, and the node must stop.
 
 mod background;
+mod backup;
 mod builder;
 mod channels;
 mod data_dir;
@@ -24,6 +25,7 @@ mod payment_store;
 mod payments;
 mod peers;
 mod private_files;
+pub mod seed_words;
 mod startup_monitor;
 mod sweeper_repair;
 pub mod types;
@@ -40,8 +42,9 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 pub use crate::wallet::SendAmount;
+pub use backup::{BackupError, BackupState, BackupStatus};
 pub use builder::user_config;
-pub use data_dir::{LOCK_FILE, NETWORK_FILE, SEED_FILE};
+pub use data_dir::{init_from_words, seed_words_of, LOCK_FILE, NETWORK_FILE, SEED_FILE};
 pub use error::NodeError;
 pub use handle::NodeHandle;
 pub use info::{
@@ -290,6 +293,7 @@ impl Node {
                 progress: status.progress(),
                 bytes_received: status.bytes_received,
             },
+            backup: self.store.backup_status(),
         }
     }
 

@@ -81,7 +81,6 @@ mod tests {
     use bitcoin::{Amount, BlockHash, Network, ScriptBuf, TxOut, Txid};
     use lightning::util::ser::ReadableArgs;
     use lightning::util::sweep::OutputSweeperSync;
-    use lightning_persister::fs_store::FilesystemStore;
 
     use super::*;
     use crate::chain::db::ChainDb;
@@ -110,7 +109,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let seed = [3u8; 32];
         let network = Network::Regtest;
-        let store = Arc::new(FilesystemStore::new(dir.path().join("ldk")));
+        let store = Arc::new(crate::node::types::Store::new(dir.path().join("ldk")));
         let db = Arc::new(ChainDb::open(&dir.path().join("chain.sqlite"), network).unwrap());
         let broadcaster = Arc::new(Broadcaster::new(Engine::new(), db).unwrap());
         let fees = Arc::new(FeeEstimates::new(network, FeeOverrides::new()));

@@ -15,7 +15,6 @@ use lightning::sign::{InMemorySigner, KeysManager};
 use lightning::util::persist::MonitorUpdatingPersister;
 use lightning::util::sweep::OutputSweeperSync;
 use lightning_net_tokio::SocketDescriptor;
-use lightning_persister::fs_store::FilesystemStore;
 
 use super::keys::NodeKeys;
 use super::logger::LdkLogger;
@@ -23,8 +22,9 @@ use crate::chain::fees::FeeEstimates;
 use crate::chain::{Broadcaster, WatchSet};
 use crate::wallet::Wallet;
 
-/// Key-value store for LDK state (monitors, manager, graph, scorer, sweeper, payments).
-pub type Store = FilesystemStore;
+/// Key-value store for LDK state (monitors, manager, graph, scorer, sweeper, payments), with
+/// the backup directory's live mirror when one is configured.
+pub type Store = super::backup::ChannelStore;
 
 /// Persists channel monitors as full snapshots plus small incremental updates.
 pub type Persister = MonitorUpdatingPersister<

@@ -190,7 +190,7 @@ impl Daemon {
     pub fn start_configured(name: &'static str, chain: &Chain, config: &str) -> Daemon {
         let dir = Daemon::new_data_dir(name);
         std::fs::write(dir.path().join("lightfilter.toml"), config).expect("write the config");
-        Daemon::start_in(name, dir, chain.addr(), &[], |_| {})
+        Daemon::start_in(name, dir, chain, &[])
     }
 
     fn new_data_dir(name: &str) -> tempfile::TempDir {
@@ -206,22 +206,38 @@ impl Daemon {
         extra: &[&str],
         adjust: impl FnOnce(&mut Command),
     ) -> Daemon {
-        Daemon::start_in(name, Daemon::new_data_dir(name), peer, extra, adjust)
-    }
-
-    fn start_in(
-        name: &'static str,
-        dir: tempfile::TempDir,
-        peer: SocketAddr,
-        extra: &[&str],
-        adjust: impl FnOnce(&mut Command),
-    ) -> Daemon {
+        let dir = Daemon::new_data_dir(name);
         let mut command = daemon_command(dir.path(), peer, extra);
         adjust(&mut command);
         let child = command.spawn().expect("start lightfilter daemon");
         let mut daemon = Daemon { name, child, dir };
         daemon.wait_ready();
         daemon
+    }
+
+    /// Starts `lightfilter daemon` on the data directory `dir` (made by the test, e.g. with
+    /// `init`) against `chain` and waits until its API answers.
+    pub fn start_in(
+        name: &'static str,
+        dir: tempfile::TempDir,
+        chain: &Chain,
+        extra: &[&str],
+    ) -> Daemon {
+        let child = spawn_daemon(dir.path(), chain.addr(), extra);
+        let mut daemon = Daemon { name, child, dir };
+        daemon.wait_ready();
+        daemon
+    }
+
+    /// Like [`Daemon::start_in`] without waiting for anything.
+    pub fn spawn_in(
+        name: &'static str,
+        dir: tempfile::TempDir,
+        chain: &Chain,
+        extra: &[&str],
+    ) -> Daemon {
+        let child = spawn_daemon(dir.path(), chain.addr(), extra);
+        Daemon { name, child, dir }
     }
 
     /// Starts `lightfilter daemon` against `chain` without waiting for anything.

@@ -1,0 +1,749 @@
+//! The channel-state store and its live mirror: every write and removal of LDK's state
+//! (channel monitors and their updates, the channel manager, the sweeper's state, payment and
+//! peer records) goes to the backup directory and to `<datadir>/ldk`, each fsynced, before
+//! the call returns; a write the mirror cannot take fails the call. Reads come from the
+//! primary copy. The network graph and the scorer, which the node can learn again, are not
+//! mirrored. The mirror never holds the seed.
+//!
+//! The order of the two writes keeps the primary copy consistent when the mirror fails (the
+//! mirror is the copy most likely to: a USB stick, a network mount). A channel monitor or
+//! monitor update goes to the mirror first, so one the mirror refuses is on neither copy and
+//! LDK stops before acknowledging it; everything else, the channel manager above all, goes to
+//! the primary copy first, so that the manager there is never older than its monitors (which
+//! would close the channel at the next start). A mirror found missing or replaced at run time
+//! (its directory is not the one opened at start) fails every write until it comes back.
+//!
+//! The mirror is marked with the node it belongs to ([`MARKER_KEY`]); a start with a mirror
+//! of another node, a directory that holds something else, or one that cannot be written is
+//! refused. At every start the mirror is brought in step with the primary copy.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use bitcoin::secp256k1::PublicKey;
+use bitcoin::Network;
+use lightning::io;
+use lightning::util::persist::{
+    KVStoreSync, MigratableKVStore, CHANNEL_MANAGER_PERSISTENCE_KEY,
+    CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
+    CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE,
+    CHANNEL_MONITOR_UPDATE_PERSISTENCE_PRIMARY_NAMESPACE, NETWORK_GRAPH_PERSISTENCE_KEY,
+    SCORER_PERSISTENCE_KEY,
+};
+use lightning_persister::fs_store::FilesystemStore;
+use log::{error, info, warn};
+
+use crate::config::network_name;
+
+/// Key (in the top namespace of the mirror) of the file naming the node a mirror belongs to.
+pub const MARKER_KEY: &str = "lightfilter_backup";
+
+/// Why a backup directory cannot be used, or a restore from it cannot be done.
+#[derive(Debug, thiserror::Error)]
+#[error("backup directory {}: {reason}", path.display())]
+pub struct BackupError {
+    /// The backup directory.
+    pub path: PathBuf,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// The state of the live mirror, as `getinfo` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackupState {
+    /// No backup directory is configured.
+    Off,
+    /// The node is starting; the mirror is not open yet.
+    Starting,
+    /// The last write reached the mirror.
+    Ok,
+    /// The last write to the mirror failed (and so did the call that made it).
+    Failing,
+}
+
+impl BackupState {
+    /// The name shown by `getinfo`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BackupState::Off => "off",
+            BackupState::Starting => "starting",
+            BackupState::Ok => "ok",
+            BackupState::Failing => "failing",
+        }
+    }
+}
+
+/// The live mirror's directory, state and last failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupStatus {
+    /// The backup directory, if one is configured.
+    pub dir: Option<PathBuf>,
+    /// Its state.
+    pub state: BackupState,
+    /// The last write that failed on the mirror, kept until a later write succeeds.
+    pub last_error: Option<String>,
+}
+
+/// What identifies a directory while it stays the same: device and inode.
+type DirIdentity = (u64, u64);
+
+fn identity_of(path: &Path) -> std::io::Result<DirIdentity> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(path)?;
+    if !metadata.is_dir() {
+        return Err(std::io::Error::other("it is not a directory"));
+    }
+    Ok((metadata.dev(), metadata.ino()))
+}
+
+/// The mirror of a [`ChannelStore`].
+struct Mirror {
+    dir: PathBuf,
+    store: FilesystemStore,
+    identity: DirIdentity,
+    /// Held across the mirror's and the primary's write of one call, so both copies see the
+    /// writes in the same order.
+    order: Mutex<()>,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Mirror {
+    /// Fails unless the backup directory is still the one opened at start.
+    fn check_present(&self) -> Result<(), String> {
+        match identity_of(&self.dir) {
+            Ok(identity) if identity == self.identity => Ok(()),
+            Ok(_) => Err("the directory was replaced since the daemon started".into()),
+            Err(err) => Err(format!("it is gone ({err})")),
+        }
+    }
+
+    /// Runs `op` on the mirror, recording (and logging at error level) a failure. The
+    /// directory must be the one opened at start before and after `op`: a write that raced
+    /// with its removal may have gone to a directory the store made in its place.
+    fn apply(
+        &self,
+        what: &str,
+        op: &impl Fn(&FilesystemStore) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let result = self
+            .check_present()
+            .and_then(|()| op(&self.store).map_err(|err| describe(&err)))
+            .and_then(|()| self.check_present());
+        let mut last_error = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(()) => {
+                if last_error.take().is_some() {
+                    info!(
+                        "backup directory {}: writes reach it again",
+                        self.dir.display()
+                    );
+                }
+                Ok(())
+            }
+            Err(err) => {
+                let message = format!("{what} failed: {err}");
+                error!(
+                    "backup directory {}: {message}; the write is refused, the channel state \
+                     is not acknowledged until the backup takes it",
+                    self.dir.display()
+                );
+                *last_error = Some(message.clone());
+                Err(io_error(format!(
+                    "backup directory {}: {message}",
+                    self.dir.display()
+                )))
+            }
+        }
+    }
+}
+
+/// LDK's key-value store for the node: `<datadir>/ldk`, and the backup directory's mirror
+/// when one is configured.
+pub struct ChannelStore {
+    primary: FilesystemStore,
+    mirror: Option<Mirror>,
+}
+
+/// Whether a key is mirrored: everything but the network graph and the scorer.
+fn is_mirrored(primary_namespace: &str, secondary_namespace: &str, key: &str) -> bool {
+    !(primary_namespace.is_empty()
+        && secondary_namespace.is_empty()
+        && (key == NETWORK_GRAPH_PERSISTENCE_KEY
+            || key == SCORER_PERSISTENCE_KEY
+            || key == MARKER_KEY))
+}
+
+/// `primary/secondary/key`, without the empty parts.
+fn key_path(primary_namespace: &str, secondary_namespace: &str, key: &str) -> String {
+    [primary_namespace, secondary_namespace, key]
+        .into_iter()
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn io_error(message: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::Other, message.into())
+}
+
+/// The error's own message, without the I/O error wrapper's decoration.
+fn describe(err: &io::Error) -> String {
+    match err.get_ref() {
+        Some(inner) => inner.to_string(),
+        None => format!("{:?}", err.kind()),
+    }
+}
+
+fn is_not_found(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::NotFound
+}
+
+/// The marker's contents for `node_id` on `network`.
+fn marker(network: Network, node_id: &PublicKey) -> String {
+    format!(
+        "lightfilter backup\nnetwork {}\nnode_id {node_id}\n",
+        network_name(network)
+    )
+}
+
+/// Checks the marker of the mirror in `dir`; `Ok(false)` when it has none.
+fn check_marker(
+    dir: &Path,
+    store: &FilesystemStore,
+    network: Network,
+    node_id: &PublicKey,
+) -> Result<bool, BackupError> {
+    let fail = |reason: String| BackupError {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    match KVStoreSync::read(store, "", "", MARKER_KEY) {
+        Ok(bytes) => {
+            let expected = marker(network, node_id);
+            if bytes == expected.as_bytes() {
+                Ok(true)
+            } else {
+                let found = String::from_utf8_lossy(&bytes).replace('\n', "; ");
+                Err(fail(format!(
+                    "it holds the backup of another node ({found}), not of node {node_id} on {}",
+                    network_name(network)
+                )))
+            }
+        }
+        Err(err) if is_not_found(&err) => Ok(false),
+        Err(err) => Err(fail(format!(
+            "cannot read its {MARKER_KEY} file: {}",
+            describe(&err)
+        ))),
+    }
+}
+
+impl ChannelStore {
+    /// The store in `primary_dir` alone, without a mirror.
+    pub fn new(primary_dir: PathBuf) -> Self {
+        Self {
+            primary: FilesystemStore::new(primary_dir),
+            mirror: None,
+        }
+    }
+
+    /// The store in `primary_dir` mirrored to `mirror_dir` (a directory that must exist),
+    /// for node `node_id` on `network`. Refuses a mirror that is not a directory, belongs to
+    /// another node, holds something else, or cannot be written; brings the mirror in step
+    /// with the primary copy (writing what differs, removing what the primary does not hold).
+    pub fn open_mirrored(
+        primary_dir: PathBuf,
+        mirror_dir: &Path,
+        network: Network,
+        node_id: &PublicKey,
+    ) -> Result<Self, BackupError> {
+        let fail = |reason: String| BackupError {
+            path: mirror_dir.to_path_buf(),
+            reason,
+        };
+        let identity = identity_of(mirror_dir).map_err(|err| {
+            fail(format!(
+                "cannot be used ({err}); create the directory (on the backup device) or fix \
+                 --backup-dir / backup_dir; the daemon does not start without its backup"
+            ))
+        })?;
+        if let Some(data_dir) = primary_dir.parent() {
+            if identity_of(data_dir).is_ok_and(|(device, _)| device == identity.0) {
+                warn!(
+                    "backup directory {} is on the same device as the data directory {}: it \
+                     will not outlive that device; put it on other storage",
+                    mirror_dir.display(),
+                    data_dir.display()
+                );
+            }
+        }
+        let store = FilesystemStore::new(mirror_dir.to_path_buf());
+        if !check_marker(mirror_dir, &store, network, node_id)? {
+            let mut entries = std::fs::read_dir(mirror_dir)
+                .map_err(|err| fail(format!("cannot be read: {err}")))?;
+            if let Some(entry) = entries.next() {
+                let name = entry
+                    .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                return Err(fail(format!(
+                    "it is not empty (it holds {name:?}) and holds no lightfilter backup; give \
+                     an empty directory"
+                )));
+            }
+        }
+        // It holds payment preimages and channel secrets: the owner's only, as the data
+        // directory.
+        let narrowed = super::private_files::make_owner_only(mirror_dir)
+            .map_err(|err| fail(format!("cannot be made owner-only: {err}")))?;
+        if !narrowed.is_empty() {
+            warn!(
+                "backup directory {} was open to other users; removed group and other \
+                 permissions from {} entries",
+                mirror_dir.display(),
+                narrowed.len()
+            );
+        }
+        // Writing the marker (again) proves the directory takes fsynced writes.
+        KVStoreSync::write(
+            &store,
+            "",
+            "",
+            MARKER_KEY,
+            marker(network, node_id).into_bytes(),
+        )
+        .map_err(|err| fail(format!("cannot be written: {}", describe(&err))))?;
+        let primary = FilesystemStore::new(primary_dir);
+        let (written, removed) = bring_in_step(&primary, &store).map_err(|err| {
+            fail(format!(
+                "cannot be brought in step with the node: {}",
+                describe(&err)
+            ))
+        })?;
+        info!(
+            "backup directory {}: mirror in step with the channel state ({written} files \
+             written, {removed} removed)",
+            mirror_dir.display()
+        );
+        Ok(Self {
+            primary,
+            mirror: Some(Mirror {
+                dir: mirror_dir.to_path_buf(),
+                store,
+                identity,
+                order: Mutex::new(()),
+                last_error: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The mirror's directory, state and last failure.
+    pub fn backup_status(&self) -> BackupStatus {
+        match &self.mirror {
+            None => BackupStatus {
+                dir: None,
+                state: BackupState::Off,
+                last_error: None,
+            },
+            Some(mirror) => {
+                let last_error = mirror
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                BackupStatus {
+                    dir: Some(mirror.dir.clone()),
+                    state: if last_error.is_some() {
+                        BackupState::Failing
+                    } else {
+                        BackupState::Ok
+                    },
+                    last_error,
+                }
+            }
+        }
+    }
+}
+
+/// Makes `mirror` hold what `primary` holds (mirrored keys only). Returns the files written
+/// and removed.
+fn bring_in_step(
+    primary: &FilesystemStore,
+    mirror: &FilesystemStore,
+) -> io::Result<(usize, usize)> {
+    let wanted: BTreeSet<(String, String, String)> = primary
+        .list_all_keys()?
+        .into_iter()
+        .filter(|(p, s, k)| is_mirrored(p, s, k))
+        .collect();
+    let mut written = 0;
+    for (p, s, k) in &wanted {
+        let bytes = KVStoreSync::read(primary, p, s, k)?;
+        let same = match KVStoreSync::read(mirror, p, s, k) {
+            Ok(existing) => existing == bytes,
+            Err(err) if is_not_found(&err) => false,
+            Err(err) => return Err(err),
+        };
+        if !same {
+            KVStoreSync::write(mirror, p, s, k, bytes)?;
+            written += 1;
+        }
+    }
+    let mut removed = 0;
+    for (p, s, k) in mirror.list_all_keys()? {
+        if is_mirrored(&p, &s, &k) && !wanted.contains(&(p.clone(), s.clone(), k.clone())) {
+            KVStoreSync::remove(mirror, &p, &s, &k, false)?;
+            removed += 1;
+        }
+    }
+    Ok((written, removed))
+}
+
+/// Copies the channel state of the mirror in `mirror_dir` into the empty store in
+/// `primary_dir`, for node `node_id` on `network`: channel monitors and their updates first,
+/// the channel manager last (an interrupted copy has no manager, and can be done again).
+/// Refuses a directory that is not this node's backup or holds no channel manager, and a
+/// primary store that already holds a channel manager. Returns the number of files copied.
+pub fn restore_from_mirror(
+    mirror_dir: &Path,
+    primary_dir: &Path,
+    network: Network,
+    node_id: &PublicKey,
+) -> Result<usize, BackupError> {
+    let fail = |reason: String| BackupError {
+        path: mirror_dir.to_path_buf(),
+        reason,
+    };
+    identity_of(mirror_dir).map_err(|err| fail(format!("cannot be restored from: {err}")))?;
+    let mirror = FilesystemStore::new(mirror_dir.to_path_buf());
+    if !check_marker(mirror_dir, &mirror, network, node_id)? {
+        return Err(fail(format!(
+            "it is not a lightfilter backup (no {MARKER_KEY} file)"
+        )));
+    }
+    let manager = (
+        CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
+        CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
+        CHANNEL_MANAGER_PERSISTENCE_KEY,
+    );
+    let manager_bytes =
+        KVStoreSync::read(&mirror, manager.0, manager.1, manager.2).map_err(|err| {
+            fail(format!(
+                "it holds no channel manager to restore ({})",
+                describe(&err)
+            ))
+        })?;
+    let primary = FilesystemStore::new(primary_dir.to_path_buf());
+    match KVStoreSync::read(&primary, manager.0, manager.1, manager.2) {
+        Err(err) if is_not_found(&err) => {}
+        _ => {
+            return Err(fail(format!(
+                "the data directory already holds channel state ({} exists); a restore needs \
+                 a data directory with only the seed (start without --restore-from to run it)",
+                primary_dir.join(manager.2).display()
+            )))
+        }
+    }
+    let keys = mirror
+        .list_all_keys()
+        .map_err(|err| fail(format!("cannot be listed: {}", describe(&err))))?;
+    let mut copied = 0;
+    for (p, s, k) in keys {
+        if !is_mirrored(&p, &s, &k) || (p.as_str(), s.as_str(), k.as_str()) == manager {
+            continue;
+        }
+        let bytes = KVStoreSync::read(&mirror, &p, &s, &k).map_err(|err| {
+            fail(format!(
+                "cannot read {}: {}",
+                key_path(&p, &s, &k),
+                describe(&err)
+            ))
+        })?;
+        KVStoreSync::write(&primary, &p, &s, &k, bytes).map_err(|err| {
+            fail(format!(
+                "cannot write {} into {}: {}",
+                key_path(&p, &s, &k),
+                primary_dir.display(),
+                describe(&err)
+            ))
+        })?;
+        copied += 1;
+    }
+    KVStoreSync::write(&primary, manager.0, manager.1, manager.2, manager_bytes).map_err(
+        |err| {
+            fail(format!(
+                "cannot write the channel manager into {}: {}",
+                primary_dir.display(),
+                describe(&err)
+            ))
+        },
+    )?;
+    Ok(copied + 1)
+}
+
+impl ChannelStore {
+    /// Runs `op` on both copies, in the order that keeps the primary copy consistent when the
+    /// mirror fails: channel monitors and their updates go to the mirror first (a refused
+    /// update is then on neither copy, and LDK stops before acknowledging it); everything
+    /// else, the channel manager above all, goes to the primary copy first (so the manager
+    /// there is never older than its monitors), and the call still fails if the mirror does
+    /// not take it. Either way the next start brings the mirror in step.
+    fn on_both(
+        &self,
+        what: &str,
+        (primary_namespace, secondary_namespace, key): (&str, &str, &str),
+        op: impl Fn(&FilesystemStore) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mirror = match &self.mirror {
+            Some(mirror) if is_mirrored(primary_namespace, secondary_namespace, key) => mirror,
+            _ => return op(&self.primary),
+        };
+        let what = format!(
+            "{what} {}",
+            key_path(primary_namespace, secondary_namespace, key)
+        );
+        let _order = mirror.order.lock().unwrap_or_else(|p| p.into_inner());
+        if primary_namespace == CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE
+            || primary_namespace == CHANNEL_MONITOR_UPDATE_PERSISTENCE_PRIMARY_NAMESPACE
+        {
+            mirror.apply(&what, &op)?;
+            op(&self.primary)
+        } else {
+            op(&self.primary)?;
+            mirror.apply(&what, &op)
+        }
+    }
+}
+
+impl KVStoreSync for ChannelStore {
+    fn read(
+        &self,
+        primary_namespace: &str,
+        secondary_namespace: &str,
+        key: &str,
+    ) -> io::Result<Vec<u8>> {
+        KVStoreSync::read(&self.primary, primary_namespace, secondary_namespace, key)
+    }
+
+    fn write(
+        &self,
+        primary_namespace: &str,
+        secondary_namespace: &str,
+        key: &str,
+        buf: Vec<u8>,
+    ) -> io::Result<()> {
+        self.on_both(
+            "writing",
+            (primary_namespace, secondary_namespace, key),
+            |store| {
+                KVStoreSync::write(
+                    store,
+                    primary_namespace,
+                    secondary_namespace,
+                    key,
+                    buf.clone(),
+                )
+            },
+        )
+    }
+
+    fn remove(
+        &self,
+        primary_namespace: &str,
+        secondary_namespace: &str,
+        key: &str,
+        lazy: bool,
+    ) -> io::Result<()> {
+        self.on_both(
+            "removing",
+            (primary_namespace, secondary_namespace, key),
+            |store| KVStoreSync::remove(store, primary_namespace, secondary_namespace, key, lazy),
+        )
+    }
+
+    fn list(&self, primary_namespace: &str, secondary_namespace: &str) -> io::Result<Vec<String>> {
+        KVStoreSync::list(&self.primary, primary_namespace, secondary_namespace)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::secp256k1::{Secp256k1, SecretKey};
+
+    fn node(byte: u8) -> PublicKey {
+        PublicKey::from_secret_key(
+            &Secp256k1::new(),
+            &SecretKey::from_slice(&[byte; 32]).unwrap(),
+        )
+    }
+
+    fn mirrored(root: &Path) -> ChannelStore {
+        std::fs::create_dir_all(root.join("mirror")).unwrap();
+        ChannelStore::open_mirrored(
+            root.join("ldk"),
+            &root.join("mirror"),
+            Network::Regtest,
+            &node(1),
+        )
+        .unwrap()
+    }
+
+    fn read(store: &FilesystemStore, p: &str, s: &str, k: &str) -> Option<Vec<u8>> {
+        KVStoreSync::read(store, p, s, k).ok()
+    }
+
+    #[test]
+    fn writes_and_removals_reach_both_copies_and_reads_come_from_the_primary() {
+        let root = tempfile::tempdir().unwrap();
+        let store = mirrored(root.path());
+        let primary = FilesystemStore::new(root.path().join("ldk"));
+        let mirror = FilesystemStore::new(root.path().join("mirror"));
+        store.write("monitors", "", "a", vec![1]).unwrap();
+        store.write("monitor_updates", "a", "1", vec![2]).unwrap();
+        store.write("", "", "manager", vec![3]).unwrap();
+        for copy in [&primary, &mirror] {
+            assert_eq!(read(copy, "monitors", "", "a"), Some(vec![1]));
+            assert_eq!(read(copy, "monitor_updates", "a", "1"), Some(vec![2]));
+            assert_eq!(read(copy, "", "", "manager"), Some(vec![3]));
+        }
+        assert_eq!(store.list("monitors", "").unwrap(), vec!["a".to_string()]);
+        store.remove("monitor_updates", "a", "1", false).unwrap();
+        for copy in [&primary, &mirror] {
+            assert_eq!(read(copy, "monitor_updates", "a", "1"), None);
+        }
+        // The graph and the scorer stay on the primary copy only.
+        store.write("", "", "network_graph", vec![4]).unwrap();
+        assert_eq!(read(&primary, "", "", "network_graph"), Some(vec![4]));
+        assert_eq!(read(&mirror, "", "", "network_graph"), None);
+        // Reads come from the primary copy.
+        KVStoreSync::write(&primary, "", "", "manager", vec![9]).unwrap();
+        assert_eq!(store.read("", "", "manager").unwrap(), vec![9]);
+        assert_eq!(store.backup_status().state, BackupState::Ok);
+    }
+
+    #[test]
+    fn a_mirror_that_cannot_take_a_write_fails_the_call_and_keeps_the_primary_consistent() {
+        let root = tempfile::tempdir().unwrap();
+        let store = mirrored(root.path());
+        store.write("monitors", "", "a", vec![1]).unwrap();
+        let away = root.path().join("away");
+        std::fs::rename(root.path().join("mirror"), &away).unwrap();
+        let err = store.write("monitors", "", "a", vec![2]).unwrap_err();
+        assert!(err.to_string().contains("mirror"), "{err}");
+        assert!(store.remove("monitors", "", "a", false).is_err());
+        let status = store.backup_status();
+        assert_eq!(status.state, BackupState::Failing);
+        assert!(status.last_error.unwrap().contains("monitors/a"));
+        // A monitor write was refused before the primary took it.
+        assert_eq!(store.read("monitors", "", "a").unwrap(), vec![1]);
+        // The channel manager goes to the primary first, so it is never older there than
+        // its monitors; the call fails all the same.
+        assert!(store.write("", "", "manager", vec![8]).is_err());
+        assert_eq!(store.read("", "", "manager").unwrap(), vec![8]);
+        assert!(
+            !root.path().join("mirror").exists(),
+            "a missing mirror is not recreated on the card"
+        );
+        // A directory put in its place is not the mirror either.
+        std::fs::create_dir(root.path().join("mirror")).unwrap();
+        assert!(store.write("monitors", "", "a", vec![2]).is_err());
+        std::fs::remove_dir(root.path().join("mirror")).unwrap();
+        // Once it is back, writes reach both copies again.
+        std::fs::rename(&away, root.path().join("mirror")).unwrap();
+        store.write("monitors", "", "a", vec![3]).unwrap();
+        let mirror = FilesystemStore::new(root.path().join("mirror"));
+        assert_eq!(read(&mirror, "monitors", "", "a"), Some(vec![3]));
+        assert_eq!(store.backup_status().state, BackupState::Ok);
+    }
+
+    #[test]
+    fn a_start_brings_the_mirror_in_step_and_refuses_unusable_directories() {
+        let root = tempfile::tempdir().unwrap();
+        let primary = FilesystemStore::new(root.path().join("ldk"));
+        KVStoreSync::write(&primary, "monitors", "", "a", vec![1]).unwrap();
+        KVStoreSync::write(&primary, "", "", "scorer", vec![5]).unwrap();
+        let store = mirrored(root.path());
+        let mirror = FilesystemStore::new(root.path().join("mirror"));
+        assert_eq!(read(&mirror, "monitors", "", "a"), Some(vec![1]));
+        assert_eq!(read(&mirror, "", "", "scorer"), None);
+        drop(store);
+        // A key the primary no longer holds is removed from the mirror at the next start.
+        KVStoreSync::write(&mirror, "monitors", "", "stale", vec![7]).unwrap();
+        mirrored(root.path());
+        assert_eq!(read(&mirror, "monitors", "", "stale"), None);
+
+        let missing = ChannelStore::open_mirrored(
+            root.path().join("ldk"),
+            &root.path().join("nowhere"),
+            Network::Regtest,
+            &node(1),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            missing.contains("nowhere") && missing.contains("does not start"),
+            "{missing}"
+        );
+        let other = ChannelStore::open_mirrored(
+            root.path().join("ldk"),
+            &root.path().join("mirror"),
+            Network::Regtest,
+            &node(2),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(other.contains("another node"), "{other}");
+        let busy = root.path().join("busy");
+        std::fs::create_dir(&busy).unwrap();
+        std::fs::write(busy.join("photo.jpg"), b"x").unwrap();
+        let busy =
+            ChannelStore::open_mirrored(root.path().join("ldk"), &busy, Network::Regtest, &node(1))
+                .err()
+                .unwrap()
+                .to_string();
+        assert!(busy.contains("not empty"), "{busy}");
+    }
+
+    #[test]
+    fn a_restore_copies_the_mirror_into_an_empty_store_only() {
+        let root = tempfile::tempdir().unwrap();
+        let store = mirrored(root.path());
+        store.write("monitors", "", "a", vec![1]).unwrap();
+        store.write("", "", "manager", vec![3]).unwrap();
+        drop(store);
+        let new = root.path().join("new-ldk");
+        let copied = restore_from_mirror(
+            &root.path().join("mirror"),
+            &new,
+            Network::Regtest,
+            &node(1),
+        )
+        .unwrap();
+        assert_eq!(copied, 2);
+        let restored = FilesystemStore::new(new.clone());
+        assert_eq!(read(&restored, "monitors", "", "a"), Some(vec![1]));
+        assert_eq!(read(&restored, "", "", "manager"), Some(vec![3]));
+        assert_eq!(read(&restored, "", "", MARKER_KEY), None);
+        let again = restore_from_mirror(
+            &root.path().join("mirror"),
+            &new,
+            Network::Regtest,
+            &node(1),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(again.contains("already holds channel state"), "{again}");
+        let foreign = restore_from_mirror(
+            &root.path().join("mirror"),
+            &root.path().join("other-ldk"),
+            Network::Regtest,
+            &node(2),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(foreign.contains("another node"), "{foreign}");
+    }
+}
