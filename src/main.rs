@@ -20,9 +20,9 @@ use lightfilter::api::types::{
     Disconnect, DisconnectRequest, Empty, ErrorBody, ErrorDetail, FeeRates, Forwards, GetInfo,
     HoldInvoice, HoldInvoiceRequest, InfoResponse, InvoiceRequest, Keysend, KeysendRequest,
     NewAddress, OfferRequest, OpenChannel, OpenChannelRequest, Pay, PayRequest, PaymentEntry,
-    Payments, PaymentsRequest, Peers, SendAmountSpec, SendOnchain, SendRequest, SetChannelFee, SetChannelFeeRequest,
-    SettleInvoice, SettleInvoiceRequest, SignMessage, SignMessageRequest, Stop, Transactions,
-    Utxos, VerifyMessage, VerifyMessageRequest,
+    Payments, PaymentsRequest, Peers, SendAmountSpec, SendOnchain, SendRequest, SetChannelFee,
+    SetChannelFeeRequest, SettleInvoice, SettleInvoiceRequest, SignMessage, SignMessageRequest,
+    Stop, Transactions, Utxos, VerifyMessage, VerifyMessageRequest,
 };
 use lightfilter::api::{self, parse, render, Client, ClientError, Method};
 use lightfilter::config::{
