@@ -41,7 +41,8 @@ use lightning::chain::chaininterface::{
 use log::{debug, info};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::source::{ChainNotification, ChainSource, FetchPurpose};
+use super::fetcher::{BlockFetcher, FetchPurpose};
+use super::notifications::ChainNotification;
 
 /// No estimate is ever above this, in sat/kw (1,000 sat/vB, far above any fee paid on mainnet
 /// so far): whatever blocks or peers report, the node does not pay more.
@@ -325,11 +326,12 @@ impl FeeEstimator for FeeEstimates {
     }
 }
 
-/// Feeds `estimates` from `chain` until the chain source's notifications end: samples every
-/// block downloaded for the listeners, downloads the tip within the bandwidth budget, and
-/// refreshes the peers' feefilter.
-pub async fn run_sampler(chain: Arc<ChainSource>, estimates: Arc<FeeEstimates>) {
+/// Feeds `estimates` from `chain` until the chain source shuts down: samples every block
+/// downloaded for the listeners, downloads the tip within the bandwidth budget, and refreshes
+/// the peers' feefilter.
+pub async fn run_sampler(chain: Arc<BlockFetcher>, estimates: Arc<FeeEstimates>) {
     let mut notifications = chain.subscribe();
+    let mut shutdown = chain.shutdown_signal();
     let mut refresh = tokio::time::interval(FEEFILTER_REFRESH);
     loop {
         tokio::select! {
@@ -357,6 +359,7 @@ pub async fn run_sampler(chain: Arc<ChainSource>, estimates: Arc<FeeEstimates>) 
                     estimates.set_peers_min_feerate(rate);
                 }
             }
+            () = shutdown.fired() => break,
         }
         if chain.engine().is_shut_down() {
             break;

@@ -140,7 +140,11 @@ mod tests {
         recent.insert(numbered_hash(1), 1, 0);
         assert_eq!(recent.get(&numbered_hash(0)), None, "the oldest went");
         for i in 1..4 {
-            assert_eq!(recent.get_ref(&numbered_hash(i)), Some(&i), "block {i} kept");
+            assert_eq!(
+                recent.get_ref(&numbered_hash(i)),
+                Some(&i),
+                "block {i} kept"
+            );
         }
     }
 
@@ -150,9 +154,17 @@ mod tests {
         recent.insert(numbered_hash(0), 'a', 60);
         recent.insert(numbered_hash(1), 'b', 30);
         recent.insert(numbered_hash(0), 'c', 50);
-        assert_eq!(recent.get(&numbered_hash(0)), Some('c'), "replaced in place");
+        assert_eq!(
+            recent.get(&numbered_hash(0)),
+            Some('c'),
+            "replaced in place"
+        );
         recent.insert(numbered_hash(2), 'd', 30);
-        assert_eq!(recent.get(&numbered_hash(0)), None, "oldest evicted for bytes");
+        assert_eq!(
+            recent.get(&numbered_hash(0)),
+            None,
+            "oldest evicted for bytes"
+        );
         assert_eq!(recent.get(&numbered_hash(1)), Some('b'));
         assert_eq!(recent.get(&numbered_hash(2)), Some('d'));
     }
