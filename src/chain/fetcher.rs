@@ -36,7 +36,7 @@ pub enum FetchPurpose {
 
 /// Bytes and blocks downloaded, by purpose.
 #[derive(Debug, Default)]
-pub struct DownloadStats {
+struct DownloadStats {
     blocks_for_listeners: AtomicU64,
     bytes_for_listeners: AtomicU64,
     blocks_for_fees: AtomicU64,
@@ -47,7 +47,7 @@ pub struct DownloadStats {
     recent: Mutex<VecDeque<(BlockHash, FetchPurpose)>>,
 }
 
-/// A copy of [`DownloadStats`].
+/// The counts of a [`BlockFetcher`]'s downloads, and of the bytes received from peers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DownloadCounts {
     /// Blocks downloaded because their filter matched.
