@@ -1,6 +1,7 @@
 //! The `lightfilter` command line: daemon, client commands, regtest peer and playground.
 
 use std::io::{IsTerminal, Write};
+#[cfg(feature = "regtest")]
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -25,7 +26,9 @@ use lightfilter::api::types::{
 use lightfilter::api::{self, parse, render, Client, ClientError, Method};
 use lightfilter::config::{default_data_dir, network_name, parse_network, Config, ConfigArgs};
 use lightfilter::node::{Node, NodeHandle};
+#[cfg(feature = "regtest")]
 use lightfilter::playground::Playground;
+#[cfg(feature = "regtest")]
 use lightfilter::regtest::RegtestPeer;
 use lightfilter::tasks;
 use log::{info, warn};
@@ -212,9 +215,11 @@ enum Command {
     #[command(name = "stop")]
     Stop,
     /// Run an embedded regtest peer (miner, mempool, BIP 157 filters) until Ctrl-C.
+    #[cfg(feature = "regtest")]
     #[command(name = "regtest-peer")]
     RegtestPeer(RegtestPeerArgs),
     /// Start a regtest peer and two nodes here, open a channel and pay an invoice.
+    #[cfg(feature = "regtest")]
     #[command(name = "playground")]
     Playground {
         /// Stay up afterwards (mining a block every 10 s) until Ctrl-C, for the CLI.
@@ -255,6 +260,7 @@ struct DaemonArgs {
     checkpoint: Option<String>,
 }
 
+#[cfg(feature = "regtest")]
 #[derive(Debug, Args)]
 struct RegtestPeerArgs {
     /// Address to accept P2P connections on, as IP:PORT (port 0 picks a free one).
@@ -281,10 +287,12 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Daemon(args) => run_daemon(cli.network, cli.datadir, args).await,
+            #[cfg(feature = "regtest")]
             Command::RegtestPeer(args) => {
                 init_stderr_logging("info");
                 run_regtest_peer(args).await
             }
+            #[cfg(feature = "regtest")]
             Command::Playground { keep_running } => {
                 init_stderr_logging("warn");
                 tasks::install_fatal_panic_hook();
@@ -564,6 +572,7 @@ async fn wait_for_stop(node: &Node) {
 // ---------------------------------------------------------------------------------------------
 // regtest peer and playground
 
+#[cfg(feature = "regtest")]
 async fn run_regtest_peer(args: RegtestPeerArgs) -> anyhow::Result<()> {
     let peer = RegtestPeer::start(args.listen)
         .await
@@ -584,6 +593,7 @@ async fn run_regtest_peer(args: RegtestPeerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "regtest")]
 async fn run_playground(keep_running: bool) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut say = |line: &str| {
@@ -1007,17 +1017,22 @@ async fn run_command(data_dir: &Path, json: bool, command: Command) -> Result<Re
             let stopped = call::<Stop>(&client(data_dir)?, &Empty {}).await?;
             Ok(Reply::new(&stopped, "the daemon is stopping\n".to_string()))
         }
-        Command::Daemon(_) | Command::RegtestPeer(_) | Command::Playground { .. } => {
-            Err(Failure(ErrorDetail {
-                code: "invalid_input".into(),
-                message: "not a client command".into(),
-            }))
-        }
+        Command::Daemon(_) => Err(not_a_client_command()),
+        #[cfg(feature = "regtest")]
+        Command::RegtestPeer(_) | Command::Playground { .. } => Err(not_a_client_command()),
     }
 }
 
 /// The HTTP timeout of a payment call: the payment's own timeout plus slack.
 /// The sentence saying whether a Bitcoin peer took a transaction.
+/// The failure of a command that runs here rather than in the daemon.
+fn not_a_client_command() -> Failure {
+    Failure(ErrorDetail {
+        code: "invalid_input".into(),
+        message: "not a client command".into(),
+    })
+}
+
 fn propagation_line(propagated: bool, detail: &str) -> String {
     if propagated {
         format!("propagated: {detail}")
