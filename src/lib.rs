@@ -12,10 +12,11 @@
 //! - [`config`]: node configuration from file, flags and environment.
 //! - [`node`]: the LDK stack on the chain source and wallet, and the operations the control
 //!   API exposes.
-//! - [`playground`]: a regtest peer and two nodes in one process, funded, connected by a
-//!   channel and paying each other: the first thing to run.
-//! - [`regtest`]: an embedded regtest peer (miner, mempool, P2P server serving BIP 157
-//!   filters) used by the tests and the local playground.
+//! - `playground`: a regtest peer and two nodes in one process, funded, connected by a
+//!   channel and paying each other: the first thing to run (feature `regtest`).
+//! - `regtest`: an embedded regtest peer (miner, mempool, P2P server serving BIP 157
+//!   filters) used by the tests and the local playground (feature `regtest`, on by default;
+//!   a build without it leaves out the peer and its C++ script interpreter, `bitcoinconsensus`).
 //! - [`tasks`]: the node's long-running tasks, spawned by name and supervised.
 //! - [`wallet`]: the on-chain wallet (BDK) fed by the chain source: addresses, balance, send,
 //!   channel funding, and LDK's wallet source for fee bumping.
@@ -25,7 +26,9 @@ pub mod chain;
 pub mod config;
 pub mod node;
 pub mod os;
+#[cfg(feature = "regtest")]
 pub mod playground;
+#[cfg(feature = "regtest")]
 pub mod regtest;
 pub mod tasks;
 pub mod wallet;

@@ -1,6 +1,7 @@
 //! The `lightfilter` command line: daemon, client commands, regtest peer and playground.
 
 use std::io::{IsTerminal, Write};
+#[cfg(feature = "regtest")]
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -29,7 +30,9 @@ use lightfilter::config::{
     default_data_dir, network_name, parse_network, resolve_network, Config, ConfigArgs,
 };
 use lightfilter::node::{Node, NodeHandle};
+#[cfg(feature = "regtest")]
 use lightfilter::playground::Playground;
+#[cfg(feature = "regtest")]
 use lightfilter::regtest::{PeerLimits, RegtestPeer};
 use lightfilter::tasks;
 use log::{info, warn};
@@ -312,9 +315,11 @@ enum Command {
         words_file: Option<PathBuf>,
     },
     /// Run an embedded regtest peer (miner, mempool, BIP 157 filters) until Ctrl-C.
+    #[cfg(feature = "regtest")]
     #[command(name = "regtest-peer")]
     RegtestPeer(RegtestPeerArgs),
     /// Start a regtest peer and two nodes here, open a channel and pay an invoice.
+    #[cfg(feature = "regtest")]
     #[command(name = "playground")]
     Playground {
         /// Stay up afterwards (mining a block every 10 s) until Ctrl-C, for the CLI.
@@ -362,6 +367,7 @@ struct DaemonArgs {
     restore_from: Option<PathBuf>,
 }
 
+#[cfg(feature = "regtest")]
 #[derive(Debug, Args)]
 struct RegtestPeerArgs {
     /// Address to accept P2P connections on, as IP:PORT (port 0 picks a free one).
@@ -409,10 +415,12 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Daemon(args) => run_daemon(cli.network, cli.datadir, args).await,
+            #[cfg(feature = "regtest")]
             Command::RegtestPeer(args) => {
                 init_stderr_logging("info");
                 run_regtest_peer(args).await
             }
+            #[cfg(feature = "regtest")]
             Command::Playground { keep_running } => {
                 init_stderr_logging("warn");
                 tasks::install_fatal_panic_hook();
@@ -712,6 +720,7 @@ async fn wait_for_stop(node: &Node) {
 // ---------------------------------------------------------------------------------------------
 // regtest peer and playground
 
+#[cfg(feature = "regtest")]
 async fn run_regtest_peer(args: RegtestPeerArgs) -> anyhow::Result<()> {
     let limits = PeerLimits {
         max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
@@ -737,6 +746,7 @@ async fn run_regtest_peer(args: RegtestPeerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "regtest")]
 async fn run_playground(keep_running: bool) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut say = |line: &str| {
@@ -1244,17 +1254,21 @@ async fn run_command(
             let human = format!("failed held payment {} back\n", cancelled.payment_hash);
             Ok(Reply::new(&cancelled, human))
         }
-        Command::Daemon(_)
-        | Command::RegtestPeer(_)
-        | Command::Playground { .. }
-        | Command::Completions { .. } => Err(Failure(ErrorDetail {
-            code: "invalid_input".into(),
-            message: "not a client command".into(),
-        })),
+        Command::Daemon(_) | Command::Completions { .. } => Err(not_a_client_command()),
+        #[cfg(feature = "regtest")]
+        Command::RegtestPeer(_) | Command::Playground { .. } => Err(not_a_client_command()),
     }
 }
 
 /// The HTTP timeout of a payment call: the payment's own timeout plus slack.
+/// The failure of a command that runs here rather than in the daemon.
+fn not_a_client_command() -> Failure {
+    Failure(ErrorDetail {
+        code: "invalid_input".into(),
+        message: "not a client command".into(),
+    })
+}
+
 fn payment_call_timeout(timeout_secs: u64) -> Duration {
     Duration::from_secs(timeout_secs.saturating_add(30))
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bitcoin::{Amount, FeeRate, ScriptBuf, Transaction, Txid};
 use harness::*;
 use lightfilter::chain::broadcaster::BURIAL_DEPTH;
-use lightfilter::chain::source::FetchPurpose;
+use lightfilter::chain::fetcher::FetchPurpose;
 use lightfilter::chain::{ChainSource, WatchSet};
 use lightfilter::regtest::RegtestPeer;
 use lightning::chain::chaininterface::{ConfirmationTarget, FeeEstimator};

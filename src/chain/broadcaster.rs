@@ -39,7 +39,7 @@ use super::db::ChainDb;
 use super::engine::Engine;
 use super::error::StoreError;
 use super::header_store::HeaderStore;
-use super::source::ChainNotification;
+use super::notifications::{ChainNotification, Shutdown};
 
 /// How long a peer has to ask for an announced transaction before the next one goes out, when
 /// it is offered again.
@@ -731,7 +731,7 @@ impl Broadcaster {
         }
     }
 
-    /// Hands transactions to peers until `notifications` close: new ones at once, all
+    /// Hands transactions to peers until `shutdown` fires: new ones at once, all
     /// unconfirmed ones again on each new tip (after checking that the blocks which confirmed
     /// others are still on the active chain) and peer connection. Submissions run in a
     /// separate task so that a peer slow to ask for a transaction (or one that already has it
@@ -739,6 +739,7 @@ impl Broadcaster {
     pub async fn run(
         self: Arc<Self>,
         mut notifications: tokio::sync::broadcast::Receiver<ChainNotification>,
+        mut shutdown: Shutdown,
     ) {
         let resending = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut not_taken_check = tokio::time::interval(NOT_TAKEN_CHECK_INTERVAL);
@@ -761,6 +762,7 @@ impl Broadcaster {
                     Ok(ChainNotification::PeerConnected) => true,
                     Err(RecvError::Closed) => break,
                 },
+                () = shutdown.fired() => break,
             };
             if self.engine.is_shut_down() {
                 break;

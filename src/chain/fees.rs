@@ -56,7 +56,8 @@ use log::{debug, info};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{watch, Notify};
 
-use super::source::{ChainNotification, ChainSource, FetchPurpose};
+use super::fetcher::{BlockFetcher, FetchPurpose};
+use super::notifications::ChainNotification;
 
 /// No estimate is ever above this, in sat/kw (1,000 sat/vB, far above any fee paid on mainnet
 /// so far): whatever blocks or peers report, the node does not pay more.
@@ -571,11 +572,12 @@ impl FeeEstimator for FeeEstimates {
     }
 }
 
-/// Feeds `estimates` from `chain` until the chain source's notifications end: samples every
-/// block downloaded for the listeners, downloads the tip when a sample is due (see the module
+/// Feeds `estimates` from `chain` until the chain source shuts down: samples every block
+/// downloaded for the listeners, downloads the tip when a sample is due (see the module
 /// documentation), and refreshes the peers' feefilter.
-pub async fn run_sampler(chain: Arc<ChainSource>, estimates: Arc<FeeEstimates>) {
+pub async fn run_sampler(chain: Arc<BlockFetcher>, estimates: Arc<FeeEstimates>) {
     let mut notifications = chain.subscribe();
+    let mut shutdown = chain.shutdown_signal();
     let mut refresh = tokio::time::interval(FEEFILTER_REFRESH);
     loop {
         tokio::select! {
@@ -605,6 +607,7 @@ pub async fn run_sampler(chain: Arc<ChainSource>, estimates: Arc<FeeEstimates>) 
                     estimates.set_peers_min_feerate(rate);
                 }
             }
+            () = shutdown.fired() => break,
         }
         if chain.engine().is_shut_down() {
             break;
@@ -615,7 +618,7 @@ pub async fn run_sampler(chain: Arc<ChainSource>, estimates: Arc<FeeEstimates>) 
 
 /// Downloads the block `hash` as a fee sample; it is sampled through the `BlockFetched`
 /// notification that every verified download sends.
-async fn sample_tip(chain: &ChainSource, hash: bitcoin::BlockHash) {
+async fn sample_tip(chain: &BlockFetcher, hash: bitcoin::BlockHash) {
     if let Err(err) = chain
         .fetch_verified_block(hash, FetchPurpose::FeeSample)
         .await

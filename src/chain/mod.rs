@@ -2,26 +2,38 @@
 //!
 //! An embedded BIP 157/158 client (the `bip157` crate, wrapped by [`engine`]) downloads
 //! headers and filters from Bitcoin P2P peers; [`tracker`] stores them ([`header_store`],
-//! [`filter_store`]) and keeps the verified tip; [`source::ChainSource`] serves LDK's
-//! `BlockSource`, delivering only blocks whose filters match the [`watch_set`] in full
-//! (filters are checked as they arrive, [`filter_checks`], and matching blocks fetched ahead
-//! of the listeners, [`prefetch`]); [`listener::ChainListener`] fans blocks out to the wallet and the LDK listeners;
-//! [`sync`] drives them with `synchronize_listeners` and `SpvClient`. The
-//! [`broadcaster`] and [`fees`] modules give LDK its broadcaster and fee estimator without any
-//! server. This is the only module that names the `bip157` crate.
+//! [`filter_store`]) and keeps the verified tip. [`source::ChainSource`] serves LDK's
+//! `BlockSource`, delivering only blocks whose filters match the [`watch_set`] in full: every
+//! filter check and re-check is in [`filter_checks`], every block download and verification in
+//! [`fetcher`], and matching blocks are fetched ahead of the listeners by [`prefetch`].
+//! [`listener::ChainListener`] fans blocks out to the wallet and the LDK listeners; [`sync`]
+//! drives them with `synchronize_listeners` and `SpvClient`. The [`broadcaster`] and [`fees`]
+//! modules give LDK its broadcaster and fee estimator without any server; they, the
+//! prefetcher and the fetcher hear of new tips, blocks, peers and the shutdown through
+//! [`notifications`]. This is the only module that names the `bip157` crate.
+//!
+//! Modules depend downwards only: `source` (and `sync` on it) uses `engine_host`, `prefetch`,
+//! `fees`, `broadcaster` and `filter_checks`; those use `fetcher`, which uses `notifications`,
+//! `engine` and `tracker`; nothing imports `source` back.
 
-pub mod block_hash_map;
 pub mod broadcaster;
 pub mod checkpoints;
+pub mod config;
 pub mod db;
 pub mod engine;
+mod engine_host;
 pub mod error;
 pub mod fees;
+pub mod fetcher;
 pub mod filter_checks;
 pub mod filter_store;
 pub mod header_store;
+#[cfg(test)]
+mod layers_tests;
 pub mod listener;
+pub mod notifications;
 pub mod prefetch;
+pub mod recent_blocks;
 pub mod source;
 pub mod sync;
 pub mod tracker;
@@ -31,9 +43,12 @@ pub mod watch_set;
 
 pub use broadcaster::Broadcaster;
 pub use checkpoints::Checkpoint;
+pub use config::ChainConfig;
 pub use engine::PeerAddress;
 pub use error::{FetchError, StoreError};
 pub use fees::{FeeEstimates, FeeOverrides};
+pub use fetcher::{BlockFetcher, DownloadCounts};
 pub use listener::{ChainListener, SharedListen};
-pub use source::{ChainConfig, ChainNotification, ChainSource, DownloadCounts, SyncStatus};
+pub use notifications::ChainNotification;
+pub use source::{ChainSource, SyncStatus};
 pub use watch_set::WatchSet;

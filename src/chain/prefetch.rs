@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex};
 
 use bitcoin::{Block, BlockHash};
 use log::debug;
-use tokio::sync::{broadcast, mpsc, OnceCell};
+use tokio::sync::{mpsc, OnceCell};
 use tokio::task::JoinSet;
 
-use super::source::{ChainSource, FetchPurpose};
+use super::fetcher::{BlockFetcher, FetchPurpose};
 
 /// Most blocks requested ahead and not yet taken by a listener. A mainnet block takes up to
 /// a few MB in memory; hiding the wait for the next matching block needs only one or two.
@@ -100,23 +100,22 @@ impl Prefetcher {
     }
 }
 
-/// Downloads the blocks requested ahead, several at once, each verified like any block for
-/// the listeners, until the chain source shuts down.
+/// Downloads the blocks requested ahead through `fetcher`, several at once, each verified
+/// like any block for the listeners, until the chain source shuts down.
 pub async fn run_fetcher(
-    source: Arc<ChainSource>,
+    fetcher: Arc<BlockFetcher>,
     mut requests: mpsc::UnboundedReceiver<FetchRequest>,
 ) {
-    // Shutting down sends a notification, which wakes this loop to notice it.
-    let mut notifications = source.subscribe();
+    let mut shutdown = fetcher.shutdown_signal();
     let mut fetches = JoinSet::new();
     loop {
         tokio::select! {
             request = requests.recv() => {
                 let Some(FetchRequest { hash, slot }) = request else { break };
-                let source = source.clone();
+                let fetcher = fetcher.clone();
                 fetches.spawn(async move {
                     slot.get_or_init(|| async {
-                        match source.fetch_verified_block(hash, FetchPurpose::Listeners).await {
+                        match fetcher.fetch_verified_block(hash, FetchPurpose::Listeners).await {
                             Ok(block) => Some(block),
                             Err(err) => {
                                 debug!("could not fetch block {hash} ahead of the listeners: {err}");
@@ -128,14 +127,7 @@ pub async fn run_fetcher(
                 });
             }
             Some(_) = fetches.join_next(), if !fetches.is_empty() => {}
-            notification = notifications.recv() => {
-                if let Err(broadcast::error::RecvError::Closed) = notification {
-                    break;
-                }
-            }
-        }
-        if source.engine().is_shut_down() {
-            break;
+            () = shutdown.fired() => break,
         }
     }
 }
@@ -143,7 +135,7 @@ pub async fn run_fetcher(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chain::block_hash_map::numbered_hash as hash;
+    use crate::chain::recent_blocks::numbered_hash as hash;
     use bitcoin::Network;
 
     /// Number of blocks requested ahead and not taken.

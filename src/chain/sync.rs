@@ -2,7 +2,6 @@
 //! stale fork, possibly far behind) to the verified tip at start-up, then following the tip
 //! with LDK's `SpvClient` on every new verified block and at least every few seconds.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use lightning_block_sync::{BlockSourceError, Cache, SpvClient};
 use log::{debug, info, warn};
 use tokio::sync::watch;
 
-use super::block_hash_map::BlockHashMap;
+use super::recent_blocks::RecentBlocks;
 use super::source::ChainSource;
 
 /// The tip is polled at least this often even without new-block notifications.
@@ -25,31 +24,26 @@ const PRUNE_EVERY_BLOCKS: u32 = 144;
 
 /// A bounded header cache for `SpvClient`: recent headers only, so memory stays flat however
 /// long the chain; anything older is looked up in the header store.
-#[derive(Debug, Default)]
-pub struct RecentHeaderCache {
-    headers: BlockHashMap<ValidatedBlockHeader>,
-    order: VecDeque<BlockHash>,
+#[derive(Debug)]
+pub struct RecentHeaderCache(RecentBlocks<ValidatedBlockHeader>);
+
+impl Default for RecentHeaderCache {
+    fn default() -> Self {
+        Self(RecentBlocks::new(CACHED_HEADERS, usize::MAX))
+    }
 }
 
 impl Cache for RecentHeaderCache {
     fn look_up(&self, block_hash: &BlockHash) -> Option<&ValidatedBlockHeader> {
-        self.headers.get(block_hash)
+        self.0.get_ref(block_hash)
     }
 
     fn block_connected(&mut self, block_hash: BlockHash, block_header: ValidatedBlockHeader) {
-        if self.headers.insert(block_hash, block_header).is_none() {
-            self.order.push_back(block_hash);
-        }
-        while self.order.len() > CACHED_HEADERS {
-            if let Some(old) = self.order.pop_front() {
-                self.headers.remove(&old);
-            }
-        }
+        self.0.insert(block_hash, block_header, 0);
     }
 
     fn block_disconnected(&mut self, block_hash: &BlockHash) -> Option<ValidatedBlockHeader> {
-        self.order.retain(|hash| hash != block_hash);
-        self.headers.remove(block_hash)
+        self.0.remove(block_hash)
     }
 }
 

@@ -17,7 +17,6 @@ use log::{debug, info, warn};
 use rusqlite::Connection;
 use tokio::sync::watch;
 
-use super::block_hash_map::RecentBlocks;
 use super::checkpoints::Checkpoint;
 use super::db::ChainDb;
 use super::error::StoreError;
@@ -25,6 +24,7 @@ use super::filter_store::{self, FilterStore, FilterWriter, FILTERS_KEPT_BELOW_CO
 use super::header_store::{
     self, HeaderChange, HeaderStore, HeaderWriter, StoredHeader, STALE_HEADERS_KEPT,
 };
+use super::recent_blocks::RecentBlocks;
 
 /// How many blocks below the verified tip an engine restart starts from, so that a reorg that
 /// happened while the engine was down (up to this deep) is still found.

@@ -2,57 +2,20 @@
 //!
 //! LDK registers funding outputs and the outputs of its channels through
 //! [`lightning::chain::Filter`]; the wallet registers its addresses. A block whose filter
-//! matches any watched script is delivered in full. Scripts are append-only and numbered, so a
-//! block checked at one generation can later be checked against just the scripts added since.
+//! matches any watched script is delivered in full (the checks are in `filter_checks`). Scripts
+//! are append-only and numbered, so a block checked at one generation can later be checked
+//! against just the scripts added since.
 //! Everything lives in memory: registration never blocks on I/O.
 
 use std::collections::HashSet;
 use std::sync::RwLock;
 
-use bitcoin::bip158::BlockFilter;
-use bitcoin::{BlockHash, OutPoint, Script, ScriptBuf, Transaction, Txid, VarInt};
+use bitcoin::{OutPoint, Script, ScriptBuf, Transaction, Txid};
 use lightning::chain::{Filter, WatchedOutput};
 
 /// Number of scripts ever added: a block checked at generation `g` has been checked against the
 /// first `g` scripts.
 pub type Generation = usize;
-
-/// Bits each element of a basic filter takes at least: a unary quotient of one bit or more and
-/// a remainder of BIP 158's P = 19 bits.
-const MIN_BITS_PER_ELEMENT: u64 = 20;
-
-/// Why a filter's contents cannot be read. A filter is only as honest as the filter headers
-/// it was checked against, and those may come from a single lying peer.
-#[derive(Debug, thiserror::Error)]
-pub enum UnreadableFilter {
-    /// The filter does not start with a well-formed element count.
-    #[error("the filter does not start with an element count")]
-    NoElementCount,
-    /// The element count promises more elements than the filter's bytes can hold.
-    #[error("the filter claims {claimed} elements in {bytes} bytes")]
-    TooManyElements {
-        /// The element count the filter starts with.
-        claimed: u64,
-        /// The bytes after the count.
-        bytes: usize,
-    },
-    /// The elements cannot be decoded.
-    #[error("the filter's elements cannot be decoded: {0}")]
-    Undecodable(#[from] bitcoin::bip158::Error),
-}
-
-/// Checks that `content` starts with an element count its remaining bytes can hold. The
-/// decoder reads a missing count as zero elements (a silent miss) and multiplies the count
-/// without a bound, so neither reaches it.
-fn check_element_count(content: &[u8]) -> Result<(), UnreadableFilter> {
-    let (VarInt(claimed), count_len) = bitcoin::consensus::encode::deserialize_partial(content)
-        .map_err(|_| UnreadableFilter::NoElementCount)?;
-    let bytes = content.len() - count_len;
-    if claimed > bytes as u64 * 8 / MIN_BITS_PER_ELEMENT {
-        return Err(UnreadableFilter::TooManyElements { claimed, bytes });
-    }
-    Ok(())
-}
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -101,33 +64,16 @@ impl WatchSet {
         self.read().outpoints.contains(outpoint)
     }
 
-    /// Checks `filter` of block `block_hash` against the scripts added from generation `since`
-    /// on. Returns whether any matched and the generation checked up to; a filter that cannot
-    /// be read is an error, never a miss.
-    pub fn filter_matches_since(
+    /// Runs `f` on the scripts added from generation `since` on, and returns what it returned
+    /// with the generation they reach. Registrations wait while `f` runs.
+    pub fn with_scripts_since<R>(
         &self,
-        filter: &BlockFilter,
-        block_hash: &BlockHash,
         since: Generation,
-    ) -> Result<(bool, Generation), UnreadableFilter> {
+        f: impl FnOnce(&[ScriptBuf]) -> R,
+    ) -> (R, Generation) {
         let inner = self.read();
         let generation = inner.scripts.len();
-        let new_scripts = &inner.scripts[since.min(generation)..];
-        if new_scripts.is_empty() {
-            return Ok((false, generation));
-        }
-        check_element_count(&filter.content)?;
-        let matched = filter.match_any(block_hash, new_scripts.iter().map(|s| s.as_bytes()))?;
-        Ok((matched, generation))
-    }
-
-    /// Checks `filter` of block `block_hash` against every watched script.
-    pub fn filter_matches(
-        &self,
-        filter: &BlockFilter,
-        block_hash: &BlockHash,
-    ) -> Result<(bool, Generation), UnreadableFilter> {
-        self.filter_matches_since(filter, block_hash, 0)
+        (f(&inner.scripts[since.min(generation)..]), generation)
     }
 
     /// Whether `tx` pays a watched script, spends a watched outpoint or is a watched txid.
@@ -185,22 +131,9 @@ impl Filter for WatchSet {
 mod tests {
     use super::*;
     use bitcoin::hashes::Hash;
-    use bitcoin::{Amount, TxOut};
 
     fn script(byte: u8) -> ScriptBuf {
         ScriptBuf::new_p2wsh(&bitcoin::WScriptHash::from_byte_array([byte; 32]))
-    }
-
-    fn block_paying(scripts: &[ScriptBuf]) -> bitcoin::Block {
-        let mut block = bitcoin::constants::genesis_block(bitcoin::Network::Regtest);
-        block.txdata[0].output = scripts
-            .iter()
-            .map(|s| TxOut {
-                value: Amount::from_sat(1),
-                script_pubkey: s.clone(),
-            })
-            .collect();
-        block
     }
 
     #[test]
@@ -212,49 +145,10 @@ mod tests {
         );
         assert_eq!(set.add_scripts([script(2).as_script()]), 0);
         assert_eq!(set.generation(), 2);
-    }
-
-    #[test]
-    fn filter_match_since_checks_only_newer_scripts() {
-        let block = block_paying(&[script(7)]);
-        let filter = BlockFilter::new_script_filter(&block, |_| {
-            Err::<ScriptBuf, _>(bitcoin::bip158::Error::UtxoMissing(OutPoint::null()))
-        })
-        .expect("coinbase-only block needs no prevouts");
-        let hash = block.block_hash();
-        let set = WatchSet::new();
-        set.add_scripts([script(1).as_script()]);
-        assert_eq!(set.filter_matches(&filter, &hash).unwrap(), (false, 1));
-        set.add_scripts([script(7).as_script()]);
         assert_eq!(
-            set.filter_matches_since(&filter, &hash, 1).unwrap(),
-            (true, 2)
+            set.with_scripts_since(1, |new| new.to_vec()),
+            (vec![script(2)], 2)
         );
-        assert_eq!(
-            set.filter_matches_since(&filter, &hash, 2).unwrap(),
-            (false, 2)
-        );
-    }
-
-    #[test]
-    fn a_filter_that_cannot_be_decoded_is_an_error_not_a_miss() {
-        let hash = bitcoin::constants::genesis_block(bitcoin::Network::Regtest).block_hash();
-        let set = WatchSet::new();
-        set.add_scripts([script(1).as_script()]);
-        for (content, what) in [
-            (vec![], "no element count"),
-            (vec![0xfd, 0x01], "a truncated element count"),
-            (vec![0xfd, 0xff, 0xff], "65,535 elements and no bits"),
-            (vec![0xff; 9], "2^64 - 1 elements"),
-        ] {
-            let filter = BlockFilter::new(&content);
-            let checked = std::panic::catch_unwind(|| set.filter_matches(&filter, &hash));
-            assert!(
-                matches!(checked, Ok(Err(_))),
-                "a filter with {what} is reported unreadable: {checked:?}"
-            );
-        }
-        let empty = BlockFilter::new(&[0x00]);
-        assert_eq!(set.filter_matches(&empty, &hash).unwrap(), (false, 1));
+        assert_eq!(set.with_scripts_since(5, |new| new.len()), (0, 2));
     }
 }

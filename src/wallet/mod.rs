@@ -7,10 +7,10 @@
 //! otherwise), it hands the scripts it watches to a [`ScriptRegistry`], and it broadcasts and
 //! estimates fees through LDK's interfaces.
 
-mod chain;
 mod error;
 mod keys;
 mod ldk;
+mod listen;
 mod registry;
 mod spend;
 mod state;

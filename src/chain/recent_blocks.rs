@@ -1,5 +1,5 @@
-//! Maps keyed by block hash, for the caches the listeners touch several times per block, and
-//! the bounded record of recent blocks those caches are built on.
+//! Bounded records of recent blocks ([`RecentBlocks`]: the tracker's header and filter caches,
+//! the filter-check outcomes, the listeners' header cache), on maps keyed by block hash.
 //!
 //! A block hash is already a uniformly distributed digest, so its leading bytes serve as the
 //! map's hash. The standard maps would run SipHash over all 32 bytes on every insert, look-up
@@ -65,7 +65,21 @@ impl<V: Clone> RecentBlocks<V> {
 
     /// The entry of block `hash`.
     pub fn get(&self, hash: &BlockHash) -> Option<V> {
-        self.entries.get(hash).map(|(value, _)| value.clone())
+        self.get_ref(hash).cloned()
+    }
+
+    /// The entry of block `hash`, borrowed.
+    pub fn get_ref(&self, hash: &BlockHash) -> Option<&V> {
+        self.entries.get(hash).map(|(value, _)| value)
+    }
+
+    /// Removes the entry of block `hash` and returns it. This walks the eviction order, so it
+    /// is meant for small records or rare removals.
+    pub fn remove(&mut self, hash: &BlockHash) -> Option<V> {
+        let (value, size) = self.entries.remove(hash)?;
+        self.bytes -= size;
+        self.order.retain(|kept| kept != hash);
+        Some(value)
     }
 
     /// Sets the entry of block `hash`, counted as `size` bytes, and evicts the oldest entries
@@ -112,5 +126,46 @@ mod tests {
         assert_eq!(map.len(), 2);
         assert_eq!(map.get(&BlockHash::all_zeros()), Some(&"zeros"));
         assert_eq!(map.get(&BlockHash::from_byte_array(late)), Some(&"late"));
+    }
+
+    #[test]
+    fn the_oldest_entries_go_first_and_a_removed_one_leaves_the_order() {
+        let mut recent = RecentBlocks::new(3, usize::MAX);
+        for i in 0..3 {
+            recent.insert(numbered_hash(i), i, 0);
+        }
+        assert_eq!(recent.remove(&numbered_hash(1)), Some(1));
+        assert_eq!(recent.remove(&numbered_hash(1)), None);
+        recent.insert(numbered_hash(3), 3, 0);
+        recent.insert(numbered_hash(1), 1, 0);
+        assert_eq!(recent.get(&numbered_hash(0)), None, "the oldest went");
+        for i in 1..4 {
+            assert_eq!(
+                recent.get_ref(&numbered_hash(i)),
+                Some(&i),
+                "block {i} kept"
+            );
+        }
+    }
+
+    #[test]
+    fn entries_go_once_over_the_byte_budget() {
+        let mut recent = RecentBlocks::new(10, 100);
+        recent.insert(numbered_hash(0), 'a', 60);
+        recent.insert(numbered_hash(1), 'b', 30);
+        recent.insert(numbered_hash(0), 'c', 50);
+        assert_eq!(
+            recent.get(&numbered_hash(0)),
+            Some('c'),
+            "replaced in place"
+        );
+        recent.insert(numbered_hash(2), 'd', 30);
+        assert_eq!(
+            recent.get(&numbered_hash(0)),
+            None,
+            "oldest evicted for bytes"
+        );
+        assert_eq!(recent.get(&numbered_hash(1)), Some('b'));
+        assert_eq!(recent.get(&numbered_hash(2)), Some('d'));
     }
 }

@@ -1,0 +1,223 @@
+//! The engine's view of the chain source ([`Host`]): where the engine starts, and what is
+//! done with what it learns. Headers and filters are stored by the tracker; the filters of
+//! blocks the listeners have yet to reach are checked as they are stored, before their blocks
+//! count as verified, and matching blocks are requested ahead of the listeners; the engine is
+//! restarted when what it sends cannot be stored or leaves filters missing.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bitcoin::BlockHash;
+use log::{error, warn};
+
+use super::engine::{Engine, EngineHost};
+use super::fetcher::BlockFetcher;
+use super::filter_checks::FilterChecks;
+use super::header_store::HeaderChange;
+use super::listener::ChainListener;
+use super::notifications::ChainNotification;
+use super::prefetch::Prefetcher;
+use super::tracker::{
+    ChainTracker, EngineEvent, StartPoint, StoredFilter, TrackedHeights, RESTART_DEPTH,
+};
+
+/// Payload bytes of one header in a `headers` message (80 and a transaction count).
+const HEADER_BYTES: u64 = 81;
+/// Payload bytes that come with each filter besides its content: its filter header in
+/// `cfheaders`, and the filter type and block hash in `cfilter`.
+const FILTER_OVERHEAD_BYTES: u64 = 32 + 1 + 32;
+
+/// Payload bytes the engine received from peers to report `events`.
+fn bytes_of(events: &[EngineEvent]) -> u64 {
+    events
+        .iter()
+        .map(|event| match event {
+            EngineEvent::Header(HeaderChange::Connected { .. } | HeaderChange::Fork { .. }) => {
+                HEADER_BYTES
+            }
+            EngineEvent::Header(HeaderChange::Reorganized { accepted, .. }) => {
+                HEADER_BYTES * accepted.len() as u64
+            }
+            EngineEvent::Filter { content, .. } => content.len() as u64 + FILTER_OVERHEAD_BYTES,
+            EngineEvent::Synced { .. } => 0,
+        })
+        .sum()
+}
+
+/// [`Host::listeners_floor`] before any is given.
+const NO_FLOOR: u32 = u32::MAX;
+
+/// The engine's view of the rest of the chain source.
+pub struct Host {
+    tracker: Arc<ChainTracker>,
+    fetcher: Arc<BlockFetcher>,
+    listener: Arc<ChainListener>,
+    checks: Arc<FilterChecks>,
+    prefetcher: Arc<Prefetcher>,
+    /// Where the lowest listener stands before the listeners are synchronised
+    /// (`ChainSource::cover_listeners_from`); [`NO_FLOOR`] if not given.
+    listeners_floor: AtomicU32,
+    /// How far below the verified tip the engine starts: [`RESTART_DEPTH`], doubled each time
+    /// a peer's chain forked below the engine's start, until a sync completes.
+    restart_depth: AtomicU32,
+    /// The verified tip when the engine was last restarted to fill a gap in the filters of
+    /// the active chain: a second restart for the same gap would only repeat the first.
+    gap_restart_at: Mutex<Option<Option<(u32, BlockHash)>>>,
+    engine: Arc<Engine>,
+}
+
+impl Host {
+    /// The engine's view of a chain source made of these parts.
+    pub fn new(
+        tracker: Arc<ChainTracker>,
+        fetcher: Arc<BlockFetcher>,
+        listener: Arc<ChainListener>,
+        checks: Arc<FilterChecks>,
+        prefetcher: Arc<Prefetcher>,
+    ) -> Self {
+        Self {
+            engine: fetcher.engine().clone(),
+            tracker,
+            fetcher,
+            listener,
+            checks,
+            prefetcher,
+            listeners_floor: AtomicU32::new(NO_FLOOR),
+            restart_depth: AtomicU32::new(RESTART_DEPTH),
+            gap_restart_at: Mutex::new(None),
+        }
+    }
+
+    /// Sets where the lowest listener stands before the listeners are synchronised: the
+    /// engine starts below it.
+    pub fn set_listeners_floor(&self, height: u32) {
+        self.listeners_floor.store(height, Ordering::SeqCst);
+    }
+
+    /// Checks the filters a batch stored for blocks the listeners have yet to reach, and
+    /// requests the matching blocks ahead of them.
+    fn check_ahead(&self, stored: &[StoredFilter<'_>], listeners_at: Option<u32>) {
+        for filter in self.checks.check_arriving(stored, listeners_at) {
+            self.prefetcher
+                .request(filter.hash, filter.height, listeners_at);
+        }
+    }
+}
+
+impl EngineHost for Host {
+    fn start_point(&self) -> Result<StartPoint, String> {
+        // Once synchronised the listeners move together; before that, the lowest saved
+        // position counts. The engine starts one block below it: it cannot fetch the block it
+        // starts from, and a re-delivery fetches the listeners' own block again.
+        let floor = self.listeners_floor.load(Ordering::SeqCst);
+        let listeners_at = self
+            .listener
+            .tip()
+            .map(|tip| tip.height)
+            .or((floor != NO_FLOOR).then_some(floor))
+            .map(|height| height.saturating_sub(1));
+        self.tracker
+            .start_point_at_depth(listeners_at, self.restart_depth.load(Ordering::SeqCst))
+            .map_err(|err| format!("cannot read the stored chain: {err}"))
+    }
+
+    fn may_restart_from_tip(&self) -> bool {
+        // The engine serves blocks of its own chain only: a restart near the tip must not
+        // leave behind listeners that still need older blocks.
+        let verified = self.tracker.heights().verified_tip.map_or(0, |(h, _)| h);
+        self.listener
+            .tip()
+            .is_some_and(|tip| tip.height + RESTART_DEPTH >= verified)
+    }
+
+    fn apply(&self, events: Vec<EngineEvent>) {
+        self.fetcher.count_received(bytes_of(&events));
+        let before = self.tracker.heights();
+        let listeners_at = self.listener.tip().map(|tip| tip.height);
+        if let Some(height) = listeners_at {
+            self.tracker.note_listeners_at(height);
+        }
+        let applied = self
+            .tracker
+            .apply(&events, |stored| self.check_ahead(stored, listeners_at));
+        if let Err(err) = applied {
+            // The engine moved on as if the batch were stored; what it sends next would not
+            // connect. It starts again from what is stored.
+            error!(
+                "could not store what the compact-filter engine learned: {err}; restarting it \
+                 from the stored chain"
+            );
+            self.engine
+                .restart_after_failure(format!("storing what it learned failed: {err}"));
+            return;
+        }
+        let after = self.tracker.heights();
+        if after.engine_synced {
+            self.restart_depth.store(RESTART_DEPTH, Ordering::SeqCst);
+        }
+        self.restart_if_filters_are_missing(&events, &after);
+        // A tip is news when it moves, and again when the engine declares itself synced at it
+        // (samplers wait for that).
+        let became_synced = after.engine_synced && !before.engine_synced;
+        if after.verified_tip != before.verified_tip || became_synced {
+            if let Some((height, hash)) = after.verified_tip {
+                self.fetcher
+                    .notify(ChainNotification::NewTip { height, hash });
+            }
+        }
+    }
+
+    fn peer_connected(&self) {
+        self.fetcher.notify(ChainNotification::PeerConnected);
+    }
+
+    fn engine_stopped(&self) {
+        self.tracker.engine_restarting();
+    }
+
+    fn headers_did_not_connect(&self) {
+        let depth = self.restart_depth.load(Ordering::SeqCst);
+        let deeper = depth.saturating_mul(2);
+        self.restart_depth.store(deeper, Ordering::SeqCst);
+        self.engine.restart(format!(
+            "a peer's chain forks more than {depth} blocks below the verified tip; starting \
+             {deeper} blocks below it"
+        ));
+    }
+}
+
+impl Host {
+    /// Restarts the engine when it reports its filters synced to the header tip while the
+    /// verified tip stays below: filters of active blocks are missing that it will not send
+    /// again (a branch that became active again after its filters were replaced by another
+    /// branch's). A fresh run fetches every filter above its start point.
+    fn restart_if_filters_are_missing(&self, events: &[EngineEvent], after: &TrackedHeights) {
+        let synced = events.iter().rev().find_map(|event| match event {
+            EngineEvent::Synced { height, hash } => Some((*height, *hash)),
+            _ => None,
+        });
+        let Some(synced) = synced else {
+            return;
+        };
+        if after.verified_tip == Some(synced) || after.header_tip != Some(synced) {
+            return;
+        }
+        let verified = after.verified_tip.map_or(0, |(height, _)| height);
+        let mut restarted_at = self
+            .gap_restart_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if *restarted_at == Some(after.verified_tip) {
+            warn!(
+                "filters of the active chain above height {verified} are still missing after a \
+                 restart of the compact-filter engine"
+            );
+            return;
+        }
+        *restarted_at = Some(after.verified_tip);
+        self.engine.restart(format!(
+            "it reports filters synced to height {} but those above {verified} are missing",
+            synced.0
+        ));
+    }
+}
