@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use bitcoin::{Amount, OutPoint, Txid};
+use bitcoin::{Amount, OutPoint};
 use cli_support::*;
 use serde_json::Value;
 
@@ -107,24 +107,6 @@ fn wait_usable(nodes: [&Daemon; 2], channel_id: &str) {
                 .is_some_and(|channel| channel["usable"] == true)
         });
     }
-}
-
-/// The channel's funding output.
-fn funding_outpoint(chain: &Chain, node: &Daemon, channel_id: &str, sats: u64) -> OutPoint {
-    let funding: Txid = node.channel(channel_id).unwrap()["funding_txid"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    (0..2)
-        .map(|vout| OutPoint::new(funding, vout))
-        .find(|outpoint| {
-            chain
-                .peer
-                .utxo(outpoint)
-                .is_some_and(|o| o.value.to_sat() == sats)
-        })
-        .expect("the funding output is unspent")
 }
 
 /// Neither a block nor the mempool holds a spend of `funding`: nobody closed the channel.

@@ -16,7 +16,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bitcoin::{Amount, OutPoint, Txid};
+use bitcoin::{Amount, OutPoint};
 use cli_support::*;
 use serde_json::Value;
 
@@ -97,24 +97,6 @@ fn invoices(payee: &Daemon, n: usize) -> Vec<(String, String)> {
             )
         })
         .collect()
-}
-
-/// The channel's funding output.
-fn funding_outpoint(chain: &Chain, node: &Daemon, channel_id: &str, sats: u64) -> OutPoint {
-    let funding: Txid = node.channel(channel_id).unwrap()["funding_txid"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    (0..2)
-        .map(|vout| OutPoint::new(funding, vout))
-        .find(|outpoint| {
-            chain
-                .peer
-                .utxo(outpoint)
-                .is_some_and(|o| o.value.to_sat() == sats)
-        })
-        .expect("the funding output is unspent")
 }
 
 /// Payment hash → status of the node's payments with `status`.

@@ -40,17 +40,12 @@ async fn an_idle_node_samples_rarely_and_every_block_while_its_own_transaction_i
     init_logs();
     let peer = start_peer().await;
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    std::fs::write(
-        dir.path().join(lightfilter::config::CONFIG_FILE),
-        format!("ln_listen = \"127.0.0.1:{port}\"\nfee_sample_interval = {IDLE_INTERVAL}\n"),
+    let node = start_node_configured(
+        &peer,
+        dir.path(),
+        &format!("fee_sample_interval = {IDLE_INTERVAL}\n"),
     )
-    .unwrap();
-    let node = start_node(&peer, dir.path()).await;
+    .await;
     fund(&peer, &node, 500_000).await;
     synced(&peer, &node).await;
     let fees = node.chain().fee_estimator().clone();

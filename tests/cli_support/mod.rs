@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use bitcoin::{Address, Amount, FeeRate, Network, ScriptBuf, Txid};
+use bitcoin::{Address, Amount, FeeRate, Network, OutPoint, ScriptBuf, Txid};
 use lightfilter::regtest::RegtestPeer;
 use serde_json::Value;
 
@@ -683,4 +683,22 @@ impl PeerProcess {
     pub fn child(&mut self) -> &mut Child {
         self.child.child()
     }
+}
+
+/// The funding output of `node`'s channel `channel_id` of `sats`; panics if it is spent.
+pub fn funding_outpoint(chain: &Chain, node: &Daemon, channel_id: &str, sats: u64) -> OutPoint {
+    let funding: Txid = node.channel(channel_id).unwrap()["funding_txid"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (0..2)
+        .map(|vout| OutPoint::new(funding, vout))
+        .find(|outpoint| {
+            chain
+                .peer
+                .utxo(outpoint)
+                .is_some_and(|o| o.value.to_sat() == sats)
+        })
+        .expect("the funding output is unspent")
 }

@@ -43,6 +43,11 @@ pub fn config(peer: &RegtestPeer, dir: &Path) -> Config {
 /// Starts a node in `dir`. The first start fixes its Lightning port in the directory's
 /// configuration file, so peers can reconnect to it after a restart.
 pub async fn start_node(peer: &RegtestPeer, dir: &Path) -> Arc<Node> {
+    start_node_configured(peer, dir, "").await
+}
+
+/// Like [`start_node`], with `settings` (TOML lines) added to a new configuration file.
+pub async fn start_node_configured(peer: &RegtestPeer, dir: &Path, settings: &str) -> Arc<Node> {
     let file = dir.join(lightfilter::config::CONFIG_FILE);
     if !file.exists() {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -50,7 +55,11 @@ pub async fn start_node(peer: &RegtestPeer, dir: &Path) -> Arc<Node> {
             .local_addr()
             .unwrap()
             .port();
-        std::fs::write(&file, format!("ln_listen = \"127.0.0.1:{port}\"\n")).unwrap();
+        std::fs::write(
+            &file,
+            format!("ln_listen = \"127.0.0.1:{port}\"\n{settings}"),
+        )
+        .unwrap();
     }
     Node::start(config(peer, dir)).await.expect("node starts")
 }
