@@ -272,7 +272,7 @@ impl Node {
                 claim_from_onchain_tx,
                 ..
             } => {
-                let record = super::forward_store::ForwardRecord {
+                let record = super::info::ForwardInfo {
                     prev_channel_id: prev_channel_id.map(|id| id.to_string()),
                     next_channel_id: next_channel_id.map(|id| id.to_string()),
                     prev_node_id: prev_node_id.map(|id| id.to_string()),
@@ -280,7 +280,7 @@ impl Node {
                     amount_msat: outbound_amount_forwarded_msat,
                     fee_msat: total_fee_earned_msat,
                     claimed_on_chain: claim_from_onchain_tx,
-                    at: super::forward_store::unix_now(),
+                    at: super::payment_store::unix_now(),
                 };
                 if let Err(err) = self.forwards.record(&record) {
                     error!("could not record a forwarded payment: {err}; will retry");

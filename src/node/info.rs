@@ -204,8 +204,8 @@ pub struct TransactionInfo {
     pub confirmations: u32,
 }
 
-/// A forwarded payment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A forwarded payment, as the node stores it (JSON, one record per forward).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ForwardInfo {
     /// The channel it came in on (hex).
     pub prev_channel_id: Option<String>,
