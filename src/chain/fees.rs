@@ -239,8 +239,8 @@ pub struct FeeEstimates {
     sample_wanted: Notify,
     /// A caller of [`FeeEstimates::wait_fresh`] waits for a sample of the tip.
     fresh_wanted: AtomicBool,
-    /// Height of the newest sample, for [`FeeEstimates::wait_fresh`].
-    newest: watch::Sender<Option<u32>>,
+    /// Ticks on every sample, for [`FeeEstimates::wait_fresh`].
+    sampled: watch::Sender<()>,
 }
 
 impl FeeEstimates {
@@ -255,7 +255,7 @@ impl FeeEstimates {
             fee_sensitive: AtomicBool::new(false),
             sample_wanted: Notify::new(),
             fresh_wanted: AtomicBool::new(false),
-            newest: watch::channel(None).0,
+            sampled: watch::channel(()).0,
         };
         estimates.recompute(&Inputs::default());
         estimates
@@ -309,7 +309,7 @@ impl FeeEstimates {
         if self.is_fresh(tip) {
             return true;
         }
-        let mut newest = self.newest.subscribe();
+        let mut sampled = self.sampled.subscribe();
         self.fresh_wanted.store(true, Ordering::Relaxed);
         self.sample_wanted.notify_one();
         let fresh = tokio::time::timeout(timeout, async {
@@ -317,7 +317,7 @@ impl FeeEstimates {
                 if self.is_fresh(tip) {
                     return;
                 }
-                if newest.changed().await.is_err() {
+                if sampled.changed().await.is_err() {
                     std::future::pending::<()>().await;
                 }
             }
@@ -360,9 +360,8 @@ impl FeeEstimates {
         inputs.peers_min_at_sample = inputs.peers_min;
         debug!("fee sample: block at {height} paid {rate} sat/kw on average");
         self.recompute(&inputs);
-        let newest = inputs.newest_sample();
         drop(inputs);
-        self.newest.send_replace(newest);
+        self.sampled.send_replace(());
     }
 
     /// Records the highest feefilter among peers. The targets of the node's own transactions

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lightning::ln::channel_state::ChannelShutdownState;
-use lightning::util::sweep::OutputSpendStatus;
 use log::debug;
 use tokio::sync::watch;
 
@@ -38,17 +37,7 @@ impl Node {
         if !self.chain_monitor.get_claimable_balances(&open).is_empty() {
             return Some("a closed channel's outputs are being claimed");
         }
-        if self
-            .sweeper
-            .tracked_spendable_outputs()
-            .iter()
-            .any(|tracked| {
-                !matches!(
-                    tracked.status,
-                    OutputSpendStatus::PendingThresholdConfirmations { .. }
-                )
-            })
-        {
+        if self.sweeping_sat() > 0 {
             return Some("outputs are being swept");
         }
         if self

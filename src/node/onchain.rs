@@ -72,7 +72,7 @@ impl Node {
 
     /// Outputs the sweeper tracks whose sweeping transaction has not confirmed yet: ours, but
     /// not yet in the wallet (which sees only confirmed transactions of the sweeper).
-    fn sweeping_sat(&self) -> u64 {
+    pub(super) fn sweeping_sat(&self) -> u64 {
         self.sweeper
             .tracked_spendable_outputs()
             .iter()
