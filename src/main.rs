@@ -155,17 +155,7 @@ enum Command {
     Channels,
     /// Create a BOLT11 invoice for an amount in msat, or `any` amount.
     #[command(name = "invoice")]
-    Invoice {
-        /// Amount in msat or with its unit (50sat, 0.001btc), or `any`.
-        #[arg(value_name = "AMOUNT|any")]
-        amount: String,
-        /// Description shown to the payer.
-        #[arg(long, default_value = "")]
-        description: String,
-        /// Seconds until the invoice expires.
-        #[arg(long, value_name = "SECS", default_value_t = 3600)]
-        expiry: u32,
-    },
+    Invoice(InvoiceArgs),
     /// Pay a BOLT11 invoice or a BOLT12 offer.
     #[command(name = "pay")]
     Pay {
@@ -269,15 +259,8 @@ enum Command {
     HoldInvoice {
         /// The payment hash (64 hex digits) of a preimage only you know.
         payment_hash: String,
-        /// Amount in msat or with its unit, or `any`.
-        #[arg(value_name = "AMOUNT|any")]
-        amount: String,
-        /// Description shown to the payer.
-        #[arg(long, default_value = "")]
-        description: String,
-        /// Seconds until the invoice expires.
-        #[arg(long, value_name = "SECS", default_value_t = 3600)]
-        expiry: u32,
+        #[command(flatten)]
+        invoice: InvoiceArgs,
     },
     /// Claim a held payment with its preimage.
     #[command(name = "settleinvoice")]
@@ -326,6 +309,36 @@ enum Command {
         #[arg(long)]
         keep_running: bool,
     },
+}
+
+/// What `invoice` and `holdinvoice` take: the amount, the description and the expiry.
+#[derive(Debug, Args)]
+struct InvoiceArgs {
+    /// Amount in msat or with its unit (50sat, 0.001btc), or `any`.
+    #[arg(value_name = "AMOUNT|any")]
+    amount: String,
+    /// Description shown to the payer.
+    #[arg(long, default_value = "")]
+    description: String,
+    /// Seconds until the invoice expires.
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    expiry: u32,
+}
+
+impl InvoiceArgs {
+    /// The invoice request these arguments describe.
+    fn request(self) -> Result<InvoiceRequest, Failure> {
+        let amount_msat = if self.amount == "any" {
+            None
+        } else {
+            Some(parse::parse_msat("amount", &self.amount)?)
+        };
+        Ok(InvoiceRequest {
+            amount_msat,
+            description: self.description,
+            expiry_secs: self.expiry,
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -1072,23 +1085,13 @@ async fn run_command(
             let channels = call::<Channels>(&client(data_dir)?, &Empty {}).await?;
             Ok(Reply::new(&channels, render::channels(&channels)))
         }
-        Command::Invoice {
-            amount,
-            description,
-            expiry,
-        } => {
-            let amount_msat = if amount == "any" {
-                None
-            } else {
-                Some(parse::parse_msat("amount", &amount)?)
-            };
-            let request = InvoiceRequest {
-                amount_msat,
-                description,
-                expiry_secs: expiry,
-            };
+        Command::Invoice(invoice) => {
+            let request = invoice.request()?;
             let invoice = call::<CreateInvoice>(&client(data_dir)?, &request).await?;
-            Ok(Reply::new(&invoice, render::invoice(&invoice, amount_msat)))
+            Ok(Reply::new(
+                &invoice,
+                render::invoice(&invoice, request.amount_msat),
+            ))
         }
         Command::Pay {
             destination,
@@ -1221,21 +1224,19 @@ async fn run_command(
         }
         Command::HoldInvoice {
             payment_hash,
-            amount,
-            description,
-            expiry,
+            invoice,
         } => {
             parse::parse_hash("payment hash", &payment_hash)?;
-            let amount_msat = if amount == "any" {
-                None
-            } else {
-                Some(parse::parse_msat("amount", &amount)?)
-            };
+            let InvoiceRequest {
+                amount_msat,
+                description,
+                expiry_secs,
+            } = invoice.request()?;
             let request = HoldInvoiceRequest {
                 payment_hash,
                 amount_msat,
                 description,
-                expiry_secs: expiry,
+                expiry_secs,
             };
             let invoice = call::<HoldInvoice>(&client(data_dir)?, &request).await?;
             Ok(Reply::new(&invoice, render::invoice(&invoice, amount_msat)))
