@@ -10,6 +10,8 @@
 //! - [`chain`]: the compact-filter chain source behind LDK's `BlockSource`, `Filter`,
 //!   broadcaster and fee estimator.
 //! - [`config`]: node configuration from file, flags and environment.
+//! - [`daemon`]: one node run as a daemon: data directory, control API, node start, a stop
+//!   awaited and the shutdown, in one order for the `daemon` command and the playground.
 //! - [`node`]: the LDK stack on the chain source and wallet, and the operations the control
 //!   API exposes.
 //! - `playground`: a regtest peer and two nodes in one process, funded, connected by a
@@ -24,6 +26,7 @@
 pub mod api;
 pub mod chain;
 pub mod config;
+pub mod daemon;
 pub mod node;
 pub mod os;
 #[cfg(feature = "regtest")]

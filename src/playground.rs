@@ -6,17 +6,19 @@
 //!
 //! Only 127.0.0.1 is used.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bitcoin::{Address, Amount, FeeRate, Network, ScriptBuf};
 
-use crate::api::{self, ApiError, ApiServer};
 use crate::config::{Config, ConfigArgs, ConfigError};
-use crate::node::{Balances, Node, NodeError, NodeHandle, PaymentDirection, PaymentStatus};
+use crate::daemon::{Daemon, DaemonError, Host, Stop};
+use crate::node::{Balances, Node, NodeError, PaymentDirection, PaymentStatus};
 use crate::regtest::{RegtestError, RegtestPeer, TxRejected};
 use crate::tasks::TaskFailure;
 
@@ -64,13 +66,13 @@ pub enum PlaygroundError {
         /// Why.
         source: NodeError,
     },
-    /// A node's control API could not start.
-    #[error("{name}'s control API: {source}")]
-    Api {
+    /// A node's daemon (data directory, control API, start) failed.
+    #[error("{name}: {source}")]
+    Daemon {
         /// The node.
         name: &'static str,
         /// Why.
-        source: ApiError,
+        source: DaemonError,
     },
     /// The faucet could not pay.
     #[error("the faucet could not fund {name}: {source}")]
@@ -111,7 +113,7 @@ pub struct PlaygroundNode {
     pub node: Arc<Node>,
     /// Its control API's address.
     pub api_addr: SocketAddr,
-    server: Option<ApiServer>,
+    daemon: Daemon,
 }
 
 impl PlaygroundNode {
@@ -185,29 +187,21 @@ async fn start_node(
         ..ConfigArgs::default()
     })
     .map_err(|source| PlaygroundError::Config { name, source })?;
-    let api_listen = config.api_listen;
-    let node = Node::start(config)
+    let daemon = Daemon::start(config, Host::Embedded)
         .await
-        .map_err(|source| PlaygroundError::Node { name, source })?;
-    let server = match api::serve(
-        NodeHandle::running(Arc::clone(&node)),
-        api_listen,
-        &data_dir,
-    )
-    .await
-    {
-        Ok(server) => server,
-        Err(source) => {
-            node.stop().await;
-            return Err(PlaygroundError::Api { name, source });
-        }
+        .map_err(|source| PlaygroundError::Daemon { name, source })?;
+    let Some(node) = daemon.node().cloned() else {
+        let _ = daemon.shutdown().await;
+        return Err(PlaygroundError::Unexpected(format!(
+            "{name} was asked to stop while it started"
+        )));
     };
     Ok(PlaygroundNode {
         name,
         data_dir,
-        api_addr: server.addr(),
+        api_addr: daemon.api_addr(),
         node,
-        server: Some(server),
+        daemon,
     })
 }
 
@@ -473,20 +467,24 @@ impl Playground {
     /// Resolves when a stop was requested for any node (e.g. `lightfilter stop` on it) or one
     /// of its tasks failed, with that node's name and the failure if it failed.
     pub async fn node_stopped(&self) -> (&'static str, Option<TaskFailure>) {
-        let mut waiting = tokio::task::JoinSet::new();
-        for node in &self.nodes {
-            let (name, node) = (node.name, Arc::clone(&node.node));
-            waiting.spawn(async move {
-                tokio::select! {
-                    () = node.stopped() => (name, None),
-                    failure = node.failed() => (name, Some(failure)),
-                }
-            });
-        }
-        match waiting.join_next().await {
-            Some(Ok(stopped)) => stopped,
-            // No nodes (or a waiting task failed): nothing will stop.
-            _ => std::future::pending().await,
+        let mut waiting: Vec<_> = self
+            .nodes
+            .iter()
+            .map(|node| Box::pin(async move { (node.name, node.daemon.wait_for_stop().await) }))
+            .collect();
+        let (name, stop) = std::future::poll_fn(|cx| {
+            waiting
+                .iter_mut()
+                .find_map(|wait| match wait.as_mut().poll(cx) {
+                    Poll::Ready(stopped) => Some(Poll::Ready(stopped)),
+                    Poll::Pending => None,
+                })
+                .unwrap_or(Poll::Pending)
+        })
+        .await;
+        match stop {
+            Stop::Failed(failure) => (name, Some(failure)),
+            Stop::Signal | Stop::Requested => (name, None),
         }
     }
 
@@ -496,17 +494,13 @@ impl Playground {
         self.peer.tip().0
     }
 
-    /// Stops the control APIs, the nodes and the regtest peer, and removes the temporary
-    /// directory.
+    /// Shuts the nodes down (each as [`Daemon::shutdown`] describes, bob first), stops the
+    /// regtest peer, and removes the temporary directory.
     pub async fn shutdown(mut self) {
-        for mut node in self.nodes.drain(..).rev() {
-            if let Some(server) = node.server.take() {
-                if let Err(err) = server.shutdown().await {
-                    log::warn!("{}: {err}", node.name);
-                }
+        for node in self.nodes.drain(..).rev() {
+            if let Err(err) = node.daemon.shutdown().await {
+                log::warn!("{}: {err}", node.name);
             }
-            node.node.request_stop();
-            node.node.stop().await;
         }
         self.peer.shutdown();
     }
