@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bitcoin::hex::{DisplayHex, FromHex};
 use bitcoin::secp256k1::rand::{thread_rng, RngCore};
@@ -23,13 +23,23 @@ use tokio::net::TcpStream;
 
 use super::auth::{read_discovery, ApiToken, COOKIE_FILE, PROVE_PATH};
 use super::error::ClientError;
-use super::types::{ErrorBody, Method, ProveRequest, ProveResponse};
+use super::render;
+use super::types::{
+    ChannelEntry, Channels, Empty, ErrorBody, GetInfo, InfoResponse, Method, ProveRequest,
+    ProveResponse,
+};
 
 /// How long to wait for the daemon to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The largest proof answer read.
 const MAX_PROOF_BYTES: usize = 4096;
+
+/// How often [`Client::wait_synced`] asks for the sync's progress.
+const SYNC_POLL: Duration = Duration::from_secs(1);
+
+/// How often [`Client::wait_channel_ready`] asks for the channel's state.
+const CHANNEL_POLL: Duration = Duration::from_secs(2);
 
 /// How long a call may take unless told otherwise.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(120);
@@ -92,6 +102,66 @@ impl Client {
             });
         }
         Err(self.error_from(status, &bytes))
+    }
+
+    /// Polls `getinfo` until the node is synced and returns that answer, calling `progress`
+    /// with every answer before it. Gives up with [`ClientError::NotSynced`] after `timeout`,
+    /// if one is given.
+    pub async fn wait_synced(
+        &self,
+        timeout: Option<Duration>,
+        mut progress: impl FnMut(&InfoResponse),
+    ) -> Result<InfoResponse, ClientError> {
+        let deadline = timeout.map(|timeout| Instant::now() + timeout);
+        loop {
+            let info = self.call::<GetInfo>(&Empty {}).await?;
+            if info.synced {
+                return Ok(info);
+            }
+            progress(&info);
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                return Err(ClientError::NotSynced {
+                    secs: timeout.unwrap_or_default().as_secs(),
+                    status: render::sync_status(&info),
+                });
+            }
+            tokio::time::sleep(SYNC_POLL).await;
+        }
+    }
+
+    /// Polls `channels` until the channel `channel_id` is ready and returns it, calling
+    /// `progress` with the channel as listed before. Gives up with
+    /// [`ClientError::ChannelNotReady`] after `timeout`, and with [`ClientError::ChannelGone`]
+    /// when the channel is no longer listed (the peer refused it).
+    pub async fn wait_channel_ready(
+        &self,
+        channel_id: &str,
+        timeout: Duration,
+        mut progress: impl FnMut(&ChannelEntry),
+    ) -> Result<ChannelEntry, ClientError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let channel = self
+                .call::<Channels>(&Empty {})
+                .await?
+                .into_iter()
+                .find(|channel| channel.channel_id == channel_id)
+                .ok_or_else(|| ClientError::ChannelGone {
+                    channel_id: channel_id.to_string(),
+                })?;
+            if channel.ready {
+                return Ok(channel);
+            }
+            progress(&channel);
+            if Instant::now() >= deadline {
+                return Err(ClientError::ChannelNotReady {
+                    channel_id: channel_id.to_string(),
+                    secs: timeout.as_secs(),
+                    status: render::channel_waiting(channel.confirmations),
+                });
+            }
+            tokio::time::sleep(CHANNEL_POLL).await;
+        }
     }
 
     /// Sends `body` to `path` with the token; returns the status and body as they came. For

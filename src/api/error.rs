@@ -193,6 +193,30 @@ pub enum ClientError {
         /// What was wrong.
         reason: String,
     },
+    /// [`Client::wait_synced`](super::Client::wait_synced) gave up.
+    #[error("not synced after {secs} s: {status}")]
+    NotSynced {
+        /// How long it waited.
+        secs: u64,
+        /// The sync's progress when it gave up.
+        status: String,
+    },
+    /// [`Client::wait_channel_ready`](super::Client::wait_channel_ready) gave up.
+    #[error("channel {channel_id} not ready after {secs} s: {status}")]
+    ChannelNotReady {
+        /// The channel.
+        channel_id: String,
+        /// How long it waited.
+        secs: u64,
+        /// What the channel waited for when it gave up.
+        status: String,
+    },
+    /// The channel waited for is no longer listed.
+    #[error("channel {channel_id} disappeared while opening (the peer may have refused it; see the daemon's log)")]
+    ChannelGone {
+        /// The channel.
+        channel_id: String,
+    },
 }
 
 impl ClientError {
@@ -207,6 +231,8 @@ impl ClientError {
             ClientError::Connection { .. } => "connection_failed",
             ClientError::Timeout { .. } => "timeout",
             ClientError::InvalidResponse { .. } => "invalid_response",
+            ClientError::NotSynced { .. } | ClientError::ChannelNotReady { .. } => "timeout",
+            ClientError::ChannelGone { .. } => "unknown_channel",
         }
     }
 

@@ -2,11 +2,14 @@
 //! with its unit.
 
 use std::fmt::Write;
+use std::path::Path;
 
 use super::types::{
-    BalanceResponse, BumpFeeResponse, ChannelEntry, ChannelPolicyResponse, FeeRatesResponse,
-    ForwardEntry, InfoResponse, InvoiceResponse, PaymentEntry, PeerEntry, TransactionEntry,
-    UtxoEntry,
+    AddressResponse, BalanceResponse, BumpFeeResponse, ChannelEntry, ChannelPolicyResponse,
+    CloseChannelResponse, ConnectRequest, DisconnectRequest, FeeRatesResponse, ForwardEntry,
+    HeldPaymentResponse, InfoResponse, InvoiceResponse, OfferResponse, OpenChannelResponse,
+    PaymentEntry, PeerEntry, SendAmountSpec, SendResponse, SignMessageResponse, StopResponse,
+    TransactionEntry, UtxoEntry, VerifyMessageResponse,
 };
 
 /// Lays out `rows` under `header` in columns separated by two spaces.
@@ -444,6 +447,152 @@ pub fn bumped(bumped: &BumpFeeResponse) -> String {
         bumped.replaced_txid,
         bumped.txid,
         propagation_line(bumped.propagated, &bumped.propagation)
+    )
+}
+
+/// `newaddress`.
+pub fn address(address: &AddressResponse) -> String {
+    format!("{}\n", address.address)
+}
+
+/// `send`: what went where, and whether a peer took the transaction.
+pub fn sent(sent: &SendResponse, amount: SendAmountSpec, address: &str) -> String {
+    let what = match amount {
+        SendAmountSpec::Sat(sat) => format!("{sat} sat"),
+        SendAmountSpec::All => "all confirmed funds".to_string(),
+    };
+    format!(
+        "sent {what} to {address} in transaction {}\n{}\n",
+        sent.txid,
+        propagation_line(sent.propagated, &sent.propagation)
+    )
+}
+
+/// `connect`.
+pub fn connected(peer: &ConnectRequest) -> String {
+    format!("connected to {}@{}\n", peer.node_id, peer.address)
+}
+
+/// `disconnect`.
+pub fn disconnected(peer: &DisconnectRequest) -> String {
+    format!("disconnected from {}\n", peer.node_id)
+}
+
+/// `openchannel`: the channel and its funding transaction, and whether a peer took it.
+pub fn opening(opened: &OpenChannelResponse, amount_sat: u64, node_id: &str) -> String {
+    format!(
+        "opening a {amount_sat} sat channel to {node_id}: channel id {}, funding transaction {}\n{}\n",
+        opened.channel_id,
+        opened.funding_txid,
+        propagation_line(opened.propagated, &opened.propagation)
+    )
+}
+
+/// What `openchannel --wait-ready` waits for while the channel is not ready.
+pub fn channel_waiting(confirmations: Option<u32>) -> String {
+    match confirmations {
+        Some(confirmations) => {
+            format!("waiting for the funding transaction: {confirmations} confirmation(s)")
+        }
+        None => "waiting for the funding transaction to confirm".to_string(),
+    }
+}
+
+/// What `openchannel --wait-ready` says once the channel is ready.
+pub const CHANNEL_READY: &str = "channel ready";
+
+/// `closechannel`: where the funds go, and the closing transaction if broadcast.
+pub fn closing(closed: &CloseChannelResponse) -> String {
+    let how = if closed.force {
+        "force-closing"
+    } else {
+        "closing"
+    };
+    format!(
+        "{how} channel {}; the funds return to the on-chain wallet once the closing transaction confirms{}\n{}\n",
+        closed.channel_id,
+        if closed.force {
+            " and its time lock expires"
+        } else {
+            ""
+        },
+        match &closed.closing_txid {
+            Some(txid) => format!(
+                "closing transaction {txid}: {}",
+                propagation_line(closed.propagated, &closed.propagation)
+            ),
+            None => format!("{}.", closed.propagation),
+        }
+    )
+}
+
+/// `pay` and `keysend`: the payment, and a hint when it is still in flight.
+pub fn payment_outcome(entry: &PaymentEntry) -> String {
+    let mut text = payment(entry);
+    if entry.status == "pending" {
+        text.push_str("still in flight: `lightfilter payments` shows how it ends\n");
+    }
+    text
+}
+
+/// `offer`.
+pub fn offer(offer: &OfferResponse) -> String {
+    format!("{}\n", offer.offer)
+}
+
+/// `signmessage`.
+pub fn signature(signed: &SignMessageResponse) -> String {
+    format!("{}\n", signed.signature)
+}
+
+/// `verifymessage`: whether `node_id` signed the message.
+pub fn verified(verified: &VerifyMessageResponse, node_id: &str) -> String {
+    if verified.valid {
+        format!("valid: signed by {node_id}\n")
+    } else {
+        format!("NOT valid: not signed by {node_id} over this message\n")
+    }
+}
+
+/// `stop`.
+pub fn stopping(_: &StopResponse) -> String {
+    "the daemon is stopping\n".to_string()
+}
+
+/// `settleinvoice`.
+pub fn settled(held: &HeldPaymentResponse) -> String {
+    format!("claimed held payment {}\n", held.payment_hash)
+}
+
+/// `cancelinvoice`.
+pub fn cancelled(held: &HeldPaymentResponse) -> String {
+    format!("failed held payment {} back\n", held.payment_hash)
+}
+
+/// What `seed --words` says on standard error before the words.
+pub const SEED_WARNING: &str = "warning: these 24 words are the keys to every coin and channel \
+     of this node; anyone who sees them can take its funds. Write them on paper and keep it \
+     offline.";
+
+/// `seed --words`: the words numbered, four to a line.
+pub fn seed_words(words: &str) -> String {
+    let numbered: Vec<String> = words
+        .split(' ')
+        .enumerate()
+        .map(|(i, word)| format!("{:>2}. {word:<10}", i + 1))
+        .collect();
+    numbered
+        .chunks(4)
+        .map(|row| format!("{}\n", row.join(" ").trim_end()))
+        .collect()
+}
+
+/// `init`: the data directory made, and how to start it.
+pub fn initialized(data_dir: &Path, node_id: &str) -> String {
+    format!(
+        "created {} with the seed of node {node_id}\nstart it with --wallet-birthday HEIGHT, and \
+         --restore-from BACKUP_DIR to take its channels from a backup\n",
+        data_dir.display()
     )
 }
 
