@@ -174,6 +174,11 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
             &["push amount"],
         ),
         case(
+            &["openchannel", &bob_uri, "0"],
+            "invalid_input",
+            &["channel amount", "more than zero"],
+        ),
+        case(
             &["openchannel", &bob_uri, "5000000"],
             "insufficient_funds",
             &[],
@@ -203,6 +208,11 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
             &["too large"],
         ),
         case(&["keysend", "02abc", "1000"], "invalid_input", &["node id"]),
+        case(
+            &["keysend", &bob_id, "0"],
+            "invalid_input",
+            &["amount", "above 0 msat"],
+        ),
         // On-chain.
         case(
             &["send", &own_address, "2100000000000001"],

@@ -139,9 +139,6 @@ pub async fn dispatch(
                 if let Some(amount) = request.amount_msat {
                     check_msat("amount", amount)?;
                 }
-                if request.expiry_secs == 0 {
-                    return Err(ParseError::new("expiry", "0", "must be at least 1 second").into());
-                }
                 let invoice = blocking(&node, move |node| {
                     node.create_invoice(
                         request.amount_msat,
@@ -177,7 +174,7 @@ pub async fn dispatch(
         Keysend::NAME => {
             call::<Keysend, _, _>(body, |request| async move {
                 let node_id = parse_node_id(&request.node_id)?;
-                check_positive_msat(request.amount_msat)?;
+                check_msat("amount", request.amount_msat)?;
                 let timeout = payment_timeout(request.timeout_secs)?;
                 let payment = node.keysend(node_id, request.amount_msat, timeout).await?;
                 Ok(payment.into())
@@ -202,7 +199,7 @@ pub async fn dispatch(
         CreateOffer::NAME => {
             call::<CreateOffer, _, _>(body, |request| async move {
                 if let Some(amount) = request.amount_msat {
-                    check_positive_msat(amount)?;
+                    check_msat("amount", amount)?;
                 }
                 let offer = blocking(&node, move |node| {
                     node.create_offer(request.amount_msat, &request.description)
@@ -397,18 +394,7 @@ async fn open_channel(
     let node_id = parse_node_id(&request.node_id)?;
     let address = parse_host_port(&request.address)?;
     let amount_sat = check_sat("channel amount", request.amount_sat)?;
-    if amount_sat == 0 {
-        return Err(ParseError::new("channel amount", "0", "must be more than zero").into());
-    }
     let push_msat = check_msat("push amount", request.push_msat)?;
-    if push_msat > amount_sat * 1000 {
-        return Err(ParseError::new(
-            "push amount",
-            &format!("{push_msat} msat"),
-            format!("more than the channel's capacity of {amount_sat} sat"),
-        )
-        .into());
-    }
     let opened = node
         .open_channel(
             node_id,
@@ -426,13 +412,6 @@ async fn open_channel(
         propagated: propagation.propagated,
         propagation: propagation.detail,
     })
-}
-
-fn check_positive_msat(amount_msat: u64) -> Result<u64, RequestError> {
-    if amount_msat == 0 {
-        return Err(ParseError::new("amount", "0", "must be more than zero").into());
-    }
-    Ok(check_msat("amount", amount_msat)?)
 }
 
 fn payment_timeout(secs: u64) -> Result<Duration, RequestError> {

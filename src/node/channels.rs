@@ -73,7 +73,8 @@ impl Node {
     }
 
     /// Opens a channel of `amount_sat` to `node_id` at `address`, pushing `push_msat`; waits
-    /// until the funding transaction is broadcast. Unless `force`, it is refused
+    /// until the funding transaction is broadcast. Refused as invalid input when the amount is
+    /// zero or the push is more than the channel's capacity; unless `force`, refused
     /// (`fee_below_peer_minimum`) when the funding would pay less than the Bitcoin peers
     /// accept.
     pub async fn open_channel(
@@ -85,6 +86,12 @@ impl Node {
         public: bool,
         force: bool,
     ) -> Result<OpenedChannel, NodeError> {
+        if amount_sat == 0 {
+            return Err(NodeError::invalid(
+                "channel amount",
+                "must be more than zero",
+            ));
+        }
         if push_msat > amount_sat.saturating_mul(1_000) {
             return Err(NodeError::invalid(
                 "push amount",
