@@ -10,7 +10,7 @@
 //! filters and blocks). Lightning gossip between the two is not in the figures (it is a
 //! channel announcement and its updates here; on a public network it depends on the peers).
 
-#[path = "../tests/cli_support/mod.rs"]
+#[path = "../tests/common/cli.rs"]
 mod cli;
 #[path = "support/large_blocks.rs"]
 mod large_blocks;

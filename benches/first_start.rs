@@ -6,9 +6,9 @@
 //!
 //! `LIGHTFILTER_BENCH_FIRST_START_BLOCKS` sets the chain length (default 100,000).
 
-#[path = "../tests/cli_support/mod.rs"]
+#[path = "../tests/common/cli.rs"]
 mod cli;
-#[path = "support/proc.rs"]
+#[path = "../tests/common/proc.rs"]
 mod proc;
 #[path = "support/report.rs"]
 mod report;

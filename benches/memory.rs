@@ -12,9 +12,9 @@
 
 #[path = "support/channels.rs"]
 mod channels;
-#[path = "../tests/cli_support/mod.rs"]
+#[path = "../tests/common/cli.rs"]
 mod cli;
-#[path = "support/proc.rs"]
+#[path = "../tests/common/proc.rs"]
 mod proc;
 #[path = "support/report.rs"]
 mod report;

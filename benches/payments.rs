@@ -4,7 +4,7 @@
 //!
 //! `LIGHTFILTER_BENCH_PAYMENTS` sets the number of payments per phase (default 1,000).
 
-#[path = "../tests/support/node_harness.rs"]
+#[path = "../tests/common/node_harness.rs"]
 mod harness;
 #[path = "support/report.rs"]
 mod report;

@@ -7,7 +7,7 @@
 
 #[path = "support/channels.rs"]
 mod channels;
-#[path = "../tests/cli_support/mod.rs"]
+#[path = "../tests/common/cli.rs"]
 mod cli;
 #[path = "support/report.rs"]
 mod report;

@@ -15,7 +15,7 @@
 //!    scripts, so each adds four elements to its block's filter. A bare `bip157` client syncs
 //!    the same chain for comparison: its bytes are the floor BIP 158 filters set.
 
-#[path = "../tests/support/chain_harness.rs"]
+#[path = "../tests/common/chain_harness.rs"]
 mod harness;
 #[path = "support/large_blocks.rs"]
 mod large_blocks;

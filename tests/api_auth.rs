@@ -2,13 +2,13 @@
 //! token or with another one get 401 and do nothing (a refused `stop` leaves the daemon
 //! running); the cookie is private; malformed requests get the documented errors.
 
-mod cli_support;
+mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use cli_support::{cli_in, json_error_of, Chain, Daemon};
+use common::cli::{cli_in, json_error_of, Chain, Daemon};
 use lightfilter::api::types::{Empty, ErrorBody, GetInfo, NewAddress, Stop};
 use lightfilter::api::{ApiToken, Client, ClientError, MAX_BODY_BYTES};
 

@@ -4,14 +4,14 @@
 //! against it, and its own descriptors stay bounded.
 #![cfg(target_os = "linux")]
 
-mod cli_support;
+mod common;
 
 use std::io::Write;
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
-use cli_support::{lightfilter, Chain, Daemon, KillOnDrop};
+use common::cli::{lightfilter, Chain, Daemon, KillOnDrop};
 
 /// Idle connections the test holds open.
 const IDLE_CONNECTIONS: usize = 2_000;

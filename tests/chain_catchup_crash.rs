@@ -5,13 +5,13 @@
 //! the next start brings the listeners from where they stood to the tip, fetching the blocks
 //! that pay the wallet on the way.
 
-mod cli_support;
+mod common;
 
 use std::io::Read;
 use std::time::{Duration, Instant};
 
 use bitcoin::Amount;
-use cli_support::*;
+use common::cli::*;
 
 /// Blocks mined while the node is offline in the first test, as in the fault report.
 const OFFLINE_BLOCKS: u32 = 10_000;

@@ -22,8 +22,9 @@
 //! `cargo test` runs 12 cases; `LIGHTFILTER_PROPTEST_CASES=200 cargo test --test chain_model`
 //! runs more.
 
-#[path = "support/chain_harness.rs"]
-mod harness;
+mod common;
+
+use common::chain_harness as harness;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

@@ -1,8 +1,9 @@
 //! Integration tests of the compact-filter chain source against the embedded regtest peer:
 //! real P2P on 127.0.0.1, a real bip157 engine, SQLite stores in temporary directories.
 
-#[path = "support/chain_harness.rs"]
-mod harness;
+mod common;
+
+use common::chain_harness as harness;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;

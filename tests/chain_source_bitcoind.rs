@@ -5,8 +5,8 @@
 //! Without `BITCOIND_EXE` the test says it skipped.
 
 mod common;
-#[path = "support/chain_harness.rs"]
-mod harness;
+
+use common::chain_harness as harness;
 
 use std::sync::Arc;
 use std::time::Duration;

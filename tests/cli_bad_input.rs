@@ -2,12 +2,12 @@
 //! is refused with a clear message (on standard error, or as `{"error": …}` with `--json`) and
 //! a non-zero exit, the daemons keep running, and nothing they hold changes.
 
-mod cli_support;
+mod common;
 
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use bitcoin::{Address, Amount, CompressedPublicKey, Network};
-use cli_support::{closed_port, wait_until, Chain, Daemon};
+use common::cli::{closed_port, wait_until, Chain, Daemon};
 use lightning_invoice::{Currency, InvoiceBuilder, PaymentSecret};
 use serde_json::Value;
 

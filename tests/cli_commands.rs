@@ -4,10 +4,10 @@
 //! The commands only talk to the control API, whatever chain the daemons follow, so these tests
 //! run on the embedded peer; the node's own tests cover Bitcoin Core.
 
-mod cli_support;
+mod common;
 
 use bitcoin::Amount;
-use cli_support::{wait_until, Chain, Daemon};
+use common::cli::{wait_until, Chain, Daemon};
 use serde_json::Value;
 
 fn is_hex(text: &str, len: usize) -> bool {
@@ -310,7 +310,7 @@ fn every_command_works_end_to_end() {
     });
     chain.wait_in_mempool(&funding_txid);
     chain.mine(6);
-    let run = cli_support::Run::from(opening.release().wait_with_output().unwrap());
+    let run = common::cli::Run::from(opening.release().wait_with_output().unwrap());
     assert!(run.success, "{run:?}");
     assert!(
         run.stdout.starts_with("opening a 100000 sat channel to"),

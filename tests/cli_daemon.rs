@@ -3,12 +3,12 @@
 //! message from every client command when no daemon runs, and no half-dead daemon: a task
 //! that panics or ends stops it with a failure.
 
-mod cli_support;
+mod common;
 
 use std::process::Stdio;
 
 use bitcoin::hashes::Hash;
-use cli_support::{
+use common::cli::{
     cli_in, closed_port, daemon_command, json_error_of, lightfilter, send_signal, wait_for_exit,
     Chain, Daemon, KillOnDrop,
 };
@@ -89,8 +89,8 @@ fn sigterm_and_ctrl_c_stop_the_daemon_cleanly_and_it_starts_again() {
     );
 
     // The same data directory again: same node, then Ctrl-C (SIGINT).
-    let mut again = KillOnDrop::new(cli_support::spawn_daemon(&dir, chain.addr(), &[]));
-    cli_support::wait_until("the restarted daemon to answer", || {
+    let mut again = KillOnDrop::new(common::cli::spawn_daemon(&dir, chain.addr(), &[]));
+    common::cli::wait_until("the restarted daemon to answer", || {
         cli_in(&dir, &["getinfo"]).success
     });
     let info = cli_in(&dir, &["getinfo", "--json"]);

@@ -2,12 +2,12 @@
 //! configuration file (`~/.lightfilter/lightfilter.toml`), here with `HOME` pointing at a
 //! temporary directory.
 
-mod cli_support;
+mod common;
 
 use std::path::Path;
 use std::process::Stdio;
 
-use cli_support::{json_error_of, lightfilter, spawn_daemon, wait_until, Chain, KillOnDrop, Run};
+use common::cli::{json_error_of, lightfilter, spawn_daemon, wait_until, Chain, KillOnDrop, Run};
 use serde_json::Value;
 
 /// Runs `lightfilter --json <args>` with `home` as `HOME` and neither network nor data

@@ -4,12 +4,12 @@
 //! channel id, amounts with units and `completions`; and bad input to each of them refused
 //! clearly with nothing changed.
 
-mod cli_support;
+mod common;
 
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::hex::DisplayHex;
 use bitcoin::Amount;
-use cli_support::{lightfilter, wait_until, Chain, Daemon};
+use common::cli::{lightfilter, wait_until, Chain, Daemon};
 use lightfilter::api::types::{SendAmountSpec, SendOnchain, SendRequest};
 use lightfilter::api::{Client, ClientError};
 use serde_json::Value;

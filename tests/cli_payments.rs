@@ -1,9 +1,9 @@
 //! `payments` pages through the record, oldest first, with `--offset` and `--limit`, through
 //! the real binary; a limit of zero is refused.
 
-mod cli_support;
+mod common;
 
-use cli_support::{Chain, Daemon};
+use common::cli::{Chain, Daemon};
 use serde_json::Value;
 
 fn hashes(list: &Value) -> Vec<String> {

@@ -4,12 +4,12 @@
 //! took the transaction. The peer is the embedded regtest peer with a raised mempool minimum,
 //! which refuses cheaper transactions as Bitcoin Core with `-minrelaytxfee` does.
 
-mod cli_support;
+mod common;
 
 use std::str::FromStr;
 
 use bitcoin::{Amount, FeeRate, Txid};
-use cli_support::{closed_port, regtest_script, wait_until, Chain, Daemon};
+use common::cli::{closed_port, regtest_script, wait_until, Chain, Daemon};
 
 /// Pays each of `amounts` to a new address of `daemon` from the faucet at `sat_per_vb`, mines
 /// them and waits until the daemon sees them confirmed.

@@ -4,15 +4,14 @@
 //! sends it but reports that no peer took it (and Core's mempool does not have it). Core's
 //! chain comes from the embedded regtest peer. Without `BITCOIND_EXE` the test says it skipped.
 
-mod cli_support;
 mod common;
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use bitcoin::{Amount, FeeRate, Txid};
-use cli_support::{regtest_script, wait_until, Chain, Daemon};
 use common::bitcoind::{bitcoind_exe, Bitcoind};
+use common::cli::{regtest_script, wait_until, Chain, Daemon};
 use serde_json::json;
 
 /// Core may take a while to start and sync.

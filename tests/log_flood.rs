@@ -2,14 +2,14 @@
 //! with a 60 KB path, add less than 100 KB to the log (what is logged about refused requests
 //! is cut short and limited in number), and the daemon keeps answering.
 
-mod cli_support;
+mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
-use cli_support::{Chain, Daemon};
+use common::cli::{Chain, Daemon};
 
 const REQUESTS: usize = 200;
 const PATH_BYTES: usize = 60 * 1024;

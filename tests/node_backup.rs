@@ -4,7 +4,7 @@
 //! while the node runs stops channel updates loudly, and neither copy misses an acknowledged
 //! update when it comes back.
 
-mod cli_support;
+mod common;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -13,7 +13,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use bitcoin::{Amount, OutPoint};
-use cli_support::*;
+use common::cli::*;
 use serde_json::Value;
 
 /// Files of a key-value store directory that the mirror holds (all but the network graph,

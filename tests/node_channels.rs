@@ -1,8 +1,9 @@
 //! Whole-node tests: nodes in temporary data directories on the embedded regtest peer, opening
 //! channels and paying each other over real TCP on 127.0.0.1.
 
-#[path = "support/node_harness.rs"]
-mod harness;
+mod common;
+
+use common::node_harness as harness;
 
 use std::time::Duration;
 

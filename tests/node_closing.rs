@@ -1,8 +1,9 @@
 //! Whole-node tests of channel closes: cooperative, forced (with the sweeper returning funds
 //! after the CSV delay), on the embedded regtest peer.
 
-#[path = "support/node_harness.rs"]
-mod harness;
+mod common;
+
+use common::node_harness as harness;
 
 use std::sync::Arc;
 

@@ -9,7 +9,7 @@
 //! monitor closes that channel from the monitor's latest state. Both outcomes are checked; a
 //! second test forces the stale-manager case so that its recovery always runs.
 
-mod cli_support;
+mod common;
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bitcoin::{Amount, OutPoint};
-use cli_support::*;
+use common::cli::*;
 use serde_json::Value;
 
 /// What LDK logs when the manager read at start-up is older than a channel monitor.

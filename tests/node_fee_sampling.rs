@@ -2,8 +2,9 @@
 //! block while fee-sensitive work (here, a transaction of its own) is pending, and the tip at
 //! once before it builds a transaction when its samples are stale.
 
-#[path = "support/node_harness.rs"]
-mod harness;
+mod common;
+
+use common::node_harness as harness;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,8 +2,9 @@
 //! nothing overwritten: one another node holds, one of another network, one with damaged
 //! channel state.
 
-#[path = "support/node_harness.rs"]
-mod harness;
+mod common;
+
+use common::node_harness as harness;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,8 +1,9 @@
 //! Whole-node tests of multi-hop payments: a route found from gossip over public channels,
 //! and an HTLC resolved on chain while the middle node is offline.
 
-#[path = "support/node_harness.rs"]
-mod harness;
+mod common;
+
+use common::node_harness as harness;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,8 +3,9 @@
 //! finds its coins; a `--checkpoint` the stored chain cannot honour is refused. Real nodes in
 //! temporary data directories against the embedded regtest peer.
 
-#[path = "support/node_harness.rs"]
-mod node_harness;
+mod common;
+
+use common::node_harness;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! payment succeeded; with `--keep-running` it prints CLI commands that work while it stays
 //! up, mines blocks, and stops on Ctrl-C, removing its directory.
 
-mod cli_support;
+mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use cli_support::{cli_in, lightfilter, send_signal, wait_until, KillOnDrop, TIMEOUT};
+use common::cli::{cli_in, lightfilter, send_signal, wait_until, KillOnDrop, TIMEOUT};
 
 /// Playground runs include node start-up, funding, a channel and a payment.
 const PLAYGROUND_TIMEOUT: Duration = Duration::from_secs(300);

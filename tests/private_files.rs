@@ -4,7 +4,7 @@
 //! chance to answer a command.
 #![cfg(unix)]
 
-mod cli_support;
+mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use cli_support::{cli_in, json_error_of, Chain, Daemon};
+use common::cli::{cli_in, json_error_of, Chain, Daemon};
 
 /// An address the fake daemon hands out: if the CLI prints it, a payment could go there.
 const ATTACKER_ADDRESS: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";

@@ -4,10 +4,9 @@
 //! silent are closed after their timeouts, and orphan transactions stay bounded and leave with
 //! the connection that sent them.
 
-mod cli_support;
 mod common;
-#[path = "../benches/support/proc.rs"]
-mod proc;
+
+use common::proc;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -18,7 +17,7 @@ use bitcoin::hashes::Hash;
 use bitcoin::p2p::message::NetworkMessage;
 use bitcoin::transaction::Version;
 use bitcoin::{Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness};
-use cli_support::{Daemon, PeerProcess};
+use common::cli::{Daemon, PeerProcess};
 use common::raw::RawPeer;
 use common::{init_logging, wait_for};
 use lightfilter::regtest::{PeerLimits, RegtestPeer};

@@ -1,12 +1,11 @@
 //! `lightfilter regtest-peer` runs the embedded peer as its own process: a bip157 client syncs
 //! from it, Ctrl-C stops it cleanly, and bad arguments get a clear error.
 
-mod cli_support;
 mod common;
 
 use std::process::{Command, Stdio};
 
-use cli_support::{lightfilter, PeerProcess};
+use common::cli::{lightfilter, PeerProcess};
 use common::client::TestClient;
 use common::{init_logging, wait_for, TIMEOUT};
 

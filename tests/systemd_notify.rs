@@ -3,12 +3,12 @@
 //! notification socket of the test's own in `NOTIFY_SOCKET`.
 #![cfg(unix)]
 
-mod cli_support;
+mod common;
 
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
-use cli_support::{Chain, Daemon};
+use common::cli::{Chain, Daemon};
 
 fn receive(socket: &UnixDatagram) -> String {
     let mut buffer = [0u8; 4096];

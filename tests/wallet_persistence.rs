@@ -1,8 +1,9 @@
 //! The wallet file: restarts, restore from seed and birthday, crash safety of batched saves,
 //! and files that are not this wallet's.
 
-#[path = "common/wallet_feed.rs"]
-mod wallet_feed;
+mod common;
+
+use common::wallet_feed;
 
 use std::collections::BTreeSet;
 use std::path::Path;

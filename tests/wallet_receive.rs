@@ -1,8 +1,9 @@
 //! Receiving: coinbase maturity, BIP 84 addresses from the seed, script registration with
 //! lookahead, and blocks delivered twice.
 
-#[path = "common/wallet_feed.rs"]
-mod wallet_feed;
+mod common;
+
+use common::wallet_feed;
 
 use std::str::FromStr;
 

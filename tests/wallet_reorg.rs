@@ -1,7 +1,8 @@
 //! Reorgs, online and across a restart: confirmations above the fork point are undone.
 
-#[path = "common/wallet_feed.rs"]
-mod wallet_feed;
+mod common;
+
+use common::wallet_feed;
 
 use bitcoin::{Address, Amount, FeeRate, Network};
 use lightfilter::wallet::{FeeChoice, SendAmount};

@@ -1,7 +1,8 @@
 //! Spending: sends at a fee rate, bad input, channel funding, and LDK's wallet source.
 
-#[path = "common/wallet_feed.rs"]
-mod wallet_feed;
+mod common;
+
+use common::wallet_feed;
 
 use bitcoin::hashes::Hash;
 use bitcoin::secp256k1::{Message, Secp256k1, SecretKey};

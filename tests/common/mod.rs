@@ -1,11 +1,29 @@
-//! Helpers shared by the integration tests: starting regtest peers, bip157 clients wired to
-//! them, raw P2P connections, test keys, and Bitcoin Core discovery (`BITCOIND_EXE`).
+//! Code shared by the integration tests, one submodule per concern; every test file that needs
+//! any of it declares `mod common;`. Here: starting regtest peers and waiting for conditions.
+//!
+//! - [`bitcoind`]: Bitcoin Core discovery (`BITCOIND_EXE`) and a `bitcoind` on regtest.
+//! - [`chain_harness`]: a `ChainSource` against embedded regtest peers, with a recording
+//!   listener.
+//! - [`cli`]: the real `lightfilter` binary: daemons as child processes and CLI calls.
+//! - [`client`]: bip157 clients wired to a regtest peer.
+//! - [`keys`]: test keys and transactions paying them.
+//! - [`node_harness`]: whole nodes started in-process next to an embedded regtest peer.
+//! - [`proc`]: a process's memory figures from `/proc` (also used by the benchmarks).
+//! - [`raw`]: raw P2P connections.
+//! - [`wallet_feed`]: an on-chain wallet fed blocks straight from a regtest peer.
+//!
+//! The benchmarks include the few of these they use with `#[path]`.
 #![allow(dead_code)]
 
 pub mod bitcoind;
+pub mod chain_harness;
+pub mod cli;
 pub mod client;
 pub mod keys;
+pub mod node_harness;
+pub mod proc;
 pub mod raw;
+pub mod wallet_feed;
 
 use std::time::Duration;
 
