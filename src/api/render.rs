@@ -651,6 +651,56 @@ mod tests {
     }
 
     #[test]
+    fn seed_words_are_numbered_four_to_a_line() {
+        let words: Vec<String> = (1..=24).map(|i| format!("w{i}")).collect();
+        let text = seed_words(&words.join(" "));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 6);
+        assert!(lines[0].starts_with(" 1. w1 "), "{}", lines[0]);
+        assert!(lines[5].ends_with("24. w24"), "{}", lines[5]);
+    }
+
+    #[test]
+    fn only_a_force_close_mentions_the_time_lock() {
+        let closed = CloseChannelResponse {
+            channel_id: "ab".into(),
+            force: true,
+            closing_txid: Some("cd".into()),
+            propagated: false,
+            propagation: "no peer took it yet".into(),
+        };
+        let text = closing(&closed);
+        assert!(text.starts_with("force-closing channel ab;"), "{text}");
+        assert!(text.contains("time lock"), "{text}");
+        assert!(
+            text.contains("closing transaction cd: NOT propagated yet"),
+            "{text}"
+        );
+        let cooperative = closing(&CloseChannelResponse {
+            force: false,
+            closing_txid: None,
+            ..closed
+        });
+        assert!(!cooperative.contains("time lock"), "{cooperative}");
+        assert!(
+            cooperative.ends_with("no peer took it yet.\n"),
+            "{cooperative}"
+        );
+    }
+
+    #[test]
+    fn the_channel_wait_says_what_it_waits_for() {
+        assert_eq!(
+            channel_waiting(Some(2)),
+            "waiting for the funding transaction: 2 confirmation(s)"
+        );
+        assert_eq!(
+            channel_waiting(None),
+            "waiting for the funding transaction to confirm"
+        );
+    }
+
+    #[test]
     fn tables_align_columns() {
         let text = table(
             &["A", "B"],
