@@ -336,3 +336,53 @@ fn a_first_sync_killed_midway_resumes_where_it_was() {
         left * 100.0
     );
 }
+
+#[test]
+fn a_stop_during_the_first_sync_ends_the_daemon_cleanly_and_the_next_start_resumes() {
+    let chain = Chain::start();
+    chain.mine(100_000);
+    let tip = chain.height();
+    let mut daemon = Daemon::spawn("stopped-first-sync", &chain, &[]);
+    daemon.wait_api();
+    let mut stopped_at = 0;
+    while stopped_at == 0 {
+        let info = daemon.json(&["getinfo"]);
+        assert_eq!(
+            info["state"], "starting",
+            "stopped before the sync ended: {info}"
+        );
+        let filters = info["sync"]["filters_height"].as_u64().expect("a height");
+        if filters >= u64::from(tip) / 4 {
+            assert_eq!(daemon.json(&["stop"])["stopping"], true);
+            stopped_at = filters;
+        }
+    }
+    assert!(
+        daemon.wait_exit(),
+        "exit status 0 after a stop while starting"
+    );
+    let dir = daemon.data_dir();
+    assert!(!dir.join("api.addr").exists());
+    assert!(!dir.join("api.cookie").exists());
+    let log = daemon.log();
+    assert!(
+        log.contains("stop requested")
+            && log.contains("stopping before the node finished starting")
+            && log.contains("control API stopped")
+            && log.contains("stopped"),
+        "{log}"
+    );
+    assert!(!log.contains("node stopped"), "the node never ran:\n{log}");
+
+    daemon.respawn(&chain, &[]);
+    daemon.wait_api();
+    let info = daemon.json(&["getinfo"]);
+    let resumed_from = info["sync"]["filters_height"].as_u64().expect("a height");
+    assert!(
+        resumed_from >= stopped_at,
+        "the restart resumes at {resumed_from}, not below {stopped_at}: {info}"
+    );
+    let synced = daemon.json(&["getinfo", "--wait-synced"]);
+    assert_eq!(synced["state"], "running");
+    assert_eq!(synced["sync"]["filters_height"], tip);
+}
