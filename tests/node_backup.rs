@@ -487,6 +487,9 @@ fn a_restore_from_an_old_copy_broadcasts_nothing_lets_the_peer_close_and_collect
         "alice's revoked commitment was not refused: {}",
         a.log_tail()
     );
+    // A crash now (`restart` kills with SIGKILL) changes nothing: the channels stay named
+    // behind and the channel manager empty.
+    a.restart(&chain, &[]);
     chain.mine(1);
     assert!(chain.peer.utxo(&funding).is_none());
     assert!(
