@@ -414,7 +414,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 #[test]
-fn a_restore_from_an_old_copy_broadcasts_nothing_and_collects_the_balance_after_the_peers_close() {
+fn a_restore_from_an_old_copy_broadcasts_nothing_lets_the_peer_close_and_collects_the_balance() {
     /// Allowance for the commitment, anchor and sweep fees.
     const CLOSE_FEES_SAT: u64 = 20_000;
     let chain = Chain::start();
@@ -460,27 +460,51 @@ fn a_restore_from_an_old_copy_broadcasts_nothing_and_collects_the_balance_after_
             &birthday,
         ],
     );
-    // Bob proves Alice has fallen behind; she stops without broadcasting anything.
+    // Bob proves Alice has fallen behind; she stops without broadcasting anything, and
+    // records it for her next start.
     assert!(!a.wait_exit(), "alice ran on from a revoked state");
     assert!(
         a.log().contains("We have fallen behind"),
         "{}",
         a.log_tail()
     );
+    assert!(a.data_dir().join("channel_state_behind").exists());
     assert_not_closed(&chain, funding);
 
-    // Bob closes the channel; once that is confirmed Alice starts and collects her balance.
-    let closed = b.json(&["closechannel", &channel_id, "--force"]);
-    let closing = closed["closing_txid"]
-        .as_str()
-        .expect("a closing transaction");
-    chain.wait_in_mempool(closing);
+    // Started again, she lets Bob close with his latest state: he does so by himself as soon
+    // as they reconnect, and her own (revoked) commitment never reaches the chain.
+    a.restart(&chain, &[]);
+    assert!(!a.data_dir().join("channel_state_behind").exists());
+    wait_until("bob's closing transaction in the mempool", || {
+        chain.peer.mempool().iter().any(|tx| {
+            tx.input
+                .iter()
+                .any(|input| input.previous_output == funding)
+        })
+    });
+    assert!(
+        a.log().contains("not broadcasting transaction"),
+        "alice's revoked commitment was not refused: {}",
+        a.log_tail()
+    );
+    // A crash now (`restart` kills with SIGKILL) changes nothing: the channels stay named
+    // behind and the channel manager empty.
+    a.restart(&chain, &[]);
     chain.mine(1);
     assert!(chain.peer.utxo(&funding).is_none());
-    a.restart(&chain, &[]);
+    assert!(
+        b.channel(&channel_id).is_none(),
+        "bob still has the channel"
+    );
+    // Her latest balance, less fees, reaches her wallet, and stays there after a restart
+    // (which reads the new channel manager with the closed channel's monitor).
     let expected = a_onchain + a_local_sat - CLOSE_FEES_SAT;
     chain.mine_until("alice's channel balance in her wallet", || {
         a.confirmed_sat() >= expected
     });
+    a.restart(&chain, &[]);
+    chain.mine(1);
+    a.wait_synced_to(chain.height());
+    assert!(a.confirmed_sat() >= expected);
     assert!(a.confirmed_sat() <= a_onchain + a_local_sat);
 }

@@ -40,6 +40,7 @@ use super::engine::Engine;
 use super::error::StoreError;
 use super::header_store::HeaderStore;
 use super::notifications::{ChainNotification, Shutdown};
+use super::refused_spends::RefusedSpends;
 
 /// How long a peer has to ask for an announced transaction before the next one goes out, when
 /// it is offered again.
@@ -421,6 +422,8 @@ pub struct Broadcaster {
     /// Woken after each offer of a transaction to peers.
     offered: Notify,
     prevouts: OnceLock<Arc<dyn PrevoutValues>>,
+    /// Outputs no broadcast transaction may spend (see [`Broadcaster::refuse_spends_of`]).
+    refused: Mutex<RefusedSpends>,
 }
 
 impl fmt::Debug for dyn PrevoutValues {
@@ -472,7 +475,43 @@ impl Broadcaster {
             wake: Notify::new(),
             offered: Notify::new(),
             prevouts: OnceLock::new(),
+            refused: Mutex::new(RefusedSpends::default()),
         })
+    }
+
+    /// Never broadcasts a transaction spending one of `outpoints`, nor one descending from
+    /// such a transaction (see [`super::refused_spends`]). Kept transactions that do are
+    /// dropped at once, from the database too.
+    pub fn refuse_spends_of(&self, outpoints: impl IntoIterator<Item = OutPoint>) {
+        let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        if refused.add(outpoints) == 0 {
+            return;
+        }
+        let mut dropped = Vec::new();
+        {
+            let mut pending = self.lock();
+            for tx in parents_first(
+                &pending
+                    .txs
+                    .values()
+                    .map(|e| e.tx.clone())
+                    .collect::<Vec<_>>(),
+            ) {
+                if let Some(spent) = refused.check(&tx) {
+                    let txid = tx.compute_txid();
+                    pending.txs.remove(&txid);
+                    pending.unsent.remove(&txid);
+                    dropped.push((txid, spent));
+                }
+            }
+        }
+        drop(refused);
+        for (txid, spent) in &dropped {
+            warn!("dropping kept transaction {txid}: it spends {spent}, which must not be spent");
+        }
+        if !dropped.is_empty() {
+            self.forget(dropped.iter().map(|(txid, _)| *txid));
+        }
     }
 
     /// Where the values of outputs outside the broadcaster come from (set once, by the node,
@@ -581,7 +620,23 @@ impl Broadcaster {
 
     /// Queues `txs` (one transaction or a package, in any order) for broadcast.
     pub fn broadcast(&self, txs: &[Transaction]) {
-        let ordered = parents_first(txs);
+        let mut ordered = parents_first(txs);
+        {
+            let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+            if !refused.is_empty() {
+                ordered.retain(|tx| match refused.check(tx) {
+                    Some(spent) => {
+                        log::error!(
+                            "not broadcasting transaction {}: it spends {spent}, which must not \
+                             be spent",
+                            tx.compute_txid()
+                        );
+                        false
+                    }
+                    None => true,
+                });
+            }
+        }
         let mut added = Vec::new();
         {
             let mut pending = self.lock();
@@ -712,8 +767,14 @@ impl Broadcaster {
             "{} transaction(s) buried {BURIAL_DEPTH} blocks deep are no longer kept",
             review.buried.len()
         );
+        self.forget(review.buried.iter().copied());
+    }
+
+    /// Deletes `txids` from the database of kept transactions.
+    fn forget(&self, txids: impl Iterator<Item = Txid>) {
+        let txids: Vec<Txid> = txids.collect();
         let result = self.db.write(|tx| {
-            for txid in &review.buried {
+            for txid in &txids {
                 let key = txid.to_byte_array();
                 tx.execute(
                     "DELETE FROM pending_broadcasts WHERE txid = ?1",
@@ -727,7 +788,7 @@ impl Broadcaster {
             Ok(())
         });
         if let Err(err) = result {
-            warn!("could not forget buried transactions: {err}");
+            warn!("could not forget transactions no longer kept: {err}");
         }
     }
 
@@ -1152,5 +1213,39 @@ mod tests {
             peer_minimum_fee(FeeRate::from_sat_per_kwu(u64::MAX), Weight::from_wu(400)),
             Amount::from_sat(u64::MAX / 1_000)
         );
+    }
+
+    #[test]
+    fn refused_outputs_are_never_broadcast_and_kept_spends_of_them_are_dropped_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || {
+            let db = Arc::new(
+                ChainDb::open(&dir.path().join("chain.sqlite"), bitcoin::Network::Regtest).unwrap(),
+            );
+            Broadcaster::new(Engine::new(), db).unwrap()
+        };
+        let funding = OutPoint::new(Txid::from_byte_array([7; 32]), 1);
+        let other = OutPoint::new(Txid::from_byte_array([8; 32]), 0);
+        let early_commitment = spend(funding, 90_000);
+        let early_claim = spend(OutPoint::new(early_commitment.compute_txid(), 0), 80_000);
+        let unrelated = spend(other, 50_000);
+        let broadcaster = open();
+        broadcaster.broadcast(&[
+            early_claim.clone(),
+            early_commitment.clone(),
+            unrelated.clone(),
+        ]);
+        assert_eq!(broadcaster.unconfirmed().len(), 3);
+
+        broadcaster.refuse_spends_of([funding]);
+        assert_eq!(broadcaster.unconfirmed(), vec![unrelated.clone()]);
+        let commitment = spend(funding, 95_000);
+        let bump = spend(OutPoint::new(commitment.compute_txid(), 1), 1_000);
+        broadcaster.broadcast(&[bump, commitment]);
+        assert_eq!(broadcaster.unconfirmed(), vec![unrelated.clone()]);
+        drop(broadcaster);
+
+        // The dropped transactions are gone from the database as well.
+        assert_eq!(open().unconfirmed(), vec![unrelated]);
     }
 }

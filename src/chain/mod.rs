@@ -34,6 +34,7 @@ pub mod listener;
 pub mod notifications;
 pub mod prefetch;
 pub mod recent_blocks;
+pub mod refused_spends;
 pub mod source;
 pub mod sync;
 pub mod tracker;

@@ -30,7 +30,7 @@ use lightning::util::persist::{
     SCORER_PERSISTENCE_KEY, SCORER_PERSISTENCE_PRIMARY_NAMESPACE,
     SCORER_PERSISTENCE_SECONDARY_NAMESPACE,
 };
-use lightning::util::ser::ReadableArgs;
+use lightning::util::ser::{ReadableArgs, Writeable};
 use lightning::util::sweep::OutputSweeperSync;
 use log::{info, warn};
 use tokio::sync::watch;
@@ -46,7 +46,7 @@ use super::types::{
     BoundedGossip, ChainMonitor, ChannelManager, GossipSync, NetworkGraph, PeerManager, Persister,
     Scorer, Store, Sweeper,
 };
-use super::{background, Node, NodeHandle, NodeParts};
+use super::{background, fallen_behind, Node, NodeHandle, NodeParts};
 use crate::chain::{
     checkpoints, ChainConfig, ChainListener, ChainSource, Checkpoint, SharedListen, WatchSet,
 };
@@ -148,6 +148,7 @@ pub(super) async fn start(config: Config, handle: &NodeHandle) -> Result<Arc<Nod
         Some(dir) => Store::open_mirrored(ldk_dir, dir, config.network, &node_id)?,
         None => Store::new(ldk_dir),
     });
+    fallen_behind::record_on_panic(data_dir.path());
     let manager_bytes = read_optional(
         &store,
         CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
@@ -157,8 +158,25 @@ pub(super) async fn start(config: Config, handle: &NodeHandle) -> Result<Arc<Nod
     let fresh = manager_bytes.is_none();
     // Channel state must be readable before anything else starts: a damaged monitor stops
     // the node with the data directory untouched.
-    let monitor_heights = check_monitors_readable(&store, &keys, data_dir.path())?;
-    if fresh && !monitor_heights.is_empty() {
+    let stored_monitors = check_monitors_readable(&store, &keys, data_dir.path())?;
+    let recovering = fallen_behind::recovery_pending(data_dir.path());
+    if recovering {
+        warn!(
+            "an earlier run found this node's channel state behind its peers' ({} records \
+             it); starting with an empty channel manager so that the peers close the {} \
+             channel(s) with their latest state",
+            data_dir.path().join(fallen_behind::RECORD_FILE).display(),
+            stored_monitors.len()
+        );
+        let behind: Vec<_> = stored_monitors
+            .iter()
+            .map(|monitor| (monitor.channel_id, monitor.funding))
+            .collect();
+        fallen_behind::add(&store, &behind)
+            .map_err(|err| store_error("naming the channels behind", err))?;
+    }
+    let monitor_heights: Vec<u32> = stored_monitors.iter().map(|m| m.height).collect();
+    if fresh && !recovering && !monitor_heights.is_empty() {
         return Err(NodeError::DataDir {
             path: data_dir.path().to_path_buf(),
             reason: "channel monitors exist but the channel manager is missing; refusing to \
@@ -188,6 +206,11 @@ pub(super) async fn start(config: Config, handle: &NodeHandle) -> Result<Arc<Nod
     let chosen_start = chain_config.start;
     let chain = ChainSource::open(chain_config, watch_set.clone(), listener.clone())?;
     handle.set_chain(chain.clone());
+    // Before anything can broadcast: the channels behind never spend their funding.
+    chain.broadcaster().refuse_spends_of(
+        fallen_behind::load(&store)
+            .map_err(|err| store_error("reading the channels behind", err))?,
+    );
     let stored_start =
         check_stored_start(&config, data_dir.path(), &chain, chain_is_new, chosen_start);
     let opened = Opened {
@@ -195,7 +218,9 @@ pub(super) async fn start(config: Config, handle: &NodeHandle) -> Result<Arc<Nod
         data_dir,
         seed,
         store,
-        manager_bytes,
+        // A recovery starts with an empty channel manager.
+        manager_bytes: manager_bytes.filter(|_| !recovering),
+        recovering,
         now,
         keys,
         watch_set,
@@ -222,6 +247,8 @@ struct Opened {
     seed: [u8; 32],
     store: Arc<Store>,
     manager_bytes: Option<Vec<u8>>,
+    /// Whether the channel state fell behind and the start recovers (see [`fallen_behind`]).
+    recovering: bool,
     now: std::time::Duration,
     keys: Arc<KeysManager>,
     watch_set: Arc<WatchSet>,
@@ -236,6 +263,7 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
         seed,
         store,
         manager_bytes,
+        recovering,
         now,
         keys,
         watch_set,
@@ -382,31 +410,32 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
 
     // Step 9: the channel manager, fresh at the tip or from disk with its monitors.
     let user_config = user_config();
+    let read_manager = |bytes: &[u8]| {
+        let read_args = ChannelManagerReadArgs::new(
+            keys.clone(),
+            keys.clone(),
+            signer_provider.clone(),
+            fee_estimator.clone(),
+            chain_monitor.clone(),
+            broadcaster.clone(),
+            router.clone(),
+            message_router.clone(),
+            logger.clone(),
+            user_config.clone(),
+            monitors.iter().map(|(_, monitor)| monitor).collect(),
+        );
+        <(BlockHash, ChannelManager)>::read(&mut &bytes[..], read_args).map_err(|err| {
+            NodeError::DataDir {
+                path: data_dir.path().to_path_buf(),
+                reason: format!(
+                    "the channel manager cannot be read ({err:?}); refusing to start \
+                     (nothing was changed)"
+                ),
+            }
+        })
+    };
     let (manager_block, channel_manager) = match &manager_bytes {
-        Some(bytes) => {
-            let read_args = ChannelManagerReadArgs::new(
-                keys.clone(),
-                keys.clone(),
-                signer_provider.clone(),
-                fee_estimator.clone(),
-                chain_monitor.clone(),
-                broadcaster.clone(),
-                router.clone(),
-                message_router.clone(),
-                logger.clone(),
-                user_config,
-                monitors.iter().map(|(_, monitor)| monitor).collect(),
-            );
-            let (block, manager) = <(BlockHash, ChannelManager)>::read(&mut &bytes[..], read_args)
-                .map_err(|err| NodeError::DataDir {
-                    path: data_dir.path().to_path_buf(),
-                    reason: format!(
-                        "the channel manager cannot be read ({err:?}); refusing to start \
-                             (nothing was changed)"
-                    ),
-                })?;
-            (block, Arc::new(manager))
-        }
+        Some(bytes) => read_manager(bytes)?,
         None => {
             let manager = ChannelManager::new(
                 fee_estimator.clone(),
@@ -418,16 +447,37 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
                 keys.clone(),
                 keys.clone(),
                 signer_provider.clone(),
-                user_config,
+                user_config.clone(),
                 ChainParameters {
                     network: config.network,
                     best_block: tip,
                 },
                 now.as_secs() as u32,
             );
-            (tip.block_hash, Arc::new(manager))
+            if monitors.is_empty() {
+                (tip.block_hash, manager)
+            } else {
+                // An empty manager given the monitors of a recovery: read back with them, LDK
+                // closes every channel it does not know (their commitments are refused by the
+                // broadcaster, see `fallen_behind`).
+                read_manager(&manager.encode())?
+            }
         }
     };
+    let channel_manager = Arc::new(channel_manager);
+    if recovering {
+        store
+            .write(
+                CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
+                CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
+                CHANNEL_MANAGER_PERSISTENCE_KEY,
+                channel_manager.encode(),
+            )
+            .map_err(|err| store_error("saving the new channel manager", err))?;
+        fallen_behind::finish_recovery(data_dir.path())
+            .map_err(|err| store_error("removing the record of the channel state behind", err))?;
+        info!("the channel manager starts empty; the channels behind are closed by their peers");
+    }
 
     // The output sweeper returns closed-channel funds to the wallet. Outputs that are the
     // wallet's already are taken out of a queue saved by an earlier version first.
@@ -615,6 +665,7 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
         super::peers::keep_channel_peers_connected(
             node.peer_manager.clone(),
             node.channel_manager.clone(),
+            node.chain_monitor.clone(),
             node.peers.clone(),
             stop_rx.clone(),
         ),
@@ -639,13 +690,21 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
     Ok(node)
 }
 
+/// A stored channel monitor, as [`check_monitors_readable`] found it.
+struct StoredMonitor {
+    channel_id: lightning::ln::types::ChannelId,
+    funding: bitcoin::OutPoint,
+    /// The height of its best block.
+    height: u32,
+}
+
 /// Reads every stored channel monitor once, without applying updates or starting anything,
 /// so that a damaged one is reported before the node touches its data directory.
 fn check_monitors_readable(
     store: &Store,
     keys: &Arc<KeysManager>,
     dir: &std::path::Path,
-) -> Result<Vec<u32>, NodeError> {
+) -> Result<Vec<StoredMonitor>, NodeError> {
     use lightning::util::persist::{
         CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE,
         CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE,
@@ -665,7 +724,7 @@ fn check_monitors_readable(
             CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE,
         )
         .map_err(|err| refuse("list", err.to_string()))?;
-    let mut heights = Vec::new();
+    let mut monitors = Vec::new();
     for key in &keys_list {
         let bytes = store
             .read(
@@ -682,9 +741,13 @@ fn check_monitors_readable(
             lightning::chain::channelmonitor::ChannelMonitor<lightning::sign::InMemorySigner>,
         )>>::read(&mut &body[..], (&**keys, &**keys))
         .map_err(|err| refuse(key, format!("{err:?}")))?;
-        heights.extend(monitor.map(|(_, monitor)| monitor.current_best_block().height));
+        monitors.extend(monitor.map(|(_, monitor)| StoredMonitor {
+            channel_id: monitor.channel_id(),
+            funding: monitor.get_funding_txo().into_bitcoin_outpoint(),
+            height: monitor.current_best_block().height,
+        }));
     }
-    Ok(heights)
+    Ok(monitors)
 }
 
 /// Takes the channel state from the backup directory `from` into `data_dir`, which must hold

@@ -13,6 +13,7 @@ mod channels;
 mod data_dir;
 mod error;
 mod events;
+mod fallen_behind;
 mod fee_demand;
 mod forward_store;
 mod gossip;

@@ -10,12 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bitcoin::secp256k1::PublicKey;
+use lightning::chain::channelmonitor::Balance;
 use lightning::util::persist::KVStoreSync;
 use log::{debug, info, warn};
 use tokio::sync::watch;
 
 use super::error::NodeError;
-use super::types::{ChannelManager, PeerManager, Store};
+use super::types::{ChainMonitor, ChannelManager, PeerManager, Store};
 
 const NAMESPACE: &str = "peers";
 /// How long an outbound connection may take to complete the Lightning handshake.
@@ -208,11 +209,13 @@ pub async fn connect(
 }
 
 /// Keeps channel peers connected until `stop` turns true: at once and then every few seconds,
-/// each peer we have a channel with and a remembered address for is reconnected if it is not
+/// each peer we have a channel with (or whose close we wait for, see
+/// [`peers_awaiting_close`]) and a remembered address for is reconnected if it is not
 /// connected, with exponential backoff per peer.
 pub async fn keep_channel_peers_connected(
     peer_manager: Arc<PeerManager>,
     channel_manager: Arc<ChannelManager>,
+    chain_monitor: Arc<ChainMonitor>,
     store: Arc<PeerStore>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -233,6 +236,7 @@ pub async fn keep_channel_peers_connected(
             .iter()
             .map(|c| c.counterparty.node_id)
             .collect();
+        channel_peers.extend(peers_awaiting_close(&chain_monitor));
         channel_peers.sort();
         channel_peers.dedup();
         for node_id in channel_peers {
@@ -268,6 +272,25 @@ pub async fn keep_channel_peers_connected(
             }
         }
     }
+}
+
+/// The peers of channels whose funding no transaction has spent yet, as their monitors know:
+/// the open channels' peers, and those of channels the channel manager no longer has but
+/// whose peer must still close them (channels whose state fell behind the peer's, see
+/// `fallen_behind`: the peer closes once it reconnects).
+fn peers_awaiting_close(chain_monitor: &ChainMonitor) -> Vec<PublicKey> {
+    chain_monitor
+        .list_monitors()
+        .into_iter()
+        .filter_map(|channel_id| chain_monitor.get_monitor(channel_id).ok())
+        .filter(|monitor| {
+            monitor
+                .get_claimable_balances()
+                .iter()
+                .any(|balance| matches!(balance, Balance::ClaimableOnChannelClose { .. }))
+        })
+        .map(|monitor| monitor.get_counterparty_node_id())
+        .collect()
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ mod supervisor;
 
 use std::future::Future;
 
-pub use panic_hook::install_fatal_panic_hook;
+pub use panic_hook::{install_fatal_panic_hook, on_fatal_panic};
 pub use supervisor::{Supervisor, TaskFailure};
 
 tokio::task_local! {

@@ -7,8 +7,24 @@
 //! with `panic = "abort"`).
 
 use std::panic::PanicHookInfo;
+use std::sync::Mutex;
 
 use super::supervisor::panic_message;
+
+/// What runs with a fatal panic's message before the process aborts.
+type Observer = Box<dyn Fn(&str) + Send + Sync>;
+
+static OBSERVERS: Mutex<Vec<Observer>> = Mutex::new(Vec::new());
+
+/// Has `observer` called with the message of each panic the fatal hook sees, before the
+/// process aborts: the place to record durably what the next start must know (it must not
+/// panic itself).
+pub fn on_fatal_panic(observer: impl Fn(&str) + Send + Sync + 'static) {
+    OBSERVERS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(Box::new(observer));
+}
 
 /// Replaces the panic hook with one that logs the panic and aborts the process.
 pub fn install_fatal_panic_hook() {
@@ -17,6 +33,12 @@ pub fn install_fatal_panic_hook() {
             "{}; stopping at once, persisting nothing more",
             describe(info)
         );
+        let message = panic_message(info.payload());
+        if let Ok(observers) = OBSERVERS.try_lock() {
+            for observer in observers.iter() {
+                observer(&message);
+            }
+        }
         log::logger().flush();
         std::process::abort();
     }));
