@@ -480,8 +480,8 @@ impl Broadcaster {
     }
 
     /// Never broadcasts a transaction spending one of `outpoints`, nor one descending from
-    /// such a transaction (see [`super::refused_spends`]). Kept transactions that do are
-    /// dropped at once, from the database too.
+    /// such a transaction (see [`super::refused_spends`]). Kept unconfirmed transactions that do
+    /// are dropped at once, from the database too.
     pub fn refuse_spends_of(&self, outpoints: impl IntoIterator<Item = OutPoint>) {
         let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
         if refused.add(outpoints) == 0 {
@@ -490,13 +490,9 @@ impl Broadcaster {
         let mut dropped = Vec::new();
         {
             let mut pending = self.lock();
-            for tx in parents_first(
-                &pending
-                    .txs
-                    .values()
-                    .map(|e| e.tx.clone())
-                    .collect::<Vec<_>>(),
-            ) {
+            // Confirmed ones stay: nothing is broadcast for them, and what spends them can
+            // confirm.
+            for tx in pending.queued() {
                 if let Some(spent) = refused.check(&tx) {
                     let txid = tx.compute_txid();
                     pending.txs.remove(&txid);

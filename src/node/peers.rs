@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use bitcoin::secp256k1::PublicKey;
 use lightning::chain::channelmonitor::Balance;
+use lightning::ln::types::ChannelId;
 use lightning::util::persist::KVStoreSync;
 use log::{debug, info, warn};
 use tokio::sync::watch;
@@ -231,12 +232,11 @@ pub async fn keep_channel_peers_connected(
         if *stop.borrow() {
             break;
         }
-        let mut channel_peers: Vec<PublicKey> = channel_manager
-            .list_channels()
-            .iter()
-            .map(|c| c.counterparty.node_id)
-            .collect();
-        channel_peers.extend(peers_awaiting_close(&chain_monitor));
+        let channels = channel_manager.list_channels();
+        let mut channel_peers: Vec<PublicKey> =
+            channels.iter().map(|c| c.counterparty.node_id).collect();
+        let open: HashSet<ChannelId> = channels.iter().map(|c| c.channel_id).collect();
+        channel_peers.extend(peers_awaiting_close(&chain_monitor, &open));
         channel_peers.sort();
         channel_peers.dedup();
         for node_id in channel_peers {
@@ -274,14 +274,14 @@ pub async fn keep_channel_peers_connected(
     }
 }
 
-/// The peers of channels whose funding no transaction has spent yet, as their monitors know:
-/// the open channels' peers, and those of channels the channel manager no longer has but
-/// whose peer must still close them (channels whose state fell behind the peer's, see
-/// `fallen_behind`: the peer closes once it reconnects).
-fn peers_awaiting_close(chain_monitor: &ChainMonitor) -> Vec<PublicKey> {
+/// The peers of channels the channel manager no longer has (`open` are the ones it has) whose
+/// funding no transaction has spent yet, as their monitors know: channels whose state fell
+/// behind the peer's (see `fallen_behind`), which the peer closes once it reconnects.
+fn peers_awaiting_close(chain_monitor: &ChainMonitor, open: &HashSet<ChannelId>) -> Vec<PublicKey> {
     chain_monitor
         .list_monitors()
         .into_iter()
+        .filter(|channel_id| !open.contains(channel_id))
         .filter_map(|channel_id| chain_monitor.get_monitor(channel_id).ok())
         .filter(|monitor| {
             monitor
