@@ -9,7 +9,7 @@ use std::process::Stdio;
 
 use bitcoin::hashes::Hash;
 use common::cli::{
-    cli_in, closed_port, daemon_command, json_error_of, lightfilter, send_signal, wait_for_exit,
+    cli_in, closed_port, daemon_command, json_error_of, lightfilter_in, send_signal, wait_for_exit,
     Chain, Daemon, KillOnDrop,
 };
 use lightfilter::tasks::fault::FAULT_VAR;
@@ -17,11 +17,7 @@ use lightfilter::tasks::fault::FAULT_VAR;
 /// Runs `lightfilter --network regtest --datadir <dir> daemon <args>` to its end (it must
 /// fail to start); returns whether it succeeded and its standard error.
 fn daemon_run(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
-    let child = lightfilter()
-        .arg("--network")
-        .arg("regtest")
-        .arg("--datadir")
-        .arg(dir)
+    let child = lightfilter_in(dir)
         .arg("daemon")
         .args(args)
         .env("RUST_LOG", "info")
@@ -288,6 +284,22 @@ fn the_api_shows_a_first_sync_in_progress_and_refuses_sends_until_it_is_done() {
     );
 }
 
+/// Polls `daemon` until its first sync has stored filters up to a quarter of `tip`, asserting
+/// that it is still starting; returns the filters' height then.
+fn wait_for_a_quarter_of_the_first_sync(daemon: &Daemon, tip: u32) -> u64 {
+    loop {
+        let info = daemon.json(&["getinfo"]);
+        assert_eq!(
+            info["state"], "starting",
+            "a quarter of the way before the sync ended: {info}"
+        );
+        let filters = info["sync"]["filters_height"].as_u64().expect("a height");
+        if filters >= u64::from(tip) / 4 {
+            return filters;
+        }
+    }
+}
+
 #[test]
 fn a_first_sync_killed_midway_resumes_where_it_was() {
     let chain = Chain::start();
@@ -295,19 +307,8 @@ fn a_first_sync_killed_midway_resumes_where_it_was() {
     let tip = chain.height();
     let mut daemon = Daemon::spawn("killed-first-sync", &chain, &[]);
     daemon.wait_api();
-    let mut killed_at = 0;
-    while killed_at == 0 {
-        let info = daemon.json(&["getinfo"]);
-        assert_eq!(
-            info["state"], "starting",
-            "killed before the sync ended: {info}"
-        );
-        let filters = info["sync"]["filters_height"].as_u64().expect("a height");
-        if filters >= u64::from(tip) / 4 {
-            daemon.kill_hard();
-            killed_at = filters;
-        }
-    }
+    let killed_at = wait_for_a_quarter_of_the_first_sync(&daemon, tip);
+    daemon.kill_hard();
     let first_bytes = {
         // What the first run received up to the kill is not known any more; what the second
         // run receives must be what is left, not the whole chain again.
@@ -344,19 +345,8 @@ fn a_stop_during_the_first_sync_ends_the_daemon_cleanly_and_the_next_start_resum
     let tip = chain.height();
     let mut daemon = Daemon::spawn("stopped-first-sync", &chain, &[]);
     daemon.wait_api();
-    let mut stopped_at = 0;
-    while stopped_at == 0 {
-        let info = daemon.json(&["getinfo"]);
-        assert_eq!(
-            info["state"], "starting",
-            "stopped before the sync ended: {info}"
-        );
-        let filters = info["sync"]["filters_height"].as_u64().expect("a height");
-        if filters >= u64::from(tip) / 4 {
-            assert_eq!(daemon.json(&["stop"])["stopping"], true);
-            stopped_at = filters;
-        }
-    }
+    let stopped_at = wait_for_a_quarter_of_the_first_sync(&daemon, tip);
+    assert_eq!(daemon.json(&["stop"])["stopping"], true);
     assert!(
         daemon.wait_exit(),
         "exit status 0 after a stop while starting"

@@ -21,6 +21,17 @@ pub fn lightfilter() -> Command {
     Command::new(env!("CARGO_BIN_EXE_lightfilter"))
 }
 
+/// The binary under test on regtest with `--datadir data_dir`, ready for a command.
+pub fn lightfilter_in(data_dir: &Path) -> Command {
+    let mut command = lightfilter();
+    command
+        .arg("--network")
+        .arg("regtest")
+        .arg("--datadir")
+        .arg(data_dir);
+    command
+}
+
 /// Polls `condition` every 200 ms until it holds; panics naming `what` after [`TIMEOUT`].
 pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + TIMEOUT;
@@ -139,11 +150,7 @@ impl From<Output> for Run {
 
 /// Runs `lightfilter --network regtest --datadir <data_dir> <args>`.
 pub fn cli_in(data_dir: &Path, args: &[&str]) -> Run {
-    lightfilter()
-        .arg("--network")
-        .arg("regtest")
-        .arg("--datadir")
-        .arg(data_dir)
+    lightfilter_in(data_dir)
         .args(args)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -373,11 +380,7 @@ impl Daemon {
     /// Starts a CLI command against this daemon without waiting for it (output piped).
     pub fn spawn_cli(&self, args: &[&str]) -> KillOnDrop {
         KillOnDrop::new(
-            lightfilter()
-                .arg("--network")
-                .arg("regtest")
-                .arg("--datadir")
-                .arg(self.data_dir())
+            lightfilter_in(self.data_dir())
                 .args(args)
                 .env("RUST_LOG", "warn")
                 .stdin(Stdio::null())
@@ -533,12 +536,8 @@ pub fn spawn_daemon(data_dir: &Path, peer: SocketAddr, extra: &[&str]) -> Child 
 
 /// The command [`spawn_daemon`] runs, for a test to adjust before spawning it.
 pub fn daemon_command(data_dir: &Path, peer: SocketAddr, extra: &[&str]) -> Command {
-    let mut command = lightfilter();
+    let mut command = lightfilter_in(data_dir);
     command
-        .arg("--network")
-        .arg("regtest")
-        .arg("--datadir")
-        .arg(data_dir)
         .arg("daemon")
         .arg("--bitcoin-peer")
         .arg(peer.to_string())
