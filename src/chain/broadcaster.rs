@@ -484,26 +484,49 @@ impl Broadcaster {
     /// are dropped at once, from the database too.
     pub fn refuse_spends_of(&self, outpoints: impl IntoIterator<Item = OutPoint>) {
         let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
-        if refused.add(outpoints) == 0 {
-            return;
+        if refused.add(outpoints) > 0 {
+            self.drop_refused(refused);
         }
+    }
+
+    /// Holds the channels funded by `fundings`: none of their commitment transactions, nor
+    /// anything built on one, is broadcast until [`Broadcaster::release_commitments_of`] (see
+    /// [`super::refused_spends`]). Kept unconfirmed transactions that are refused now are
+    /// dropped at once, from the database too.
+    pub fn hold_commitments_of(&self, fundings: impl IntoIterator<Item = OutPoint>) {
+        let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        if refused.hold(fundings) > 0 {
+            self.drop_refused(refused);
+        }
+    }
+
+    /// Lifts the hold of the channels funded by `fundings`.
+    pub fn release_commitments_of(&self, fundings: &[OutPoint]) {
+        self.refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .release(fundings);
+    }
+
+    /// Drops the kept unconfirmed transactions that `refused` refuses.
+    fn drop_refused(&self, mut refused: std::sync::MutexGuard<'_, RefusedSpends>) {
         let mut dropped = Vec::new();
         {
             let mut pending = self.lock();
             // Confirmed ones stay: nothing is broadcast for them, and what spends them can
             // confirm.
             for tx in pending.queued() {
-                if let Some(spent) = refused.check(&tx) {
+                if let Some(refusal) = refused.check(&tx) {
                     let txid = tx.compute_txid();
                     pending.txs.remove(&txid);
                     pending.unsent.remove(&txid);
-                    dropped.push((txid, spent));
+                    dropped.push((txid, refusal));
                 }
             }
         }
         drop(refused);
-        for (txid, spent) in &dropped {
-            warn!("dropping kept transaction {txid}: it spends {spent}, which must not be spent");
+        for (txid, refusal) in &dropped {
+            warn!("dropping kept transaction {txid}: {refusal}");
         }
         if !dropped.is_empty() {
             self.forget(dropped.iter().map(|(txid, _)| *txid));
@@ -621,10 +644,9 @@ impl Broadcaster {
             let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
             if !refused.is_empty() {
                 ordered.retain(|tx| match refused.check(tx) {
-                    Some(spent) => {
+                    Some(refusal) => {
                         log::error!(
-                            "not broadcasting transaction {}: it spends {spent}, which must not \
-                             be spent",
+                            "not broadcasting transaction {}: {refusal}",
                             tx.compute_txid()
                         );
                         false
@@ -1243,5 +1265,33 @@ mod tests {
 
         // The dropped transactions are gone from the database as well.
         assert_eq!(open().unconfirmed(), vec![unrelated]);
+    }
+
+    #[test]
+    fn a_held_channel_has_no_commitment_broadcast_until_released_but_may_close_cooperatively() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(
+            ChainDb::open(&dir.path().join("chain.sqlite"), bitcoin::Network::Regtest).unwrap(),
+        );
+        let broadcaster = Broadcaster::new(Engine::new(), db).unwrap();
+        let funding = OutPoint::new(Txid::from_byte_array([7; 32]), 1);
+        let mut commitment = spend(funding, 90_000);
+        commitment.input[0].sequence = Sequence(0x8012_3456);
+        commitment.lock_time = LockTime::from_consensus(0x2065_4321);
+        let anchor_bump = spend(OutPoint::new(commitment.compute_txid(), 0), 1_000);
+        broadcaster.broadcast(&[commitment.clone()]);
+        broadcaster.hold_commitments_of([funding]);
+        assert!(
+            broadcaster.unconfirmed().is_empty(),
+            "a kept commitment of a channel now held is dropped"
+        );
+        broadcaster.broadcast(&[commitment.clone(), anchor_bump.clone()]);
+        assert!(broadcaster.unconfirmed().is_empty());
+        let cooperative_close = spend(funding, 89_000);
+        broadcaster.broadcast(&[cooperative_close.clone()]);
+        assert_eq!(broadcaster.unconfirmed(), vec![cooperative_close.clone()]);
+        broadcaster.release_commitments_of(&[funding]);
+        broadcaster.broadcast(&[anchor_bump.clone(), commitment.clone()]);
+        assert_eq!(broadcaster.unconfirmed().len(), 3);
     }
 }
