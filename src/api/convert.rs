@@ -103,6 +103,8 @@ impl From<ChannelInfo> for ChannelEntry {
             funding_txid: channel.funding_txid.map(|txid| txid.to_string()),
             confirmations: channel.confirmations,
             short_channel_id: channel.short_channel_id.map(format_short_channel_id),
+            held: channel.held.is_some(),
+            held_reason: channel.held,
         }
     }
 }

@@ -112,6 +112,7 @@ fn node_status(code: &str) -> StatusCode {
         "duplicate_payment" => StatusCode::CONFLICT,
         "insufficient_funds"
         | "channel_error"
+        | "channel_held"
         | "payment_failed"
         | "fee_below_peer_minimum"
         | "cannot_bump" => StatusCode::UNPROCESSABLE_ENTITY,

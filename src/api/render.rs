@@ -225,7 +225,9 @@ pub fn peers(peers: &[PeerEntry]) -> String {
 
 /// The state word of a channel.
 fn channel_state(channel: &ChannelEntry) -> String {
-    if channel.usable {
+    if channel.held {
+        "held until the peer reestablishes it".to_string()
+    } else if channel.usable {
         "usable".to_string()
     } else if channel.ready {
         "ready, peer offline".to_string()

@@ -337,6 +337,14 @@ pub struct ChannelEntry {
     /// The short channel id (`BLOCKxTXxOUTPUT`), once the funding is confirmed.
     #[serde(default)]
     pub short_channel_id: Option<String>,
+    /// Whether the channel is held: its state is not proved current (restored from a backup,
+    /// or its channel manager was older than its monitor), so the node does not broadcast its
+    /// commitment until the peer has reestablished it or closed it.
+    #[serde(default)]
+    pub held: bool,
+    /// Why it is held.
+    #[serde(default)]
+    pub held_reason: Option<String>,
 }
 
 /// `invoice` request.

@@ -54,7 +54,7 @@ impl Node {
                 node.peer_manager.clone(),
                 NO_LIQUIDITY_MANAGER,
                 Some(node.sweeper.clone()),
-                Arc::new(super::logger::LdkLogger),
+                Arc::new(super::logger::LdkLogger::default()),
                 Some(node.scorer.clone()),
                 sleeper,
                 false,

@@ -15,9 +15,12 @@
 //!
 //! The mirror is marked with the node it belongs to ([`MARKER_KEY`]); a start with a mirror
 //! of another node, a directory that holds something else, or one that cannot be written is
-//! refused. At every start the mirror is brought in step with the primary copy.
+//! refused. So is a start whose mirror is ahead of the primary copy anywhere (a data
+//! directory that was lost and made again from the seed, or put back from an older copy):
+//! neither copy is changed, and the refusal says how to restore. Otherwise the mirror is
+//! brought in step at every start, taking only what is newer in the primary copy (see
+//! `backup_compare`).
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -25,15 +28,14 @@ use bitcoin::secp256k1::PublicKey;
 use bitcoin::Network;
 use lightning::io;
 use lightning::util::persist::{
-    KVStoreSync, MigratableKVStore, CHANNEL_MANAGER_PERSISTENCE_KEY,
-    CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE, CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
-    CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE,
+    KVStoreSync, CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE,
     CHANNEL_MONITOR_UPDATE_PERSISTENCE_PRIMARY_NAMESPACE, NETWORK_GRAPH_PERSISTENCE_KEY,
     SCORER_PERSISTENCE_KEY,
 };
 use lightning_persister::fs_store::FilesystemStore;
 use log::{error, info, warn};
 
+use super::backup_compare::{self, ReadMonitor};
 use crate::config::network_name;
 
 /// Key (in the top namespace of the mirror) of the file naming the node a mirror belongs to.
@@ -166,7 +168,7 @@ pub struct ChannelStore {
 }
 
 /// Whether a key is mirrored: everything but the network graph and the scorer.
-fn is_mirrored(primary_namespace: &str, secondary_namespace: &str, key: &str) -> bool {
+pub(super) fn is_mirrored(primary_namespace: &str, secondary_namespace: &str, key: &str) -> bool {
     !(primary_namespace.is_empty()
         && secondary_namespace.is_empty()
         && (key == NETWORK_GRAPH_PERSISTENCE_KEY
@@ -175,7 +177,7 @@ fn is_mirrored(primary_namespace: &str, secondary_namespace: &str, key: &str) ->
 }
 
 /// `primary/secondary/key`, without the empty parts.
-fn key_path(primary_namespace: &str, secondary_namespace: &str, key: &str) -> String {
+pub(super) fn key_path(primary_namespace: &str, secondary_namespace: &str, key: &str) -> String {
     [primary_namespace, secondary_namespace, key]
         .into_iter()
         .filter(|part| !part.is_empty())
@@ -250,24 +252,24 @@ impl ChannelStore {
 
     /// The store in `primary_dir` mirrored to `mirror_dir` (a directory that must exist),
     /// for node `node_id` on `network`. Refuses a mirror that is not a directory, belongs to
-    /// another node, holds something else, or cannot be written; brings the mirror in step
-    /// with the primary copy (writing what differs, removing what the primary does not hold).
+    /// another node, holds something else, or cannot be written, and a mirror that is ahead of
+    /// the primary copy anywhere (see [`backup_compare::ahead_of`]): then neither copy is
+    /// changed, and the refusal says what to run (`advice`, given whether the primary copy
+    /// holds no channel state at all). Otherwise brings the mirror in step, writing only what
+    /// is newer in the primary copy. `read_monitor` reads a stored channel monitor.
     pub fn open_mirrored(
         primary_dir: PathBuf,
         mirror_dir: &Path,
         network: Network,
         node_id: &PublicKey,
+        read_monitor: ReadMonitor,
+        advice: &dyn Fn(bool) -> String,
     ) -> Result<Self, BackupError> {
         let fail = |reason: String| BackupError {
             path: mirror_dir.to_path_buf(),
             reason,
         };
-        let identity = identity_of(mirror_dir).map_err(|err| {
-            fail(format!(
-                "cannot be used ({err}); create the directory (on the backup device) or fix \
-                 --backup-dir / backup_dir; the daemon does not start without its backup"
-            ))
-        })?;
+        let (identity, store) = check_usable(mirror_dir, network, node_id)?;
         if let Some(data_dir) = primary_dir.parent() {
             if identity_of(data_dir).is_ok_and(|(device, _)| device == identity.0) {
                 warn!(
@@ -278,19 +280,29 @@ impl ChannelStore {
                 );
             }
         }
-        let store = FilesystemStore::new(mirror_dir.to_path_buf());
-        if !check_marker(mirror_dir, &store, network, node_id)? {
-            let mut entries = std::fs::read_dir(mirror_dir)
-                .map_err(|err| fail(format!("cannot be read: {err}")))?;
-            if let Some(entry) = entries.next() {
-                let name = entry
-                    .map(|entry| entry.file_name().to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                return Err(fail(format!(
-                    "it is not empty (it holds {name:?}) and holds no lightfilter backup; give \
-                     an empty directory"
-                )));
-            }
+        let primary = FilesystemStore::new(primary_dir);
+        let primary_state = backup_compare::read_state(&primary, read_monitor).map_err(|err| {
+            fail(format!(
+                "cannot be compared with the data directory's channel state: {err} in the \
+                 data directory"
+            ))
+        })?;
+        let mirror_state = backup_compare::read_state(&store, read_monitor)
+            .map_err(|err| fail(format!("cannot be compared with the data directory: {err}")))?;
+        let ahead = backup_compare::ahead_of(&mirror_state, &primary_state);
+        if !ahead.is_empty() {
+            return Err(fail(format!(
+                "it holds channel state that the data directory lacks or holds older ({}); \
+                 starting from the data directory would run channels from revoked states and \
+                 overwrite the only current copy, so the daemon does not start (neither copy \
+                 was changed). {}",
+                ahead
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                advice(primary_state.is_empty())
+            )));
         }
         // It holds payment preimages and channel secrets: the owner's only, as the data
         // directory.
@@ -313,17 +325,25 @@ impl ChannelStore {
             marker(network, node_id).into_bytes(),
         )
         .map_err(|err| fail(format!("cannot be written: {}", describe(&err))))?;
-        let primary = FilesystemStore::new(primary_dir);
-        let (written, removed) = bring_in_step(&primary, &store).map_err(|err| {
+        let done = backup_compare::bring_in_step(
+            &primary,
+            &primary_state,
+            &store,
+            &mirror_state,
+            is_mirrored,
+        )
+        .map_err(|err| {
             fail(format!(
                 "cannot be brought in step with the node: {}",
                 describe(&err)
             ))
         })?;
         info!(
-            "backup directory {}: mirror in step with the channel state ({written} files \
-             written, {removed} removed)",
-            mirror_dir.display()
+            "backup directory {}: mirror in step with the channel state ({} files written, \
+             {} removed)",
+            mirror_dir.display(),
+            done.written,
+            done.removed
         );
         Ok(Self {
             primary,
@@ -365,120 +385,39 @@ impl ChannelStore {
     }
 }
 
-/// Makes `mirror` hold what `primary` holds (mirrored keys only). Returns the files written
-/// and removed.
-fn bring_in_step(
-    primary: &FilesystemStore,
-    mirror: &FilesystemStore,
-) -> io::Result<(usize, usize)> {
-    let wanted: BTreeSet<(String, String, String)> = primary
-        .list_all_keys()?
-        .into_iter()
-        .filter(|(p, s, k)| is_mirrored(p, s, k))
-        .collect();
-    let mut written = 0;
-    for (p, s, k) in &wanted {
-        let bytes = KVStoreSync::read(primary, p, s, k)?;
-        let same = match KVStoreSync::read(mirror, p, s, k) {
-            Ok(existing) => existing == bytes,
-            Err(err) if is_not_found(&err) => false,
-            Err(err) => return Err(err),
-        };
-        if !same {
-            KVStoreSync::write(mirror, p, s, k, bytes)?;
-            written += 1;
-        }
-    }
-    let mut removed = 0;
-    for (p, s, k) in mirror.list_all_keys()? {
-        if is_mirrored(&p, &s, &k) && !wanted.contains(&(p.clone(), s.clone(), k.clone())) {
-            KVStoreSync::remove(mirror, &p, &s, &k, false)?;
-            removed += 1;
-        }
-    }
-    Ok((written, removed))
-}
-
-/// Copies the channel state of the mirror in `mirror_dir` into the empty store in
-/// `primary_dir`, for node `node_id` on `network`: channel monitors and their updates first,
-/// the channel manager last (an interrupted copy has no manager, and can be done again).
-/// Refuses a directory that is not this node's backup or holds no channel manager, and a
-/// primary store that already holds a channel manager. Returns the number of files copied.
-pub fn restore_from_mirror(
+/// Checks, without writing anything, that `mirror_dir` can be this node's mirror: a
+/// directory, marked as the backup of `node_id` on `network`, or empty. Returns its identity
+/// and a store on it.
+pub fn check_usable(
     mirror_dir: &Path,
-    primary_dir: &Path,
     network: Network,
     node_id: &PublicKey,
-) -> Result<usize, BackupError> {
+) -> Result<(DirIdentity, FilesystemStore), BackupError> {
     let fail = |reason: String| BackupError {
         path: mirror_dir.to_path_buf(),
         reason,
     };
-    identity_of(mirror_dir).map_err(|err| fail(format!("cannot be restored from: {err}")))?;
-    let mirror = FilesystemStore::new(mirror_dir.to_path_buf());
-    if !check_marker(mirror_dir, &mirror, network, node_id)? {
-        return Err(fail(format!(
-            "it is not a lightfilter backup (no {MARKER_KEY} file)"
-        )));
-    }
-    let manager = (
-        CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
-        CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
-        CHANNEL_MANAGER_PERSISTENCE_KEY,
-    );
-    let manager_bytes =
-        KVStoreSync::read(&mirror, manager.0, manager.1, manager.2).map_err(|err| {
-            fail(format!(
-                "it holds no channel manager to restore ({})",
-                describe(&err)
-            ))
-        })?;
-    let primary = FilesystemStore::new(primary_dir.to_path_buf());
-    match KVStoreSync::read(&primary, manager.0, manager.1, manager.2) {
-        Err(err) if is_not_found(&err) => {}
-        _ => {
+    let identity = identity_of(mirror_dir).map_err(|err| {
+        fail(format!(
+            "cannot be used ({err}); create the directory (on the backup device) or fix \
+             --backup-dir / backup_dir; the daemon does not start without its backup"
+        ))
+    })?;
+    let store = FilesystemStore::new(mirror_dir.to_path_buf());
+    if !check_marker(mirror_dir, &store, network, node_id)? {
+        let mut entries =
+            std::fs::read_dir(mirror_dir).map_err(|err| fail(format!("cannot be read: {err}")))?;
+        if let Some(entry) = entries.next() {
+            let name = entry
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .unwrap_or_default();
             return Err(fail(format!(
-                "the data directory already holds channel state ({} exists); a restore needs \
-                 a data directory with only the seed (start without --restore-from to run it)",
-                primary_dir.join(manager.2).display()
-            )))
+                "it is not empty (it holds {name:?}) and holds no lightfilter backup; give an \
+                 empty directory"
+            )));
         }
     }
-    let keys = mirror
-        .list_all_keys()
-        .map_err(|err| fail(format!("cannot be listed: {}", describe(&err))))?;
-    let mut copied = 0;
-    for (p, s, k) in keys {
-        if !is_mirrored(&p, &s, &k) || (p.as_str(), s.as_str(), k.as_str()) == manager {
-            continue;
-        }
-        let bytes = KVStoreSync::read(&mirror, &p, &s, &k).map_err(|err| {
-            fail(format!(
-                "cannot read {}: {}",
-                key_path(&p, &s, &k),
-                describe(&err)
-            ))
-        })?;
-        KVStoreSync::write(&primary, &p, &s, &k, bytes).map_err(|err| {
-            fail(format!(
-                "cannot write {} into {}: {}",
-                key_path(&p, &s, &k),
-                primary_dir.display(),
-                describe(&err)
-            ))
-        })?;
-        copied += 1;
-    }
-    KVStoreSync::write(&primary, manager.0, manager.1, manager.2, manager_bytes).map_err(
-        |err| {
-            fail(format!(
-                "cannot write the channel manager into {}: {}",
-                primary_dir.display(),
-                describe(&err)
-            ))
-        },
-    )?;
-    Ok(copied + 1)
+    Ok((identity, store))
 }
 
 impl ChannelStore {
@@ -569,7 +508,9 @@ impl KVStoreSync for ChannelStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node::backup_compare::tests::{monitor_bytes, read_test_monitor};
     use bitcoin::secp256k1::{Secp256k1, SecretKey};
+    use std::collections::BTreeSet;
 
     fn node(byte: u8) -> PublicKey {
         PublicKey::from_secret_key(
@@ -585,6 +526,8 @@ mod tests {
             &root.join("mirror"),
             Network::Regtest,
             &node(1),
+            &read_test_monitor,
+            &|_| "advice".to_string(),
         )
         .unwrap()
     }
@@ -657,93 +600,100 @@ mod tests {
         assert_eq!(store.backup_status().state, BackupState::Ok);
     }
 
+    fn open(root: &Path, mirror: &str, node_id: u8) -> Result<ChannelStore, BackupError> {
+        ChannelStore::open_mirrored(
+            root.join("ldk"),
+            &root.join(mirror),
+            Network::Regtest,
+            &node(node_id),
+            &read_test_monitor,
+            &|empty| format!("advice for a data directory empty: {empty}"),
+        )
+    }
+
+    /// Every file under `dir` with its bytes.
+    fn snapshot(dir: &Path) -> BTreeSet<(PathBuf, Vec<u8>)> {
+        let mut files = BTreeSet::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files.extend(snapshot(&path));
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                files.insert((path, bytes));
+            }
+        }
+        files
+    }
+
     #[test]
     fn a_start_brings_the_mirror_in_step_and_refuses_unusable_directories() {
         let root = tempfile::tempdir().unwrap();
         let primary = FilesystemStore::new(root.path().join("ldk"));
-        KVStoreSync::write(&primary, "monitors", "", "a", vec![1]).unwrap();
+        KVStoreSync::write(&primary, "monitors", "", "a", monitor_bytes(1, 10, 100)).unwrap();
         KVStoreSync::write(&primary, "", "", "scorer", vec![5]).unwrap();
         let store = mirrored(root.path());
         let mirror = FilesystemStore::new(root.path().join("mirror"));
-        assert_eq!(read(&mirror, "monitors", "", "a"), Some(vec![1]));
+        assert_eq!(
+            read(&mirror, "monitors", "", "a"),
+            Some(monitor_bytes(1, 10, 100))
+        );
         assert_eq!(read(&mirror, "", "", "scorer"), None);
         drop(store);
-        // A key the primary no longer holds is removed from the mirror at the next start.
-        KVStoreSync::write(&mirror, "monitors", "", "stale", vec![7]).unwrap();
+        // An update file the monitor supersedes is removed from the mirror at the next start.
+        KVStoreSync::write(&mirror, "monitor_updates", "a", "9", vec![7]).unwrap();
         mirrored(root.path());
-        assert_eq!(read(&mirror, "monitors", "", "stale"), None);
+        assert_eq!(read(&mirror, "monitor_updates", "a", "9"), None);
 
-        let missing = ChannelStore::open_mirrored(
-            root.path().join("ldk"),
-            &root.path().join("nowhere"),
-            Network::Regtest,
-            &node(1),
-        )
-        .err()
-        .unwrap()
-        .to_string();
+        let missing = open(root.path(), "nowhere", 1).err().unwrap().to_string();
         assert!(
             missing.contains("nowhere") && missing.contains("does not start"),
             "{missing}"
         );
-        let other = ChannelStore::open_mirrored(
-            root.path().join("ldk"),
-            &root.path().join("mirror"),
-            Network::Regtest,
-            &node(2),
-        )
-        .err()
-        .unwrap()
-        .to_string();
+        let other = open(root.path(), "mirror", 2).err().unwrap().to_string();
         assert!(other.contains("another node"), "{other}");
         let busy = root.path().join("busy");
         std::fs::create_dir(&busy).unwrap();
         std::fs::write(busy.join("photo.jpg"), b"x").unwrap();
-        let busy =
-            ChannelStore::open_mirrored(root.path().join("ldk"), &busy, Network::Regtest, &node(1))
-                .err()
-                .unwrap()
-                .to_string();
+        let busy = open(root.path(), "busy", 1).err().unwrap().to_string();
         assert!(busy.contains("not empty"), "{busy}");
     }
 
     #[test]
-    fn a_restore_copies_the_mirror_into_an_empty_store_only() {
+    fn a_mirror_ahead_of_the_data_directory_is_refused_and_left_as_it_was() {
         let root = tempfile::tempdir().unwrap();
         let store = mirrored(root.path());
-        store.write("monitors", "", "a", vec![1]).unwrap();
+        store
+            .write("monitors", "", "a", monitor_bytes(1, 10, 100))
+            .unwrap();
+        store.write("monitor_updates", "a", "11", vec![11]).unwrap();
         store.write("", "", "manager", vec![3]).unwrap();
         drop(store);
-        let new = root.path().join("new-ldk");
-        let copied = restore_from_mirror(
-            &root.path().join("mirror"),
-            &new,
-            Network::Regtest,
-            &node(1),
-        )
-        .unwrap();
-        assert_eq!(copied, 2);
-        let restored = FilesystemStore::new(new.clone());
-        assert_eq!(read(&restored, "monitors", "", "a"), Some(vec![1]));
-        assert_eq!(read(&restored, "", "", "manager"), Some(vec![3]));
-        assert_eq!(read(&restored, "", "", MARKER_KEY), None);
-        let again = restore_from_mirror(
-            &root.path().join("mirror"),
-            &new,
-            Network::Regtest,
-            &node(1),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(again.contains("already holds channel state"), "{again}");
-        let foreign = restore_from_mirror(
-            &root.path().join("mirror"),
-            &root.path().join("other-ldk"),
-            Network::Regtest,
-            &node(2),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(foreign.contains("another node"), "{foreign}");
+        let mirror_dir = root.path().join("mirror");
+        let before = snapshot(&mirror_dir);
+
+        // The data directory rolled back to an older state of the channel.
+        std::fs::remove_file(root.path().join("ldk/monitor_updates/a/11")).unwrap();
+        let refused = open(root.path(), "mirror", 1).err().unwrap().to_string();
+        assert!(
+            refused.contains("at update 11, against update 10")
+                && refused.contains("advice for a data directory empty: false"),
+            "{refused}"
+        );
+        assert_eq!(snapshot(&mirror_dir), before, "the mirror changed");
+
+        // A data directory holding only a seed.
+        std::fs::remove_dir_all(root.path().join("ldk")).unwrap();
+        let refused = open(root.path(), "mirror", 1).err().unwrap().to_string();
+        assert!(
+            refused.contains("channel manager")
+                && refused.contains("advice for a data directory empty: true"),
+            "{refused}"
+        );
+        assert_eq!(snapshot(&mirror_dir), before, "the mirror changed");
+        assert!(
+            !root.path().join("ldk").exists(),
+            "the refused start wrote into the data directory"
+        );
     }
 }

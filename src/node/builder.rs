@@ -35,8 +35,10 @@ use lightning::util::sweep::OutputSweeperSync;
 use log::{info, warn};
 use tokio::sync::watch;
 
+use super::backup_compare::MonitorFacts;
 use super::data_dir::DataDir;
 use super::error::NodeError;
+use super::held_channels::{HeldChannel, HeldChannels, HoldReason};
 use super::keys::NodeKeys;
 use super::logger::LdkLogger;
 use super::payment_store::PaymentStore;
@@ -141,11 +143,34 @@ pub(super) async fn start(config: Config, handle: &NodeHandle) -> Result<Arc<Nod
         lightning::sign::NodeSigner::get_node_id(&*keys, lightning::sign::Recipient::Node)
             .expect("the node key is available");
     handle.set_node_id(node_id);
+    let read_monitor = |bytes: &[u8]| read_monitor_facts(bytes, &keys);
     if let Some(from) = &config.restore_from {
-        restore(&config, data_dir.path(), from, &node_id)?;
+        let copied = super::restore::restore(
+            &super::restore::RestoreRequest {
+                from,
+                backup_dir: config.backup_dir.as_deref(),
+                data_dir: data_dir.path(),
+                wallet_birthday: config.wallet_birthday,
+                network: config.network,
+                node_id: &node_id,
+            },
+            &read_monitor,
+        )?;
+        info!(
+            "restored the channel state from the backup directory {} ({copied} files); every \
+             channel is held until its peer has reestablished it (see `channels`)",
+            from.display()
+        );
     }
     let store = Arc::new(match &config.backup_dir {
-        Some(dir) => Store::open_mirrored(ldk_dir, dir, config.network, &node_id)?,
+        Some(dir) => Store::open_mirrored(
+            ldk_dir,
+            dir,
+            config.network,
+            &node_id,
+            &read_monitor,
+            &|data_dir_empty| restore_advice(&config, data_dir.path(), dir, data_dir_empty),
+        )?,
         None => Store::new(ldk_dir),
     });
     fallen_behind::record_on_panic(data_dir.path());
@@ -175,7 +200,10 @@ pub(super) async fn start(config: Config, handle: &NodeHandle) -> Result<Arc<Nod
         fallen_behind::add(&store, &behind)
             .map_err(|err| store_error("naming the channels behind", err))?;
     }
-    let monitor_heights: Vec<u32> = stored_monitors.iter().map(|m| m.height).collect();
+    let monitor_heights: Vec<u32> = stored_monitors
+        .iter()
+        .map(|m| m.best_block_height)
+        .collect();
     if fresh && !recovering && !monitor_heights.is_empty() {
         return Err(NodeError::DataDir {
             path: data_dir.path().to_path_buf(),
@@ -211,6 +239,11 @@ pub(super) async fn start(config: Config, handle: &NodeHandle) -> Result<Arc<Nod
         fallen_behind::load(&store)
             .map_err(|err| store_error("reading the channels behind", err))?,
     );
+    // Likewise, the held channels never broadcast their own commitments.
+    let held = Arc::new(
+        HeldChannels::open(store.clone(), chain.broadcaster().clone())
+            .map_err(|err| store_error("reading the held channels", err))?,
+    );
     let stored_start =
         check_stored_start(&config, data_dir.path(), &chain, chain_is_new, chosen_start);
     let opened = Opened {
@@ -225,6 +258,7 @@ pub(super) async fn start(config: Config, handle: &NodeHandle) -> Result<Arc<Nod
         keys,
         watch_set,
         listener,
+        held,
     };
     let started = match stored_start {
         Ok(()) => start_on_chain(opened, chain.clone()).await,
@@ -253,6 +287,7 @@ struct Opened {
     keys: Arc<KeysManager>,
     watch_set: Arc<WatchSet>,
     listener: Arc<ChainListener>,
+    held: Arc<HeldChannels>,
 }
 
 /// The rest of the start-up, once the chain source is open.
@@ -268,12 +303,13 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
         keys,
         watch_set,
         listener,
+        held,
     } = opened;
     let fresh = manager_bytes.is_none();
 
     // Step 1: the fee estimator. Step 2: the logger. Step 3: the broadcaster.
     let fee_estimator = chain.fee_estimator().clone();
-    let logger = Arc::new(LdkLogger);
+    let logger = Arc::new(LdkLogger::default());
     let broadcaster = chain.broadcaster().clone();
 
     // Step 4: persistence of channel monitors.
@@ -465,6 +501,25 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
         }
     };
     let channel_manager = Arc::new(channel_manager);
+    // Channels LDK found with a manager older than their monitor are closed by it with the
+    // monitor's commitment; that state is not proved current, so they are held before any
+    // of it can be broadcast.
+    let stale: Vec<HeldChannel> = logger
+        .take_stale_manager_channels()
+        .into_iter()
+        .filter_map(|channel_id| {
+            let monitor = monitors
+                .iter()
+                .find(|(_, m)| m.channel_id() == channel_id)?;
+            Some(HeldChannel {
+                channel_id,
+                funding: monitor.1.get_funding_txo().into_bitcoin_outpoint(),
+                reason: HoldReason::StaleManager,
+            })
+        })
+        .collect();
+    held.hold(&stale)
+        .map_err(|err| store_error("holding channels with a stale manager", err))?;
     if recovering {
         store
             .write(
@@ -646,6 +701,7 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
         store,
         payments,
         peers,
+        held,
         ln_listen_addr,
         stop_tx,
     }));
@@ -670,6 +726,16 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
             stop_rx.clone(),
         ),
     );
+    // Held channels are released once their state is proved current.
+    node.spawn(
+        "held channel release",
+        super::held_channels::release_when_settled(
+            node.held.clone(),
+            node.channel_manager.clone(),
+            node.chain_monitor.clone(),
+            stop_rx.clone(),
+        ),
+    );
     // The fee sampler samples every block while the estimates are in use.
     node.spawn(
         "fee demand",
@@ -690,27 +756,38 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
     Ok(node)
 }
 
-/// A stored channel monitor, as [`check_monitors_readable`] found it.
-struct StoredMonitor {
-    channel_id: lightning::ln::types::ChannelId,
-    funding: bitcoin::OutPoint,
-    /// The height of its best block.
-    height: u32,
+/// Reads a stored channel monitor's bytes (as `MonitorUpdatingPersister` stores them) with
+/// the node's keys, without applying updates or starting anything; `None` for a monitor LDK
+/// no longer loads.
+fn read_monitor_facts(bytes: &[u8], keys: &KeysManager) -> Result<Option<MonitorFacts>, String> {
+    use lightning::util::persist::MONITOR_UPDATING_PERSISTER_PREPEND_SENTINEL;
+    let body = bytes
+        .strip_prefix(MONITOR_UPDATING_PERSISTER_PREPEND_SENTINEL)
+        .unwrap_or(bytes);
+    let monitor = <Option<(
+        BlockHash,
+        lightning::chain::channelmonitor::ChannelMonitor<lightning::sign::InMemorySigner>,
+    )>>::read(&mut &body[..], (keys, keys))
+    .map_err(|err| format!("{err:?}"))?;
+    Ok(monitor.map(|(_, monitor)| MonitorFacts {
+        channel_id: monitor.channel_id(),
+        funding: monitor.get_funding_txo().into_bitcoin_outpoint(),
+        update_id: monitor.get_latest_update_id(),
+        best_block_height: monitor.current_best_block().height,
+    }))
 }
 
-/// Reads every stored channel monitor once, without applying updates or starting anything,
-/// so that a damaged one is reported before the node touches its data directory.
+/// Reads every stored channel monitor once, so that a damaged one is reported before the
+/// node touches its data directory.
 fn check_monitors_readable(
     store: &Store,
-    keys: &Arc<KeysManager>,
+    keys: &KeysManager,
     dir: &std::path::Path,
-) -> Result<Vec<StoredMonitor>, NodeError> {
+) -> Result<Vec<MonitorFacts>, NodeError> {
     use lightning::util::persist::{
         CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE,
         CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE,
-        MONITOR_UPDATING_PERSISTER_PREPEND_SENTINEL,
     };
-    use lightning::util::ser::ReadableArgs;
     let refuse = |key: &str, reason: String| NodeError::DataDir {
         path: dir.to_path_buf(),
         reason: format!(
@@ -733,59 +810,44 @@ fn check_monitors_readable(
                 key,
             )
             .map_err(|err| refuse(key, err.to_string()))?;
-        let body = bytes
-            .strip_prefix(MONITOR_UPDATING_PERSISTER_PREPEND_SENTINEL)
-            .unwrap_or(&bytes);
-        let monitor = <Option<(
-            BlockHash,
-            lightning::chain::channelmonitor::ChannelMonitor<lightning::sign::InMemorySigner>,
-        )>>::read(&mut &body[..], (&**keys, &**keys))
-        .map_err(|err| refuse(key, format!("{err:?}")))?;
-        monitors.extend(monitor.map(|(_, monitor)| StoredMonitor {
-            channel_id: monitor.channel_id(),
-            funding: monitor.get_funding_txo().into_bitcoin_outpoint(),
-            height: monitor.current_best_block().height,
-        }));
+        monitors.extend(read_monitor_facts(&bytes, keys).map_err(|err| refuse(key, err))?);
     }
     Ok(monitors)
 }
 
-/// Takes the channel state from the backup directory `from` into `data_dir`, which must hold
-/// only the seed: the wallet is then rebuilt from `--wallet-birthday`, and the channels
-/// resume from the copy (see `backup::restore_from_mirror`).
-fn restore(
+/// What to run when the mirror in `backup_dir` is ahead of the data directory: a restore,
+/// into this data directory when it holds only the seed (`data_dir_empty` and no wallet),
+/// else into a new one.
+fn restore_advice(
     config: &Config,
     data_dir: &std::path::Path,
-    from: &std::path::Path,
-    node_id: &bitcoin::secp256k1::PublicKey,
-) -> Result<(), NodeError> {
-    let wallet = data_dir.join("wallet.sqlite");
-    if wallet.exists() {
-        return Err(NodeError::invalid(
-            "--restore-from",
-            format!(
-                "the data directory has a wallet already ({}); restore into a new data \
-                 directory holding only the seed (nothing was changed)",
-                wallet.display()
-            ),
-        ));
+    backup_dir: &std::path::Path,
+    data_dir_empty: bool,
+) -> String {
+    let network = crate::config::network_name(config.network);
+    let restore = |dir: &str| {
+        format!(
+            "lightfilter --network {network} --datadir {dir} daemon --restore-from {backup} \
+             --wallet-birthday HEIGHT --backup-dir {backup}",
+            backup = backup_dir.display()
+        )
+    };
+    if data_dir_empty && !data_dir.join("wallet.sqlite").exists() {
+        format!(
+            "This data directory holds no channel state: to bring the node back from the \
+             backup, run `{}`, HEIGHT being a block from before the wallet's first transaction",
+            restore(&data_dir.display().to_string())
+        )
+    } else {
+        format!(
+            "If this data directory was put back from an older copy, bring the node back from \
+             the backup into a new data directory instead: `lightfilter --network {network} \
+             --datadir NEW init --words-file -` (or copy the seed file {} into NEW), then `{}`, \
+             HEIGHT being a block from before the wallet's first transaction",
+            data_dir.join(super::data_dir::SEED_FILE).display(),
+            restore("NEW")
+        )
     }
-    if config.wallet_birthday.is_none() {
-        return Err(NodeError::invalid(
-            "--restore-from",
-            "it needs --wallet-birthday HEIGHT, a block from before the wallet's first \
-             transaction, so that the wallet finds its coins and the channels' funding \
-             (nothing was changed)",
-        ));
-    }
-    let copied =
-        super::backup::restore_from_mirror(from, &data_dir.join("ldk"), config.network, node_id)?;
-    info!(
-        "restored the channel state from the backup directory {} ({copied} files); the \
-         channels resume once their peers are reconnected",
-        from.display()
-    );
-    Ok(())
 }
 
 /// Where a new header chain starts: for a new node, the newest start point of the network

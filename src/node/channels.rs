@@ -179,6 +179,12 @@ impl Node {
             .find(|c| c.channel_id.to_string() == channel_id.to_lowercase())
             .ok_or_else(|| NodeError::UnknownChannel(channel_id.to_string()))?;
         let counterparty = details.counterparty.node_id;
+        if let (true, Some(held)) = (force, self.held.get(&details.channel_id)) {
+            return Err(NodeError::ChannelHeld {
+                channel_id: details.channel_id.to_string(),
+                reason: held.reason.describe().to_string(),
+            });
+        }
         self.freshen_fee_estimates().await;
         let result = if force {
             self.channel_manager.force_close_broadcasting_latest_txn(
@@ -252,6 +258,10 @@ impl Node {
                 funding_txid: c.funding_txo.map(|o| o.txid),
                 confirmations: c.confirmations,
                 short_channel_id: c.short_channel_id,
+                held: self
+                    .held
+                    .get(&c.channel_id)
+                    .map(|held| held.reason.describe().to_string()),
             })
             .collect()
     }

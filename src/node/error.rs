@@ -46,6 +46,21 @@ pub enum NodeError {
         /// What went wrong.
         reason: String,
     },
+    /// A forced close of a channel whose state is not proved current (see `held_channels`).
+    #[error(
+        "channel {channel_id} is held: {reason}, and its peer has not yet confirmed that this \
+         state is its latest. Broadcasting it could hand the peer the whole channel if the \
+         state was revoked since, so the node does not force-close it. Wait until the peer \
+         reconnects: the channel then resumes (and can be closed), or the node stops if the \
+         peer proves the state old, and the next start lets the peer close the channel with \
+         its latest state"
+    )]
+    ChannelHeld {
+        /// The channel.
+        channel_id: String,
+        /// Why it is held.
+        reason: String,
+    },
     /// LDK refused a channel operation.
     #[error("channel operation failed: {0}")]
     Channel(String),
@@ -112,6 +127,7 @@ impl NodeError {
             NodeError::UnknownChannel(_) => "unknown_channel",
             NodeError::UnknownPeer(_) => "unknown_peer",
             NodeError::PeerUnreachable { .. } => "peer_unreachable",
+            NodeError::ChannelHeld { .. } => "channel_held",
             NodeError::Channel(_) => "channel_error",
             NodeError::Payment(_) => "payment_failed",
             NodeError::DuplicatePayment(_) => "duplicate_payment",

@@ -232,7 +232,7 @@ mod tests {
 
     #[test]
     fn made_up_channels_stop_at_the_bound() {
-        let logger = Arc::new(LdkLogger);
+        let logger = Arc::new(LdkLogger::default());
         let graph = Arc::new(NetworkGraph::new(Network::Regtest, logger.clone()));
         let sync: Arc<GossipSync> = Arc::new(P2PGossipSync::new(graph.clone(), None, logger));
         let gossip = BoundedGossip::with_limit(sync, graph.clone(), 10);

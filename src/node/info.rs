@@ -145,6 +145,9 @@ pub struct ChannelInfo {
     pub confirmations: Option<u32>,
     /// The short channel id, once the funding is confirmed.
     pub short_channel_id: Option<u64>,
+    /// Why the channel is held, if it is: its state is not proved current, so the node does
+    /// not broadcast its commitment until the peer has reestablished it or closed it.
+    pub held: Option<String>,
 }
 
 /// A channel named by its channel id or its short channel id.

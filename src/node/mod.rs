@@ -8,6 +8,7 @@
 
 mod background;
 mod backup;
+mod backup_compare;
 mod builder;
 mod channels;
 mod data_dir;
@@ -18,6 +19,7 @@ mod fee_demand;
 mod forward_store;
 mod gossip;
 mod handle;
+mod held_channels;
 mod info;
 mod keys;
 mod logger;
@@ -26,6 +28,7 @@ mod payment_store;
 mod payments;
 mod peers;
 mod private_files;
+mod restore;
 pub mod seed_words;
 mod startup_monitor;
 mod sweeper_repair;
@@ -89,6 +92,7 @@ pub(crate) struct NodeParts {
     pub store: Arc<Store>,
     pub payments: Arc<PaymentStore>,
     pub peers: Arc<PeerStore>,
+    pub held: Arc<held_channels::HeldChannels>,
     pub ln_listen_addr: Option<SocketAddr>,
     pub stop_tx: watch::Sender<bool>,
 }
@@ -112,6 +116,7 @@ pub struct Node {
     payments: Arc<PaymentStore>,
     forwards: ForwardStore,
     peers: Arc<PeerStore>,
+    held: Arc<held_channels::HeldChannels>,
     ln_listen_addr: Option<SocketAddr>,
     stop_tx: watch::Sender<bool>,
     stop_requested: watch::Sender<bool>,
@@ -124,7 +129,7 @@ pub struct Node {
 
 impl Node {
     fn new(parts: NodeParts) -> Self {
-        let logger = Arc::new(logger::LdkLogger);
+        let logger = Arc::new(logger::LdkLogger::default());
         let bump_handler = types::BumpHandler::new(
             parts.chain.broadcaster().clone(),
             Arc::new(lightning::events::bump_transaction::sync::WalletSync::new(
@@ -152,6 +157,7 @@ impl Node {
             store: parts.store,
             payments: parts.payments,
             peers: parts.peers,
+            held: parts.held,
             ln_listen_addr: parts.ln_listen_addr,
             stop_tx: parts.stop_tx,
             stop_requested: watch::channel(false).0,

@@ -127,7 +127,7 @@ mod tests {
             .unwrap(),
         );
         let keys = Arc::new(lightning::sign::KeysManager::new(&seed, 1, 2, true));
-        let logger = Arc::new(LdkLogger);
+        let logger = Arc::new(LdkLogger::default());
         let best = BestBlock::new(BlockHash::all_zeros(), 0);
         let sweeper: Sweeper = OutputSweeperSync::new(
             best,
