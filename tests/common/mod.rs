@@ -10,6 +10,7 @@
 //! - [`node_harness`]: whole nodes started in-process next to an embedded regtest peer.
 //! - [`proc`]: a process's memory figures from `/proc` (also used by the benchmarks).
 //! - [`raw`]: raw P2P connections.
+//! - [`restore`]: backup and restore: payments, balances, data directories from words.
 //! - [`wallet_feed`]: an on-chain wallet fed blocks straight from a regtest peer.
 //!
 //! The benchmarks include the few of these they use with `#[path]`.
@@ -23,6 +24,7 @@ pub mod keys;
 pub mod node_harness;
 pub mod proc;
 pub mod raw;
+pub mod restore;
 pub mod wallet_feed;
 
 use std::time::Duration;
