@@ -6,8 +6,10 @@
 //! The channel itself survives unless the kill fell between a channel-monitor write and the
 //! channel-manager write that follows it: LDK writes monitors before acknowledging each
 //! update and the manager just after, and a restart that finds the manager older than a
-//! monitor closes that channel from the monitor's latest state. Both outcomes are checked; a
-//! second test forces the stale-manager case so that its recovery always runs.
+//! monitor has LDK close that channel. The node holds it (that state is not proved current:
+//! the manager may have been put back from an older copy) and lets the peer close it with its
+//! latest state. Both outcomes are checked; a second test forces the stale-manager case so
+//! that its recovery always runs.
 
 mod common;
 
@@ -300,7 +302,13 @@ fn a_manager_older_than_its_monitor_after_a_crash_closes_the_channel_without_los
 
     a.restart(&chain, &as_args(&a_flags));
     assert!(a.log().contains(STALE_MANAGER), "{}", a.log_tail());
-    // The monitor's state, with all five payments, is the one that reached the chain.
+    assert!(
+        a.log()
+            .contains("is held: its channel manager was older than its monitor"),
+        "{}",
+        a.log_tail()
+    );
+    // The peer's latest state, with all five payments, is the one that reached the chain.
     funds_return_after_forced_close(
         &chain,
         &a,

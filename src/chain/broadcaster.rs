@@ -1288,7 +1288,7 @@ mod tests {
         broadcaster.broadcast(&[commitment.clone(), anchor_bump.clone()]);
         assert!(broadcaster.unconfirmed().is_empty());
         let cooperative_close = spend(funding, 89_000);
-        broadcaster.broadcast(&[cooperative_close.clone()]);
+        broadcaster.broadcast(std::slice::from_ref(&cooperative_close));
         assert_eq!(broadcaster.unconfirmed(), vec![cooperative_close.clone()]);
         broadcaster.release_commitments_of(&[funding]);
         broadcaster.broadcast(&[anchor_bump.clone(), commitment.clone()]);
