@@ -2,18 +2,19 @@
 //! (mode 0600 from creation, fsynced) and the `api.addr` file that holds the bound address
 //! (0600 too), both in the data directory, the check of a request's `Authorization` header,
 //! and the proof by which the daemon shows a client that it holds the token (an HMAC of the
-//! client's nonce), so that the client never sends the token to another program listening on
-//! a stale address.
+//! client's nonce and of the address the daemon listens on), so that the client never sends
+//! the token to another program listening on a stale address, nor to one that relays the
+//! proof request to the daemon from another address.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use bitcoin::hashes::{sha256, Hash, HashEngine, Hmac, HmacEngine};
 use bitcoin::hex::DisplayHex;
 use bitcoin::secp256k1::rand::{thread_rng, RngCore};
-use hyper::header::{HeaderMap, AUTHORIZATION};
+use hyper::header::{HeaderMap, AUTHORIZATION, HOST, ORIGIN};
 
 use super::error::{ApiError, ClientError, RequestError};
 
@@ -27,8 +28,8 @@ pub const ADDR_FILE: &str = "api.addr";
 /// answered without the token.
 pub const PROVE_PATH: &str = "/v1/prove";
 
-/// What the proof's HMAC covers before the client's nonce.
-const PROOF_CONTEXT: &[u8] = b"lightfilter control API proof v1";
+/// What the proof's HMAC covers before the client's nonce and the daemon's address.
+const PROOF_CONTEXT: &[u8] = b"lightfilter control API proof v2";
 
 /// A 32-byte random token, as 64 lowercase hex digits.
 #[derive(Clone, PartialEq, Eq)]
@@ -63,19 +64,23 @@ impl ApiToken {
         constant_time_eq(self.0.as_bytes(), candidate.as_bytes())
     }
 
-    /// The proof that the holder of this token answers to a client's `nonce`: HMAC-SHA256
-    /// keyed with the token over a fixed context and the nonce. It reveals nothing that would
-    /// let anyone make a request.
-    pub fn prove(&self, nonce: &[u8]) -> [u8; 32] {
+    /// The proof that the holder of this token, listening on `addr`, answers to a client's
+    /// `nonce`: HMAC-SHA256 keyed with the token over a fixed context, the nonce and the
+    /// address as `api.addr` writes it. It reveals nothing that would let anyone make a
+    /// request, and it does not match for a client that reached the daemon through another
+    /// address.
+    pub fn prove(&self, nonce: &[u8], addr: SocketAddr) -> [u8; 32] {
         let mut engine = HmacEngine::<sha256::Hash>::new(self.0.as_bytes());
         engine.input(PROOF_CONTEXT);
         engine.input(nonce);
+        engine.input(addr.to_string().as_bytes());
         Hmac::<sha256::Hash>::from_engine(engine).to_byte_array()
     }
 
-    /// Whether `proof` is this token's proof for `nonce`, compared in constant time.
-    pub fn check_proof(&self, nonce: &[u8], proof: &[u8]) -> bool {
-        constant_time_eq(&self.prove(nonce), proof)
+    /// Whether `proof` is this token's proof for `nonce` by a daemon listening on `addr`,
+    /// compared in constant time.
+    pub fn check_proof(&self, nonce: &[u8], addr: SocketAddr, proof: &[u8]) -> bool {
+        constant_time_eq(&self.prove(nonce, addr), proof)
     }
 }
 
@@ -96,6 +101,47 @@ pub fn authorize(headers: &HeaderMap, token: &ApiToken) -> Result<(), RequestErr
     } else {
         Err(RequestError::Unauthorized)
     }
+}
+
+/// Refuses a request a web page may have made a browser send: one with an `Origin` header
+/// (browsers add it to a page's cross-origin requests), or one whose `Host` is a name other
+/// than `localhost` (a page of a domain made to resolve to this machine, DNS rebinding).
+/// Clients that are not browsers send the address they reached (an IP literal) or
+/// `localhost`, as the CLI and `curl http://127.0.0.1:PORT/...` do.
+pub fn check_not_from_a_browser(headers: &HeaderMap) -> Result<(), RequestError> {
+    if headers.contains_key(ORIGIN) {
+        return Err(RequestError::Forbidden(
+            "the request carries an Origin header, as browsers send for a web page".into(),
+        ));
+    }
+    let host = headers
+        .get(HOST)
+        .and_then(|value| value.to_str().ok())
+        .ok_or_else(|| RequestError::Forbidden("the request has no Host header".into()))?;
+    if host_is_this_machine(host) {
+        Ok(())
+    } else {
+        Err(RequestError::Forbidden(format!(
+            "its Host {:?} is neither an IP address nor localhost",
+            host.chars().take(100).collect::<String>()
+        )))
+    }
+}
+
+/// Whether `host` (a `Host` header: a name or address, with an optional port) is an IP
+/// literal or `localhost`.
+fn host_is_this_machine(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((inner, port)) if port.is_empty() || port.starts_with(':') => {
+                return inner.parse::<Ipv6Addr>().is_ok()
+            }
+            _ => return false,
+        }
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _)| name)
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<Ipv4Addr>().is_ok()
 }
 
 /// Writes `contents` to `dir/name` through a temporary file created with `mode`, fsyncing the
@@ -240,19 +286,62 @@ mod tests {
     fn only_the_token_proves_a_nonce() {
         let token = ApiToken::generate();
         let nonce = [7u8; 32];
-        let proof = token.prove(&nonce);
-        assert!(token.check_proof(&nonce, &proof));
-        assert!(!token.check_proof(&[8u8; 32], &proof), "another nonce");
+        let addr: SocketAddr = "127.0.0.1:9737".parse().unwrap();
+        let proof = token.prove(&nonce, addr);
+        assert!(token.check_proof(&nonce, addr, &proof));
         assert!(
-            !ApiToken::generate().check_proof(&nonce, &proof),
+            !token.check_proof(&[8u8; 32], addr, &proof),
+            "another nonce"
+        );
+        assert!(
+            !token.check_proof(&nonce, "127.0.0.1:9738".parse().unwrap(), &proof),
+            "another address"
+        );
+        assert!(
+            !ApiToken::generate().check_proof(&nonce, addr, &proof),
             "another token"
         );
-        assert!(!token.check_proof(&nonce, &proof[..31]));
-        assert!(!token.check_proof(&nonce, &[0u8; 32]));
+        assert!(!token.check_proof(&nonce, addr, &proof[..31]));
+        assert!(!token.check_proof(&nonce, addr, &[0u8; 32]));
         assert!(
             !proof.to_lower_hex_string().contains(token.as_str()),
             "the proof is not the token"
         );
+    }
+
+    #[test]
+    fn requests_a_browser_may_send_for_a_web_page_are_refused() {
+        let headers = |pairs: &[(hyper::header::HeaderName, &str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(name.clone(), value.parse().unwrap());
+            }
+            map
+        };
+        for host in [
+            "127.0.0.1:9737",
+            "127.0.0.1",
+            "localhost:9737",
+            "LOCALHOST",
+            "[::1]:9737",
+            "192.168.1.10:9737",
+        ] {
+            assert!(
+                check_not_from_a_browser(&headers(&[(HOST, host)])).is_ok(),
+                "{host}"
+            );
+        }
+        for host in ["evil.example:9737", "localhost.evil.example", "[::1", "[zz]:1"] {
+            let err = check_not_from_a_browser(&headers(&[(HOST, host)])).unwrap_err();
+            assert_eq!(err.code(), "forbidden", "{host}");
+        }
+        assert!(check_not_from_a_browser(&HeaderMap::new()).is_err());
+        let err = check_not_from_a_browser(&headers(&[
+            (HOST, "127.0.0.1:9737"),
+            (ORIGIN, "https://evil.example"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("Origin"), "{err}");
     }
 
     #[test]

@@ -276,10 +276,11 @@ impl Client {
             .ok()
             .and_then(|answer| Vec::<u8>::from_hex(&answer.proof).ok())
             .ok_or_else(|| unverified("its answer holds no proof".into()))?;
-        if !self.token.check_proof(&nonce, &proof) {
+        if !self.token.check_proof(&nonce, self.addr, &proof) {
             return Err(unverified(format!(
-                "its proof does not match the token in {}",
-                data_dir.join(COOKIE_FILE).display()
+                "its proof does not match the token in {} for a daemon listening on {}",
+                data_dir.join(COOKIE_FILE).display(),
+                self.addr
             )));
         }
         sender

@@ -47,6 +47,10 @@ pub enum RequestError {
     /// No or wrong token.
     #[error("missing or wrong API token: send `Authorization: Bearer <token>` with the token from the data directory's api.cookie")]
     Unauthorized,
+    /// The request looks like one a web page made a browser send (see
+    /// `auth::check_not_from_a_browser`).
+    #[error("refused: {0}; the control API takes no requests from web pages")]
+    Forbidden(String),
     /// No such method.
     #[error("no API method {0:?}; methods are POST /v1/<name>")]
     UnknownMethod(String),
@@ -72,6 +76,7 @@ impl RequestError {
             RequestError::Parse(_) => "invalid_input",
             RequestError::BadRequest(_) => "invalid_request",
             RequestError::Unauthorized => "unauthorized",
+            RequestError::Forbidden(_) => "forbidden",
             RequestError::UnknownMethod(_) => "unknown_method",
             RequestError::MethodNotAllowed => "method_not_allowed",
             RequestError::PayloadTooLarge(_) => "payload_too_large",
@@ -86,6 +91,7 @@ impl RequestError {
             RequestError::Node(err) => node_status(err.code()),
             RequestError::Parse(_) | RequestError::BadRequest(_) => StatusCode::BAD_REQUEST,
             RequestError::Unauthorized => StatusCode::UNAUTHORIZED,
+            RequestError::Forbidden(_) => StatusCode::FORBIDDEN,
             RequestError::UnknownMethod(_) => StatusCode::NOT_FOUND,
             RequestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             RequestError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

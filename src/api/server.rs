@@ -23,11 +23,14 @@ use hyper::{Method as HttpMethod, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use log::{debug, info, warn};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::admission::{Admission, Ticket, ADMISSION_WAIT, MAX_CONNECTIONS};
-use super::auth::{authorize, remove_files, write_addr, write_cookie, ApiToken, PROVE_PATH};
+use super::admission::{Activity, Admission, Ticket, ADMISSION_WAIT, MAX_CONNECTIONS};
+use super::auth::{
+    authorize, check_not_from_a_browser, remove_files, write_addr, write_cookie, ApiToken,
+    PROVE_PATH,
+};
 use super::error::{ApiError, RequestError};
 use super::handlers::dispatch;
 use super::refusals::{clip, RefusalLimiter, Verdict, LOGGED_PER_WINDOW, WINDOW};
@@ -49,11 +52,21 @@ pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest proof request accepted.
 const PROVE_BODY_BYTES: usize = 1024;
 
+/// How long a proof request's body may take to arrive once its header has: a client sends its
+/// 64-digit nonce at once.
+const PROVE_BODY_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Accepted connections waiting for a place at once (see [`Admission`]); more are closed at
+/// once, so that waiting connections cannot take the descriptors the node needs either.
+const MAX_WAITING: usize = 64;
+
 /// How long requests in flight may run on after shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 struct ServerState {
     node: Arc<NodeHandle>,
+    /// The address the server is bound to, which proofs cover.
+    addr: SocketAddr,
     token: ApiToken,
     stopping: AtomicBool,
     refusals: RefusalLimiter,
@@ -107,6 +120,7 @@ pub async fn serve(
     write_addr(data_dir, addr)?;
     let state = Arc::new(ServerState {
         node,
+        addr,
         token,
         stopping: AtomicBool::new(false),
         refusals: RefusalLimiter::default(),
@@ -164,24 +178,36 @@ async fn accept_loop(
 ) {
     let mut connections = JoinSet::new();
     let admission = Admission::new(MAX_CONNECTIONS, ADMISSION_WAIT);
+    let waiting = Arc::new(Semaphore::new(MAX_WAITING));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     debug!("control API connection from {peer}");
-                    let Some(ticket) = admission.admit().await else {
+                    // The accept loop never waits for a place: a connection waits on its own,
+                    // and only so many at once.
+                    let Ok(waiter) = Arc::clone(&waiting).try_acquire_owned() else {
                         debug!(
-                            "control API connection from {peer} closed: all {MAX_CONNECTIONS} \
-                             places are serving requests"
+                            "control API connection from {peer} closed: {MAX_WAITING} \
+                             connections already wait for a place"
                         );
                         continue;
                     };
-                    connections.spawn(serve_connection(
-                        stream,
-                        ticket,
-                        Arc::clone(&state),
-                        shutdown.clone(),
-                    ));
+                    let admission = Arc::clone(&admission);
+                    let state = Arc::clone(&state);
+                    let shutdown = shutdown.clone();
+                    connections.spawn(async move {
+                        let ticket = admission.admit().await;
+                        drop(waiter);
+                        let Some(ticket) = ticket else {
+                            debug!(
+                                "control API connection from {peer} closed: all \
+                                 {MAX_CONNECTIONS} places are answering requests"
+                            );
+                            return;
+                        };
+                        serve_connection(stream, ticket, state, shutdown).await;
+                    });
                 }
                 Err(err) => {
                     warn!("control API could not accept a connection: {err}");
@@ -211,14 +237,9 @@ async fn serve_connection(
 ) {
     let activity = ticket.activity();
     let service = service_fn(move |request| {
-        // While a request is answered, the connection keeps its place.
-        let serving = activity.serving();
         let state = Arc::clone(&state);
-        async move {
-            let response = handle(state, request).await;
-            drop(serving);
-            Ok::<_, Infallible>(response)
-        }
+        let activity = Arc::clone(&activity);
+        async move { Ok::<_, Infallible>(handle(state, request, activity).await) }
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -243,16 +264,21 @@ async fn serve_connection(
     }
 }
 
-async fn handle(state: Arc<ServerState>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(
+    state: Arc<ServerState>,
+    request: Request<Incoming>,
+    activity: Arc<Activity>,
+) -> Response<Full<Bytes>> {
     let path = request.uri().path().to_string();
-    match answer(&state, request).await {
+    match answer(&state, request, &activity).await {
         Ok(body) => {
             debug!("control API {path}: ok");
             json_response(StatusCode::OK, body)
         }
         Err(err) => {
             // Proof requests come without the token: their refusals are limited like those.
-            let authenticated = path != PROVE_PATH && !matches!(err, RequestError::Unauthorized);
+            let authenticated = path != PROVE_PATH
+                && !matches!(err, RequestError::Unauthorized | RequestError::Forbidden(_));
             log_refusal(&state, &path, &err, authenticated);
             let mut response = json_response(
                 err.status(),
@@ -271,7 +297,15 @@ async fn handle(state: Arc<ServerState>, request: Request<Incoming>) -> Response
     }
 }
 
-async fn answer(state: &ServerState, request: Request<Incoming>) -> Result<Vec<u8>, RequestError> {
+/// Answers one request. Only a request with the token, once its body has arrived, counts as
+/// being answered (see [`Admission`]): until then its connection may be closed for a newcomer.
+async fn answer(
+    state: &ServerState,
+    request: Request<Incoming>,
+    activity: &Arc<Activity>,
+) -> Result<Vec<u8>, RequestError> {
+    // A web page can make a browser send requests here: none are taken, whatever they carry.
+    check_not_from_a_browser(request.headers())?;
     if request.uri().path() == PROVE_PATH {
         return prove(state, request).await;
     }
@@ -291,7 +325,8 @@ async fn answer(state: &ServerState, request: Request<Incoming>) -> Result<Vec<u
     if request.method() != HttpMethod::POST {
         return Err(RequestError::MethodNotAllowed);
     }
-    let body = read_body(request, MAX_BODY_BYTES).await?;
+    let body = read_body(request, MAX_BODY_BYTES, BODY_READ_TIMEOUT).await?;
+    let _serving = activity.serving();
     let result = dispatch(Arc::clone(&state.node), &name, &body).await;
     if name == Stop::NAME && result.is_ok() {
         state.stopping.store(true, Ordering::SeqCst);
@@ -299,23 +334,24 @@ async fn answer(state: &ServerState, request: Request<Incoming>) -> Result<Vec<u
     result
 }
 
-/// Reads a request's body, of at most `limit` bytes, within [`BODY_READ_TIMEOUT`].
-async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, RequestError> {
+/// Reads a request's body, of at most `limit` bytes, within `timeout`.
+async fn read_body(
+    request: Request<Incoming>,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, RequestError> {
     if request.body().size_hint().lower() > limit as u64 {
         // Refused on the declared length, before reading any of it.
         return Err(RequestError::PayloadTooLarge(limit));
     }
-    let body = tokio::time::timeout(
-        BODY_READ_TIMEOUT,
-        Limited::new(request.into_body(), limit).collect(),
-    )
-    .await
-    .map_err(|_| {
-        RequestError::BadRequest(format!(
-            "the body did not arrive within {} s",
-            BODY_READ_TIMEOUT.as_secs()
-        ))
-    })?
+    let body = tokio::time::timeout(timeout, Limited::new(request.into_body(), limit).collect())
+        .await
+        .map_err(|_| {
+            RequestError::BadRequest(format!(
+                "the body did not arrive within {} s",
+                timeout.as_secs()
+            ))
+        })?
     .map_err(|err| {
         if err.downcast_ref::<LengthLimitError>().is_some() {
             RequestError::PayloadTooLarge(limit)
@@ -332,28 +368,24 @@ async fn prove(state: &ServerState, request: Request<Incoming>) -> Result<Vec<u8
     if request.method() != HttpMethod::POST {
         return Err(RequestError::MethodNotAllowed);
     }
-    let body = read_body(request, PROVE_BODY_BYTES).await?;
+    let body = read_body(request, PROVE_BODY_BYTES, PROVE_BODY_READ_TIMEOUT).await?;
     let prove: ProveRequest = serde_json::from_slice(&body)
         .map_err(|err| RequestError::BadRequest(format!("not a proof request: {err}")))?;
     let nonce = Vec::<u8>::from_hex(&prove.nonce)
         .ok()
         .filter(|nonce| nonce.len() == 32)
         .ok_or_else(|| RequestError::BadRequest("the nonce is not 64 hex digits".into()))?;
-    let proof = state.token.prove(&nonce).to_lower_hex_string();
+    let proof = state.token.prove(&nonce, state.addr).to_lower_hex_string();
     serde_json::to_vec(&ProveResponse { proof })
         .map_err(|err| RequestError::Internal(format!("cannot encode the proof: {err}")))
 }
 
-/// Logs a refused request, its path and message cut short; of those refused for their token
-/// only the first few per window (see [`refusals`](super::refusals)).
+/// Logs a refused request: its path cut short and the error's code, never its message, which
+/// may quote the request's input (a preimage, say); of those refused for their token only the
+/// first few per window (see [`refusals`](super::refusals)).
 fn log_refusal(state: &ServerState, path: &str, err: &RequestError, authenticated: bool) {
     if authenticated {
-        info!(
-            "control API {}: {} ({})",
-            clip(path),
-            clip(&err.to_string()),
-            err.code()
-        );
+        info!("control API {}: refused ({})", clip(path), err.code());
         return;
     }
     if let Verdict::Log { unlogged } = state.refusals.note(Instant::now()) {
