@@ -7,7 +7,7 @@
 use crate::common;
 
 use bitcoin::Amount;
-use common::cli::{wait_until, Chain, Daemon};
+use common::cli::{wait_for_value, wait_until, Chain, Daemon};
 use serde_json::Value;
 
 fn is_hex(text: &str, len: usize) -> bool {
@@ -57,10 +57,10 @@ fn every_command_works_end_to_end() {
     // A compact-filter client sees incoming payments once they are mined.
     chain.wait_in_mempool(&funding.to_string());
     chain.mine(1);
-    wait_until("alice's funds confirmed", || {
-        alice.confirmed_sat() == 1_000_000
+    let balance = wait_for_value("alice's funds confirmed", || {
+        let balance = alice.json(&["balance"]);
+        (balance["onchain_confirmed_sat"] == 1_000_000).then_some(balance)
     });
-    let balance = alice.json(&["balance"]);
     for field in [
         "onchain_pending_sat",
         "onchain_immature_sat",
@@ -120,13 +120,13 @@ fn every_command_works_end_to_end() {
         .expect("the new channel is listed");
     assert_eq!(pending["ready"], false);
     chain.mine(6);
-    wait_until("the channel usable on both sides", || {
-        [&alice, &bob].iter().all(|side| {
+    let channel = wait_for_value("the channel usable on both sides", || {
+        let usable = |side: &Daemon| {
             side.channel(&channel_id)
-                .is_some_and(|channel| channel["usable"] == true)
-        })
+                .filter(|channel| channel["usable"] == true)
+        };
+        usable(&bob).and_then(|_| usable(&alice))
     });
-    let channel = alice.channel(&channel_id).unwrap();
     assert_eq!(channel["counterparty_node_id"], bob_id.as_str());
     assert_eq!(channel["capacity_sat"], 400_000);
     assert_eq!(channel["ready"], true);
@@ -155,10 +155,10 @@ fn every_command_works_end_to_end() {
     assert_eq!(sent["direction"], "outbound");
     assert_eq!(sent["status"], "succeeded");
     assert_eq!(sent["amount_msat"], 20_000_000);
-    wait_until("bob to record the payment", || {
-        payment_with_hash(&bob.json(&["payments"]), &hash)["status"] == "succeeded"
+    let received = wait_for_value("bob to record the payment", || {
+        Some(payment_with_hash(&bob.json(&["payments"]), &hash))
+            .filter(|payment| payment["status"] == "succeeded")
     });
-    let received = payment_with_hash(&bob.json(&["payments"]), &hash);
     assert_eq!(received["direction"], "inbound");
     assert_eq!(received["amount_msat"], 20_000_000);
     assert!(alice.cli(&["payments"]).stdout.contains(&hash));
@@ -383,12 +383,11 @@ fn a_pushed_amount_is_the_receivers_balance() {
     let channel_id = opened["channel_id"].as_str().unwrap().to_string();
     chain.wait_in_mempool(opened["funding_txid"].as_str().unwrap());
     chain.mine(6);
-    wait_until("the channel usable on bob's side", || {
+    let channel = wait_for_value("the channel usable on bob's side", || {
         bob.channel(&channel_id)
-            .is_some_and(|channel| channel["usable"] == true)
+            .filter(|channel| channel["usable"] == true)
     });
     // Below the channel reserve (1% of 400000 sat), bob owns exactly what was pushed.
-    let channel = bob.channel(&channel_id).unwrap();
     assert_eq!(channel["local_balance_msat"], 1_000_000, "{channel}");
     let balance = bob.json(&["balance"]);
     assert_eq!(balance["lightning_msat"], 1_000_000, "{balance}");

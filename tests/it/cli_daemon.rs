@@ -86,10 +86,9 @@ fn sigterm_and_ctrl_c_stop_the_daemon_cleanly_and_it_starts_again() {
 
     // The same data directory again: same node, then Ctrl-C (SIGINT).
     let mut again = KillOnDrop::new(common::cli::spawn_daemon(&dir, chain.addr(), &[]));
-    common::cli::wait_until("the restarted daemon to answer", || {
-        cli_in(&dir, &["getinfo"]).success
+    let info = common::cli::wait_for_value("the restarted daemon to answer", || {
+        Some(cli_in(&dir, &["getinfo", "--json"])).filter(|run| run.success)
     });
-    let info = cli_in(&dir, &["getinfo", "--json"]);
     let info: serde_json::Value = serde_json::from_str(&info.stdout).unwrap();
     assert_eq!(info["node_id"], node_id.as_str());
     send_signal(again.child().id(), "INT");

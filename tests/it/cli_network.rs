@@ -7,7 +7,9 @@ use crate::common;
 use std::path::Path;
 use std::process::Stdio;
 
-use common::cli::{json_error_of, lightfilter, spawn_daemon, wait_until, Chain, KillOnDrop, Run};
+use common::cli::{
+    json_error_of, lightfilter, spawn_daemon, wait_for_value, Chain, KillOnDrop, Run,
+};
 use serde_json::Value;
 
 /// Runs `lightfilter --json <args>` with `home` as `HOME` and neither network nor data
@@ -66,10 +68,9 @@ fn the_cli_follows_the_top_level_configuration() {
     let chain = Chain::start();
     let daemon = KillOnDrop::new(spawn_daemon(&regtest_dir, chain.addr(), &[]));
     set_network(home.path(), "network = \"regtest\"\n");
-    wait_until("the daemon's API", || {
-        cli_at_home(home.path(), &["getinfo"]).success
+    let run = wait_for_value("the daemon's API", || {
+        Some(cli_at_home(home.path(), &["getinfo"])).filter(|run| run.success)
     });
-    let run = cli_at_home(home.path(), &["getinfo"]);
     let info: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(info["network"], "regtest");
     assert_eq!(info["data_dir"], regtest_dir.display().to_string());

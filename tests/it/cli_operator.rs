@@ -9,7 +9,7 @@ use crate::common;
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::hex::DisplayHex;
 use bitcoin::Amount;
-use common::cli::{lightfilter, wait_until, Chain, Daemon};
+use common::cli::{lightfilter, wait_for_value, wait_until, Chain, Daemon};
 use lightfilter::api::types::{SendAmountSpec, SendOnchain, SendRequest};
 use lightfilter::api::{Client, ClientError};
 use serde_json::Value;
@@ -196,11 +196,10 @@ fn operator_commands_work_end_to_end() {
     assert_eq!(paid["amount_msat"], 10_000_000, "{paid}");
     let fee = paid["fee_msat"].as_u64().expect("a routing fee");
     assert!(fee > 0, "{paid}");
-    wait_until("bob to record the forward", || {
-        !bob.json(&["forwards"]).as_array().unwrap().is_empty()
+    let forwards = wait_for_value("bob to record the forward", || {
+        let forwards = bob.json(&["forwards"]).as_array().unwrap().clone();
+        (!forwards.is_empty()).then_some(forwards)
     });
-    let forwards = bob.json(&["forwards"]);
-    let forwards = forwards.as_array().unwrap();
     assert_eq!(forwards.len(), 1, "{forwards:?}");
     assert_eq!(forwards[0]["amount_msat"], 10_000_000, "{forwards:?}");
     assert_eq!(forwards[0]["fee_msat"], fee, "{forwards:?}");
@@ -216,18 +215,19 @@ fn operator_commands_work_end_to_end() {
     assert_eq!(held["payment_hash"], settle_hash.as_str());
     let pending = alice.json(&["pay", held["bolt11"].as_str().unwrap(), "--timeout", "2"]);
     assert_eq!(pending["status"], "pending", "{pending}");
-    wait_until("carol to hold the payment", || {
-        payment(&carol, &settle_hash).is_some_and(|p| p["received_msat"] == 5_000_000)
+    let held_payment = wait_for_value("carol to hold the payment", || {
+        payment(&carol, &settle_hash).filter(|p| p["received_msat"] == 5_000_000)
     });
-    assert_eq!(payment(&carol, &settle_hash).unwrap()["status"], "pending");
+    assert_eq!(held_payment["status"], "pending", "{held_payment}");
     let settled = carol.json(&["settleinvoice", &settle_preimage]);
     assert_eq!(settled["payment_hash"], settle_hash.as_str());
-    wait_until("alice's held payment to succeed", || {
-        payment(&alice, &settle_hash).is_some_and(|p| p["status"] == "succeeded")
+    let succeeded = wait_for_value("alice's held payment to succeed", || {
+        payment(&alice, &settle_hash).filter(|p| p["status"] == "succeeded")
     });
     assert_eq!(
-        payment(&alice, &settle_hash).unwrap()["preimage"],
-        settle_preimage.as_str()
+        succeeded["preimage"],
+        settle_preimage.as_str(),
+        "{succeeded}"
     );
 
     // A hold invoice, cancelled.

@@ -10,18 +10,25 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bitcoin::{Amount, OutPoint};
 use common::cli::*;
 use serde_json::Value;
 
 /// Files of a key-value store directory that the mirror holds (all but the network graph,
-/// the scorer, the mirror's marker and temporary files), by path relative to `dir`.
+/// the scorer, the mirror's marker and temporary files), by path relative to `dir`. A file or
+/// directory that a running node removes while it is read is left out.
 fn mirrored_files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
+        let Some(entries) = present(std::fs::read_dir(dir)) else {
+            return;
+        };
+        for entry in entries {
+            let Some(entry) = present(entry) else {
+                continue;
+            };
+            let path = entry.path();
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             if path.is_dir() {
                 walk(root, &path, files);
@@ -29,9 +36,19 @@ fn mirrored_files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
                 || (dir == root
                     && ["network_graph", "scorer", "lightfilter_backup"].contains(&name.as_str())))
             {
-                let relative = path.strip_prefix(root).unwrap().to_path_buf();
-                files.insert(relative, std::fs::read(&path).unwrap());
+                if let Some(content) = present(std::fs::read(&path)) {
+                    let relative = path.strip_prefix(root).unwrap().to_path_buf();
+                    files.insert(relative, content);
+                }
             }
+        }
+    }
+    /// The value, or `None` where the file is gone; any other error fails the test.
+    fn present<T>(result: std::io::Result<T>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+            Err(err) => panic!("reading a store directory: {err}"),
         }
     }
     let mut files = BTreeMap::new();
@@ -39,17 +56,35 @@ fn mirrored_files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     files
 }
 
-/// Waits until the running node's two copies agree (a write may be between them when they
-/// are read), then asserts it.
+/// Asserts that the running node's two copies agree. They are read one after the other, so a
+/// write may fall between the two reads: the copies are read again until one pair agrees, and
+/// that pair is what the assertion is about (a later write cannot fail it).
 fn assert_copies_agree(primary: &Path, mirror: &Path) {
-    wait_until("the two copies to agree", || {
-        mirrored_files(primary) == mirrored_files(mirror)
-    });
-    assert_same_files(primary, mirror, false);
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let (primary_files, mirror_files) = (mirrored_files(primary), mirrored_files(mirror));
+        match difference(&primary_files, &mirror_files) {
+            None => {
+                assert!(
+                    !primary_files.is_empty(),
+                    "no channel state in {}",
+                    primary.display()
+                );
+                return;
+            }
+            Some(difference) => assert!(
+                Instant::now() < deadline,
+                "after {} s, {difference}",
+                TIMEOUT.as_secs()
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Asserts that the two store directories hold the same mirrored files (only the channel
-/// monitors and their updates when `monitors_only`), naming those that differ.
+/// monitors and their updates when `monitors_only`), naming those that differ. For copies
+/// that nothing writes any more: the node is stopped.
 fn assert_same_files(primary: &Path, mirror: &Path, monitors_only: bool) {
     let monitors = |files: BTreeMap<PathBuf, Vec<u8>>| -> BTreeMap<PathBuf, Vec<u8>> {
         files
@@ -66,23 +101,34 @@ fn assert_same_files(primary: &Path, mirror: &Path, monitors_only: bool) {
         monitors(mirrored_files(mirror)),
     );
     assert!(!primary.is_empty(), "no channel state in {primary:?}");
+    if let Some(difference) = difference(&primary, &mirror) {
+        panic!("{difference}");
+    }
+}
+
+/// What differs between two copies' files, if anything: the paths and each copy's length.
+fn difference(
+    primary: &BTreeMap<PathBuf, Vec<u8>>,
+    mirror: &BTreeMap<PathBuf, Vec<u8>>,
+) -> Option<String> {
     let differing: Vec<&PathBuf> = primary
         .keys()
-        .chain(mirror.keys())
+        .chain(mirror.keys().filter(|path| !primary.contains_key(*path)))
         .filter(|path| primary.get(*path) != mirror.get(*path))
         .collect();
-    assert!(
-        differing.is_empty(),
-        "the copies differ in {differing:?} (primary has {:?}, mirror has {:?})",
+    let lengths = |files: &BTreeMap<PathBuf, Vec<u8>>| -> Vec<Option<usize>> {
         differing
             .iter()
-            .map(|path| primary.get(*path).map(Vec::len))
-            .collect::<Vec<_>>(),
-        differing
-            .iter()
-            .map(|path| mirror.get(*path).map(Vec::len))
-            .collect::<Vec<_>>(),
-    );
+            .map(|path| files.get(*path).map(Vec::len))
+            .collect()
+    };
+    (!differing.is_empty()).then(|| {
+        format!(
+            "the copies differ in {differing:?} (primary has {:?}, mirror has {:?})",
+            lengths(primary),
+            lengths(mirror)
+        )
+    })
 }
 
 /// `payer` pays a new invoice of `payee` for `sat`, and the payment succeeds.

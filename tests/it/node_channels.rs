@@ -32,17 +32,17 @@ async fn a_channel_pays_and_survives_a_restart_of_both_nodes() {
     })
     .await;
     // The claim settles once both commitments are updated.
-    wait_for(LIMIT, || async {
-        b.balances().lightning_msat >= 50_000_000
+    let b_balance = wait_for_value(LIMIT, || async {
+        let msat = b.balances().lightning_msat;
+        (msat >= 50_000_000).then_some(msat)
     })
     .await;
+    assert_eq!(b_balance, 50_000_000, "B holds exactly the payment");
     wait_for(LIMIT, || async {
         a.channels()[0].outbound_capacity_msat < 350_000_000
     })
     .await;
     let a_balance = a.balances().lightning_msat;
-    let b_balance = b.balances().lightning_msat;
-    assert_eq!(b_balance, 50_000_000, "B holds exactly the payment");
     assert!(
         a_balance <= 350_000_000 && a_balance > 340_000_000,
         "A paid it plus commitment fees: {a_balance}"

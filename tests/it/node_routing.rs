@@ -119,21 +119,16 @@ async fn the_middle_node_learns_the_preimage_from_the_chain_and_claims_upstream(
 
     // B comes back well before A's HTLC expires, finds the preimage on chain and claims from A.
     let b = start_node(&peer, dirs[1].path()).await;
-    wait_for(LIMIT, || async {
-        a.payments()
-            .iter()
-            .any(|p| p.payment_hash == invoice.payment_hash && p.status == PaymentStatus::Succeeded)
+    let a_record = wait_for_value(LIMIT, || async {
+        a.payments().into_iter().find(|p| {
+            p.payment_hash == invoice.payment_hash && p.status == PaymentStatus::Succeeded
+        })
     })
     .await;
     assert!(
         peer.tip().0 < revealed_at + 20,
         "well before A's HTLC could expire"
     );
-    let a_record = a
-        .payments()
-        .into_iter()
-        .find(|p| p.payment_hash == invoice.payment_hash)
-        .unwrap();
     assert_eq!(a_record.preimage.as_deref(), Some(&*"2a".repeat(32)));
     // The A–B channel stayed open: the claim happened off chain.
     assert!(a
