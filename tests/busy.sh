@@ -64,7 +64,7 @@ for run in $(seq 1 "$max_runs"); do
     if [ -n "$failed" ]; then
       echo "$failed" | sed 's/^/busy:   failed: /'
       # Each failure's panic message.
-      grep -E -A2 "^thread '.*' panicked at" "$log" | sed 's/^/busy:     /' | head -60
+      grep -E -A2 "^thread '.*' .*panicked at" "$log" | sed 's/^/busy:     /' | head -60
     else
       tail -20 "$log" | sed 's/^/busy:   /'
     fi

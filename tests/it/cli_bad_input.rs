@@ -73,16 +73,35 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
     let mut bob = Daemon::start("bob", &chain);
     alice.fund(&chain, Amount::from_sat(600_000));
     bob.fund(&chain, Amount::from_sat(100_000));
-    alice.open_usable_channel(&chain, &bob, 300_000);
+    let channel_id = alice.open_usable_channel(&chain, &bob, 300_000);
+    let idle = alice.channel(&channel_id).unwrap();
     let paid = bob.json(&["invoice", "1000000"]);
     let paid_bolt11 = paid["bolt11"].as_str().unwrap().to_string();
+    let paid_hash = paid["payment_hash"].as_str().unwrap().to_string();
     assert_eq!(alice.json(&["pay", &paid_bolt11])["status"], "succeeded");
     let any_amount = bob.json(&["invoice", "any"])["bolt11"]
         .as_str()
         .unwrap()
         .to_string();
-    wait_until("bob to record the payment", || {
-        bob.json(&["payments"])[0]["status"] == "succeeded"
+    // The snapshots below must be of a settled state: the payment recorded by bob (found by
+    // its hash: the invoice for any amount is listed too, in either order when both were made
+    // in the same second) and out of both sides' balances, the commitment updates that go on
+    // after `pay` returns done.
+    let outbound_left = idle["outbound_capacity_msat"].as_u64().unwrap() - 1_000_000;
+    wait_until("the payment settled on both sides", || {
+        let recorded = bob
+            .json(&["payments"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|payment| {
+                payment["payment_hash"] == paid_hash.as_str() && payment["status"] == "succeeded"
+            });
+        recorded
+            && bob.json(&["balance"])["lightning_msat"] == 1_000_000
+            && alice
+                .channel(&channel_id)
+                .is_some_and(|channel| channel["outbound_capacity_msat"] == outbound_left)
     });
 
     let alice_before = snapshot(&alice);
