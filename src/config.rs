@@ -332,7 +332,7 @@ impl Config {
             })?;
             let sat_per_kw = match value {
                 FeeOverrideValue::SatPerKw(rate) => *rate,
-                FeeOverrideValue::WithUnit(text) => crate::api::parse::parse_fee_rate(text)
+                FeeOverrideValue::WithUnit(text) => crate::units::parse_fee_rate(text)
                     .ok()
                     .and_then(|rate| u32::try_from(rate).ok())
                     .ok_or_else(|| ConfigError::Invalid {

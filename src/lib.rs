@@ -20,6 +20,8 @@
 //!   filters) used by the tests and the local playground (feature `regtest`, on by default;
 //!   a build without it leaves out the peer and its C++ script interpreter, `bitcoinconsensus`).
 //! - [`tasks`]: the node's long-running tasks, spawned by name and supervised.
+//! - [`units`]: amounts and fee rates as users type them, read by the configuration, the CLI
+//!   and the control API.
 //! - [`wallet`]: the on-chain wallet (BDK) fed by the chain source: addresses, balance, send,
 //!   channel funding, and LDK's wallet source for fee bumping.
 
@@ -34,4 +36,5 @@ pub mod playground;
 #[cfg(feature = "regtest")]
 pub mod regtest;
 pub mod tasks;
+pub mod units;
 pub mod wallet;

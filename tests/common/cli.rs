@@ -34,8 +34,18 @@ pub fn lightfilter_in(data_dir: &Path) -> Command {
 
 /// Polls `condition` every 200 ms until it holds; panics naming `what` after [`TIMEOUT`].
 pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    wait_for_value(what, || condition().then_some(()));
+}
+
+/// Polls `probe` every 200 ms until it gives a value, and returns that value: assert on it
+/// rather than on a second read, which may already see a later state. Panics naming `what`
+/// after [`TIMEOUT`].
+pub fn wait_for_value<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + TIMEOUT;
-    while !condition() {
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
         assert!(
             Instant::now() < deadline,
             "gave up after {} s waiting for {what}",

@@ -1,5 +1,6 @@
-//! Code shared by the integration tests, one submodule per concern; every test file that needs
-//! any of it declares `mod common;`. Here: starting regtest peers and waiting for conditions.
+//! Code shared by the integration tests, one submodule per concern; the test binary
+//! (`tests/it/main.rs`) declares it once and each test module uses `crate::common`. Here:
+//! starting regtest peers and waiting for conditions.
 //!
 //! - [`bitcoind`]: Bitcoin Core discovery (`BITCOIND_EXE`) and a `bitcoind` on regtest.
 //! - [`chain_harness`]: a `ChainSource` against embedded regtest peers, with a recording

@@ -122,8 +122,25 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
+    wait_for_value(limit, || {
+        let holds = condition();
+        async move { holds.await.then_some(()) }
+    })
+    .await
+}
+
+/// Polls `probe` every 100 ms until it gives a value, and returns that value: assert on it
+/// rather than on a second read, which may already see a later state. Panics after `limit`.
+pub async fn wait_for_value<T, F, Fut>(limit: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
     let deadline = tokio::time::Instant::now() + limit;
-    while !condition().await {
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
         if tokio::time::Instant::now() > deadline {
             panic!("condition not reached within {limit:?}");
         }
@@ -159,19 +176,17 @@ pub async fn open_channel(
         .expect("channel opens");
     wait_for(LIMIT, || async { peer.in_mempool(&opened.funding_txid) }).await;
     mine(peer, 6).await;
-    let id = opened.channel_id.clone();
-    wait_for(LIMIT, || {
+    let id = opened.channel_id;
+    wait_for_value(LIMIT, || {
         let id = id.clone();
         async move {
-            from.channels()
-                .iter()
-                .any(|c| c.channel_id == id && c.usable)
-                && to.channels().iter().any(|c| c.channel_id == id && c.usable)
+            let ours = from
+                .channels()
+                .into_iter()
+                .find(|c| c.channel_id == id && c.usable)?;
+            let usable_there = to.channels().iter().any(|c| c.channel_id == id && c.usable);
+            usable_there.then_some(ours)
         }
     })
-    .await;
-    from.channels()
-        .into_iter()
-        .find(|c| c.channel_id == opened.channel_id)
-        .unwrap()
+    .await
 }

@@ -1,0 +1,168 @@
+//! Start points: a fresh node starts its header chain at a checkpoint instead of genesis and
+//! downloads only what lies above it; a restore from a birthday below the checkpoint still
+//! finds its coins; a `--checkpoint` the stored chain cannot honour is refused. Real nodes in
+//! temporary data directories against the embedded regtest peer.
+
+use crate::common;
+
+use common::node_harness;
+
+use std::time::Duration;
+
+use bitcoin::hashes::Hash;
+use bitcoin::FeeRate;
+use lightfilter::chain::Checkpoint;
+use lightfilter::node::{Node, NodeError};
+use lightfilter::wallet::SendAmount;
+use node_harness::*;
+
+const LONG: Duration = Duration::from_secs(600);
+
+/// The block `depth` below the peer's tip, as a start point.
+fn checkpoint_below_tip(peer: &lightfilter::regtest::RegtestPeer, depth: u32) -> Checkpoint {
+    let height = peer.tip().0 - depth;
+    Checkpoint {
+        height,
+        hash: peer.block_at(height).expect("block").block_hash(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_at_a_checkpoint_downloads_a_twentieth_and_receives_and_spends() {
+    init_logs();
+    let peer = start_peer().await;
+    mine(&peer, 20_000).await;
+    let checkpoint = checkpoint_below_tip(&peer, 200);
+
+    let from_checkpoint = tempfile::tempdir().unwrap();
+    let mut at_checkpoint = config(&peer, from_checkpoint.path());
+    at_checkpoint.checkpoint = Some(checkpoint);
+    let node = Node::start(at_checkpoint)
+        .await
+        .expect("node starts at the checkpoint");
+    synced(&peer, &node).await;
+    let checkpoint_bytes = node.info().await.sync.bytes_received;
+
+    // A payment after the checkpoint arrives, and the node spends it.
+    fund(&peer, &node, 250_000).await;
+    wait_for(LONG, || async {
+        node.balances().onchain_confirmed_sat == 250_000
+    })
+    .await;
+    let spend = node
+        .send_onchain(
+            &peer_address(),
+            SendAmount::Exact(bitcoin::Amount::from_sat(100_000)),
+            Some(FeeRate::from_sat_per_vb(2).unwrap()),
+            None,
+        )
+        .expect("the node spends the payment");
+    wait_for(LONG, || async { peer.in_mempool(&spend) }).await;
+    mine(&peer, 1).await;
+    assert_eq!(peer.confirmations(&spend), Some(1), "the spend is mined");
+    node.stop().await;
+
+    let from_genesis = tempfile::tempdir().unwrap();
+    let node = Node::start(config(&peer, from_genesis.path()))
+        .await
+        .expect("node starts at genesis");
+    synced(&peer, &node).await;
+    let genesis_bytes = node.info().await.sync.bytes_received;
+    node.stop().await;
+
+    println!(
+        "bytes received: {checkpoint_bytes} from the checkpoint, {genesis_bytes} from genesis \
+         ({:.2} %)",
+        checkpoint_bytes as f64 * 100.0 / genesis_bytes as f64
+    );
+    assert!(
+        checkpoint_bytes * 20 <= genesis_bytes,
+        "from the checkpoint {checkpoint_bytes} B, from genesis {genesis_bytes} B: more than 5 %"
+    );
+}
+
+/// A P2WSH address nobody in the test owns.
+fn peer_address() -> String {
+    let script = bitcoin::ScriptBuf::new_p2wsh(&bitcoin::WScriptHash::from_byte_array([7; 32]));
+    bitcoin::Address::from_script(&script, bitcoin::Network::Regtest)
+        .expect("an address")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_with_a_birthday_below_the_checkpoint_finds_the_payment_between_them() {
+    init_logs();
+    let peer = start_peer().await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(&peer, dir.path()).await;
+    mine(&peer, 50).await;
+    let birthday = peer.tip().0 + 1;
+    mine(&peer, 20).await;
+    fund(&peer, &node, 120_000).await;
+    mine(&peer, 300).await;
+    synced(&peer, &node).await;
+    assert_eq!(node.balances().onchain_confirmed_sat, 120_000);
+    node.stop().await;
+    drop(node);
+    let checkpoint = checkpoint_below_tip(&peer, 100);
+    assert!(checkpoint.height > birthday + 20);
+
+    let restored = tempfile::tempdir().unwrap();
+    std::fs::copy(dir.path().join("seed"), restored.path().join("seed")).unwrap();
+    let mut config = config(&peer, restored.path());
+    config.wallet_birthday = Some(birthday);
+    config.checkpoint = Some(checkpoint);
+    let node = Node::start(config).await.expect("the restore starts");
+    synced(&peer, &node).await;
+    wait_for(LONG, || async {
+        node.balances().onchain_confirmed_sat == 120_000
+    })
+    .await;
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_below_where_the_stored_chain_starts_is_refused_and_changes_nothing() {
+    init_logs();
+    let peer = start_peer().await;
+    mine(&peer, 100).await;
+    let high = checkpoint_below_tip(&peer, 20);
+    let low = checkpoint_below_tip(&peer, 80);
+    let dir = tempfile::tempdir().unwrap();
+
+    let mut first = config(&peer, dir.path());
+    first.checkpoint = Some(high);
+    let node = Node::start(first).await.expect("node starts");
+    synced(&peer, &node).await;
+    node.stop().await;
+    drop(node);
+    let chain_file = dir.path().join("chain.sqlite");
+    let before = std::fs::read(&chain_file).unwrap();
+
+    let mut lower = config(&peer, dir.path());
+    lower.checkpoint = Some(low);
+    let err = Node::start(lower).await.err().expect("refused");
+    assert!(
+        matches!(
+            &err,
+            NodeError::InvalidInput {
+                what: "checkpoint",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("chain.sqlite"), "{err}");
+    assert_eq!(
+        std::fs::read(&chain_file).unwrap(),
+        before,
+        "the chain is untouched"
+    );
+
+    // The same checkpoint, or a higher one, keeps the chain.
+    let mut same = config(&peer, dir.path());
+    same.checkpoint = Some(high);
+    let node = Node::start(same).await.expect("node starts again");
+    synced(&peer, &node).await;
+    node.stop().await;
+}
