@@ -331,7 +331,12 @@ mod tests {
                 "{host}"
             );
         }
-        for host in ["evil.example:9737", "localhost.evil.example", "[::1", "[zz]:1"] {
+        for host in [
+            "evil.example:9737",
+            "localhost.evil.example",
+            "[::1",
+            "[zz]:1",
+        ] {
             let err = check_not_from_a_browser(&headers(&[(HOST, host)])).unwrap_err();
             assert_eq!(err.code(), "forbidden", "{host}");
         }

@@ -352,14 +352,14 @@ async fn read_body(
                 timeout.as_secs()
             ))
         })?
-    .map_err(|err| {
-        if err.downcast_ref::<LengthLimitError>().is_some() {
-            RequestError::PayloadTooLarge(limit)
-        } else {
-            RequestError::BadRequest(format!("could not read the body: {err}"))
-        }
-    })?
-    .to_bytes();
+        .map_err(|err| {
+            if err.downcast_ref::<LengthLimitError>().is_some() {
+                RequestError::PayloadTooLarge(limit)
+            } else {
+                RequestError::BadRequest(format!("could not read the body: {err}"))
+            }
+        })?
+        .to_bytes();
     Ok(body)
 }
 

@@ -7,6 +7,7 @@
 //!   listener.
 //! - [`cli`]: the real `lightfilter` binary: daemons as child processes and CLI calls.
 //! - [`client`]: bip157 clients wired to a regtest peer.
+//! - [`http`]: raw HTTP/1.1 requests to a daemon's control API.
 //! - [`keys`]: test keys and transactions paying them.
 //! - [`node_harness`]: whole nodes started in-process next to an embedded regtest peer.
 //! - [`proc`]: a process's memory figures from `/proc` (also used by the benchmarks).
@@ -21,6 +22,7 @@ pub mod bitcoind;
 pub mod chain_harness;
 pub mod cli;
 pub mod client;
+pub mod http;
 pub mod keys;
 pub mod node_harness;
 pub mod proc;

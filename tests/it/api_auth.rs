@@ -4,55 +4,12 @@
 
 use crate::common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use common::cli::{cli_in, json_error_of, Chain, Daemon};
-use lightfilter::api::types::{Empty, ErrorBody, GetInfo, NewAddress, Stop};
+use common::http::{error_code, raw_request, raw_request_declaring, token};
+use lightfilter::api::types::{Empty, GetInfo, NewAddress, Stop};
 use lightfilter::api::{ApiToken, Client, ClientError, MAX_BODY_BYTES};
-
-fn token(daemon: &Daemon) -> String {
-    std::fs::read_to_string(daemon.data_dir().join("api.cookie"))
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
-/// Sends one raw HTTP/1.1 request; returns the status code and body.
-fn raw_request(addr: SocketAddr, head: &str, body: &str) -> (u16, String) {
-    raw_request_declaring(addr, head, body.len(), body)
-}
-
-/// Like [`raw_request`], declaring `length` as the body's length.
-fn raw_request_declaring(addr: SocketAddr, head: &str, length: usize, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let request = format!(
-        "{head}\r\nHost: {addr}\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n{body}"
-    );
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {response:?}"));
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
-fn error_code(body: &str) -> String {
-    let parsed: ErrorBody =
-        serde_json::from_str(body).unwrap_or_else(|err| panic!("{err}: {body:?}"));
-    parsed.error.code
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

@@ -11,6 +11,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod api_abuse;
 mod api_auth;
 mod api_connections;
 mod chain_catchup_crash;

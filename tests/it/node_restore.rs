@@ -8,9 +8,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use bitcoin::{Amount, OutPoint};
 use crate::common::cli::*;
 use crate::common::restore::*;
+use bitcoin::{Amount, OutPoint};
 
 /// Allowance for the commitment, anchor and sweep fees of a close by the peer.
 const CLOSE_FEES_SAT: u64 = 20_000;
