@@ -16,6 +16,27 @@ pub fn bitcoind_exe() -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
+/// What a test that needs Bitcoin Core prints when `BITCOIND_EXE` is not set.
+pub const SKIPPED: &str = "SKIPPED (needs Bitcoin Core: set BITCOIND_EXE to a bitcoind binary)";
+
+/// The `bitcoind` binary named by `BITCOIND_EXE`; when it is not set, says on standard error
+/// that the calling test (named by its thread, as the test harness names it) is skipped. The
+/// line is written to the process's standard error itself, past the harness's capture, so
+/// that every run shows it (`.ci/run` counts them).
+pub fn bitcoind_exe_or_skip() -> Option<PathBuf> {
+    let exe = bitcoind_exe();
+    if exe.is_none() {
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("a test")
+            .to_string();
+        // One write, on a line of its own, however the harness's output interleaves.
+        let line = format!("\n{SKIPPED}: {test}\n");
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }
+    exe
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())

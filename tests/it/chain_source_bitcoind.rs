@@ -12,15 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bitcoin::{Amount, FeeRate};
-use common::bitcoind::{bitcoind_exe, Bitcoind};
+use common::bitcoind::{bitcoind_exe_or_skip, Bitcoind};
 use harness::*;
 use lightfilter::chain::WatchSet;
 use lightfilter::regtest::RegtestPeer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chain_source_syncs_from_bitcoin_core_and_follows_its_reorgs() {
-    let Some(exe) = bitcoind_exe() else {
-        println!("skipped: BITCOIND_EXE not set");
+    let Some(exe) = bitcoind_exe_or_skip() else {
         return;
     };
     let _ = env_logger::builder().is_test(true).try_init();
@@ -97,9 +96,8 @@ async fn the_chain_source_syncs_from_bitcoin_core_and_follows_its_reorgs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_branch_core_makes_active_again_reaches_the_listeners() {
-    let Some(exe) = bitcoind_exe() else {
-        println!("skipped: BITCOIND_EXE not set");
+async fn a_branch_bitcoin_core_makes_active_again_reaches_the_listeners() {
+    let Some(exe) = bitcoind_exe_or_skip() else {
         return;
     };
     let _ = env_logger::builder().is_test(true).try_init();

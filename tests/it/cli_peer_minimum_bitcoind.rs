@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use bitcoin::{Amount, FeeRate, Txid};
-use common::bitcoind::{bitcoind_exe, Bitcoind};
+use common::bitcoind::{bitcoind_exe_or_skip, Bitcoind};
 use common::cli::{regtest_script, wait_until, Chain, Daemon};
 use serde_json::json;
 
@@ -23,9 +23,8 @@ fn core_has(core: &Bitcoind, txid: &Txid) -> bool {
 }
 
 #[test]
-fn against_core_with_a_raised_minrelaytxfee_a_send_pays_it_or_is_refused() {
-    let Some(exe) = bitcoind_exe() else {
-        println!("skipped: set BITCOIND_EXE to a bitcoind binary to run this test against Core");
+fn against_bitcoin_core_with_a_raised_minrelaytxfee_a_send_pays_it_or_is_refused() {
+    let Some(exe) = bitcoind_exe_or_skip() else {
         return;
     };
     let chain = Chain::start();

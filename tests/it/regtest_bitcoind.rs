@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bitcoin::hashes::Hash;
 use bitcoin::{Amount, FeeRate, OutPoint, ScriptBuf, Transaction};
-use common::bitcoind::{base64, bitcoind_exe, Bitcoind};
+use common::bitcoind::{base64, bitcoind_exe_or_skip, Bitcoind};
 use common::keys::{pay, spend_p2wpkh, unsigned_tx, TestKey};
 use common::{start_peer, wait_for};
 use lightfilter::regtest::RegtestPeer;
@@ -200,8 +200,7 @@ async fn check_core_agrees(core: &Arc<Bitcoind>, peer: &RegtestPeer) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bitcoin_core_syncs_from_the_peer_and_agrees_on_every_filter_header() {
-    let Some(exe) = bitcoind_exe() else {
-        println!("skipped: BITCOIND_EXE not set");
+    let Some(exe) = bitcoind_exe_or_skip() else {
         return;
     };
     let peer = start_peer().await;
