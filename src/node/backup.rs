@@ -201,6 +201,19 @@ fn is_not_found(err: &io::Error) -> bool {
     err.kind() == io::ErrorKind::NotFound
 }
 
+/// What to check when the backup directory cannot be written: under the systemd unit in
+/// `contrib/`, every path outside the state directory is read-only unless allowed.
+fn write_hint(err: &std::io::Error) -> &'static str {
+    if err.raw_os_error() == Some(libc::EROFS) || err.kind() == std::io::ErrorKind::PermissionDenied
+    {
+        " (running under systemd with ProtectSystem=strict, as contrib/lightfilter.service \
+         does? allow the directory with a drop-in: `systemctl edit lightfilter`, then \
+         `[Service]` and `ReadWritePaths=` followed by the directory; see the README)"
+    } else {
+        ""
+    }
+}
+
 /// The marker's contents for `node_id` on `network`.
 fn marker(network: Network, node_id: &PublicKey) -> String {
     format!(
@@ -316,6 +329,9 @@ impl ChannelStore {
                 narrowed.len()
             );
         }
+        // A file of its own first, for the operating system's reason when it cannot be written.
+        tempfile::NamedTempFile::new_in(mirror_dir)
+            .map_err(|err| fail(format!("cannot be written: {err}{}", write_hint(&err))))?;
         // Writing the marker (again) proves the directory takes fsynced writes.
         KVStoreSync::write(
             &store,
@@ -657,6 +673,16 @@ mod tests {
         std::fs::write(busy.join("photo.jpg"), b"x").unwrap();
         let busy = open(root.path(), "busy", 1).err().unwrap().to_string();
         assert!(busy.contains("not empty"), "{busy}");
+    }
+
+    #[test]
+    fn a_backup_directory_that_cannot_be_written_is_explained() {
+        let read_only = std::io::Error::from_raw_os_error(libc::EROFS);
+        assert!(write_hint(&read_only).contains("ReadWritePaths="));
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert!(write_hint(&denied).contains("systemctl edit lightfilter"));
+        let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        assert_eq!(write_hint(&full), "");
     }
 
     #[test]

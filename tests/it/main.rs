@@ -46,6 +46,7 @@ mod regtest_p2p;
 mod regtest_reorg;
 mod regtest_rules;
 mod regtest_sync;
+mod service_unit;
 mod systemd_notify;
 mod wallet_persistence;
 mod wallet_receive;
