@@ -12,9 +12,20 @@ pub struct FileLimit {
     pub hard: u64,
 }
 
-/// Raises this process's soft limit on open files to its hard limit; returns both.
+/// This process's soft and hard limits on open files.
 #[cfg(unix)]
-pub fn raise_open_file_limit() -> std::io::Result<FileLimit> {
+pub fn open_file_limit() -> std::io::Result<FileLimit> {
+    let limit = rlimit_nofile()?;
+    // `rlim_t` is not `u64` on every Unix.
+    #[allow(clippy::unnecessary_cast)]
+    Ok(FileLimit {
+        soft: limit.rlim_cur as u64,
+        hard: limit.rlim_max as u64,
+    })
+}
+
+#[cfg(unix)]
+fn rlimit_nofile() -> std::io::Result<libc::rlimit> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -23,6 +34,13 @@ pub fn raise_open_file_limit() -> std::io::Result<FileLimit> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
+    Ok(limit)
+}
+
+/// Raises this process's soft limit on open files to its hard limit; returns both.
+#[cfg(unix)]
+pub fn raise_open_file_limit() -> std::io::Result<FileLimit> {
+    let mut limit = rlimit_nofile()?;
     if limit.rlim_cur < limit.rlim_max {
         let raised = libc::rlimit {
             rlim_cur: limit.rlim_max,

@@ -32,13 +32,14 @@ use lightning::util::persist::{
 };
 use lightning::util::ser::{ReadableArgs, Writeable};
 use lightning::util::sweep::OutputSweeperSync;
-use log::{info, warn};
+use log::{debug, info, warn};
 use tokio::sync::watch;
 
 use super::backup_compare::MonitorFacts;
 use super::data_dir::DataDir;
 use super::error::NodeError;
 use super::held_channels::{HeldChannel, HeldChannels, HoldReason};
+use super::inbound::{InboundLimits, InboundPlace};
 use super::keys::NodeKeys;
 use super::logger::LdkLogger;
 use super::payment_store::PaymentStore;
@@ -946,16 +947,25 @@ async fn listen_for_peers(
     let local = listener
         .local_addr()
         .map_err(|err| NodeError::invalid("Lightning listen address", err.to_string()))?;
+    let open_files = crate::os::open_file_limit().map_or(1_024, |limit| limit.soft);
+    let limits = InboundLimits::for_open_files(open_files);
+    let total = limits.total();
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => {
+                    Ok((stream, remote)) => {
+                        let Some(place) = limits.admit(remote.ip()) else {
+                            debug!(
+                                "Lightning connection from {remote} closed: {} inbound \
+                                 connections open, or {} from its address",
+                                limits.total(),
+                                super::inbound::MAX_PER_ADDRESS
+                            );
+                            continue;
+                        };
                         let Ok(stream) = stream.into_std() else { continue };
-                        let peer_manager = peer_manager.clone();
-                        tokio::spawn(async move {
-                            lightning_net_tokio::setup_inbound(peer_manager, stream).await;
-                        });
+                        tokio::spawn(serve_inbound(peer_manager.clone(), stream, remote, place));
                     }
                     Err(err) => {
                         warn!("accepting a Lightning connection failed: {err}");
@@ -966,6 +976,41 @@ async fn listen_for_peers(
             }
         }
     });
-    info!("listening for Lightning peers on {local}");
+    info!(
+        "listening for Lightning peers on {local} (at most {total} inbound connections, {} \
+         from one address)",
+        super::inbound::MAX_PER_ADDRESS
+    );
     Ok(local)
+}
+
+/// Runs one inbound connection, closing it when its handshake does not complete within
+/// [`HANDSHAKE_TIMEOUT`](super::inbound::HANDSHAKE_TIMEOUT); `place` is held until it ends.
+async fn serve_inbound(
+    peer_manager: Arc<PeerManager>,
+    stream: std::net::TcpStream,
+    remote: SocketAddr,
+    place: InboundPlace,
+) {
+    let closer = stream.try_clone();
+    let connection = lightning_net_tokio::setup_inbound(peer_manager.clone(), stream);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = &mut connection => {}
+        _ = tokio::time::sleep(super::inbound::HANDSHAKE_TIMEOUT) => {
+            let address = lightning::ln::msgs::SocketAddress::from(remote);
+            let completed = peer_manager
+                .list_peers()
+                .iter()
+                .any(|peer| peer.socket_address.as_ref() == Some(&address));
+            if !completed {
+                debug!("Lightning connection from {remote} closed: no handshake in time");
+                if let Ok(closer) = closer {
+                    let _ = closer.shutdown(std::net::Shutdown::Both);
+                }
+            }
+            connection.await;
+        }
+    }
+    drop(place);
 }

@@ -20,6 +20,7 @@ mod forward_store;
 mod gossip;
 mod handle;
 mod held_channels;
+mod inbound;
 mod info;
 mod keys;
 mod logger;
