@@ -553,11 +553,23 @@ async fn ldk_wallet_source_funds_and_signs_a_fee_bump_the_mempool_accepts() {
     sync(&w, &peer);
     assert_eq!(w.wallet.balance().confirmed, change.value);
 
-    // Destination scripts for swept funds are fresh, watched change scripts.
+    // Destination scripts for swept funds are watched change scripts, the same one until a
+    // transaction pays it.
     let first = w.wallet.get_change_destination_script().unwrap();
+    assert_ne!(first, change.script_pubkey, "the bump's change was paid");
+    assert!(w.registry.contains(&first));
+    assert_eq!(w.wallet.get_change_destination_script().unwrap(), first);
+    peer.fund(
+        &first,
+        Amount::from_sat(20_000),
+        FeeRate::from_sat_per_vb(2).unwrap(),
+    )
+    .unwrap();
+    peer.mine(1, &peer.faucet_script());
+    sync(&w, &peer);
     let second = w.wallet.get_change_destination_script().unwrap();
-    assert_ne!(first, second);
-    assert!(w.registry.contains(&first) && w.registry.contains(&second));
+    assert_ne!(first, second, "a paid script is not handed out again");
+    assert!(w.registry.contains(&second));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
