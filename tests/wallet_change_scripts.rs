@@ -68,6 +68,7 @@ fn bump_round(
 fn coins(w: &TestWallet) -> BTreeSet<(OutPoint, Amount)> {
     w.wallet
         .utxos()
+        .expect("the wallet follows the chain")
         .into_iter()
         .map(|utxo| (utxo.outpoint, utxo.amount))
         .collect()
@@ -146,7 +147,7 @@ async fn hundreds_of_bump_and_sweep_rounds_leave_every_coin_findable_from_the_se
         2,
         "the bump's change and the sweep: {original:?}"
     );
-    let balance = w.wallet.balance();
+    let balance = w.wallet.balance().expect("the wallet follows the chain");
 
     // The same seed in a new wallet, synced from the same birthday, finds every coin.
     let restored = open_wallet(
@@ -158,5 +159,11 @@ async fn hundreds_of_bump_and_sweep_rounds_leave_every_coin_findable_from_the_se
     .unwrap();
     sync(&restored, &peer);
     assert_eq!(coins(&restored), original);
-    assert_eq!(restored.wallet.balance(), balance);
+    assert_eq!(
+        restored
+            .wallet
+            .balance()
+            .expect("the wallet follows the chain"),
+        balance
+    );
 }

@@ -116,7 +116,7 @@ fn node_status(code: &str) -> StatusCode {
         | "fee_below_peer_minimum"
         | "cannot_bump" => StatusCode::UNPROCESSABLE_ENTITY,
         "peer_unreachable" => StatusCode::BAD_GATEWAY,
-        "not_ready" => StatusCode::SERVICE_UNAVAILABLE,
+        "not_ready" | "wallet_stopped" => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -68,14 +68,14 @@ pub async fn dispatch(
         }
         Balance::NAME => {
             call::<Balance, _, _>(body, |Empty {}| async move {
-                Ok(blocking(&node, |node| node.balances()).await?.into())
+                Ok(blocking(&node, |node| node.balances()).await??.into())
             })
             .await
         }
         SendOnchain::NAME => call::<SendOnchain, _, _>(body, |request| send(node, request)).await,
         Utxos::NAME => {
             call::<Utxos, _, _>(body, |Empty {}| async move {
-                let utxos = blocking(&node, |node| node.utxos()).await?;
+                let utxos = blocking(&node, |node| node.utxos()).await??;
                 Ok(utxos.into_iter().map(UtxoEntry::from).collect())
             })
             .await
@@ -237,7 +237,7 @@ pub async fn dispatch(
         }
         Transactions::NAME => {
             call::<Transactions, _, _>(body, |Empty {}| async move {
-                let transactions = blocking(&node, |node| node.transactions()).await?;
+                let transactions = blocking(&node, |node| node.transactions()).await??;
                 Ok(transactions
                     .into_iter()
                     .map(TransactionEntry::from)

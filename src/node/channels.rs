@@ -98,7 +98,7 @@ impl Node {
                 format!("{push_msat} msat is more than the channel's {amount_sat} sat"),
             ));
         }
-        let spendable = self.wallet.balance().confirmed.to_sat();
+        let spendable = self.wallet.balance()?.confirmed.to_sat();
         let reserve = ANCHOR_RESERVE_SAT_PER_CHANNEL * (self.anchor_channel_count() as u64 + 1);
         if amount_sat.saturating_add(reserve) > spendable {
             return Err(NodeError::Wallet(
@@ -355,7 +355,10 @@ impl Node {
             return None;
         }
         let needed = ANCHOR_RESERVE_SAT_PER_CHANNEL * (self.anchor_channel_count() as u64 + 1);
-        let available = self.wallet.balance().confirmed.to_sat();
+        let available = match self.wallet.balance() {
+            Ok(balance) => balance.confirmed.to_sat(),
+            Err(err) => return Some(err.to_string()),
+        };
         (available < needed).then(|| {
             format!(
                 "anchor channels need {needed} sat of confirmed on-chain funds for fee bumping; \

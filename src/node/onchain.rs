@@ -47,9 +47,9 @@ impl Node {
         Ok(self.wallet.new_address()?.to_string())
     }
 
-    /// On-chain and Lightning balances.
-    pub fn balances(&self) -> Balances {
-        let wallet = self.wallet.balance();
+    /// On-chain and Lightning balances; refused once the wallet stopped following the chain.
+    pub fn balances(&self) -> Result<Balances, NodeError> {
+        let wallet = self.wallet.balance()?;
         let channels = self.channel_manager.list_channels();
         let lightning_msat: u64 = channels.iter().map(|c| self.local_balance_msat(c)).sum();
         let open: Vec<_> = channels.iter().collect();
@@ -59,7 +59,7 @@ impl Node {
             .iter()
             .map(Balance::claimable_amount_satoshis)
             .sum::<u64>();
-        Balances {
+        Ok(Balances {
             onchain_confirmed_sat: wallet.confirmed.to_sat(),
             onchain_pending_sat: (wallet.trusted_pending + wallet.untrusted_pending).to_sat(),
             onchain_immature_sat: wallet.immature.to_sat(),
@@ -67,7 +67,7 @@ impl Node {
             lightning_msat,
             claimable_onchain_sat,
             sweeping_sat: self.sweeping_sat(),
-        }
+        })
     }
 
     /// Outputs the sweeper tracks whose sweeping transaction has not confirmed yet: ours, but
@@ -86,10 +86,11 @@ impl Node {
             .sum()
     }
 
-    /// Unspent wallet outputs.
-    pub fn utxos(&self) -> Vec<UtxoInfo> {
-        self.wallet
-            .utxos()
+    /// Unspent wallet outputs; refused once the wallet stopped following the chain.
+    pub fn utxos(&self) -> Result<Vec<UtxoInfo>, NodeError> {
+        Ok(self
+            .wallet
+            .utxos()?
             .into_iter()
             .map(|utxo| UtxoInfo {
                 outpoint: utxo.outpoint,
@@ -100,7 +101,7 @@ impl Node {
                 confirmation_height: utxo.confirmation_height,
                 spendable: utxo.spendable,
             })
-            .collect()
+            .collect())
     }
 
     /// Sends on-chain to `address`; `fee_rate` defaults to the estimator's rate for outputs
@@ -124,11 +125,12 @@ impl Node {
     }
 
     /// The wallet's transactions (unconfirmed first, then newest first), with confirmations
-    /// and fees.
-    pub fn transactions(&self) -> Vec<TransactionInfo> {
+    /// and fees; refused once the wallet stopped following the chain.
+    pub fn transactions(&self) -> Result<Vec<TransactionInfo>, NodeError> {
         let tip = self.wallet.best_block().height;
-        self.wallet
-            .transactions()
+        Ok(self
+            .wallet
+            .transactions()?
             .into_iter()
             .map(|tx| TransactionInfo {
                 txid: tx.txid,
@@ -141,7 +143,7 @@ impl Node {
                     .confirmation_height
                     .map_or(0, |height| (tip + 1).saturating_sub(height)),
             })
-            .collect()
+            .collect())
     }
 
     /// Replaces the wallet's own unconfirmed send `txid` by one paying `fee_rate` (RBF) and

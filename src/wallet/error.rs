@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use bitcoin::{Amount, FeeRate, Network, Txid};
+use bitcoin::{Amount, BlockHash, FeeRate, Network, Txid};
 
 /// Everything that can go wrong in the on-chain wallet.
 ///
@@ -163,6 +163,23 @@ pub enum WalletError {
         txid: Txid,
         /// Why not.
         reason: String,
+    },
+    /// A block did not connect to the last block the wallet processed: the wallet no longer
+    /// follows the chain and answers nothing until a restart re-syncs it from that block.
+    #[error(
+        "the on-chain wallet stopped following the chain: block {block} at height {height} \
+         does not connect to its last block {last_block} at height {last_height}; it answers \
+         nothing until the node restarts and re-syncs it from that block"
+    )]
+    StoppedFollowing {
+        /// The block that did not connect.
+        block: BlockHash,
+        /// Its height.
+        height: u32,
+        /// The last block the wallet connected.
+        last_block: BlockHash,
+        /// Its height.
+        last_height: u32,
     },
     /// A replacement must pay a higher fee rate than the transaction it replaces.
     #[error(

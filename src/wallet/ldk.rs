@@ -45,8 +45,10 @@ impl Wallet {
 
 impl WalletSourceSync for Wallet {
     fn list_confirmed_utxos(&self) -> Result<Vec<Utxo>, ()> {
-        Ok(self
+        let utxos = self
             .utxos()
+            .map_err(|e| log::error!("cannot give LDK the wallet's coins: {e}"))?;
+        Ok(utxos
             .into_iter()
             .filter(|utxo| utxo.spendable)
             .filter_map(|utxo| {
