@@ -55,8 +55,10 @@ async fn a_node_started_at_a_checkpoint_downloads_a_twentieth_and_receives_and_s
             SendAmount::Exact(bitcoin::Amount::from_sat(100_000)),
             Some(FeeRate::from_sat_per_vb(2).unwrap()),
             None,
+            false,
         )
-        .expect("the node spends the payment");
+        .expect("the node spends the payment")
+        .txid;
     wait_for(LONG, || async { peer.in_mempool(&spend) }).await;
     mine(&peer, 1).await;
     assert_eq!(peer.confirmations(&spend), Some(1), "the spend is mined");

@@ -12,7 +12,7 @@ use bitcoin::{
     ScriptBuf, Sequence, Transaction, TxIn, TxOut, WScriptHash, Witness,
 };
 use lightfilter::regtest::RegtestPeer;
-use lightfilter::wallet::{FeeChoice, SendAmount, WalletError};
+use lightfilter::wallet::{FeeChoice, SendAmount, SpendLimits, WalletError};
 use lightning::chain::chaininterface::ConfirmationTarget;
 use lightning::events::bump_transaction::sync::{
     CoinSelectionSourceSync, WalletSourceSync, WalletSync,
@@ -182,6 +182,64 @@ async fn send_all_empties_the_wallet() {
         matches!(err, WalletError::InsufficientFunds { available, .. } if available == Amount::ZERO),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_all_within_a_reserve_keeps_the_reserve_and_refuses_when_nothing_is_above_it() {
+    let peer = start_peer().await;
+    let dir = tempfile::tempdir().unwrap();
+    let start = Amount::from_sat(700_000);
+    let w = funded_wallet(&peer, &dir, 18, start).await;
+    let reserve = Amount::from_sat(25_000);
+    let limits = SpendLimits {
+        peer_minimum: None,
+        reserve,
+    };
+    let rate = FeeChoice::Rate(FeeRate::from_sat_per_vb(3).unwrap());
+    let faucet = faucet_address(&peer).to_string();
+    let sent = w
+        .wallet
+        .send_within(&faucet, SendAmount::All, rate, limits)
+        .unwrap();
+    assert_eq!(sent.left, reserve);
+    let to_faucet: Vec<_> = sent
+        .tx
+        .output
+        .iter()
+        .filter(|o| o.script_pubkey == peer.faucet_script())
+        .collect();
+    assert_eq!(to_faucet.len(), 1);
+    assert_eq!(to_faucet[0].value, sent.amount);
+    assert_eq!(start - sent.amount - reserve, fee_of(&sent.tx, start));
+    peer.mine(1, &peer.faucet_script());
+    sync(&w, &peer);
+    assert_eq!(w.wallet.balance().unwrap().confirmed, reserve);
+
+    // All that is left is the reserve: nothing to send, and nothing changes.
+    let transactions = w.wallet.transactions().unwrap();
+    let err = w
+        .wallet
+        .send_within(&faucet, SendAmount::All, rate, limits)
+        .unwrap_err();
+    assert!(
+        matches!(err, WalletError::NothingAboveReserve { available, .. } if available == reserve),
+        "{err}"
+    );
+    let err = w
+        .wallet
+        .send_within(
+            &faucet,
+            SendAmount::Exact(Amount::from_sat(1_000)),
+            rate,
+            limits,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, WalletError::ReserveRequired { left, .. } if left < reserve),
+        "{err}"
+    );
+    assert_eq!(w.wallet.transactions().unwrap(), transactions);
+    assert_eq!(w.wallet.balance().unwrap().confirmed, reserve);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -114,6 +114,7 @@ fn node_status(code: &str) -> StatusCode {
         | "channel_error"
         | "payment_failed"
         | "fee_below_peer_minimum"
+        | "reserve_required"
         | "cannot_bump" => StatusCode::UNPROCESSABLE_ENTITY,
         "peer_unreachable" => StatusCode::BAD_GATEWAY,
         "not_ready" | "wallet_stopped" => StatusCode::SERVICE_UNAVAILABLE,

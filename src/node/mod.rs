@@ -55,7 +55,7 @@ pub use info::{
     NodeInfo, OpenedChannel, PaymentDirection, PaymentInfo, PaymentStatus, PeerInfo, SyncProgress,
     TransactionInfo, UtxoInfo,
 };
-pub use onchain::{Propagation, PROPAGATION_WAIT};
+pub use onchain::{BumpedOnchain, Propagation, SentOnchain, PROPAGATION_WAIT};
 
 use crate::chain::ChainSource;
 use crate::config::Config;

@@ -143,6 +143,36 @@ pub enum WalletError {
         /// The lowest fee rate the peers accept.
         peer_minimum: FeeRate,
     },
+    /// The transaction would leave less than the reserve kept for the fee bumps of anchor
+    /// channels.
+    #[error(
+        "this would leave {} sat of confirmed on-chain funds, less than the {} sat reserve kept \
+         to pay the fees of anchor channels' closing transactions; send less, or spend the \
+         reserve anyway with --force",
+        left.to_sat(),
+        reserve.to_sat()
+    )]
+    ReserveRequired {
+        /// The reserve.
+        reserve: Amount,
+        /// What the transaction would leave.
+        left: Amount,
+    },
+    /// "Send all" has nothing to send beyond the reserve kept for the fee bumps of anchor
+    /// channels.
+    #[error(
+        "the wallet's {} sat of confirmed on-chain funds do not go beyond the {} sat reserve \
+         kept to pay the fees of anchor channels' closing transactions (and the fee of a \
+         send): nothing to send; spend the reserve anyway with --force",
+        available.to_sat(),
+        reserve.to_sat()
+    )]
+    NothingAboveReserve {
+        /// The reserve.
+        reserve: Amount,
+        /// The wallet's confirmed, spendable coins.
+        available: Amount,
+    },
     /// The transaction could not be built for another reason.
     #[error("cannot build the transaction: {0}")]
     TransactionBuild(String),

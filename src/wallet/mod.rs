@@ -34,7 +34,9 @@ use lightning::chain::BestBlock;
 
 pub use error::{sat_per_vb, WalletError};
 pub use registry::ScriptRegistry;
-pub use types::{FeeChoice, SendAmount, WalletBalance, WalletTransaction, WalletUtxo};
+pub use types::{
+    FeeChoice, SendAmount, Sent, SpendLimits, WalletBalance, WalletTransaction, WalletUtxo,
+};
 
 use keys::WalletKeys;
 use registry::RegisteredScripts;
@@ -189,34 +191,7 @@ impl Wallet {
     pub fn utxos(&self) -> Result<Vec<WalletUtxo>, WalletError> {
         let state = self.state();
         state.check_following()?;
-        let tip = state.wallet.latest_checkpoint().height();
-        Ok(state
-            .wallet
-            .list_unspent()
-            .map(|utxo| {
-                let confirmation_height = utxo
-                    .chain_position
-                    .is_confirmed()
-                    .then(|| utxo.chain_position.confirmation_height_upper_bound())
-                    .flatten();
-                let mature = state
-                    .wallet
-                    .tx_graph()
-                    .get_tx(utxo.outpoint.txid)
-                    .is_none_or(|tx| {
-                        !tx.is_coinbase()
-                            || confirmation_height.is_some_and(|h| tip + 1 >= h + COINBASE_MATURITY)
-                    });
-                WalletUtxo {
-                    outpoint: utxo.outpoint,
-                    amount: utxo.txout.value,
-                    script_pubkey: utxo.txout.script_pubkey,
-                    is_change: utxo.keychain == KeychainKind::Internal,
-                    confirmation_height,
-                    spendable: confirmation_height.is_some() && mature,
-                }
-            })
-            .collect())
+        Ok(state.unspent())
     }
 
     /// The transactions that pay to or spend from the wallet: unconfirmed first, then by
@@ -288,9 +263,6 @@ impl Wallet {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
-
-/// Blocks a coinbase output must wait before it may be spent.
-const COINBASE_MATURITY: u32 = 100;
 
 impl Drop for Wallet {
     fn drop(&mut self) {

@@ -4,16 +4,20 @@
 use std::path::PathBuf;
 
 use bdk_wallet::rusqlite::Connection;
+use bdk_wallet::KeychainKind;
 use bitcoin::{BlockHash, Network};
 
 use super::keys::WalletKeys;
 use super::registry::{RegisteredScripts, ScriptRegistry};
 use super::store::{self, StoredWallet};
-use super::WalletError;
+use super::{WalletError, WalletUtxo};
 
 /// Header-only blocks connected between two saves of the chain tip. Losing them in a crash
 /// is harmless: the chain source replays from the saved tip.
 pub(crate) const HEADER_ONLY_SAVE_INTERVAL: u32 = 100;
+
+/// Blocks a coinbase output must wait before it may be spent.
+const COINBASE_MATURITY: u32 = 100;
 
 /// Where the wallet stopped following the chain: a block that did not connect to the last
 /// one it processed.
@@ -57,6 +61,37 @@ impl WalletState {
     /// chain: what it would answer may be out of date.
     pub fn check_following(&self) -> Result<(), WalletError> {
         self.stopped.map_or(Ok(()), |stopped| Err(stopped.error()))
+    }
+
+    /// The wallet's unspent outputs, confirmed or not.
+    pub fn unspent(&self) -> Vec<WalletUtxo> {
+        let tip = self.wallet.latest_checkpoint().height();
+        self.wallet
+            .list_unspent()
+            .map(|utxo| {
+                let confirmation_height = utxo
+                    .chain_position
+                    .is_confirmed()
+                    .then(|| utxo.chain_position.confirmation_height_upper_bound())
+                    .flatten();
+                let mature = self
+                    .wallet
+                    .tx_graph()
+                    .get_tx(utxo.outpoint.txid)
+                    .is_none_or(|tx| {
+                        !tx.is_coinbase()
+                            || confirmation_height.is_some_and(|h| tip + 1 >= h + COINBASE_MATURITY)
+                    });
+                WalletUtxo {
+                    outpoint: utxo.outpoint,
+                    amount: utxo.txout.value,
+                    script_pubkey: utxo.txout.script_pubkey,
+                    is_change: utxo.keychain == KeychainKind::Internal,
+                    confirmation_height,
+                    spendable: confirmation_height.is_some() && mature,
+                }
+            })
+            .collect()
     }
 
     /// Commits the staged changes to SQLite (durable on return).
