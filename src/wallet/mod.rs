@@ -115,7 +115,8 @@ impl Wallet {
     /// wallet's last block (at once if that already happened), so that the node can stop: the
     /// wallet no longer follows the chain. Replaces an earlier hook.
     pub fn on_stopped_following(&self, hook: impl Fn(&WalletError) + Send + Sync + 'static) {
-        if let Some(stopped) = self.state().stopped {
+        let stopped = self.state().stopped;
+        if let Some(stopped) = stopped {
             hook(&stopped.error());
         }
         *self
