@@ -206,7 +206,8 @@ async fn run_command(
             };
             let sent = call::<SendOnchain>(&client(data_dir)?, &request).await?;
             let human = render::sent(&sent, amount, &address);
-            Ok(Reply::new(&sent, human))
+            let warning = sent.warning.clone();
+            Ok(Reply::new(&sent, human).with_warning(warning))
         }
         Command::Utxos => {
             let utxos = call::<Utxos>(&client(data_dir)?, &Empty {}).await?;
@@ -392,7 +393,8 @@ async fn run_command(
                 force,
             };
             let bumped = call::<BumpFee>(&client(data_dir)?, &request).await?;
-            Ok(Reply::new(&bumped, render::bumped(&bumped)))
+            let warning = bumped.warning.clone();
+            Ok(Reply::new(&bumped, render::bumped(&bumped)).with_warning(warning))
         }
         Command::Forwards => {
             let list = call::<Forwards>(&client(data_dir)?, &Empty {}).await?;

@@ -304,7 +304,10 @@ impl Playground {
             wait_for(
                 &format!("{} to see the funds confirmed", node.name),
                 || async {
-                    (node.node.balances().onchain_confirmed_sat >= amount.to_sat()).then_some(())
+                    node.node
+                        .balances()
+                        .is_ok_and(|b| b.onchain_confirmed_sat >= amount.to_sat())
+                        .then_some(())
                 },
             )
             .await?;
@@ -401,7 +404,10 @@ impl Playground {
         })
         .await?;
         wait_for("bob's channel balance to include the payment", || async {
-            (bob.node.balances().lightning_msat >= PAYMENT_MSAT).then_some(())
+            bob.node
+                .balances()
+                .is_ok_and(|b| b.lightning_msat >= PAYMENT_MSAT)
+                .then_some(())
         })
         .await?;
         report(&format!(
@@ -413,8 +419,11 @@ impl Playground {
         ));
 
         let balances = vec![
-            (alice.name, alice.node.balances()),
-            (bob.name, bob.node.balances()),
+            (
+                alice.name,
+                alice.node.balances().map_err(|e| alice.fail(e))?,
+            ),
+            (bob.name, bob.node.balances().map_err(|e| bob.fail(e))?),
         ];
         for (name, balance) in &balances {
             report(&format!(

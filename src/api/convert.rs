@@ -59,6 +59,7 @@ impl From<Balances> for BalanceResponse {
             lightning_msat: balances.lightning_msat,
             claimable_onchain_sat: balances.claimable_onchain_sat,
             sweeping_sat: balances.sweeping_sat,
+            anchor_reserve_sat: balances.anchor_reserve_sat,
         }
     }
 }

@@ -121,9 +121,10 @@ fn node_status(code: &str) -> StatusCode {
         | "channel_held"
         | "payment_failed"
         | "fee_below_peer_minimum"
+        | "reserve_required"
         | "cannot_bump" => StatusCode::UNPROCESSABLE_ENTITY,
         "peer_unreachable" => StatusCode::BAD_GATEWAY,
-        "not_ready" => StatusCode::SERVICE_UNAVAILABLE,
+        "not_ready" | "wallet_stopped" => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

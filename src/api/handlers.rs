@@ -68,14 +68,14 @@ pub async fn dispatch(
         }
         Balance::NAME => {
             call::<Balance, _, _>(body, |Empty {}| async move {
-                Ok(blocking(&node, |node| node.balances()).await?.into())
+                Ok(blocking(&node, |node| node.balances()).await??.into())
             })
             .await
         }
         SendOnchain::NAME => call::<SendOnchain, _, _>(body, |request| send(node, request)).await,
         Utxos::NAME => {
             call::<Utxos, _, _>(body, |Empty {}| async move {
-                let utxos = blocking(&node, |node| node.utxos()).await?;
+                let utxos = blocking(&node, |node| node.utxos()).await??;
                 Ok(utxos.into_iter().map(UtxoEntry::from).collect())
             })
             .await
@@ -237,7 +237,7 @@ pub async fn dispatch(
         }
         Transactions::NAME => {
             call::<Transactions, _, _>(body, |Empty {}| async move {
-                let transactions = blocking(&node, |node| node.transactions()).await?;
+                let transactions = blocking(&node, |node| node.transactions()).await??;
                 Ok(transactions
                     .into_iter()
                     .map(TransactionEntry::from)
@@ -351,13 +351,20 @@ async fn send(node: Arc<Node>, request: SendRequest) -> Result<SendResponse, Req
     } else {
         node.peer_minimum_fee_rate().await
     };
-    let txid = blocking(&node, move |node| {
-        node.send_onchain(&address, amount, fee_rate, peer_minimum)
+    let force = request.force;
+    let sent = blocking(&node, move |node| {
+        node.send_onchain(&address, amount, fee_rate, peer_minimum, force)
     })
     .await??;
-    let propagation = node.propagation(txid).await;
+    if let Some(warning) = &sent.warning {
+        log::warn!("send {}: {warning}", sent.txid);
+    }
+    let propagation = node.propagation(sent.txid).await;
     Ok(SendResponse {
-        txid: txid.to_string(),
+        txid: sent.txid.to_string(),
+        amount_sat: sent.amount_sat,
+        reserve_kept_sat: sent.reserve_kept_sat,
+        warning: sent.warning,
         propagated: propagation.propagated,
         propagation: propagation.detail,
     })
@@ -374,14 +381,19 @@ async fn bump_fee(
     } else {
         node.peer_minimum_fee_rate().await
     };
+    let force = request.force;
     let replacement = blocking(&node, move |node| {
-        node.bump_fee(txid, fee_rate, peer_minimum)
+        node.bump_fee(txid, fee_rate, peer_minimum, force)
     })
     .await??;
-    let propagation = node.propagation(replacement).await;
+    if let Some(warning) = &replacement.warning {
+        log::warn!("fee bump {}: {warning}", replacement.txid);
+    }
+    let propagation = node.propagation(replacement.txid).await;
     Ok(BumpFeeResponse {
-        txid: replacement.to_string(),
+        txid: replacement.txid.to_string(),
         replaced_txid: txid.to_string(),
+        warning: replacement.warning,
         propagated: propagation.propagated,
         propagation: propagation.detail,
     })

@@ -171,6 +171,10 @@ pub fn balance(balance: &BalanceResponse) -> String {
             "being swept to the wallet",
             format!("{} sat", balance.sweeping_sat),
         ),
+        (
+            "anchor reserve (kept on chain)",
+            format!("{} sat", balance.anchor_reserve_sat),
+        ),
     ];
     key_values(&rows)
 }
@@ -461,7 +465,11 @@ pub fn address(address: &AddressResponse) -> String {
 pub fn sent(sent: &SendResponse, amount: SendAmountSpec, address: &str) -> String {
     let what = match amount {
         SendAmountSpec::Sat(sat) => format!("{sat} sat"),
-        SendAmountSpec::All => "all confirmed funds".to_string(),
+        SendAmountSpec::All if sent.reserve_kept_sat > 0 => format!(
+            "{} sat, all confirmed funds but the fee and the {} sat anchor reserve,",
+            sent.amount_sat, sent.reserve_kept_sat
+        ),
+        SendAmountSpec::All => format!("{} sat, all confirmed funds but the fee,", sent.amount_sat),
     };
     format!(
         "sent {what} to {address} in transaction {}\n{}\n",
@@ -639,10 +647,47 @@ mod tests {
             lightning_msat: 5_500,
             claimable_onchain_sat: 0,
             sweeping_sat: 0,
+            anchor_reserve_sat: 25_000,
         });
         for line in text.lines() {
             assert!(line.ends_with(" sat") || line.ends_with(" msat"), "{line}");
         }
+        assert!(
+            text.contains("anchor reserve (kept on chain)  25000 sat"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn send_all_says_what_it_sent_and_what_it_kept() {
+        let response = SendResponse {
+            txid: "ab".into(),
+            amount_sat: 370_000,
+            reserve_kept_sat: 25_000,
+            warning: None,
+            propagated: true,
+            propagation: "a Bitcoin peer took it".into(),
+        };
+        let text = sent(&response, SendAmountSpec::All, "bcrt1q");
+        assert!(
+            text.starts_with(
+                "sent 370000 sat, all confirmed funds but the fee and the 25000 sat anchor \
+                 reserve, to bcrt1q in transaction ab\n"
+            ),
+            "{text}"
+        );
+        let forced = sent(
+            &SendResponse {
+                reserve_kept_sat: 0,
+                ..response
+            },
+            SendAmountSpec::All,
+            "bcrt1q",
+        );
+        assert!(
+            forced.starts_with("sent 370000 sat, all confirmed funds but the fee, to bcrt1q"),
+            "{forced}"
+        );
     }
 
     #[test]

@@ -155,6 +155,11 @@ pub struct BalanceResponse {
     /// Outputs of closed channels being swept into the wallet, until the sweep confirms.
     #[serde(default)]
     pub sweeping_sat: u64,
+    /// Confirmed on-chain funds kept to pay the fees of anchor channels' closing
+    /// transactions: 25,000 sat per open anchor channel (and per closed one whose claims are
+    /// not settled); `send` and `bumpfee` leave them unless forced.
+    #[serde(default)]
+    pub anchor_reserve_sat: u64,
 }
 
 /// How much `send` sends: `{"sat": N}` or `"all"`.
@@ -182,7 +187,8 @@ pub struct SendRequest {
     /// `fee_rate_sat_per_kwu`.
     #[serde(default)]
     pub fee_rate: Option<String>,
-    /// Send even if the fee rate is below what the Bitcoin peers accept.
+    /// Send even if the fee rate is below what the Bitcoin peers accept, or if the send
+    /// spends the anchor reserve (with a warning).
     #[serde(default)]
     pub force: bool,
 }
@@ -192,6 +198,17 @@ pub struct SendRequest {
 pub struct SendResponse {
     /// The broadcast transaction.
     pub txid: String,
+    /// What it pays to the address (for `all`: everything but the fee and the anchor
+    /// reserve).
+    #[serde(default)]
+    pub amount_sat: u64,
+    /// How much of the anchor reserve the wallet still holds once it confirms (for `all`
+    /// without `force`: the whole reserve, on a change address).
+    #[serde(default)]
+    pub reserve_kept_sat: u64,
+    /// Said when the send spends the anchor reserve (`force`).
+    #[serde(default)]
+    pub warning: Option<String>,
     /// Whether a Bitcoin peer took it within a short wait (the node keeps offering it either
     /// way).
     pub propagated: bool,
@@ -600,7 +617,8 @@ pub struct BumpFeeRequest {
     pub txid: String,
     /// The replacement's fee rate with its unit (`5sat/vb`, `1250sat/kw`).
     pub fee_rate: String,
-    /// Replace even if the new fee rate is below what the Bitcoin peers accept.
+    /// Replace even if the new fee rate is below what the Bitcoin peers accept, or if the
+    /// replacement spends the anchor reserve (with a warning).
     #[serde(default)]
     pub force: bool,
 }
@@ -612,6 +630,9 @@ pub struct BumpFeeResponse {
     pub txid: String,
     /// The transaction it replaces.
     pub replaced_txid: String,
+    /// Said when the replacement spends the anchor reserve (`force`).
+    #[serde(default)]
+    pub warning: Option<String>,
     /// Whether a Bitcoin peer took the replacement within a short wait.
     pub propagated: bool,
     /// What happened, as a sentence.

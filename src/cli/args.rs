@@ -55,7 +55,8 @@ pub enum Command {
     /// On-chain and Lightning balances.
     #[command(name = "balance")]
     Balance,
-    /// Send on-chain: an amount in sat, or `all` of the confirmed balance (minus the fee).
+    /// Send on-chain: an amount in sat, or `all` of the confirmed balance (minus the fee and
+    /// the reserve kept for anchor channels).
     #[command(name = "send")]
     Send {
         /// Destination address.
@@ -66,7 +67,8 @@ pub enum Command {
         /// Fee rate: 5sat/vb, 1250sat/kw, or a number of sat/vB [default: the node's estimate].
         #[arg(long, value_name = "RATE")]
         feerate: Option<String>,
-        /// Send even if the fee rate is below what the Bitcoin peers accept.
+        /// Send even if the fee rate is below what the Bitcoin peers accept, or if it spends
+        /// the reserve kept for anchor channels' fees (with a warning).
         #[arg(long)]
         force: bool,
     },
@@ -205,7 +207,8 @@ pub enum Command {
         /// The new fee rate: 5sat/vb, 1250sat/kw, or a number of sat/vB.
         #[arg(long, value_name = "RATE")]
         feerate: String,
-        /// Replace even if the new fee rate is below what the Bitcoin peers accept.
+        /// Replace even if the new fee rate is below what the Bitcoin peers accept, or if it
+        /// spends the reserve kept for anchor channels' fees (with a warning).
         #[arg(long)]
         force: bool,
     },

@@ -45,6 +45,8 @@ pub struct Reply {
     /// The text printed without `--json`.
     pub human: String,
     success: bool,
+    /// Printed on standard error as `warning: …`, with or without `--json`.
+    warning: Option<String>,
 }
 
 impl Reply {
@@ -54,7 +56,14 @@ impl Reply {
             json: serde_json::to_value(value).unwrap_or(serde_json::Value::Null),
             human,
             success: true,
+            warning: None,
         }
+    }
+
+    /// The reply with `warning` (if any) printed on standard error.
+    pub fn with_warning(mut self, warning: Option<String>) -> Reply {
+        self.warning = warning;
+        self
     }
 
     /// A payment's reply; a failed payment ends the command with a non-zero exit status.
@@ -71,6 +80,9 @@ pub fn print(json: bool, outcome: Result<Reply, Failure>) -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     let code = match outcome {
         Ok(reply) => {
+            if let Some(warning) = &reply.warning {
+                eprintln!("warning: {warning}");
+            }
             if json {
                 let text = serde_json::to_string_pretty(&reply.json).unwrap_or_default();
                 let _ = writeln!(stdout, "{text}");

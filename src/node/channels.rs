@@ -98,8 +98,8 @@ impl Node {
                 format!("{push_msat} msat is more than the channel's {amount_sat} sat"),
             ));
         }
-        let spendable = self.wallet.balance().confirmed.to_sat();
-        let reserve = ANCHOR_RESERVE_SAT_PER_CHANNEL * (self.anchor_channel_count() as u64 + 1);
+        let spendable = self.wallet.balance()?.confirmed.to_sat();
+        let reserve = self.anchor_reserve_sat() + ANCHOR_RESERVE_SAT_PER_CHANNEL;
         if amount_sat.saturating_add(reserve) > spendable {
             return Err(NodeError::Wallet(
                 crate::wallet::WalletError::InsufficientFunds {
@@ -356,7 +356,8 @@ impl Node {
 
     /// Whether an inbound channel of `channel_type` may be accepted: anchor channels need
     /// confirmed wallet coins to bump fees at closing time
-    /// ([`ANCHOR_RESERVE_SAT_PER_CHANNEL`] for it and for every anchor channel we have).
+    /// ([`ANCHOR_RESERVE_SAT_PER_CHANNEL`] for it, and the reserve of the anchor channels we
+    /// have, [`Node::anchor_reserve_sat`]).
     pub(super) fn inbound_channel_refusal(
         &self,
         channel_type: &ChannelTypeFeatures,
@@ -364,8 +365,11 @@ impl Node {
         if !channel_type.supports_anchors_zero_fee_htlc_tx() {
             return None;
         }
-        let needed = ANCHOR_RESERVE_SAT_PER_CHANNEL * (self.anchor_channel_count() as u64 + 1);
-        let available = self.wallet.balance().confirmed.to_sat();
+        let needed = self.anchor_reserve_sat() + ANCHOR_RESERVE_SAT_PER_CHANNEL;
+        let available = match self.wallet.balance() {
+            Ok(balance) => balance.confirmed.to_sat(),
+            Err(err) => return Some(err.to_string()),
+        };
         (available < needed).then(|| {
             format!(
                 "anchor channels need {needed} sat of confirmed on-chain funds for fee bumping; \
@@ -403,18 +407,6 @@ impl Node {
             })
             .sum::<u64>()
             * 1_000
-    }
-
-    fn anchor_channel_count(&self) -> usize {
-        self.channel_manager
-            .list_channels()
-            .iter()
-            .filter(|c| {
-                c.channel_type
-                    .as_ref()
-                    .is_some_and(|t| t.supports_anchors_zero_fee_htlc_tx())
-            })
-            .count()
     }
 
     /// Completes `open_channel` for `user_channel_id`.

@@ -119,6 +119,10 @@ impl NodeError {
                 WalletError::UnknownTransaction(_) => "unknown_transaction",
                 WalletError::CannotBump { .. } => "cannot_bump",
                 WalletError::BumpTooLow { .. } => "fee_bump_too_low",
+                WalletError::StoppedFollowing { .. } => "wallet_stopped",
+                WalletError::ReserveRequired { .. } | WalletError::NothingAboveReserve { .. } => {
+                    "reserve_required"
+                }
                 _ => "wallet_error",
             },
             NodeError::ChainStore(_) => "storage_error",

@@ -83,6 +83,9 @@ pub struct Balances {
     /// Outputs of closed channels that are ours to spend and that the sweeper is moving into
     /// the wallet, until its sweeping transaction confirms.
     pub sweeping_sat: u64,
+    /// Confirmed on-chain funds kept to pay the fees of anchor channels' closing transactions
+    /// ([`Node::anchor_reserve_sat`](super::Node::anchor_reserve_sat)): sends leave them.
+    pub anchor_reserve_sat: u64,
 }
 
 /// An unspent wallet output.

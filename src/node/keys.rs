@@ -1,6 +1,8 @@
 //! The node's signer provider: LDK's `KeysManager` for channel keys, with the wallet's
 //! addresses as destinations, so that cooperatively closed channels pay straight into the
-//! on-chain wallet (and its scripts are already watched).
+//! on-chain wallet (and its scripts are already watched). The wallet gives its first change
+//! address not yet paid ([`Wallet::change_script`]), so channels that stay open for years do
+//! not leave unpaid addresses beyond what a restore from the seed looks at.
 
 use std::sync::Arc;
 
@@ -36,13 +38,13 @@ impl SignerProvider for NodeKeys {
     }
 
     fn get_destination_script(&self, _channel_keys_id: [u8; 32]) -> Result<ScriptBuf, ()> {
-        self.wallet.new_change_script().map_err(|err| {
+        self.wallet.change_script().map_err(|err| {
             error!("no wallet script for a channel's destination: {err}");
         })
     }
 
     fn get_shutdown_scriptpubkey(&self) -> Result<ShutdownScript, ()> {
-        let script = self.wallet.new_change_script().map_err(|err| {
+        let script = self.wallet.change_script().map_err(|err| {
             error!("no wallet script for a channel's shutdown: {err}");
         })?;
         ShutdownScript::try_from(script).map_err(|err| {

@@ -4,7 +4,9 @@
 //! control API exposes, grouped by concern ([`onchain`], [`channels`], [`payments`]).
 //!
 //! Its long-running tasks, and those of the chain source, are supervised: one that panics or
-//! ends while the node runs is a failure [`Node::failed`] reports, and the node must stop.
+//! ends while the node runs is a failure [`Node::failed`] reports, and the node must stop. So
+//! is an on-chain wallet that stopped following the chain (a block that did not connect): the
+//! next start replays the chain to it from its last block.
 
 mod background;
 mod backup;
@@ -57,7 +59,7 @@ pub use info::{
     NodeInfo, OpenedChannel, PaymentDirection, PaymentInfo, PaymentStatus, PeerInfo, SyncProgress,
     TransactionInfo, UtxoInfo,
 };
-pub use onchain::{Propagation, PROPAGATION_WAIT};
+pub use onchain::{BumpedOnchain, Propagation, SentOnchain, PROPAGATION_WAIT};
 
 use crate::chain::ChainSource;
 use crate::config::Config;
@@ -140,6 +142,14 @@ impl Node {
             parts.keys.clone(),
             logger,
         );
+        let supervisor = Supervisor::new();
+        let failures = supervisor.clone();
+        parts.wallet.on_stopped_following(move |err| {
+            failures.report(TaskFailure::Failed {
+                task: "on-chain wallet",
+                reason: err.to_string(),
+            })
+        });
         Self {
             config: parts.config,
             data_dir: parts.data_dir,
@@ -162,7 +172,7 @@ impl Node {
             ln_listen_addr: parts.ln_listen_addr,
             stop_tx: parts.stop_tx,
             stop_requested: watch::channel(false).0,
-            supervisor: Supervisor::new(),
+            supervisor,
             tasks: Mutex::new(Vec::new()),
             background: Mutex::new(None),
             open_waiters: Mutex::new(HashMap::new()),

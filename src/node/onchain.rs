@@ -9,11 +9,12 @@ use lightning::chain::channelmonitor::Balance;
 use lightning::sign::SpendableOutputDescriptor;
 use lightning::util::sweep::OutputSpendStatus;
 
+use super::channels::ANCHOR_RESERVE_SAT_PER_CHANNEL;
 use super::info::{Balances, FeeRatesInfo, TransactionInfo, UtxoInfo};
 use super::{Node, NodeError, SendAmount};
 use crate::chain::broadcaster::{BroadcastStatus, PeerState, PrevoutValues};
 use crate::chain::fees::{target_name, MAX_FEE_RATE_SAT_PER_KW};
-use crate::wallet::{sat_per_vb, FeeChoice, Wallet};
+use crate::wallet::{sat_per_vb, FeeChoice, SpendLimits, Wallet};
 
 /// How long `send`, `openchannel` and `closechannel` wait to learn whether a Bitcoin peer took
 /// their transaction.
@@ -47,9 +48,9 @@ impl Node {
         Ok(self.wallet.new_address()?.to_string())
     }
 
-    /// On-chain and Lightning balances.
-    pub fn balances(&self) -> Balances {
-        let wallet = self.wallet.balance();
+    /// On-chain and Lightning balances; refused once the wallet stopped following the chain.
+    pub fn balances(&self) -> Result<Balances, NodeError> {
+        let wallet = self.wallet.balance()?;
         let channels = self.channel_manager.list_channels();
         let lightning_msat: u64 = channels.iter().map(|c| self.local_balance_msat(c)).sum();
         let open: Vec<_> = channels.iter().collect();
@@ -59,7 +60,7 @@ impl Node {
             .iter()
             .map(Balance::claimable_amount_satoshis)
             .sum::<u64>();
-        Balances {
+        Ok(Balances {
             onchain_confirmed_sat: wallet.confirmed.to_sat(),
             onchain_pending_sat: (wallet.trusted_pending + wallet.untrusted_pending).to_sat(),
             onchain_immature_sat: wallet.immature.to_sat(),
@@ -67,7 +68,8 @@ impl Node {
             lightning_msat,
             claimable_onchain_sat,
             sweeping_sat: self.sweeping_sat(),
-        }
+            anchor_reserve_sat: self.anchor_reserve_sat(),
+        })
     }
 
     /// Outputs the sweeper tracks whose sweeping transaction has not confirmed yet: ours, but
@@ -86,10 +88,11 @@ impl Node {
             .sum()
     }
 
-    /// Unspent wallet outputs.
-    pub fn utxos(&self) -> Vec<UtxoInfo> {
-        self.wallet
-            .utxos()
+    /// Unspent wallet outputs; refused once the wallet stopped following the chain.
+    pub fn utxos(&self) -> Result<Vec<UtxoInfo>, NodeError> {
+        Ok(self
+            .wallet
+            .utxos()?
             .into_iter()
             .map(|utxo| UtxoInfo {
                 outpoint: utxo.outpoint,
@@ -100,35 +103,48 @@ impl Node {
                 confirmation_height: utxo.confirmation_height,
                 spendable: utxo.spendable,
             })
-            .collect()
+            .collect())
     }
 
     /// Sends on-chain to `address`; `fee_rate` defaults to the estimator's rate for outputs
     /// that are not urgent. With `peer_minimum` (see [`Node::peer_minimum_fee_rate`]) a
-    /// transaction paying less is refused (`fee_below_peer_minimum`) and nothing is stored.
+    /// transaction paying less is refused (`fee_below_peer_minimum`). Unless `spend_reserve`,
+    /// a send leaving less than the anchor reserve ([`Node::anchor_reserve_sat`]) is refused
+    /// (`reserve_required`) and "all" sends everything but the reserve; with it, a send that
+    /// spends the reserve goes out with a warning. A refused send stores nothing.
     pub fn send_onchain(
         &self,
         address: &str,
         amount: SendAmount,
         fee_rate: Option<FeeRate>,
         peer_minimum: Option<FeeRate>,
-    ) -> Result<Txid, NodeError> {
+        spend_reserve: bool,
+    ) -> Result<SentOnchain, NodeError> {
         let fee = match fee_rate {
             Some(rate) => FeeChoice::Rate(rate),
             None => FeeChoice::Target(ConfirmationTarget::OutputSpendingFee),
         };
-        Ok(self
-            .wallet
-            .send_to_peers(address, amount, fee, peer_minimum)?
-            .compute_txid())
+        let reserve = self.anchor_reserve_sat();
+        let limits = SpendLimits {
+            peer_minimum,
+            reserve: Amount::from_sat(if spend_reserve { 0 } else { reserve }),
+        };
+        let sent = self.wallet.send_within(address, amount, fee, limits)?;
+        Ok(SentOnchain {
+            txid: sent.tx.compute_txid(),
+            amount_sat: sent.amount.to_sat(),
+            reserve_kept_sat: reserve.min(sent.left.to_sat()),
+            warning: reserve_warning(reserve, sent.left.to_sat()),
+        })
     }
 
     /// The wallet's transactions (unconfirmed first, then newest first), with confirmations
-    /// and fees.
-    pub fn transactions(&self) -> Vec<TransactionInfo> {
+    /// and fees; refused once the wallet stopped following the chain.
+    pub fn transactions(&self) -> Result<Vec<TransactionInfo>, NodeError> {
         let tip = self.wallet.best_block().height;
-        self.wallet
-            .transactions()
+        Ok(self
+            .wallet
+            .transactions()?
             .into_iter()
             .map(|tx| TransactionInfo {
                 txid: tx.txid,
@@ -141,19 +157,21 @@ impl Node {
                     .confirmation_height
                     .map_or(0, |height| (tip + 1).saturating_sub(height)),
             })
-            .collect()
+            .collect())
     }
 
     /// Replaces the wallet's own unconfirmed send `txid` by one paying `fee_rate` (RBF) and
-    /// broadcasts it; returns the replacement's id. Channel funding transactions are refused:
-    /// a replacement would change the channel's funding outpoint. With `peer_minimum` a
-    /// replacement no Bitcoin peer would take is refused.
+    /// broadcasts it. Channel funding transactions are refused: a replacement would change the
+    /// channel's funding outpoint. With `peer_minimum` a replacement no Bitcoin peer would take
+    /// is refused; unless `spend_reserve`, so is one that leaves less than the anchor reserve
+    /// (`reserve_required`), and with it such a replacement goes out with a warning.
     pub fn bump_fee(
         &self,
         txid: Txid,
         fee_rate: FeeRate,
         peer_minimum: Option<FeeRate>,
-    ) -> Result<Txid, NodeError> {
+        spend_reserve: bool,
+    ) -> Result<BumpedOnchain, NodeError> {
         let funds_channel = self.channel_manager.list_channels().iter().any(|channel| {
             channel
                 .funding_txo
@@ -166,10 +184,51 @@ impl Node {
                     .into(),
             }));
         }
-        Ok(self
-            .wallet
-            .bump_fee(txid, fee_rate, peer_minimum)?
-            .compute_txid())
+        let reserve = self.anchor_reserve_sat();
+        let limits = SpendLimits {
+            peer_minimum,
+            reserve: Amount::from_sat(if spend_reserve { 0 } else { reserve }),
+        };
+        let sent = self.wallet.bump_fee(txid, fee_rate, limits)?;
+        Ok(BumpedOnchain {
+            txid: sent.tx.compute_txid(),
+            warning: reserve_warning(reserve, sent.left.to_sat()),
+        })
+    }
+
+    /// The confirmed on-chain funds the wallet keeps to pay the fees of anchor channels'
+    /// closing transactions: [`ANCHOR_RESERVE_SAT_PER_CHANNEL`] for every open anchor channel
+    /// and every closed one whose claims may still need the wallet (its commitment not yet
+    /// confirmed, or HTLCs not yet resolved). Opening or accepting a channel needs this and
+    /// the new channel's share; sends and fee bumps leave it.
+    pub fn anchor_reserve_sat(&self) -> u64 {
+        let open = self.channel_manager.list_channels();
+        let open_anchor = open
+            .iter()
+            .filter(|channel| {
+                channel
+                    .channel_type
+                    .as_ref()
+                    .is_some_and(|t| t.supports_anchors_zero_fee_htlc_tx())
+            })
+            .count();
+        let closing_anchor = self
+            .chain_monitor
+            .list_monitors()
+            .into_iter()
+            .filter(|id| !open.iter().any(|channel| channel.channel_id == *id))
+            .filter_map(|id| self.chain_monitor.get_monitor(id).ok())
+            .filter(|monitor| {
+                monitor
+                    .channel_type_features()
+                    .supports_anchors_zero_fee_htlc_tx()
+                    && monitor
+                        .get_claimable_balances()
+                        .iter()
+                        .any(may_need_wallet_fees)
+            })
+            .count();
+        ANCHOR_RESERVE_SAT_PER_CHANNEL * (open_anchor + closing_anchor) as u64
     }
 
     /// The fee estimates per target with their sources, the blocks sampled, and the Bitcoin
@@ -252,6 +311,53 @@ impl Node {
             detail,
         }
     }
+}
+
+/// What `send` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentOnchain {
+    /// The transaction.
+    pub txid: Txid,
+    /// What it pays to the address.
+    pub amount_sat: u64,
+    /// How much of the anchor reserve the wallet holds once it confirms.
+    pub reserve_kept_sat: u64,
+    /// Said when it spends the anchor reserve (`--force`).
+    pub warning: Option<String>,
+}
+
+/// What `bumpfee` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BumpedOnchain {
+    /// The replacement.
+    pub txid: Txid,
+    /// Said when it spends the anchor reserve (`--force`).
+    pub warning: Option<String>,
+}
+
+/// The warning for a transaction leaving `left_sat` of confirmed funds, if that is less
+/// than the anchor reserve of `reserve_sat`.
+fn reserve_warning(reserve_sat: u64, left_sat: u64) -> Option<String> {
+    (left_sat < reserve_sat).then(|| {
+        format!(
+            "this spends the anchor reserve: it leaves {left_sat} sat of confirmed on-chain funds, \
+             less than the {reserve_sat} sat kept to pay the fees of anchor channels' closing \
+             transactions; a channel closed without its peer may not get them confirmed in \
+             time"
+        )
+    })
+}
+
+/// Whether a closed channel's balance may still need a fee bump paid from the wallet: its
+/// commitment is not confirmed yet, or an HTLC on it is not resolved.
+fn may_need_wallet_fees(balance: &Balance) -> bool {
+    matches!(
+        balance,
+        Balance::ClaimableOnChannelClose { .. }
+            | Balance::ContentiousClaimable { .. }
+            | Balance::MaybeTimeoutClaimableHTLC { .. }
+            | Balance::MaybePreimageClaimableHTLC { .. }
+    )
 }
 
 /// `reason` with rates in sat/vB, for people.

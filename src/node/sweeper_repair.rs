@@ -139,7 +139,7 @@ mod tests {
             store.clone(),
             logger.clone(),
         );
-        let owned = wallet.new_change_script().unwrap();
+        let owned = wallet.change_script().unwrap();
         let foreign = ScriptBuf::new_op_return([1, 2, 3]);
         sweeper
             .track_spendable_outputs(

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use bitcoin::{Amount, FeeRate, Network, Txid};
+use bitcoin::{Amount, BlockHash, FeeRate, Network, Txid};
 
 /// Everything that can go wrong in the on-chain wallet.
 ///
@@ -143,6 +143,36 @@ pub enum WalletError {
         /// The lowest fee rate the peers accept.
         peer_minimum: FeeRate,
     },
+    /// The transaction would leave less than the reserve kept for the fee bumps of anchor
+    /// channels.
+    #[error(
+        "this would leave {} sat of confirmed on-chain funds, less than the {} sat reserve kept \
+         to pay the fees of anchor channels' closing transactions; send less, or spend the \
+         reserve anyway with --force",
+        left.to_sat(),
+        reserve.to_sat()
+    )]
+    ReserveRequired {
+        /// The reserve.
+        reserve: Amount,
+        /// What the transaction would leave.
+        left: Amount,
+    },
+    /// "Send all" has nothing to send beyond the reserve kept for the fee bumps of anchor
+    /// channels.
+    #[error(
+        "the wallet's {} sat of confirmed on-chain funds do not go beyond the {} sat reserve \
+         kept to pay the fees of anchor channels' closing transactions (and the fee of a \
+         send): nothing to send; spend the reserve anyway with --force",
+        available.to_sat(),
+        reserve.to_sat()
+    )]
+    NothingAboveReserve {
+        /// The reserve.
+        reserve: Amount,
+        /// The wallet's confirmed, spendable coins.
+        available: Amount,
+    },
     /// The transaction could not be built for another reason.
     #[error("cannot build the transaction: {0}")]
     TransactionBuild(String),
@@ -163,6 +193,23 @@ pub enum WalletError {
         txid: Txid,
         /// Why not.
         reason: String,
+    },
+    /// A block did not connect to the last block the wallet processed: the wallet no longer
+    /// follows the chain and answers nothing until a restart re-syncs it from that block.
+    #[error(
+        "the on-chain wallet stopped following the chain: block {block} at height {height} \
+         does not connect to its last block {last_block} at height {last_height}; it answers \
+         nothing until the node restarts and re-syncs it from that block"
+    )]
+    StoppedFollowing {
+        /// The block that did not connect.
+        block: BlockHash,
+        /// Its height.
+        height: u32,
+        /// The last block the wallet connected.
+        last_block: BlockHash,
+        /// Its height.
+        last_height: u32,
     },
     /// A replacement must pay a higher fee rate than the transaction it replaces.
     #[error(

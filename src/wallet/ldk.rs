@@ -1,10 +1,21 @@
 //! The wallet as LDK sees it: coins and signatures for anchor fee bumping
-//! ([`WalletSourceSync`]) and fresh scripts for swept and closed-channel funds
-//! ([`ChangeDestinationSourceSync`]).
+//! ([`WalletSourceSync`]) and change scripts for bump change, swept outputs and closed-channel
+//! funds ([`ChangeDestinationSourceSync`]).
 //!
 //! LDK chooses among the coins itself and keeps track of the ones it has used in its bumps, so
 //! transactions signed here are not recorded as spending them: a later bump may reuse the
 //! same coins to replace an earlier one.
+//!
+//! LDK asks for a change script on every round of a fee bump (every 30 s and at intervals of
+//! blocks while a claim is unconfirmed), the sweeper on every block while its sweep is
+//! unconfirmed, and each channel for its destination and shutdown scripts. A wallet made again
+//! from the seed finds coins only up to its lookahead (25 addresses) beyond the last one it
+//! found paid, so a new address for each request would leave coins where a restore never
+//! looks. Every request therefore gets the first change address that no transaction has paid
+//! yet, and a new one is revealed only once every revealed change address has been paid: the
+//! rounds of one claim or sweep share one script, and so may requests made before it is paid
+//! (as LDK's own `KeysManager` gives every channel the same destination), the same address the
+//! wallet's next send would take for its change.
 
 use bdk_wallet::{KeychainKind, SignOptions};
 use bitcoin::hashes::Hash;
@@ -17,14 +28,16 @@ use super::state::WalletState;
 use super::{Wallet, WalletError};
 
 impl Wallet {
-    /// Reveals a fresh change address (internal keychain) and returns its script, stored and
-    /// registered with the chain source before it is returned. Used for funds taken back from
-    /// channels.
-    pub fn new_change_script(&self) -> Result<ScriptBuf, WalletError> {
+    /// The script of the first change address (internal keychain) that no transaction the
+    /// wallet knows has paid; one is revealed only when every revealed change address has
+    /// been paid (see the [module](self) for why). A newly revealed address is stored and
+    /// registered with the chain source before it is returned. Used for bump change, swept
+    /// outputs and funds taken back from channels.
+    pub fn change_script(&self) -> Result<ScriptBuf, WalletError> {
         self.state()
             .transact(self.registry.as_ref(), "saving a change address", |s| {
                 Ok(s.wallet
-                    .reveal_next_address(KeychainKind::Internal)
+                    .next_unused_address(KeychainKind::Internal)
                     .script_pubkey())
             })
     }
@@ -32,8 +45,10 @@ impl Wallet {
 
 impl WalletSourceSync for Wallet {
     fn list_confirmed_utxos(&self) -> Result<Vec<Utxo>, ()> {
-        Ok(self
+        let utxos = self
             .utxos()
+            .map_err(|e| log::error!("cannot give LDK the wallet's coins: {e}"))?;
+        Ok(utxos
             .into_iter()
             .filter(|utxo| utxo.spendable)
             .filter_map(|utxo| {
@@ -53,8 +68,7 @@ impl WalletSourceSync for Wallet {
     }
 
     fn get_change_script(&self) -> Result<ScriptBuf, ()> {
-        // A fresh script each time, so a bump's change never shares a script with a send's.
-        self.new_change_script()
+        self.change_script()
             .map_err(|e| log::error!("cannot give LDK a change script: {e}"))
     }
 
@@ -67,7 +81,7 @@ impl WalletSourceSync for Wallet {
 
 impl ChangeDestinationSourceSync for Wallet {
     fn get_change_destination_script(&self) -> Result<ScriptBuf, ()> {
-        self.new_change_script()
+        self.change_script()
             .map_err(|e| log::error!("cannot give LDK a destination script: {e}"))
     }
 }

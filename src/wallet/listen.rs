@@ -6,6 +6,11 @@
 //! wallet reports its saved tip and the chain source replays from there. Blocks with wallet
 //! transactions, and reorgs, are saved at once.
 //!
+//! A block that does not connect to the wallet's last block (its parent is not that block)
+//! stops the wallet: it saves its progress up to its last block, takes no more blocks, and
+//! answers no request, rather than answer from a chain it no longer follows. The chain source
+//! replays the chain from that block when the node starts again.
+//!
 //! A reorg removes the blocks above the fork point. The wallet's own transactions confirmed only
 //! there become unconfirmed again; received ones stop counting until a block confirms them
 //! again (the wallet sees no mempool and could not tell if they were dropped).
@@ -19,7 +24,7 @@ use lightning::chain::{BestBlock, Listen};
 
 use super::registry::ScriptRegistry;
 use super::spend::unix_now;
-use super::state::{WalletState, HEADER_ONLY_SAVE_INTERVAL};
+use super::state::{Stopped, WalletState, HEADER_ONLY_SAVE_INTERVAL};
 use super::Wallet;
 
 impl Listen for Wallet {
@@ -28,34 +33,72 @@ impl Listen for Wallet {
             header: *header,
             txdata: txdata.iter().map(|&(_, tx)| tx.clone()).collect(),
         };
-        self.state()
-            .connect_block(&block, height, self.registry.as_ref());
+        self.connect(&block, height);
     }
 
     fn block_connected(&self, block: &Block, height: u32) {
-        self.state()
-            .connect_block(block, height, self.registry.as_ref());
+        self.connect(block, height);
     }
 
     fn blocks_disconnected(&self, fork_point: BestBlock) {
-        self.state().disconnect_above(fork_point);
+        let mut state = self.state();
+        if state.stopped.is_some() {
+            log::debug!(
+                "wallet stopped: ignoring a reorg to height {}",
+                fork_point.height
+            );
+            return;
+        }
+        state.disconnect_above(fork_point);
+    }
+}
+
+impl Wallet {
+    /// Connects `block` and tells the stop hook if it stopped the wallet.
+    fn connect(&self, block: &Block, height: u32) {
+        let stopped = self
+            .state()
+            .connect_block(block, height, self.registry.as_ref());
+        if let Some(stopped) = stopped {
+            self.report_stopped(&stopped.error());
+        }
     }
 }
 
 impl WalletState {
-    /// Connects `block` (possibly holding only some of its transactions) at `height`.
-    fn connect_block(&mut self, block: &Block, height: u32, registry: &dyn ScriptRegistry) {
+    /// Connects `block` (possibly holding only some of its transactions) at `height`. A block
+    /// that does not connect stops the wallet; that is returned the first time.
+    fn connect_block(
+        &mut self,
+        block: &Block,
+        height: u32,
+        registry: &dyn ScriptRegistry,
+    ) -> Option<Stopped> {
+        if self.stopped.is_some() {
+            log::debug!(
+                "wallet stopped: ignoring block {} at height {height}",
+                block.block_hash()
+            );
+            return None;
+        }
         if let Err(e) = self.wallet.apply_block(block, height) {
             let tip = self.wallet.latest_checkpoint();
+            let stopped = Stopped {
+                block: (block.block_hash(), height),
+                last: (tip.hash(), tip.height()),
+            };
             log::error!(
-                "wallet cannot connect block {} at height {height}: its parent {} does not \
-                 connect to the wallet's chain (tip {} at height {}): {e}",
-                block.block_hash(),
-                block.header.prev_blockhash,
-                tip.hash(),
-                tip.height()
+                "{} (its parent is {}: {e})",
+                stopped.error(),
+                block.header.prev_blockhash
             );
-            return;
+            // What was connected up to here is right: keep it, so that the replay after a
+            // restart starts from the wallet's last block.
+            if let Err(e) = self.save("saving chain progress up to the wallet's last block") {
+                log::error!("{e}");
+            }
+            self.stopped = Some(stopped);
+            return Some(stopped);
         }
         self.unsaved_blocks += 1;
         let has_wallet_data = self
@@ -74,6 +117,7 @@ impl WalletState {
             }
         }
         self.register_new_scripts(registry);
+        None
     }
 
     /// Removes every block above `fork_point` from the wallet's chain: transactions confirmed

@@ -6,6 +6,11 @@
 //! [`lightning::chain::Listen`] fed in chain order (full blocks when they concern it, headers
 //! otherwise), it hands the scripts it watches to a [`ScriptRegistry`], and it broadcasts and
 //! estimates fees through LDK's interfaces.
+//!
+//! A block that does not connect to the last one it processed stops it: from then on it takes
+//! no block and answers no request ([`WalletError::StoppedFollowing`]), and it tells whoever
+//! asked with [`Wallet::on_stopped_following`]; its saved state stays at its last block, from
+//! which the chain source replays the chain when the node starts again.
 
 mod error;
 mod keys;
@@ -29,11 +34,16 @@ use lightning::chain::BestBlock;
 
 pub use error::{sat_per_vb, WalletError};
 pub use registry::ScriptRegistry;
-pub use types::{FeeChoice, SendAmount, WalletBalance, WalletTransaction, WalletUtxo};
+pub use types::{
+    FeeChoice, SendAmount, Sent, SpendLimits, WalletBalance, WalletTransaction, WalletUtxo,
+};
 
 use keys::WalletKeys;
 use registry::RegisteredScripts;
 use state::WalletState;
+
+/// What is told that the wallet stopped following the chain.
+type StopHook = Box<dyn Fn(&WalletError) + Send + Sync>;
 
 /// The on-chain wallet. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct Wallet {
@@ -42,6 +52,7 @@ pub struct Wallet {
     registry: Arc<dyn ScriptRegistry>,
     fee_estimator: Arc<dyn FeeEstimator + Send + Sync>,
     broadcaster: Arc<dyn BroadcasterInterface + Send + Sync>,
+    stop_hook: Mutex<Option<StopHook>>,
 }
 
 impl Wallet {
@@ -87,6 +98,7 @@ impl Wallet {
             unsaved_blocks: 0,
             path: path.to_owned(),
             network,
+            stopped: None,
         };
         state.register_new_scripts(registry.as_ref());
         Ok(Wallet {
@@ -95,7 +107,33 @@ impl Wallet {
             registry,
             fee_estimator,
             broadcaster,
+            stop_hook: Mutex::new(None),
         })
+    }
+
+    /// Calls `hook` with [`WalletError::StoppedFollowing`] when a block does not connect to the
+    /// wallet's last block (at once if that already happened), so that the node can stop: the
+    /// wallet no longer follows the chain. Replaces an earlier hook.
+    pub fn on_stopped_following(&self, hook: impl Fn(&WalletError) + Send + Sync + 'static) {
+        let stopped = self.state().stopped;
+        if let Some(stopped) = stopped {
+            hook(&stopped.error());
+        }
+        *self
+            .stop_hook
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Box::new(hook));
+    }
+
+    /// Tells the hook of [`Wallet::on_stopped_following`] that the wallet stopped.
+    fn report_stopped(&self, error: &WalletError) {
+        let hook = self
+            .stop_hook
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(hook) = hook.as_ref() {
+            hook(error);
+        }
     }
 
     /// The network the wallet runs on.
@@ -131,15 +169,17 @@ impl Wallet {
         Ok(address)
     }
 
-    /// The wallet's balance.
-    pub fn balance(&self) -> WalletBalance {
-        let balance = self.state().wallet.balance();
-        WalletBalance {
+    /// The wallet's balance; refused once the wallet stopped following the chain.
+    pub fn balance(&self) -> Result<WalletBalance, WalletError> {
+        let state = self.state();
+        state.check_following()?;
+        let balance = state.wallet.balance();
+        Ok(WalletBalance {
             confirmed: balance.confirmed,
             trusted_pending: balance.trusted_pending,
             untrusted_pending: balance.untrusted_pending,
             immature: balance.immature,
-        }
+        })
     }
 
     /// Whether `script` is one of the wallet's own (revealed) scripts.
@@ -147,43 +187,19 @@ impl Wallet {
         self.state().wallet.is_mine(script.to_owned())
     }
 
-    /// The wallet's unspent outputs, confirmed or not.
-    pub fn utxos(&self) -> Vec<WalletUtxo> {
+    /// The wallet's unspent outputs, confirmed or not; refused once the wallet stopped
+    /// following the chain.
+    pub fn utxos(&self) -> Result<Vec<WalletUtxo>, WalletError> {
         let state = self.state();
-        let tip = state.wallet.latest_checkpoint().height();
-        state
-            .wallet
-            .list_unspent()
-            .map(|utxo| {
-                let confirmation_height = utxo
-                    .chain_position
-                    .is_confirmed()
-                    .then(|| utxo.chain_position.confirmation_height_upper_bound())
-                    .flatten();
-                let mature = state
-                    .wallet
-                    .tx_graph()
-                    .get_tx(utxo.outpoint.txid)
-                    .is_none_or(|tx| {
-                        !tx.is_coinbase()
-                            || confirmation_height.is_some_and(|h| tip + 1 >= h + COINBASE_MATURITY)
-                    });
-                WalletUtxo {
-                    outpoint: utxo.outpoint,
-                    amount: utxo.txout.value,
-                    script_pubkey: utxo.txout.script_pubkey,
-                    is_change: utxo.keychain == KeychainKind::Internal,
-                    confirmation_height,
-                    spendable: confirmation_height.is_some() && mature,
-                }
-            })
-            .collect()
+        state.check_following()?;
+        Ok(state.unspent())
     }
 
     /// The transactions that pay to or spend from the wallet: unconfirmed first, then by
-    /// confirmation height, newest first.
-    pub fn transactions(&self) -> Vec<WalletTransaction> {
+    /// confirmation height, newest first. Refused once the wallet stopped following the chain.
+    pub fn transactions(&self) -> Result<Vec<WalletTransaction>, WalletError> {
         let state = self.state();
+        state.check_following()?;
         let wallet = &state.wallet;
         let mut list: Vec<WalletTransaction> = wallet
             .transactions()
@@ -205,7 +221,7 @@ impl Wallet {
             })
             .collect();
         list.sort_by_key(|tx| std::cmp::Reverse(tx.confirmation_height.unwrap_or(u32::MAX)));
-        list
+        Ok(list)
     }
 
     /// Writes chain progress not yet saved (header-only blocks are saved in batches) to disk.
@@ -248,9 +264,6 @@ impl Wallet {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
-
-/// Blocks a coinbase output must wait before it may be spent.
-const COINBASE_MATURITY: u32 = 100;
 
 impl Drop for Wallet {
     fn drop(&mut self) {

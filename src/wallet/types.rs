@@ -1,6 +1,6 @@
 //! Plain data the wallet hands out and takes in: balances, coins, transactions, send options.
 
-use bitcoin::{Amount, FeeRate, OutPoint, ScriptBuf, SignedAmount, Txid};
+use bitcoin::{Amount, FeeRate, OutPoint, ScriptBuf, SignedAmount, Transaction, Txid};
 use lightning::chain::chaininterface::ConfirmationTarget;
 
 /// The wallet's balance, split by how safe the coins are to spend.
@@ -73,4 +73,28 @@ pub enum FeeChoice {
     Rate(FeeRate),
     /// The rate the node's fee estimator gives for this target.
     Target(ConfirmationTarget),
+}
+
+/// What a send or a fee bump must respect besides its fee rate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpendLimits {
+    /// The least fee rate the Bitcoin peers accept (their BIP 133 `feefilter`): a transaction
+    /// paying less is refused, as no peer would relay it. `None` checks nothing.
+    pub peer_minimum: Option<FeeRate>,
+    /// Confirmed coins the wallet must still hold once the transaction confirms (the reserve
+    /// for the fee bumps of anchor channels): a transaction leaving less is refused, and
+    /// [`SendAmount::All`] sends everything but this.
+    pub reserve: Amount,
+}
+
+/// A transaction the wallet made, stored and broadcast.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sent {
+    /// The transaction.
+    pub tx: Transaction,
+    /// What it pays outside the wallet.
+    pub amount: Amount,
+    /// The confirmed coins the wallet holds once it confirms: the spendable coins it leaves
+    /// alone and its change.
+    pub left: Amount,
 }

@@ -158,6 +158,28 @@ impl From<Output> for Run {
     }
 }
 
+/// Runs `lightfilter init --words-file - --json` on `dir` with `words` on standard input.
+pub fn init_with_words(dir: &Path, words: &str) -> Run {
+    use std::io::Write;
+    let mut child = lightfilter_in(dir)
+        .args(["init", "--words-file", "-", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run lightfilter init");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(words.as_bytes())
+        .unwrap();
+    child
+        .wait_with_output()
+        .expect("lightfilter init ends")
+        .into()
+}
+
 /// Runs `lightfilter --network regtest --datadir <data_dir> <args>`.
 pub fn cli_in(data_dir: &Path, args: &[&str]) -> Run {
     lightfilter_in(data_dir)

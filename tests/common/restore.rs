@@ -4,16 +4,14 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::hex::DisplayHex;
 use bitcoin::OutPoint;
 use serde_json::Value;
 
-use super::cli::{lightfilter, wait_until, Chain, Daemon, Run};
+use super::cli::{init_with_words, wait_until, Chain, Daemon};
 
 /// `payer` pays a new invoice of `payee` for `sat`, and the payment succeeds.
 pub fn pay(payer: &Daemon, payee: &Daemon, sat: u64) {
@@ -65,29 +63,6 @@ pub fn assert_not_closed(chain: &Chain, funding: OutPoint) {
         0,
         "a close of the channel waits in the mempool"
     );
-}
-
-/// Runs `lightfilter init` on `dir` with `words` on standard input.
-pub fn init_with_words(dir: &Path, words: &str) -> Run {
-    let mut child = lightfilter()
-        .args(["--network", "regtest", "--datadir"])
-        .arg(dir)
-        .args(["init", "--words-file", "-", "--json"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run lightfilter init");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(words.as_bytes())
-        .unwrap();
-    child
-        .wait_with_output()
-        .expect("lightfilter init ends")
-        .into()
 }
 
 /// The node's seed as its 24 words.

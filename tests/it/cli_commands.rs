@@ -243,10 +243,19 @@ fn every_command_works_end_to_end() {
     });
     let carol_address = alice.new_address();
     let before = bob.confirmed_sat();
+    // Everything but the reserve bob keeps for his anchor channel's fees.
     let swept = bob.json(&["send", &carol_address, "all"]);
+    assert_eq!(swept["reserve_kept_sat"], 25_000, "{swept}");
+    let swept_sat = swept["amount_sat"].as_u64().unwrap();
+    assert!(
+        swept_sat < before - 25_000 && swept_sat > before - 25_000 - 2_000,
+        "{swept} of {before} sat"
+    );
     chain.wait_in_mempool(swept["txid"].as_str().unwrap());
     chain.mine(1);
-    wait_until("bob's wallet emptied", || bob.confirmed_sat() == 0);
+    wait_until("bob's wallet down to the anchor reserve", || {
+        bob.confirmed_sat() == 25_000
+    });
     wait_until("alice to receive bob's sweep", || {
         alice
             .json(&["utxos"])
@@ -254,10 +263,7 @@ fn every_command_works_end_to_end() {
             .unwrap()
             .iter()
             .any(|utxo| {
-                utxo["address"] == carol_address.as_str()
-                    && utxo["amount_sat"]
-                        .as_u64()
-                        .is_some_and(|sat| sat < before && sat > before - 2_000)
+                utxo["address"] == carol_address.as_str() && utxo["amount_sat"] == swept_sat
             })
     });
 
@@ -279,7 +285,7 @@ fn every_command_works_end_to_end() {
     });
     // Closed-channel funds come back once deep enough (and swept, where needed).
     chain.mine_until("bob's channel funds back in his wallet", || {
-        bob.confirmed_sat() >= 26_000
+        bob.confirmed_sat() >= 25_000 + 26_000
     });
 
     // A second channel, waited for with progress on standard error.

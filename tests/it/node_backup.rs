@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bitcoin::Amount;
 use common::cli::*;
-use common::restore::{assert_not_closed, copy_dir, init_with_words, local_msat, pay, wait_usable};
+use common::restore::{assert_not_closed, copy_dir, local_msat, pay, wait_usable};
 use serde_json::Value;
 
 /// Files of a key-value store directory that the mirror holds (all but the network graph,

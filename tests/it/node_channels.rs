@@ -16,7 +16,7 @@ async fn a_channel_pays_and_survives_a_restart_of_both_nodes() {
     let peer = start_peer().await;
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (a, b) = two_funded_nodes(&peer, dir_a.path(), dir_b.path()).await;
-    assert_eq!(a.balances().onchain_confirmed_sat, 1_000_000);
+    assert_eq!(a.balances().unwrap().onchain_confirmed_sat, 1_000_000);
 
     let channel = open_channel(&peer, &a, &b, 400_000, 0, false).await;
     assert_eq!(channel.capacity_sat, 400_000);
@@ -33,7 +33,7 @@ async fn a_channel_pays_and_survives_a_restart_of_both_nodes() {
     .await;
     // The claim settles once both commitments are updated.
     let b_balance = wait_for_value(LIMIT, || async {
-        let msat = b.balances().lightning_msat;
+        let msat = b.balances().unwrap().lightning_msat;
         (msat >= 50_000_000).then_some(msat)
     })
     .await;
@@ -42,7 +42,7 @@ async fn a_channel_pays_and_survives_a_restart_of_both_nodes() {
         a.channels()[0].outbound_capacity_msat < 350_000_000
     })
     .await;
-    let a_balance = a.balances().lightning_msat;
+    let a_balance = a.balances().unwrap().lightning_msat;
     assert!(
         a_balance <= 350_000_000 && a_balance > 340_000_000,
         "A paid it plus commitment fees: {a_balance}"
@@ -55,13 +55,13 @@ async fn a_channel_pays_and_survives_a_restart_of_both_nodes() {
     let a = start_node(&peer, dir_a.path()).await;
     let b = start_node(&peer, dir_b.path()).await;
     wait_for(LIMIT, || async { a.channels().iter().any(|c| c.usable) }).await;
-    assert_eq!(a.balances().lightning_msat, a_balance);
+    assert_eq!(a.balances().unwrap().lightning_msat, a_balance);
 
     let second = b.create_invoice(Some(20_000_000), "tea", 3_600).unwrap();
     let paid = a.pay(&second.bolt11, None, LIMIT).await.unwrap();
     assert_eq!(paid.status, PaymentStatus::Succeeded, "{paid:?}");
     wait_for(Duration::from_secs(30), || async {
-        b.balances().lightning_msat >= b_balance + 20_000_000
+        b.balances().unwrap().lightning_msat >= b_balance + 20_000_000
     })
     .await;
     a.stop().await;
@@ -80,7 +80,7 @@ async fn a_wallet_restored_from_its_seed_and_birthday_finds_its_funds() {
     mine(&peer, 3).await;
     fund(&peer, &node, 45_000).await;
     synced(&peer, &node).await;
-    let balance = node.balances().onchain_confirmed_sat;
+    let balance = node.balances().unwrap().onchain_confirmed_sat;
     assert_eq!(balance, 345_000);
     node.stop().await;
     drop(node);
@@ -93,7 +93,7 @@ async fn a_wallet_restored_from_its_seed_and_birthday_finds_its_funds() {
     let node = lightfilter::node::Node::start(config).await.unwrap();
     synced(&peer, &node).await;
     wait_for(LIMIT, || async {
-        node.balances().onchain_confirmed_sat == balance
+        node.balances().unwrap().onchain_confirmed_sat == balance
     })
     .await;
     node.stop().await;

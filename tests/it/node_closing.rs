@@ -16,9 +16,9 @@ async fn a_cooperative_close_returns_funds_to_both_wallets() {
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (a, b) = two_funded_nodes(&peer, dir_a.path(), dir_b.path()).await;
     let channel = open_channel(&peer, &a, &b, 300_000, 100_000_000, false).await;
-    let a_onchain_before = a.balances().onchain_confirmed_sat;
-    let b_onchain_before = b.balances().onchain_confirmed_sat;
-    let a_channel = a.balances().lightning_sat;
+    let a_onchain_before = a.balances().unwrap().onchain_confirmed_sat;
+    let b_onchain_before = b.balances().unwrap().onchain_confirmed_sat;
+    let a_channel = a.balances().unwrap().lightning_sat;
 
     a.close_channel(&channel.channel_id, false).await.unwrap();
     wait_for(LIMIT, || async {
@@ -31,15 +31,15 @@ async fn a_cooperative_close_returns_funds_to_both_wallets() {
     synced(&peer, &a).await;
     synced(&peer, &b).await;
     wait_for(LIMIT, || async {
-        b.balances().onchain_confirmed_sat == b_onchain_before + 100_000
+        b.balances().unwrap().onchain_confirmed_sat == b_onchain_before + 100_000
     })
     .await;
-    let a_after = a.balances().onchain_confirmed_sat;
+    let a_after = a.balances().unwrap().onchain_confirmed_sat;
     assert!(
         a_after > a_onchain_before + a_channel - 5_000 && a_after <= a_onchain_before + a_channel,
         "A got its channel balance back minus the closing fee: before {a_onchain_before}, channel {a_channel}, after {a_after}"
     );
-    assert_eq!(a.balances().lightning_sat, 0);
+    assert_eq!(a.balances().unwrap().lightning_sat, 0);
     a.stop().await;
     b.stop().await;
 }
@@ -51,7 +51,7 @@ async fn a_forced_close_is_swept_back_to_the_wallet_after_the_csv_delay() {
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (a, b) = two_funded_nodes(&peer, dir_a.path(), dir_b.path()).await;
     let channel = open_channel(&peer, &a, &b, 300_000, 0, false).await;
-    let a_onchain_before = a.balances().onchain_confirmed_sat;
+    let a_onchain_before = a.balances().unwrap().onchain_confirmed_sat;
 
     a.close_channel(&channel.channel_id, true).await.unwrap();
     // The commitment transaction (and any fee-bumping child) reaches the mempool.
@@ -59,7 +59,7 @@ async fn a_forced_close_is_swept_back_to_the_wallet_after_the_csv_delay() {
     mine(&peer, 1).await;
     synced(&peer, &a).await;
     assert!(
-        a.balances().claimable_onchain_sat > 0,
+        a.balances().unwrap().claimable_onchain_sat > 0,
         "A's funds are waiting to be claimed"
     );
     // A's output is locked by the CSV delay (144 blocks); afterwards the sweeper claims it
@@ -72,7 +72,7 @@ async fn a_forced_close_is_swept_back_to_the_wallet_after_the_csv_delay() {
         if !peer.mempool().is_empty() {
             mine(&peer, 1).await;
         }
-        a.balances().onchain_confirmed_sat > a_onchain_before + 280_000
+        a.balances().unwrap().onchain_confirmed_sat > a_onchain_before + 280_000
     })
     .await;
     a.stop().await;
@@ -126,7 +126,7 @@ async fn a_close_mined_while_the_node_was_down_reaches_its_channel_monitor_at_st
     sync_chain_store(&peer, dir_b.path()).await;
     let b = start_node(&peer, dir_b.path()).await;
     wait_for(LIMIT, || async {
-        b.balances().claimable_onchain_sat > 100_000
+        b.balances().unwrap().claimable_onchain_sat > 100_000
             && b.channels()
                 .iter()
                 .all(|c| c.channel_id != channel.channel_id)
@@ -137,7 +137,7 @@ async fn a_close_mined_while_the_node_was_down_reaches_its_channel_monitor_at_st
 
 /// Everything `node` counts as its own on chain or on its way there.
 fn on_chain_total(node: &lightfilter::node::Node) -> u64 {
-    let b = node.balances();
+    let b = node.balances().unwrap();
     b.onchain_confirmed_sat + b.onchain_pending_sat + b.claimable_onchain_sat + b.sweeping_sat
 }
 
@@ -158,18 +158,18 @@ async fn a_cooperative_close_does_not_keep_a_later_forced_close_from_being_swept
 
     // Then the peer force-closes a second channel: A's balance in it must reach A's wallet.
     let second = open_channel(&peer, &a, &b, 300_000, 0, false).await;
-    let a_channel = a.balances().lightning_sat;
-    let a_onchain_before = a.balances().onchain_confirmed_sat;
+    let a_channel = a.balances().unwrap().lightning_sat;
+    let a_onchain_before = a.balances().unwrap().onchain_confirmed_sat;
     let total_before = on_chain_total(&a) + a_channel;
     b.close_channel(&second.channel_id, true).await.unwrap();
     wait_for(LIMIT, || async { !peer.mempool().is_empty() }).await;
     let balance_kept = || {
-        let total = on_chain_total(&a) + a.balances().lightning_sat;
+        let total = on_chain_total(&a) + a.balances().unwrap().lightning_sat;
         assert!(
             total + 10_000 > total_before,
             "A's balance shows funds as gone: {total} sat now, {total_before} sat before the \
              close: {:?}",
-            a.balances()
+            a.balances().unwrap()
         );
     };
     // The commitment confirms and matures (anchor outputs: one block of delay, then LDK's six
@@ -186,7 +186,7 @@ async fn a_cooperative_close_does_not_keep_a_later_forced_close_from_being_swept
             synced(&peer, &a).await;
         }
         balance_kept();
-        a.balances().onchain_confirmed_sat > a_onchain_before + a_channel - 10_000
+        a.balances().unwrap().onchain_confirmed_sat > a_onchain_before + a_channel - 10_000
     })
     .await;
     a.stop().await;

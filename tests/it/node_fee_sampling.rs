@@ -95,8 +95,10 @@ async fn an_idle_node_samples_rarely_and_every_block_while_its_own_transaction_i
             SendAmount::Exact(Amount::from_sat(20_000)),
             None,
             None,
+            false,
         )
-        .expect("send");
+        .expect("send")
+        .txid;
     wait_for(LIMIT, || {
         let pending = fees.fee_sensitive();
         async move { pending }

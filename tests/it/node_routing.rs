@@ -45,7 +45,7 @@ async fn a_payment_is_routed_over_public_channels_found_in_gossip() {
     assert_eq!(paid.status, PaymentStatus::Succeeded, "{paid:?}");
     assert!(paid.fee_msat.unwrap_or(0) > 0, "B charged a routing fee");
     wait_for(LIMIT, || async {
-        c.balances().lightning_msat >= 30_000_000
+        c.balances().unwrap().lightning_msat >= 30_000_000
     })
     .await;
     for node in [a, b, c] {

@@ -46,7 +46,7 @@ async fn a_node_started_at_a_checkpoint_downloads_a_twentieth_and_receives_and_s
     // A payment after the checkpoint arrives, and the node spends it.
     fund(&peer, &node, 250_000).await;
     wait_for(LONG, || async {
-        node.balances().onchain_confirmed_sat == 250_000
+        node.balances().unwrap().onchain_confirmed_sat == 250_000
     })
     .await;
     let spend = node
@@ -55,8 +55,10 @@ async fn a_node_started_at_a_checkpoint_downloads_a_twentieth_and_receives_and_s
             SendAmount::Exact(bitcoin::Amount::from_sat(100_000)),
             Some(FeeRate::from_sat_per_vb(2).unwrap()),
             None,
+            false,
         )
-        .expect("the node spends the payment");
+        .expect("the node spends the payment")
+        .txid;
     wait_for(LONG, || async { peer.in_mempool(&spend) }).await;
     mine(&peer, 1).await;
     assert_eq!(peer.confirmations(&spend), Some(1), "the spend is mined");
@@ -101,7 +103,7 @@ async fn a_restore_with_a_birthday_below_the_checkpoint_finds_the_payment_betwee
     fund(&peer, &node, 120_000).await;
     mine(&peer, 300).await;
     synced(&peer, &node).await;
-    assert_eq!(node.balances().onchain_confirmed_sat, 120_000);
+    assert_eq!(node.balances().unwrap().onchain_confirmed_sat, 120_000);
     node.stop().await;
     drop(node);
     let checkpoint = checkpoint_below_tip(&peer, 100);
@@ -115,7 +117,7 @@ async fn a_restore_with_a_birthday_below_the_checkpoint_finds_the_payment_betwee
     let node = Node::start(config).await.expect("the restore starts");
     synced(&peer, &node).await;
     wait_for(LONG, || async {
-        node.balances().onchain_confirmed_sat == 120_000
+        node.balances().unwrap().onchain_confirmed_sat == 120_000
     })
     .await;
     node.stop().await;

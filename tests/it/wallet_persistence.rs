@@ -106,9 +106,9 @@ async fn a_restart_keeps_addresses_coins_and_balances() {
             .unwrap();
         let last_address = w.wallet.new_address().unwrap();
         (
-            w.wallet.balance(),
-            w.wallet.utxos(),
-            w.wallet.transactions(),
+            w.wallet.balance().unwrap(),
+            w.wallet.utxos().unwrap(),
+            w.wallet.transactions().unwrap(),
             w.wallet.best_block(),
             last_address,
         )
@@ -118,9 +118,9 @@ async fn a_restart_keeps_addresses_coins_and_balances() {
 
     let w = open_wallet(&path, &seed(30), None, &peer).unwrap();
     assert_eq!(w.wallet.best_block(), best);
-    assert_eq!(w.wallet.balance(), balance);
-    assert_eq!(w.wallet.utxos(), utxos);
-    assert_eq!(w.wallet.transactions(), txs);
+    assert_eq!(w.wallet.balance().unwrap(), balance);
+    assert_eq!(w.wallet.utxos().unwrap(), utxos);
+    assert_eq!(w.wallet.transactions().unwrap(), txs);
     // Revealed addresses are remembered: the next one is new, and all of them are watched.
     let next = w.wallet.new_address().unwrap();
     assert_ne!(next, last_address);
@@ -130,7 +130,7 @@ async fn a_restart_keeps_addresses_coins_and_balances() {
     let report = sync(&w, &peer);
     assert_eq!(report.disconnected_to, None);
     assert_eq!(report.full_blocks.len() + report.header_only as usize, 1);
-    assert_eq!(w.wallet.balance().trusted_pending, Amount::ZERO);
+    assert_eq!(w.wallet.balance().unwrap().trusted_pending, Amount::ZERO);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,7 +145,7 @@ async fn a_restore_from_seed_and_birthday_finds_the_same_funds() {
     )
     .unwrap();
     let birthday = build_history(&original, &peer);
-    let balance = original.wallet.balance();
+    let balance = original.wallet.balance().unwrap();
     assert!(balance.confirmed > Amount::ZERO);
 
     let restored_dir = tempfile::tempdir().unwrap();
@@ -164,9 +164,10 @@ async fn a_restore_from_seed_and_birthday_finds_the_same_funds() {
         peer.tip().0 - birthday.0,
         "fed from the block after the birthday"
     );
-    assert_eq!(restored.wallet.balance(), balance);
+    assert_eq!(restored.wallet.balance().unwrap(), balance);
     let coins = |w: &Wallet| -> BTreeSet<_> {
         w.utxos()
+            .unwrap()
             .into_iter()
             .map(|u| (u.outpoint, u.amount, u.confirmation_height))
             .collect()
@@ -174,6 +175,7 @@ async fn a_restore_from_seed_and_birthday_finds_the_same_funds() {
     assert_eq!(coins(&restored.wallet), coins(&original.wallet));
     let history = |w: &Wallet| -> BTreeSet<_> {
         w.transactions()
+            .unwrap()
             .into_iter()
             .map(|t| (t.txid, t.net, t.confirmation_height))
             .collect()
@@ -183,6 +185,7 @@ async fn a_restore_from_seed_and_birthday_finds_the_same_funds() {
     let used: BTreeSet<_> = original
         .wallet
         .utxos()
+        .unwrap()
         .into_iter()
         .map(|u| u.script_pubkey)
         .collect();
@@ -235,7 +238,10 @@ async fn header_only_blocks_are_saved_in_batches_and_replayed_after_a_crash() {
     std::mem::forget(w);
     let w = open_wallet(&path, &seed(32), None, &peer).unwrap();
     assert_eq!(w.wallet.best_block(), paid_tip);
-    assert_eq!(w.wallet.balance().confirmed, Amount::from_sat(200_000));
+    assert_eq!(
+        w.wallet.balance().unwrap().confirmed,
+        Amount::from_sat(200_000)
+    );
 
     // A clean shutdown writes the progress.
     peer.mine(5, &peer.faucet_script());
@@ -294,7 +300,10 @@ async fn a_file_of_another_network_or_seed_is_refused_and_left_untouched() {
     assert_eq!(snapshot(dir.path()), before, "nothing written");
 
     let w = open_wallet(&path, &seed(33), None, &peer).unwrap();
-    assert_eq!(w.wallet.balance().confirmed, Amount::from_sat(100_000));
+    assert_eq!(
+        w.wallet.balance().unwrap().confirmed,
+        Amount::from_sat(100_000)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,7 +48,7 @@ async fn mined_coins_are_immature_until_100_deep_then_confirmed() {
     sync(&w, &peer);
     let paid = paid_up_to(99);
     assert!(paid.iter().all(|amount| *amount > Amount::ZERO));
-    let balance = w.wallet.balance();
+    let balance = w.wallet.balance().unwrap();
     assert_eq!(
         balance.confirmed,
         Amount::ZERO,
@@ -64,7 +64,7 @@ async fn mined_coins_are_immature_until_100_deep_then_confirmed() {
     peer.mine(1, &script);
     sync(&w, &peer);
     let paid = paid_up_to(100);
-    let balance = w.wallet.balance();
+    let balance = w.wallet.balance().unwrap();
     assert_eq!(balance.confirmed, paid[0]);
     assert_eq!(balance.immature, paid[1..].iter().copied().sum::<Amount>());
 
@@ -72,13 +72,14 @@ async fn mined_coins_are_immature_until_100_deep_then_confirmed() {
     peer.mine(1, &script);
     sync(&w, &peer);
     let paid = paid_up_to(101);
-    let balance = w.wallet.balance();
+    let balance = w.wallet.balance().unwrap();
     assert_eq!(balance.confirmed, paid[0] + paid[1]);
     assert_eq!(balance.immature, paid[2..].iter().copied().sum::<Amount>());
     assert_eq!(balance.total(), paid.iter().copied().sum::<Amount>());
     let spendable: Vec<u32> = w
         .wallet
         .utxos()
+        .unwrap()
         .iter()
         .filter(|utxo| utxo.spendable)
         .map(|utxo| utxo.confirmation_height.unwrap())
@@ -153,8 +154,14 @@ async fn addresses_follow_bip84_and_registered_scripts_grow_with_use() {
         report.full_blocks.contains(&tip),
         "the paying block was fetched"
     );
-    assert_eq!(w.wallet.balance().confirmed, Amount::from_sat(250_000));
-    assert_eq!(w.wallet.transactions()[0].txid, payment.compute_txid());
+    assert_eq!(
+        w.wallet.balance().unwrap().confirmed,
+        Amount::from_sat(250_000)
+    );
+    assert_eq!(
+        w.wallet.transactions().unwrap()[0].txid,
+        payment.compute_txid()
+    );
     // Index 20 is now used: the lookahead behind it was registered while the block was processed.
     assert!(w.registry.contains(&bip84_script(&seed, 0, 20 + lookahead)));
 
@@ -168,7 +175,10 @@ async fn addresses_follow_bip84_and_registered_scripts_grow_with_use() {
     .unwrap();
     peer.mine(1, &peer.faucet_script());
     sync(&w, &peer);
-    assert_eq!(w.wallet.balance().confirmed, Amount::from_sat(350_000));
+    assert_eq!(
+        w.wallet.balance().unwrap().confirmed,
+        Amount::from_sat(350_000)
+    );
     assert!(w
         .registry
         .contains(&bip84_script(&seed, 0, 20 + 2 * lookahead)));
@@ -208,13 +218,16 @@ async fn a_block_delivered_twice_counts_once() {
     w.wallet
         .filtered_block_connected(&block.header, &[], height);
     assert_eq!(w.wallet.best_block().height, height);
-    assert_eq!(w.wallet.balance().confirmed, Amount::ZERO);
+    assert_eq!(w.wallet.balance().unwrap().confirmed, Amount::ZERO);
     w.wallet.filtered_block_connected(
         &block.header,
         &[(position, &block.txdata[position])],
         height,
     );
-    assert_eq!(w.wallet.balance().confirmed, Amount::from_sat(400_000));
+    assert_eq!(
+        w.wallet.balance().unwrap().confirmed,
+        Amount::from_sat(400_000)
+    );
     w.wallet.block_connected(&block, height);
     w.wallet.filtered_block_connected(
         &block.header,
@@ -222,9 +235,12 @@ async fn a_block_delivered_twice_counts_once() {
         height,
     );
 
-    assert_eq!(w.wallet.balance().confirmed, Amount::from_sat(400_000));
-    assert_eq!(w.wallet.utxos().len(), 1);
-    let txs = w.wallet.transactions();
+    assert_eq!(
+        w.wallet.balance().unwrap().confirmed,
+        Amount::from_sat(400_000)
+    );
+    assert_eq!(w.wallet.utxos().unwrap().len(), 1);
+    let txs = w.wallet.transactions().unwrap();
     assert_eq!(txs.len(), 1);
     assert_eq!(txs[0].confirmation_height, Some(height));
     assert_eq!(w.wallet.best_block().height, height);
@@ -234,6 +250,9 @@ async fn a_block_delivered_twice_counts_once() {
     let report = sync(&w, &peer);
     assert_eq!(report.disconnected_to, None);
     assert_eq!(w.wallet.best_block().height, height + 2);
-    assert_eq!(w.wallet.balance().confirmed, Amount::from_sat(400_000));
-    assert!(w.wallet.balance().immature > Amount::ZERO);
+    assert_eq!(
+        w.wallet.balance().unwrap().confirmed,
+        Amount::from_sat(400_000)
+    );
+    assert!(w.wallet.balance().unwrap().immature > Amount::ZERO);
 }

@@ -12,7 +12,7 @@ use bitcoin::{
     ScriptBuf, Sequence, Transaction, TxIn, TxOut, WScriptHash, Witness,
 };
 use lightfilter::regtest::RegtestPeer;
-use lightfilter::wallet::{FeeChoice, SendAmount, WalletError};
+use lightfilter::wallet::{FeeChoice, SendAmount, SpendLimits, WalletError};
 use lightning::chain::chaininterface::ConfirmationTarget;
 use lightning::events::bump_transaction::sync::{
     CoinSelectionSourceSync, WalletSourceSync, WalletSync,
@@ -45,7 +45,7 @@ async fn funded_wallet(
     .unwrap();
     peer.mine(1, &peer.faucet_script());
     sync(&w, peer);
-    assert_eq!(w.wallet.balance().confirmed, amount);
+    assert_eq!(w.wallet.balance().unwrap().confirmed, amount);
     w
 }
 
@@ -101,19 +101,20 @@ async fn send_pays_amount_plus_fee_at_the_asked_rate() {
     );
 
     // Before it confirms, only the change is pending.
-    let pending = w.wallet.balance();
+    let pending = w.wallet.balance().unwrap();
     assert_eq!(pending.confirmed, Amount::ZERO);
     assert_eq!(pending.trusted_pending, start - amount - fee);
 
     peer.mine(1, &peer.faucet_script());
     sync(&w, &peer);
     assert_eq!(peer.confirmations(&txid), Some(1));
-    let balance = w.wallet.balance();
+    let balance = w.wallet.balance().unwrap();
     assert_eq!(balance.confirmed, start - amount - fee);
     assert_eq!(balance.total(), start - amount - fee);
     let listed = w
         .wallet
         .transactions()
+        .unwrap()
         .into_iter()
         .find(|t| t.txid == txid)
         .unwrap();
@@ -165,8 +166,8 @@ async fn send_all_empties_the_wallet() {
     assert!((sat_per_vb(&tx, fee) - 3.0).abs() <= 1.0);
     peer.mine(1, &peer.faucet_script());
     sync(&w, &peer);
-    assert_eq!(w.wallet.balance().total(), Amount::ZERO);
-    assert!(w.wallet.utxos().is_empty());
+    assert_eq!(w.wallet.balance().unwrap().total(), Amount::ZERO);
+    assert!(w.wallet.utxos().unwrap().is_empty());
 
     // Nothing left to send.
     let err = w
@@ -184,6 +185,64 @@ async fn send_all_empties_the_wallet() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_all_within_a_reserve_keeps_the_reserve_and_refuses_when_nothing_is_above_it() {
+    let peer = start_peer().await;
+    let dir = tempfile::tempdir().unwrap();
+    let start = Amount::from_sat(700_000);
+    let w = funded_wallet(&peer, &dir, 18, start).await;
+    let reserve = Amount::from_sat(25_000);
+    let limits = SpendLimits {
+        peer_minimum: None,
+        reserve,
+    };
+    let rate = FeeChoice::Rate(FeeRate::from_sat_per_vb(3).unwrap());
+    let faucet = faucet_address(&peer).to_string();
+    let sent = w
+        .wallet
+        .send_within(&faucet, SendAmount::All, rate, limits)
+        .unwrap();
+    assert_eq!(sent.left, reserve);
+    let to_faucet: Vec<_> = sent
+        .tx
+        .output
+        .iter()
+        .filter(|o| o.script_pubkey == peer.faucet_script())
+        .collect();
+    assert_eq!(to_faucet.len(), 1);
+    assert_eq!(to_faucet[0].value, sent.amount);
+    assert_eq!(start - sent.amount - reserve, fee_of(&sent.tx, start));
+    peer.mine(1, &peer.faucet_script());
+    sync(&w, &peer);
+    assert_eq!(w.wallet.balance().unwrap().confirmed, reserve);
+
+    // All that is left is the reserve: nothing to send, and nothing changes.
+    let transactions = w.wallet.transactions().unwrap();
+    let err = w
+        .wallet
+        .send_within(&faucet, SendAmount::All, rate, limits)
+        .unwrap_err();
+    assert!(
+        matches!(err, WalletError::NothingAboveReserve { available, .. } if available == reserve),
+        "{err}"
+    );
+    let err = w
+        .wallet
+        .send_within(
+            &faucet,
+            SendAmount::Exact(Amount::from_sat(1_000)),
+            rate,
+            limits,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, WalletError::ReserveRequired { left, .. } if left < reserve),
+        "{err}"
+    );
+    assert_eq!(w.wallet.transactions().unwrap(), transactions);
+    assert_eq!(w.wallet.balance().unwrap().confirmed, reserve);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gives_a_clear_error_and_changes_nothing() {
     let peer = start_peer().await;
     let dir = tempfile::tempdir().unwrap();
@@ -192,9 +251,9 @@ async fn bad_input_gives_a_clear_error_and_changes_nothing() {
     w.wallet.flush().unwrap();
     let file = dir.path().join("wallet.sqlite");
     let stored = std::fs::read(&file).unwrap();
-    let balance = w.wallet.balance();
-    let utxos = w.wallet.utxos();
-    let txs = w.wallet.transactions();
+    let balance = w.wallet.balance().unwrap();
+    let utxos = w.wallet.utxos().unwrap();
+    let txs = w.wallet.transactions().unwrap();
     let mempool = peer.mempool().len();
     let good = faucet_address(&peer).to_string();
     let rate = FeeChoice::Rate(FeeRate::from_sat_per_vb(2).unwrap());
@@ -297,9 +356,9 @@ async fn bad_input_gives_a_clear_error_and_changes_nothing() {
         .unwrap_err();
     assert!(matches!(err, WalletError::InvalidFeeRate { .. }), "{err}");
 
-    assert_eq!(w.wallet.balance(), balance);
-    assert_eq!(w.wallet.utxos(), utxos);
-    assert_eq!(w.wallet.transactions(), txs);
+    assert_eq!(w.wallet.balance().unwrap(), balance);
+    assert_eq!(w.wallet.utxos().unwrap(), utxos);
+    assert_eq!(w.wallet.transactions().unwrap(), txs);
     assert_eq!(peer.mempool().len(), mempool);
     assert!(w.broadcaster.outcomes().is_empty(), "nothing was broadcast");
     assert_eq!(
@@ -343,7 +402,7 @@ async fn funding_transaction_is_signed_not_broadcast_and_its_coins_are_not_reuse
     assert!(w.broadcaster.outcomes().is_empty());
 
     // Its input is spent: nothing confirmed remains for another transaction.
-    assert_eq!(w.wallet.balance().confirmed, Amount::ZERO);
+    assert_eq!(w.wallet.balance().unwrap().confirmed, Amount::ZERO);
     let err = w
         .wallet
         .create_funding_transaction(
@@ -363,9 +422,9 @@ async fn funding_transaction_is_signed_not_broadcast_and_its_coins_are_not_reuse
     sync(&w, &peer);
     let fee = fee_of(&funding, start);
     assert!((sat_per_vb(&funding, fee) - 3.0).abs() <= 1.0);
-    assert_eq!(w.wallet.balance().confirmed, start - value - fee);
+    assert_eq!(w.wallet.balance().unwrap().confirmed, start - value - fee);
     assert_eq!(
-        w.wallet.transactions()[0].confirmation_height,
+        w.wallet.transactions().unwrap()[0].confirmation_height,
         Some(peer.tip().0)
     );
 
@@ -383,7 +442,7 @@ async fn abandoning_a_funding_transaction_releases_its_coins() {
     let dir = tempfile::tempdir().unwrap();
     let start = Amount::from_sat(800_000);
     let w = funded_wallet(&peer, &dir, 15, start).await;
-    let utxos = w.wallet.utxos();
+    let utxos = w.wallet.utxos().unwrap();
     let funding_script = ScriptBuf::new_p2wsh(&WScriptHash::hash(b"discarded channel"));
     let funding = w
         .wallet
@@ -393,16 +452,17 @@ async fn abandoning_a_funding_transaction_releases_its_coins() {
             FeeRate::from_sat_per_vb(2).unwrap(),
         )
         .unwrap();
-    assert_eq!(w.wallet.balance().confirmed, Amount::ZERO);
+    assert_eq!(w.wallet.balance().unwrap().confirmed, Amount::ZERO);
 
     w.wallet
         .abandon_transaction(funding.compute_txid())
         .unwrap();
-    assert_eq!(w.wallet.balance().confirmed, start);
-    assert_eq!(w.wallet.utxos(), utxos);
+    assert_eq!(w.wallet.balance().unwrap().confirmed, start);
+    assert_eq!(w.wallet.utxos().unwrap(), utxos);
     assert!(w
         .wallet
         .transactions()
+        .unwrap()
         .iter()
         .all(|t| t.txid != funding.compute_txid()));
 
@@ -551,13 +611,25 @@ async fn ldk_wallet_source_funds_and_signs_a_fee_bump_the_mempool_accepts() {
     peer.send_tx(&tx).unwrap();
     peer.mine(1, &peer.faucet_script());
     sync(&w, &peer);
-    assert_eq!(w.wallet.balance().confirmed, change.value);
+    assert_eq!(w.wallet.balance().unwrap().confirmed, change.value);
 
-    // Destination scripts for swept funds are fresh, watched change scripts.
+    // Destination scripts for swept funds are watched change scripts, the same one until a
+    // transaction pays it.
     let first = w.wallet.get_change_destination_script().unwrap();
+    assert_ne!(first, change.script_pubkey, "the bump's change was paid");
+    assert!(w.registry.contains(&first));
+    assert_eq!(w.wallet.get_change_destination_script().unwrap(), first);
+    peer.fund(
+        &first,
+        Amount::from_sat(20_000),
+        FeeRate::from_sat_per_vb(2).unwrap(),
+    )
+    .unwrap();
+    peer.mine(1, &peer.faucet_script());
+    sync(&w, &peer);
     let second = w.wallet.get_change_destination_script().unwrap();
-    assert_ne!(first, second);
-    assert!(w.registry.contains(&first) && w.registry.contains(&second));
+    assert_ne!(first, second, "a paid script is not handed out again");
+    assert!(w.registry.contains(&second));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
