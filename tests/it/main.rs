@@ -34,6 +34,7 @@ mod node_channels;
 mod node_closing;
 mod node_crash;
 mod node_fee_sampling;
+mod node_inbound;
 mod node_refusals;
 mod node_restore;
 mod node_routing;
