@@ -75,14 +75,14 @@ pub enum Command {
     /// Unspent on-chain outputs of the wallet.
     #[command(name = "utxos")]
     Utxos,
-    /// Connect to a Lightning peer (remembered and reconnected).
+    /// Connect to a Lightning peer (remembered and reconnected until `disconnect`).
     #[command(name = "connect")]
     Connect {
         /// The peer as <pubkey>@<host>:<port>.
         #[arg(value_name = "PUBKEY@HOST:PORT")]
         peer: String,
     },
-    /// Disconnect a Lightning peer.
+    /// Disconnect a Lightning peer (and forget it, unless it has a channel with us).
     #[command(name = "disconnect")]
     Disconnect {
         /// The peer's public key.

@@ -716,10 +716,10 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
     );
     // Steps 16–18: the event handler and background processing (persistence included).
     node.spawn_background_processor(stop_rx.clone());
-    // Channel peers stay connected.
+    // Remembered and channel peers stay connected.
     node.spawn(
         "channel peer reconnection",
-        super::peers::keep_channel_peers_connected(
+        super::peers::keep_peers_connected(
             node.peer_manager.clone(),
             node.channel_manager.clone(),
             node.chain_monitor.clone(),

@@ -34,10 +34,17 @@ impl Node {
         Ok(())
     }
 
-    /// Disconnects a Lightning peer.
+    /// Disconnects a Lightning peer. A peer without a channel is forgotten too, so that it is
+    /// not reconnected; a channel peer is reconnected as long as the channel lasts.
     pub async fn disconnect(&self, node_id: PublicKey) -> Result<(), NodeError> {
-        if !peers::is_connected(&self.peer_manager, &node_id) {
+        let remembered = self.peers.get(&node_id).is_some();
+        if !peers::is_connected(&self.peer_manager, &node_id) && !remembered {
             return Err(NodeError::UnknownPeer(node_id.to_string()));
+        }
+        if !peers::channel_peers(&self.channel_manager).contains(&node_id) {
+            self.peers
+                .forget(&node_id)
+                .map_err(|err| NodeError::storage("forgetting the peer", err))?;
         }
         self.peer_manager.disconnect_by_node_id(node_id);
         Ok(())

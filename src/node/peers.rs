@@ -123,6 +123,14 @@ impl PeerStore {
         Ok(())
     }
 
+    /// Forgets `node_id`'s address, so that it is no longer reconnected.
+    pub fn forget(&self, node_id: &PublicKey) -> Result<(), std::io::Error> {
+        if self.lock().remove(node_id).is_some() {
+            self.kv.remove(NAMESPACE, "", &node_id.to_string(), false)?;
+        }
+        Ok(())
+    }
+
     /// The remembered address of `node_id`.
     pub fn get(&self, node_id: &PublicKey) -> Option<String> {
         self.lock().get(node_id).cloned()
@@ -209,11 +217,11 @@ pub async fn connect(
     }
 }
 
-/// Keeps channel peers connected until `stop` turns true: at once and then every few seconds,
-/// each peer we have a channel with (or whose close we wait for, see
-/// [`peers_awaiting_close`]) and a remembered address for is reconnected if it is not
-/// connected, with exponential backoff per peer.
-pub async fn keep_channel_peers_connected(
+/// Keeps peers connected until `stop` turns true: at once and then every few seconds, each
+/// remembered peer (given to `connect`, or a channel peer) and each peer we have a channel with
+/// (or whose close we wait for, see [`peers_awaiting_close`]) and a remembered address for is
+/// reconnected if it is not connected, with exponential backoff per peer.
+pub async fn keep_peers_connected(
     peer_manager: Arc<PeerManager>,
     channel_manager: Arc<ChannelManager>,
     chain_monitor: Arc<ChainMonitor>,
@@ -237,6 +245,7 @@ pub async fn keep_channel_peers_connected(
             channels.iter().map(|c| c.counterparty.node_id).collect();
         let open: HashSet<ChannelId> = channels.iter().map(|c| c.channel_id).collect();
         channel_peers.extend(peers_awaiting_close(&chain_monitor, &open));
+        channel_peers.extend(store.all().into_iter().map(|(node_id, _)| node_id));
         channel_peers.sort();
         channel_peers.dedup();
         for node_id in channel_peers {

@@ -27,6 +27,7 @@ mod cli_operator;
 mod cli_payments;
 mod cli_peer_minimum;
 mod cli_peer_minimum_bitcoind;
+mod cli_peers;
 mod log_flood;
 mod node_backup;
 mod node_bump_rounds;
