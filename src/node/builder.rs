@@ -45,6 +45,7 @@ use super::logger::LdkLogger;
 use super::payment_store::PaymentStore;
 use super::peers::PeerStore;
 use super::startup_monitor::StartupMonitor;
+use super::sweeping::SweepingListener;
 use super::types::{
     BoundedGossip, ChainMonitor, ChannelManager, GossipSync, NetworkGraph, PeerManager, Persister,
     Scorer, Store, Sweeper,
@@ -608,7 +609,8 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
         );
     }
     best_blocks.push(sweeper.current_best_block().block_hash);
-    listener.register("output sweeper", sweeper.clone());
+    let sweeping = Arc::new(SweepingListener::new(sweeper.clone()));
+    listener.register("output sweeper", sweeping.clone());
     let synced_tip = chain.synchronize(&best_blocks).await.map_err(|err| {
         NodeError::NotReady(format!(
             "could not bring channel state to the chain tip: {}",
@@ -621,7 +623,7 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
         ("wallet".into(), wallet.clone()),
         ("channel manager".into(), channel_manager.clone()),
         ("chain monitor".into(), chain_monitor.clone()),
-        ("output sweeper".into(), sweeper.clone()),
+        ("output sweeper".into(), sweeping.clone()),
     ];
     listener.replace_all(fan_out);
     for monitor in monitor_listeners {
@@ -708,6 +710,7 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
     }));
 
     node.reconcile_pending_payments();
+    sweeping.attach(&node);
 
     // Step 15: keep LDK up to date with the chain.
     node.spawn(

@@ -322,6 +322,7 @@ impl Node {
                     "{count} output(s) of channel {} will be swept to the wallet",
                     channel_id.unwrap_or(ChannelId::from_bytes([0; 32]))
                 );
+                super::sweeping::sweep_now(&self.sweeper);
             }
             Event::BumpTransaction(bump) => self.bump_handler.handle_event(&bump),
             Event::ConnectionNeeded { node_id, addresses } => {

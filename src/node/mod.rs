@@ -35,6 +35,7 @@ mod restore;
 pub mod seed_words;
 mod startup_monitor;
 mod sweeper_repair;
+mod sweeping;
 pub mod types;
 
 use std::collections::HashMap;

@@ -79,6 +79,67 @@ async fn a_forced_close_is_swept_back_to_the_wallet_after_the_csv_delay() {
     b.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_close_is_swept_at_the_block_its_output_matures_when_blocks_come_in_bursts() {
+    init_logs();
+    let peer = start_peer().await;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = two_funded_nodes(&peer, dir_a.path(), dir_b.path()).await;
+    let channel = open_channel(&peer, &a, &b, 300_000, 0, false).await;
+    let funding = channel.funding_txid.expect("a funded channel");
+
+    a.close_channel(&channel.channel_id, true).await.unwrap();
+    wait_for(LIMIT, || async { !peer.mempool().is_empty() }).await;
+    mine(&peer, 1).await;
+    let (closed_at, _) = peer.tip();
+    let commitment = peer
+        .block_at(closed_at)
+        .unwrap()
+        .txdata
+        .into_iter()
+        .find(|tx| tx.input.iter().any(|i| i.previous_output.txid == funding))
+        .expect("A's commitment confirmed");
+    let commitment_txid = commitment.compute_txid();
+    // Blocks arrive twenty at a time, past the CSV delay of A's output (144 blocks).
+    while peer.tip().0 < closed_at + 144 + 60 {
+        mine(&peer, 20).await;
+        synced(&peer, &a).await;
+    }
+    // The sweep of A's own output: the input waiting out the CSV delay.
+    let is_sweep = |tx: &bitcoin::Transaction| {
+        tx.input.iter().any(|input| {
+            input.previous_output.txid == commitment_txid
+                && (17..0xffff).contains(&input.sequence.0)
+        })
+    };
+    let sweep = wait_for_value(LIMIT, || async {
+        let tip = peer.tip().0;
+        (closed_at..=tip)
+            .filter_map(|height| peer.block_at(height))
+            .flat_map(|block| block.txdata)
+            .chain(peer.mempool())
+            .find(|tx| is_sweep(tx))
+    })
+    .await;
+    // LDK builds its sweep with the height it stands on as locktime.
+    let built_at = sweep.lock_time.to_consensus_u32();
+    let delay = sweep
+        .input
+        .iter()
+        .find(|input| input.previous_output.txid == commitment_txid)
+        .unwrap()
+        .sequence
+        .0;
+    eprintln!("closed at {closed_at}, CSV delay {delay}, sweep built at {built_at}");
+    let spendable_at = closed_at + delay;
+    assert!(
+        built_at <= spendable_at + 1,
+        "the sweep was built at height {built_at}, the output was spendable at {spendable_at}"
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
 /// Syncs the chain store in `dir` to the peer's tip with a bare chain source, as a restarting
 /// node's engine does when it connects before its listeners are synchronised.
 async fn sync_chain_store(peer: &lightfilter::regtest::RegtestPeer, dir: &std::path::Path) {
