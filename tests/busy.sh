@@ -33,7 +33,17 @@ stop_hogs() {
   done
   hogs=()
 }
-trap stop_hogs EXIT
+suite=""
+# Interrupted, the script stops its test run (`timeout` passes the signal on) and the hogs.
+stop_all() {
+  if [ -n "$suite" ]; then
+    kill "$suite" 2>/dev/null
+    wait "$suite" 2>/dev/null
+  fi
+  stop_hogs
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
 start_hogs() {
   for _ in 1 2; do
     (while :; do :; done) &
@@ -46,8 +56,11 @@ for run in $(seq 1 "$max_runs"); do
   log="$logs/run-$run.log"
   start_hogs
   started=$(date +%s)
-  timeout "$run_timeout" cargo test "$@" >"$log" 2>&1
+  timeout "$run_timeout" cargo test "$@" >"$log" 2>&1 &
+  suite=$!
+  wait "$suite"
   status=$?
+  suite=""
   took=$(($(date +%s) - started))
   stop_hogs
   if [ "$status" -eq 0 ]; then

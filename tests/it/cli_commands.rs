@@ -223,10 +223,7 @@ fn every_command_works_end_to_end() {
     let txid = sent["txid"].as_str().unwrap().to_string();
     assert!(is_hex(&txid, 64), "{sent}");
     assert_eq!(sent["propagated"], true, "{sent}");
-    assert!(
-        chain.peer.in_mempool(&txid.parse().unwrap()),
-        "taken means in the mempool"
-    );
+    // Taken (the peer asked for it) means in the peer's mempool once the peer has checked it.
     chain.wait_in_mempool(&txid);
     chain.mine(1);
     wait_until("alice to receive 50000 sat on chain", || {

@@ -84,12 +84,14 @@ fn sigterm_and_ctrl_c_stop_the_daemon_cleanly_and_it_starts_again() {
         "{log}"
     );
 
-    // The same data directory again: same node, then Ctrl-C (SIGINT).
+    // The same data directory again: same node, then Ctrl-C (SIGINT) once it runs (its API
+    // answers a moment before it listens for signals).
     let mut again = KillOnDrop::new(common::cli::spawn_daemon(&dir, chain.addr(), &[]));
-    let info = common::cli::wait_for_value("the restarted daemon to answer", || {
-        Some(cli_in(&dir, &["getinfo", "--json"])).filter(|run| run.success)
+    let info = common::cli::wait_for_value("the restarted daemon to run", || {
+        let run = cli_in(&dir, &["getinfo", "--json"]);
+        let info: serde_json::Value = serde_json::from_str(&run.stdout).ok()?;
+        (run.success && info["state"] == "running").then_some(info)
     });
-    let info: serde_json::Value = serde_json::from_str(&info.stdout).unwrap();
     assert_eq!(info["node_id"], node_id.as_str());
     send_signal(again.child().id(), "INT");
     let status = again.child().wait().expect("wait for the daemon");

@@ -138,7 +138,9 @@ fn operator_commands_work_end_to_end() {
     assert_ne!(second, first);
     assert_eq!(bumped["replaced_txid"], first.as_str());
     assert_eq!(bumped["propagated"], true, "{bumped}");
-    assert!(chain.peer.in_mempool(&second.parse().unwrap()));
+    // `propagated` says the peer asked for the replacement; it reaches the peer's mempool
+    // (replacing the send there) once the peer has received and checked it.
+    chain.wait_in_mempool(&second);
     assert!(!chain.peer.in_mempool(&first.parse().unwrap()));
     assert!(
         transaction(&alice, &first).is_none(),

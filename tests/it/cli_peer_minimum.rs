@@ -77,10 +77,11 @@ fn below_the_peers_minimum_a_send_is_refused_or_pays_it_and_says_whether_a_peer_
     assert!(chain.peer.mempool().is_empty());
     assert_eq!(alice.json(&["balance"])["onchain_pending_sat"], 0);
 
-    // No rate: priced above the peer's minimum, and the peer takes it.
+    // No rate: priced above the peer's minimum, and the peer takes it (`propagated`: the peer
+    // asked for it; in its mempool once received and checked).
     let sent = alice.json(&["send", &to, "100000"]);
     assert_eq!(sent["propagated"], true, "{sent}");
-    assert!(chain.peer.in_mempool(&txid(&sent)), "{sent}");
+    chain.wait_in_mempool(&txid(&sent).to_string());
 
     // --force below the minimum: sent, but reported as not taken, and the peer has not got it.
     let forced = alice.json(&["send", &to, "100000", "--feerate", "5", "--force"]);
@@ -129,5 +130,5 @@ fn a_peer_minimum_above_what_the_node_pays_refuses_send_and_openchannel_without_
     // Paying the minimum works.
     let sent = alice.json(&["send", &to, "100000", "--feerate", "1010"]);
     assert_eq!(sent["propagated"], true, "{sent}");
-    assert!(chain.peer.in_mempool(&txid(&sent)));
+    chain.wait_in_mempool(&txid(&sent).to_string());
 }
