@@ -136,6 +136,7 @@ impl ChainSource {
             db.clone(),
             config.network,
             config.start,
+            config.filters,
         )?);
         let engine = Engine::new();
         let fetcher = Arc::new(BlockFetcher::new(
