@@ -53,5 +53,5 @@ pub use fetcher::{BlockFetcher, DownloadCounts};
 pub use filter_start::{FilterStart, FiltersFrom};
 pub use listener::{ChainListener, SharedListen};
 pub use notifications::ChainNotification;
-pub use source::{ChainSource, SyncStatus};
+pub use source::{ChainSource, SyncPhase, SyncStatus};
 pub use watch_set::WatchSet;
