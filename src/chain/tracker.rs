@@ -568,7 +568,15 @@ impl ChainTracker {
         }
         if let Some((height, hash)) = synced {
             heights.engine_synced = heights.verified_tip == Some((height, hash));
-            info!("compact filters synced to height {height} ({hash})");
+            if heights.engine_synced {
+                info!("compact filters synced to height {height} ({hash})");
+            } else {
+                debug!(
+                    "the compact-filter engine is at height {height} ({hash}); filters above \
+                     height {} are still to be fetched",
+                    heights.verified_tip.map_or(0, |(verified, _)| verified)
+                );
+            }
         } else if events.iter().any(|e| matches!(e, EngineEvent::Header(_))) {
             heights.engine_synced = false;
         }
