@@ -200,14 +200,13 @@ impl EngineHost for Host {
 }
 
 impl Host {
-    /// Has the engine fetch the filters above the verified tip when it reports itself synced
-    /// to the header tip while the verified tip stays below. An engine syncs headers only from
-    /// where it starts and takes every block up to the tip as checked: this is how it is then
-    /// given the filters to fetch, from the verified tip on (those below are stored), and the
-    /// only way after the header phase of a restore. Later it means that filters of active
-    /// blocks are missing which it will not send again (a branch that became active again
-    /// after its filters were replaced by another branch's). If the same gap is reported
-    /// again after such a request, the engine is restarted, once per gap.
+    /// Asks the engine for the filters above the verified tip when it reports itself synced
+    /// to the header tip while the verified tip stays below. Every run syncs headers only and
+    /// takes the blocks up to the tip as checked, so this is how a run is given the filters to
+    /// fetch: those above the verified tip, none of those stored below it (after a restore's
+    /// header phase, those from the birthday on). A run that reports the same gap again after
+    /// being asked misses filters it will not send (a branch that became active again after
+    /// its filters were replaced by another branch's): the engine is restarted, once per gap.
     fn fetch_missing_filters(&self, events: &[EngineEvent], after: &TrackedHeights) {
         let synced = events.iter().rev().find_map(|event| match event {
             EngineEvent::Synced { height, hash } => Some((*height, *hash)),
