@@ -144,10 +144,15 @@ enum RunEnd {
 
 /// What the engine reports to, and asks of, the rest of the chain source.
 pub trait EngineHost: Send + Sync + 'static {
-    /// Where a starting engine begins.
+    /// Where a starting engine begins. It syncs headers only from there up to the tip, where
+    /// it reports itself synced; the host then asks it for the filters it misses with
+    /// [`Engine::rescan_from`].
     fn start_point(&self) -> Result<StartPoint, String>;
     /// Applies a batch of events (called from a blocking thread).
     fn apply(&self, events: Vec<EngineEvent>);
+    /// Whether every filter up to the tip the engine last reported itself synced to is
+    /// verified and stored (an engine that synced headers only is not synced until then).
+    fn filters_synced(&self) -> bool;
     /// A peer completed its handshake.
     fn peer_connected(&self);
     /// The engine stopped and will be restarted.
@@ -373,6 +378,15 @@ impl Engine {
         }
     }
 
+    /// Has the running instance fetch (again) the filter headers and filters of every block
+    /// of its chain above `height`, checked against the filter headers its peers agree on.
+    /// Ignored by an instance still syncing headers (it reports itself synced again after).
+    pub fn rescan_from(&self, height: u32) {
+        if let Some(requester) = self.current() {
+            let _ = requester.rescan_from(height);
+        }
+    }
+
     /// The highest minimum fee rate (BIP 133 feefilter) among connected peers.
     pub async fn peers_min_feerate(&self) -> Option<FeeRate> {
         self.current()?.broadcast_min_feerate().await.ok()
@@ -496,6 +510,10 @@ impl Engine {
             .required_peers(config.required_peers)
             .response_timeout(config.response_timeout)
             .fetch_witness_data()
+            // Headers first, taking every block up to the tip as checked: the filters the
+            // chain source does not have yet are asked for then (`rescan_from`), and none
+            // that it has is fetched again.
+            .headers_only_sync()
             .add_peers(config.peers.iter().map(PeerAddress::to_trusted_peer));
         if config.only_peers {
             builder = builder.whitelist_only();
@@ -568,7 +586,7 @@ impl Engine {
 }
 
 /// Applies `first` and whatever else is queued as one batch. Returns the height the engine
-/// reported its filters synced to, if the batch said so.
+/// reported itself synced to, if the batch said so and every filter up to there is stored.
 async fn forward_events(
     first: Event,
     event_rx: &mut mpsc::UnboundedReceiver<Event>,
@@ -595,12 +613,12 @@ async fn forward_events(
             _ => None,
         })
         .max();
-    let host = host.clone();
-    if let Err(err) = tokio::task::spawn_blocking(move || host.apply(batch)).await {
+    let applying = host.clone();
+    if let Err(err) = tokio::task::spawn_blocking(move || applying.apply(batch)).await {
         error!("applying compact-filter engine events failed: {err}");
         return None;
     }
-    synced
+    synced.filter(|_| host.filters_synced())
 }
 
 /// Returns memory the allocator keeps after large frees (such as a stopped engine's header

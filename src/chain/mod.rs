@@ -26,6 +26,7 @@ pub mod error;
 pub mod fees;
 pub mod fetcher;
 pub mod filter_checks;
+pub mod filter_start;
 pub mod filter_store;
 pub mod header_store;
 #[cfg(test)]
@@ -49,7 +50,8 @@ pub use engine::PeerAddress;
 pub use error::{FetchError, StoreError};
 pub use fees::{FeeEstimates, FeeOverrides};
 pub use fetcher::{BlockFetcher, DownloadCounts};
+pub use filter_start::{FilterStart, FiltersFrom};
 pub use listener::{ChainListener, SharedListen};
 pub use notifications::ChainNotification;
-pub use source::{ChainSource, SyncStatus};
+pub use source::{ChainSource, SyncPhase, SyncStatus};
 pub use watch_set::WatchSet;

@@ -82,7 +82,8 @@ impl NodeHandle {
             Some(chain) => {
                 let status = chain.status().await;
                 format!(
-                    "{:.1}% (headers at {}, filters at {})",
+                    "{} {:.1}% (headers at {}, filters at {})",
+                    status.phase.as_str(),
                     status.progress() * 100.0,
                     status.header_height,
                     status.filter_height
@@ -128,6 +129,8 @@ impl NodeHandle {
                 listeners_height: status.listeners_height.unwrap_or(start.height),
                 progress: status.progress(),
                 bytes_received: status.bytes_received,
+                phase: status.phase,
+                filters_from: status.filters_from,
             },
             backup: super::BackupStatus {
                 dir: self.config.backup_dir.clone(),

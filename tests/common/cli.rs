@@ -262,7 +262,17 @@ impl Daemon {
         chain: &Chain,
         extra: &[&str],
     ) -> Daemon {
-        let child = spawn_daemon(dir.path(), chain.addr(), extra);
+        Daemon::start_in_on(name, dir, chain.addr(), extra)
+    }
+
+    /// Like [`Daemon::start_in`] with `peer` (e.g. a Bitcoin Core) as the Bitcoin peer.
+    pub fn start_in_on(
+        name: &'static str,
+        dir: tempfile::TempDir,
+        peer: SocketAddr,
+        extra: &[&str],
+    ) -> Daemon {
+        let child = spawn_daemon(dir.path(), peer, extra);
         let mut daemon = Daemon { name, child, dir };
         daemon.wait_ready();
         daemon

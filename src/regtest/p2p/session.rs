@@ -726,8 +726,10 @@ impl Session {
                 .branch(request.start_height, &request.stop_hash)
                 .unwrap_or_default();
             let mut bytes = Vec::new();
+            let mut heights = Vec::with_capacity(hashes.len());
             for hash in &hashes {
                 let record = chain.record(hash).expect("branch blocks are recorded");
+                heights.push(record.height);
                 let filter = if self.switches.filter_is_wrong(hash) {
                     lying_filter(&self.switches, &record.block).content
                 } else {
@@ -739,10 +741,14 @@ impl Session {
                     filter,
                 })));
             }
-            (bytes, hashes.len() as u64)
+            (bytes, heights)
         };
-        self.shared
-            .record(|stats| stats.cfilters_served += messages.1);
+        self.shared.record(|stats| {
+            stats.cfilters_served += messages.1.len() as u64;
+            for height in &messages.1 {
+                *stats.cfilters_by_height.entry(*height).or_default() += 1;
+            }
+        });
         self.write(&messages.0).await?;
         Ok(Outcome::Continue)
     }
