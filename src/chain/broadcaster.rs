@@ -39,6 +39,7 @@ use super::db::ChainDb;
 use super::engine::Engine;
 use super::error::StoreError;
 use super::header_store::HeaderStore;
+use super::links::peer_minimum_fee;
 use super::notifications::{ChainNotification, Shutdown};
 use super::refused_spends::RefusedSpends;
 
@@ -58,13 +59,6 @@ const NOT_TAKEN_CHECK_INTERVAL: Duration = Duration::from_secs(30);
 pub trait PrevoutValues: Send + Sync {
     /// The value of the output at `outpoint`, if known.
     fn value(&self, outpoint: &OutPoint) -> Option<Amount>;
-}
-
-/// The least fee peers that accept `minimum` and above take for `weight`: `minimum` per
-/// 1000 vB times the virtual size rounded up to whole vbytes, as Bitcoin Core counts it.
-pub fn peer_minimum_fee(minimum: FeeRate, weight: Weight) -> Amount {
-    let per_kvb = minimum.to_sat_per_kwu().saturating_mul(4);
-    Amount::from_sat(weight.to_vbytes_ceil().saturating_mul(per_kvb) / 1_000)
 }
 
 /// Why no peer has taken a transaction (yet).
@@ -1213,24 +1207,6 @@ mod tests {
         let (fee, weight) = pending.judged_fee(&parent.compute_txid()).unwrap();
         assert_eq!(fee, Amount::from_sat(5_000));
         assert_eq!(weight, parent.weight() + child.weight());
-    }
-
-    #[test]
-    fn the_peer_minimum_counts_whole_vbytes_as_core_does() {
-        let rate = FeeRate::from_sat_per_kwu(5_000); // 20 sat/vB
-        assert_eq!(
-            peer_minimum_fee(rate, Weight::from_wu(400)),
-            Amount::from_sat(2_000)
-        );
-        // 401 wu is 101 vB.
-        assert_eq!(
-            peer_minimum_fee(rate, Weight::from_wu(401)),
-            Amount::from_sat(2_020)
-        );
-        assert_eq!(
-            peer_minimum_fee(FeeRate::from_sat_per_kwu(u64::MAX), Weight::from_wu(400)),
-            Amount::from_sat(u64::MAX / 1_000)
-        );
     }
 
     #[test]

@@ -378,6 +378,24 @@ impl Engine {
         self.current()?.broadcast_min_feerate().await.ok()
     }
 
+    /// The IP addresses of the connected peers (the engine does not tell their ports).
+    pub async fn peer_ips(&self) -> Vec<IpAddr> {
+        let Some(requester) = self.current() else {
+            return Vec::new();
+        };
+        requester
+            .peer_info()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(addr, _)| match addr {
+                bip157::AddrV2::Ipv4(ip) => Some(IpAddr::V4(ip)),
+                bip157::AddrV2::Ipv6(ip) => Some(IpAddr::V6(ip)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Number of connected peers.
     pub async fn peer_count(&self) -> usize {
         match self.current() {

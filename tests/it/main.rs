@@ -14,6 +14,7 @@ mod common;
 mod api_abuse;
 mod api_auth;
 mod api_connections;
+mod chain_block_peers;
 mod chain_catchup_crash;
 mod chain_model;
 mod chain_source;
