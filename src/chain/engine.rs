@@ -22,7 +22,7 @@ use bip157::{
     Builder, ChainState, Client, Event, HashCheckpoint, Info, Package, Requester, TrustedPeer,
     Warning,
 };
-use bitcoin::{Block, BlockHash, FeeRate, Network, Transaction, Wtxid};
+use bitcoin::{Block, BlockHash, Network, Transaction, Wtxid};
 use log::{debug, error, info, warn};
 use tokio::sync::{mpsc, Notify};
 
@@ -371,11 +371,6 @@ impl Engine {
             Ok(Err(_)) => Err(FetchError::EngineDown),
             Err(_) => Err(FetchError::BroadcastTimeout(first)),
         }
-    }
-
-    /// The highest minimum fee rate (BIP 133 feefilter) among connected peers.
-    pub async fn peers_min_feerate(&self) -> Option<FeeRate> {
-        self.current()?.broadcast_min_feerate().await.ok()
     }
 
     /// The IP addresses of the connected peers (the engine does not tell their ports).

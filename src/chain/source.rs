@@ -176,6 +176,7 @@ impl ChainSource {
         ));
         let supervisor = Supervisor::new();
         let broadcaster = Arc::new(Broadcaster::new(engine.clone(), db)?);
+        broadcaster.set_links(links.clone());
         let fees = FeeEstimates::new(config.network, config.fee_overrides.clone());
         let fees = Arc::new(match config.fee_sample_interval {
             Some(blocks) => fees.with_idle_interval(blocks),

@@ -23,6 +23,8 @@ mod cli_anchor_reserve;
 mod cli_bad_input;
 mod cli_commands;
 mod cli_daemon;
+mod cli_fee_floor;
+mod cli_fee_floor_bitcoind;
 mod cli_network;
 mod cli_operator;
 mod cli_payments;
