@@ -29,6 +29,7 @@ mod engine_host;
 pub mod error;
 pub mod fees;
 pub mod fetcher;
+pub mod filter_audit;
 pub mod filter_checks;
 pub mod filter_store;
 pub mod header_store;

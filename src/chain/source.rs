@@ -18,7 +18,7 @@ use lightning_block_sync::{
 use log::{debug, warn};
 use tokio::sync::broadcast;
 
-use super::ban_list::BanList;
+use super::ban_list::{Ban, BanList};
 use super::broadcaster::Broadcaster;
 use super::config::ChainConfig;
 use super::db::ChainDb;
@@ -323,6 +323,11 @@ impl ChainSource {
     /// The node's own links to its Bitcoin peers.
     pub fn links(&self) -> &Arc<PeerLinks> {
         self.fetcher.links()
+    }
+
+    /// The Bitcoin peers banned now.
+    pub fn banned_peers(&self) -> Vec<Ban> {
+        self.links().bans().list()
     }
 
     /// Subscribes to notifications.
