@@ -242,7 +242,8 @@ impl PeerLinks {
             })
             .collect();
         if candidates.is_empty() {
-            return Err(if deep {
+            let full_linked = self.open_links().iter().any(|link| link.keeps_all_blocks());
+            return Err(if deep && !full_linked {
                 LinkedFetchError::NoFullPeer {
                     hash,
                     depth: depth.unwrap_or_default(),
