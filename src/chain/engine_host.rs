@@ -2,16 +2,20 @@
 //! done with what it learns. Headers and filters are stored by the tracker; the filters of
 //! blocks the listeners have yet to reach are checked as they are stored, before their blocks
 //! count as verified, and matching blocks are requested ahead of the listeners; the engine is
-//! restarted when what it sends cannot be stored or leaves filters missing.
+//! restarted when what it sends cannot be stored or leaves filters missing. When peers
+//! disagree on filter headers, the liar is looked for ([`super::filter_audit`]), and the
+//! engine connects to no banned peer.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bitcoin::BlockHash;
-use log::{debug, error, warn};
+use log::{debug, error, info, warn};
 
 use super::engine::{Engine, EngineHost};
 use super::fetcher::BlockFetcher;
+use super::filter_audit::{self, AuditOutcome};
 use super::filter_checks::FilterChecks;
 use super::header_store::HeaderChange;
 use super::listener::ChainListener;
@@ -69,6 +73,8 @@ pub struct Host {
     /// The verified tip and the engine's tip when the engine was last asked to fetch the
     /// filters between them (see `Host::fetch_missing_filters`).
     rescan_asked: Mutex<Option<Gap>>,
+    /// Whether an audit of disagreeing filter headers is under way.
+    auditing: Arc<AtomicBool>,
     engine: Arc<Engine>,
 }
 
@@ -92,6 +98,7 @@ impl Host {
             restart_depth: AtomicU32::new(RESTART_DEPTH),
             gap_restart_at: Mutex::new(None),
             rescan_asked: Mutex::new(None),
+            auditing: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -180,6 +187,41 @@ impl EngineHost for Host {
 
     fn peer_connected(&self) {
         self.fetcher.notify(ChainNotification::PeerConnected);
+    }
+
+    fn is_banned(&self, addr: &SocketAddr) -> bool {
+        self.fetcher.links().bans().is_banned(addr)
+    }
+
+    fn filter_headers_disagree(&self) {
+        if self.auditing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let links = self.fetcher.links().clone();
+        let tracker = self.tracker.clone();
+        let engine = self.engine.clone();
+        let auditing = self.auditing.clone();
+        tokio::spawn(async move {
+            let outcome = filter_audit::audit(&links, &tracker).await;
+            auditing.store(false, Ordering::SeqCst);
+            match outcome {
+                AuditOutcome::Conflict { banned, .. } if !banned.is_empty() => {
+                    let names: Vec<String> =
+                        banned.iter().map(|(addr, _)| addr.to_string()).collect();
+                    engine.restart(format!(
+                        "Bitcoin peer(s) {} banned for a wrong filter",
+                        names.join(", ")
+                    ));
+                }
+                AuditOutcome::Conflict { .. } => {}
+                AuditOutcome::NoConflict => {
+                    info!("the linked Bitcoin peers agree on every filter header")
+                }
+                AuditOutcome::Inconclusive(why) => {
+                    warn!("could not find which Bitcoin peer sent wrong filter headers: {why}")
+                }
+            }
+        });
     }
 
     fn engine_stopped(&self) {

@@ -7,6 +7,7 @@
 //! when its filter matches the watch set ([`super::filter_checks`]); every other block is
 //! delivered header-only. Full blocks come verified from the [`BlockFetcher`].
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use lightning_block_sync::{
 use log::{debug, warn};
 use tokio::sync::broadcast;
 
+use super::ban_list::{Ban, BanList};
 use super::broadcaster::Broadcaster;
 use super::config::ChainConfig;
 use super::db::ChainDb;
@@ -26,6 +28,7 @@ use super::error::{FetchError, StoreError};
 use super::fees::{self, FeeEstimates};
 use super::fetcher::{BlockFetcher, DownloadCounts, FetchPurpose};
 use super::filter_checks::FilterChecks;
+use super::links::{LinksConfig, PeerLinks};
 use super::listener::ChainListener;
 use super::notifications::ChainNotification;
 use super::prefetch::{self, Prefetcher};
@@ -107,6 +110,8 @@ pub struct ChainSource {
     host: Arc<Host>,
     supervisor: Arc<Supervisor>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Whether the peer links were started (with the engine).
+    links_started: AtomicBool,
 }
 
 impl std::fmt::Debug for ChainSource {
@@ -177,7 +182,7 @@ impl ChainSource {
     }
 
     /// Opens the chain database in `config.data_dir` and starts the broadcaster and the fee
-    /// sampler, but not the engine: nothing is asked of a peer until [`Self::start_engine`] or
+    /// sampler, but not the engine nor the peer links: nothing is asked of a peer until [`Self::start_engine`] or
     /// [`Self::cover_listeners_from`], so that the engine's first start point can take the
     /// listeners' saved positions into account.
     pub fn open(
@@ -196,8 +201,24 @@ impl ChainSource {
             config.filters,
         )?);
         let engine = Engine::new();
+        let bans = Arc::new(BanList::load(db.clone())?);
+        let links = {
+            let tracker = tracker.clone();
+            Arc::new(PeerLinks::new(
+                LinksConfig {
+                    network: config.network,
+                    peers: config.peers.clone(),
+                    only_peers: config.only_peers,
+                    response_timeout: config.response_timeout,
+                },
+                bans,
+                engine.clone(),
+                move || tracker.heights().header_tip.map_or(0, |(height, _)| height),
+            ))
+        };
         let fetcher = Arc::new(BlockFetcher::new(
             engine.clone(),
+            links.clone(),
             tracker.clone(),
             config.block_timeout,
         ));
@@ -213,6 +234,7 @@ impl ChainSource {
         ));
         let supervisor = Supervisor::new();
         let broadcaster = Arc::new(Broadcaster::new(engine.clone(), db)?);
+        broadcaster.set_links(links.clone());
         let fees = FeeEstimates::new(config.network, config.fee_overrides.clone());
         let fees = Arc::new(match config.fee_sample_interval {
             Some(blocks) => fees.with_idle_interval(blocks),
@@ -247,11 +269,22 @@ impl ChainSource {
             host,
             supervisor,
             tasks: Mutex::new(tasks),
+            links_started: AtomicBool::new(false),
         }))
     }
 
-    /// Starts the engine, unless it runs already.
+    /// Starts the engine and the peer links, unless they run already.
     pub fn start_engine(&self) {
+        if !self.links_started.swap(true, Ordering::SeqCst) {
+            let links = self.links().clone();
+            let task = self
+                .supervisor
+                .spawn("peer links", links.run(self.fetcher.shutdown_signal()));
+            self.tasks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(task);
+        }
         let config = &self.config;
         self.engine.start(
             EngineConfig {
@@ -343,6 +376,16 @@ impl ChainSource {
     /// The block downloads and their counts.
     pub fn fetcher(&self) -> &Arc<BlockFetcher> {
         &self.fetcher
+    }
+
+    /// The node's own links to its Bitcoin peers.
+    pub fn links(&self) -> &Arc<PeerLinks> {
+        self.fetcher.links()
+    }
+
+    /// The Bitcoin peers banned now.
+    pub fn banned_peers(&self) -> Vec<Ban> {
+        self.links().bans().list()
     }
 
     /// Subscribes to notifications.
