@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bitcoin::BlockHash;
 use lightning::chain::chainmonitor::ChainMonitor as LdkChainMonitor;
+use lightning::chain::channelmonitor::ChannelMonitor;
 use lightning::chain::{BestBlock, Watch};
 use lightning::ln::channelmanager::{ChainParameters, ChannelManagerReadArgs};
 use lightning::ln::peer_handler::{IgnoringMessageHandler, MessageHandler};
@@ -19,7 +20,7 @@ use lightning::routing::router::DefaultRouter;
 use lightning::routing::scoring::{
     ProbabilisticScorer, ProbabilisticScoringDecayParameters, ProbabilisticScoringFeeParameters,
 };
-use lightning::sign::{EntropySource, KeysManager};
+use lightning::sign::{EntropySource, InMemorySigner, KeysManager};
 use lightning::util::config::UserConfig;
 use lightning::util::persist::{
     KVStoreSync, MonitorUpdatingPersister, CHANNEL_MANAGER_PERSISTENCE_KEY,
@@ -32,28 +33,28 @@ use lightning::util::persist::{
 };
 use lightning::util::ser::{ReadableArgs, Writeable};
 use lightning::util::sweep::OutputSweeperSync;
+use lightning_block_sync::poll::ValidatedBlockHeader;
 use log::{debug, info, warn};
 use tokio::sync::watch;
 
 use super::background;
 use super::inbound::{InboundLimits, InboundPlace};
 use super::logger::LdkLogger;
+use super::start_checks::{self, read_optional, StoredChannelState};
 use super::sweeping::SweepingListener;
 use super::types::{
-    BoundedGossip, ChainMonitor, ChannelManager, GossipSync, NetworkGraph, PeerManager, Persister,
-    Scorer, Store, Sweeper,
+    BoundedGossip, ChainMonitor, ChannelManager, GossipSync, MessageRouter, NetworkGraph,
+    OnionMessenger as NodeOnionMessenger, PeerManager, Persister, Router, Scorer, Store, Sweeper,
 };
-use crate::chain::{
-    checkpoints, ChainConfig, ChainListener, ChainSource, Checkpoint, FilterStart, SharedListen,
-    WatchSet,
-};
+use crate::chain::fees::FeeEstimates;
+use crate::chain::{Broadcaster, ChainConfig, ChainListener, ChainSource, SharedListen, WatchSet};
 use crate::config::Config;
 use crate::node::error::NodeError;
 use crate::node::keys::keys_manager::NodeKeys;
 use crate::node::recovery::fallen_behind;
 use crate::node::recovery::held_channels::{HeldChannel, HeldChannels, HoldReason};
 use crate::node::recovery::startup_monitor::StartupMonitor;
-use crate::node::stores::backup_compare::MonitorFacts;
+use crate::node::stores::backup_compare::ReadMonitor;
 use crate::node::stores::data_dir::DataDir;
 use crate::node::stores::payment_store::PaymentStore;
 use crate::node::stores::peer_store::PeerStore;
@@ -97,24 +98,77 @@ fn store_error(context: &str, err: impl std::fmt::Display) -> NodeError {
     NodeError::storage(context, err)
 }
 
-/// Reads `key` from the store; `None` when absent.
-fn read_optional(
-    store: &Store,
-    primary: &str,
-    secondary: &str,
-    key: &str,
-) -> Result<Option<Vec<u8>>, NodeError> {
-    match store.read(primary, secondary, key) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(err) if err.kind() == lightning::io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(store_error(&format!("reading {key}"), err)),
-    }
-}
-
+/// Starts the node. Everything that can refuse the start is read and checked before anything
+/// runs (the data directory, a restore, the backup mirror, the stored channel state); then the
+/// chain source opens and [`start_on_chain`] builds the node on it, step by step.
 pub(in crate::node) async fn start(
     config: Config,
     handle: &NodeHandle,
 ) -> Result<Arc<Node>, NodeError> {
+    let data_dir = open_data_dir(&config, handle)?;
+    let seed = load_seed(&data_dir)?;
+    // Step 7: the keys manager (needed by the persister, so it comes before step 4).
+    let (keys, now) = keys_manager(&seed);
+    let node_id =
+        lightning::sign::NodeSigner::get_node_id(&*keys, lightning::sign::Recipient::Node)
+            .expect("the node key is available");
+    handle.set_node_id(node_id);
+    let read_monitor = |bytes: &[u8]| start_checks::read_monitor_facts(bytes, &keys);
+    restore_if_asked(&config, &data_dir, &node_id, &read_monitor)?;
+    let store = open_store(&config, &data_dir, &node_id, &read_monitor)?;
+    fallen_behind::record_on_panic(data_dir.path());
+    let stored = start_checks::read_channel_state(&store, &keys, data_dir.path())?;
+
+    // Step 5 (the transaction filter) comes first: the chain source and the wallet need it.
+    let watch_set = Arc::new(WatchSet::new());
+    let listener = Arc::new(ChainListener::new());
+    let (chain_config, chain_is_new) = chain_config(&config, data_dir.path(), &stored);
+    // The engine starts once the listeners' saved positions are known (when they are
+    // synchronised), so that its chain holds every block they still need.
+    let chosen_start = chain_config.start;
+    let chain = ChainSource::open(chain_config, watch_set.clone(), listener.clone())?;
+    handle.set_chain(chain.clone());
+    let started = match start_checks::check_stored_start(
+        &config,
+        data_dir.path(),
+        &chain,
+        chain_is_new,
+        chosen_start,
+    )
+    .and_then(|()| hold_unsafe_broadcasts(&store, &chain))
+    {
+        Ok(held) => {
+            let opened = Opened {
+                config,
+                data_dir,
+                seed,
+                store,
+                // A recovery starts with an empty channel manager.
+                manager_bytes: stored.manager_bytes.filter(|_| !stored.recovering),
+                recovering: stored.recovering,
+                now,
+                keys,
+                watch_set,
+                listener,
+                held,
+            };
+            start_on_chain(opened, chain.clone()).await
+        }
+        Err(err) => Err(err),
+    };
+    match started {
+        Ok(node) => Ok(node),
+        Err(err) => {
+            // A refused start leaves nothing running and the chain database closed as it was.
+            chain.stop().await;
+            Err(err)
+        }
+    }
+}
+
+/// The data directory, opened (or taken from `handle`, which opened it to answer while the
+/// node starts). A restore is refused here when the directory has no seed.
+fn open_data_dir(config: &Config, handle: &NodeHandle) -> Result<DataDir, NodeError> {
     let data_dir = match handle.take_data_dir() {
         Some(data_dir) => data_dir,
         None => DataDir::open(&config.data_dir, config.network)?,
@@ -132,6 +186,11 @@ pub(in crate::node) async fn start(
             ),
         ));
     }
+    Ok(data_dir)
+}
+
+/// The node's seed, made (and said so) when the data directory has none.
+fn load_seed(data_dir: &DataDir) -> Result<[u8; 32], NodeError> {
     let (seed, seed_created) = data_dir.load_or_create_seed()?;
     if seed_created {
         info!(
@@ -142,157 +201,121 @@ pub(in crate::node) async fn start(
                 .display()
         );
     }
-    let ldk_dir = data_dir.path().join("ldk");
+    Ok(seed)
+}
 
-    // Step 7: the keys manager (needed by the persister, so it comes before step 4).
+/// Step 7: the keys manager on `seed`, and the time it was started at.
+fn keys_manager(seed: &[u8; 32]) -> (Arc<KeysManager>, Duration) {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("the clock is after 1970");
     let keys = Arc::new(KeysManager::new(
-        &seed,
+        seed,
         now.as_secs(),
         now.subsec_nanos(),
         true,
     ));
-    let node_id =
-        lightning::sign::NodeSigner::get_node_id(&*keys, lightning::sign::Recipient::Node)
-            .expect("the node key is available");
-    handle.set_node_id(node_id);
-    let read_monitor = |bytes: &[u8]| read_monitor_facts(bytes, &keys);
-    if let Some(from) = &config.restore_from {
-        let copied = crate::node::recovery::restore::restore(
-            &crate::node::recovery::restore::RestoreRequest {
-                from,
-                backup_dir: config.backup_dir.as_deref(),
-                data_dir: data_dir.path(),
-                wallet_birthday: config.wallet_birthday,
-                network: config.network,
-                node_id: &node_id,
-            },
-            &read_monitor,
-        )?;
-        info!(
-            "restored the channel state from the backup directory {} ({copied} files); every \
-             channel is held until its peer has reestablished it (see `channels`)",
-            from.display()
-        );
-    }
-    let store = Arc::new(match &config.backup_dir {
+    (keys, now)
+}
+
+/// Copies the channel state from `--restore-from` into the data directory, when asked, after
+/// every check (see [`crate::node::recovery::restore`]).
+fn restore_if_asked(
+    config: &Config,
+    data_dir: &DataDir,
+    node_id: &bitcoin::secp256k1::PublicKey,
+    read_monitor: ReadMonitor<'_>,
+) -> Result<(), NodeError> {
+    let Some(from) = &config.restore_from else {
+        return Ok(());
+    };
+    let copied = crate::node::recovery::restore::restore(
+        &crate::node::recovery::restore::RestoreRequest {
+            from,
+            backup_dir: config.backup_dir.as_deref(),
+            data_dir: data_dir.path(),
+            wallet_birthday: config.wallet_birthday,
+            network: config.network,
+            node_id,
+        },
+        read_monitor,
+    )?;
+    info!(
+        "restored the channel state from the backup directory {} ({copied} files); every \
+         channel is held until its peer has reestablished it (see `channels`)",
+        from.display()
+    );
+    Ok(())
+}
+
+/// The channel store: the data directory's `ldk/`, mirrored into `--backup-dir` when one is
+/// set (a mirror ahead of the data directory refuses the start, see
+/// [`start_checks::restore_advice`]).
+fn open_store(
+    config: &Config,
+    data_dir: &DataDir,
+    node_id: &bitcoin::secp256k1::PublicKey,
+    read_monitor: ReadMonitor<'_>,
+) -> Result<Arc<Store>, NodeError> {
+    let ldk_dir = data_dir.path().join("ldk");
+    Ok(Arc::new(match &config.backup_dir {
         Some(dir) => Store::open_mirrored(
             ldk_dir,
             dir,
             config.network,
-            &node_id,
-            &read_monitor,
-            &|data_dir_empty| restore_advice(&config, data_dir.path(), dir, data_dir_empty),
+            node_id,
+            read_monitor,
+            &|data_dir_empty| {
+                start_checks::restore_advice(config, data_dir.path(), dir, data_dir_empty)
+            },
         )?,
         None => Store::new(ldk_dir),
-    });
-    fallen_behind::record_on_panic(data_dir.path());
-    let manager_bytes = read_optional(
-        &store,
-        CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
-        CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
-        CHANNEL_MANAGER_PERSISTENCE_KEY,
-    )?;
-    let fresh = manager_bytes.is_none();
-    // Channel state must be readable before anything else starts: a damaged monitor stops
-    // the node with the data directory untouched.
-    let stored_monitors = check_monitors_readable(&store, &keys, data_dir.path())?;
-    let recovering = fallen_behind::recovery_pending(data_dir.path());
-    if recovering {
-        warn!(
-            "an earlier run found this node's channel state behind its peers' ({} records \
-             it); starting with an empty channel manager so that the peers close the {} \
-             channel(s) with their latest state",
-            data_dir.path().join(fallen_behind::RECORD_FILE).display(),
-            stored_monitors.len()
-        );
-        let behind: Vec<_> = stored_monitors
-            .iter()
-            .map(|monitor| (monitor.channel_id, monitor.funding))
-            .collect();
-        fallen_behind::add(&store, &behind)
-            .map_err(|err| store_error("naming the channels behind", err))?;
-    }
-    let monitor_heights: Vec<u32> = stored_monitors
-        .iter()
-        .map(|m| m.best_block_height)
-        .collect();
-    if fresh && !recovering && !monitor_heights.is_empty() {
-        return Err(NodeError::DataDir {
-            path: data_dir.path().to_path_buf(),
-            reason: "channel monitors exist but the channel manager is missing; refusing to \
-                     start (nothing was changed)"
-                .into(),
-        });
-    }
+    }))
+}
 
-    // Step 5 (the transaction filter) comes first: the chain source and the wallet need it.
-    let watch_set = Arc::new(WatchSet::new());
-    let listener = Arc::new(ChainListener::new());
-    let mut chain_config = ChainConfig::new(config.network, data_dir.path());
+/// The chain source's configuration, and whether its database is new: where a new header
+/// chain starts and where it checks filters from follow from what the node holds.
+fn chain_config(
+    config: &Config,
+    data_dir: &std::path::Path,
+    stored: &StoredChannelState,
+) -> (ChainConfig, bool) {
+    let mut chain_config = ChainConfig::new(config.network, data_dir);
     chain_config.peers = config.bitcoin_peers.clone();
     chain_config.only_peers = config.only_bitcoin_peers;
     chain_config.required_peers = config.filter_quorum;
     chain_config.fee_overrides = config.fee_overrides.clone();
     chain_config.fee_sample_interval = config.fee_sample_interval;
-    let chain_is_new = !data_dir.path().join("chain.sqlite").exists();
-    chain_config.start = new_chain_start(
-        &config,
-        data_dir.path(),
-        fresh,
-        monitor_heights.iter().min().copied(),
-    );
-    chain_config.filters = new_chain_filters(
-        &config,
-        data_dir.path(),
-        fresh && monitor_heights.is_empty(),
-        chain_is_new.then_some(chain_config.start),
-    );
-    // The engine starts once the listeners' saved positions are known (when they are
-    // synchronised), so that its chain holds every block they still need.
-    let chosen_start = chain_config.start;
-    let chain = ChainSource::open(chain_config, watch_set.clone(), listener.clone())?;
-    handle.set_chain(chain.clone());
-    // Before anything can broadcast: the channels behind never spend their funding.
-    chain.broadcaster().refuse_spends_of(
-        fallen_behind::load(&store)
-            .map_err(|err| store_error("reading the channels behind", err))?,
-    );
-    // Likewise, the held channels never broadcast their own commitments.
-    let held = Arc::new(
-        HeldChannels::open(store.clone(), chain.broadcaster().clone())
-            .map_err(|err| store_error("reading the held channels", err))?,
-    );
-    let stored_start =
-        check_stored_start(&config, data_dir.path(), &chain, chain_is_new, chosen_start);
-    let opened = Opened {
+    let chain_is_new = !data_dir.join("chain.sqlite").exists();
+    chain_config.start = start_checks::new_chain_start(
         config,
         data_dir,
-        seed,
-        store,
-        // A recovery starts with an empty channel manager.
-        manager_bytes: manager_bytes.filter(|_| !recovering),
-        recovering,
-        now,
-        keys,
-        watch_set,
-        listener,
-        held,
-    };
-    let started = match stored_start {
-        Ok(()) => start_on_chain(opened, chain.clone()).await,
-        Err(err) => Err(err),
-    };
-    match started {
-        Ok(node) => Ok(node),
-        Err(err) => {
-            // A refused start leaves nothing running and the chain database closed as it was.
-            chain.stop().await;
-            Err(err)
-        }
-    }
+        stored.fresh(),
+        stored.monitor_heights.iter().min().copied(),
+    );
+    chain_config.filters = start_checks::new_chain_filters(
+        config,
+        data_dir,
+        stored.fresh() && stored.monitor_heights.is_empty(),
+        chain_is_new.then_some(chain_config.start),
+    );
+    (chain_config, chain_is_new)
+}
+
+/// Before anything can broadcast: the channels behind never spend their funding, and the
+/// held channels never broadcast their own commitments.
+fn hold_unsafe_broadcasts(
+    store: &Arc<Store>,
+    chain: &ChainSource,
+) -> Result<Arc<HeldChannels>, NodeError> {
+    chain.broadcaster().refuse_spends_of(
+        fallen_behind::load(store)
+            .map_err(|err| store_error("reading the channels behind", err))?,
+    );
+    Ok(Arc::new(
+        HeldChannels::open(store.clone(), chain.broadcaster().clone())
+            .map_err(|err| store_error("reading the held channels", err))?,
+    ))
 }
 
 /// What [`start`] has opened and checked before the chain source.
@@ -304,100 +327,188 @@ struct Opened {
     manager_bytes: Option<Vec<u8>>,
     /// Whether the channel state fell behind and the start recovers (see [`fallen_behind`]).
     recovering: bool,
-    now: std::time::Duration,
+    now: Duration,
     keys: Arc<KeysManager>,
     watch_set: Arc<WatchSet>,
     listener: Arc<ChainListener>,
     held: Arc<HeldChannels>,
 }
 
-/// The rest of the start-up, once the chain source is open.
+/// Steps 1 to 4 and 6 of the guide: what every later step is built with.
+struct Base {
+    fee_estimator: Arc<FeeEstimates>,
+    logger: Arc<LdkLogger>,
+    broadcaster: Arc<Broadcaster>,
+    persister: Arc<Persister>,
+    chain_monitor: Arc<ChainMonitor>,
+}
+
+impl Base {
+    fn new(opened: &Opened, chain: &ChainSource) -> Self {
+        // Step 1: the fee estimator. Step 2: the logger. Step 3: the broadcaster.
+        let fee_estimator = chain.fee_estimator().clone();
+        let logger = Arc::new(LdkLogger::default());
+        let broadcaster = chain.broadcaster().clone();
+        let keys = &opened.keys;
+        // Step 4: persistence of channel monitors.
+        let persister: Arc<Persister> = Arc::new(MonitorUpdatingPersister::new(
+            opened.store.clone(),
+            logger.clone(),
+            MAX_PENDING_MONITOR_UPDATES,
+            keys.clone(),
+            keys.clone(),
+            broadcaster.clone(),
+            fee_estimator.clone(),
+        ));
+        // Step 6: the chain monitor.
+        let chain_monitor: Arc<ChainMonitor> = Arc::new(LdkChainMonitor::new(
+            Some(opened.watch_set.clone()),
+            broadcaster.clone(),
+            logger.clone(),
+            fee_estimator.clone(),
+            persister.clone(),
+            keys.clone(),
+            lightning::sign::NodeSigner::get_peer_storage_key(&**keys),
+        ));
+        Base {
+            fee_estimator,
+            logger,
+            broadcaster,
+            persister,
+            chain_monitor,
+        }
+    }
+}
+
+/// The network graph, scorer and routers (step 12, the part the channel manager needs).
+struct Routing {
+    network_graph: Arc<NetworkGraph>,
+    scorer: Arc<RwLock<Scorer>>,
+    router: Arc<Router>,
+    message_router: Arc<MessageRouter>,
+}
+
+/// The channel monitors read from the store, each with the block it stands on.
+type Monitors = Vec<(BlockHash, ChannelMonitor<InMemorySigner>)>;
+
+/// The rest of the start-up, once the chain source is open: the guide's steps in order.
 async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<Node>, NodeError> {
-    let Opened {
-        config,
-        data_dir,
-        seed,
-        store,
-        manager_bytes,
-        recovering,
-        now,
-        keys,
-        watch_set,
-        listener,
-        held,
-    } = opened;
-    let fresh = manager_bytes.is_none();
+    let base = Base::new(&opened, &chain);
+    let monitors = read_monitors(&opened, &base)?;
+    let tip = reach_tip_if_new(&opened, &chain).await?;
+    let wallet = open_wallet(&opened, &chain, &base, tip)?;
+    // Channel keys from the keys manager; closed-channel funds go to the wallet.
+    let signer_provider = Arc::new(NodeKeys::new(opened.keys.clone(), wallet.clone()));
+    let routing = read_routing(&opened, &base)?;
+    let (manager_block, channel_manager) = channel_manager(
+        &opened,
+        &chain,
+        &base,
+        &routing,
+        &signer_provider,
+        &monitors,
+        tip,
+    )?;
+    hold_stale_manager_channels(&opened, &base, &monitors)?;
+    if opened.recovering {
+        finish_recovery(&opened, &channel_manager)?;
+    }
+    let sweeper = output_sweeper(&opened, &chain, &base, &wallet, tip)?;
+    let sweeping = Arc::new(SweepingListener::new(sweeper.clone()));
+    let listeners = Listeners {
+        wallet: &wallet,
+        channel_manager: &channel_manager,
+        manager_block,
+        sweeper: &sweeper,
+        sweeping: &sweeping,
+    };
+    let synced_tip = sync_listeners(&opened, &chain, &base, listeners, monitors).await?;
+    let networking = networking(&opened, &base, &routing, &channel_manager);
+    let (node, stop_rx) = assemble(
+        opened,
+        &chain,
+        base,
+        routing,
+        networking,
+        wallet,
+        channel_manager,
+        sweeper,
+    )
+    .await?;
+    node.reconcile_pending_payments();
+    sweeping.attach(&node);
+    spawn_tasks(&node, &chain, synced_tip, stop_rx);
+    info!(
+        "node {} running on {} (chain tip {} at height {})",
+        node.node_id(),
+        crate::config::network_name(node.config.network),
+        synced_tip.header.block_hash(),
+        synced_tip.height
+    );
+    Ok(node)
+}
 
-    // Step 1: the fee estimator. Step 2: the logger. Step 3: the broadcaster.
-    let fee_estimator = chain.fee_estimator().clone();
-    let logger = Arc::new(LdkLogger::default());
-    let broadcaster = chain.broadcaster().clone();
-
-    // Step 4: persistence of channel monitors.
-    let persister: Arc<Persister> = Arc::new(MonitorUpdatingPersister::new(
-        store.clone(),
-        logger.clone(),
-        MAX_PENDING_MONITOR_UPDATES,
-        keys.clone(),
-        keys.clone(),
-        broadcaster.clone(),
-        fee_estimator.clone(),
-    ));
-
-    // Step 6: the chain monitor.
-    let chain_monitor: Arc<ChainMonitor> = Arc::new(LdkChainMonitor::new(
-        Some(watch_set.clone()),
-        broadcaster.clone(),
-        logger.clone(),
-        fee_estimator.clone(),
-        persister.clone(),
-        keys.clone(),
-        lightning::sign::NodeSigner::get_peer_storage_key(&*keys),
-    ));
-
-    // Step 8: channel monitors from disk. A damaged monitor stops the start-up: running
-    // without it could lose the channel's funds.
-    let monitors = persister
+/// Step 8: the channel monitors from the store. A damaged monitor stops the start-up: running
+/// without it could lose the channel's funds.
+fn read_monitors(opened: &Opened, base: &Base) -> Result<Monitors, NodeError> {
+    let data_dir = opened.data_dir.path();
+    base.persister
         .read_all_channel_monitors_with_updates()
         .map_err(|err| NodeError::DataDir {
-            path: data_dir.path().to_path_buf(),
+            path: data_dir.to_path_buf(),
             reason: format!(
                 "a channel monitor in {} cannot be read ({err}); refusing to start without it \
                  (nothing was changed)",
-                data_dir.path().join("ldk").display()
+                data_dir.join("ldk").display()
             ),
-        })?;
+        })
+}
 
-    // A fresh node starts its wallet and channel manager at the chain tip: wait for the first
-    // sync so they are not created at genesis (or at the start checkpoint). A wallet restored
-    // from its birthday needs the chain up to there.
-    let wallet_path = data_dir.path().join("wallet.sqlite");
-    if fresh
-        || (config.wallet_birthday.is_some() && !wallet_path.exists())
+/// The verified chain tip, after the first sync when the node creates its wallet or channel
+/// manager now: a fresh node starts them at the tip (not at genesis or the start checkpoint),
+/// a wallet restored from its birthday needs the chain up to there, and a chain still in its
+/// header phase has not reached where filters start.
+async fn reach_tip_if_new(
+    opened: &Opened,
+    chain: &Arc<ChainSource>,
+) -> Result<BestBlock, NodeError> {
+    let wallet_path = opened.data_dir.path().join("wallet.sqlite");
+    if opened.manager_bytes.is_none()
+        || (opened.config.wallet_birthday.is_some() && !wallet_path.exists())
         || chain.tracker().in_header_phase()
     {
         chain.start_engine();
-        wait_for_first_sync(&chain).await?;
+        wait_for_first_sync(chain).await?;
     }
-    let tip = chain
+    chain
         .heights()
         .verified_tip
         .map(|(height, hash)| BestBlock::new(hash, height))
-        .ok_or_else(|| NodeError::NotReady("the chain source has no verified block".into()))?;
+        .ok_or_else(|| NodeError::NotReady("the chain source has no verified block".into()))
+}
 
-    // The on-chain wallet, on the same seed. A new wallet starts at the tip, or at the
-    // configured birthday when it is restored from an existing seed.
+/// The on-chain wallet, on the node's seed. A new wallet starts at the tip, or at the
+/// configured birthday when it is restored from an existing seed.
+fn open_wallet(
+    opened: &Opened,
+    chain: &ChainSource,
+    base: &Base,
+    tip: BestBlock,
+) -> Result<Arc<Wallet>, NodeError> {
+    let config = &opened.config;
+    let wallet_path = opened.data_dir.path().join("wallet.sqlite");
     let wallet_start = match config.wallet_birthday {
         Some(birthday) if !wallet_path.exists() => {
             let before = birthday.saturating_sub(1);
-            let hash = chain
-                .tracker()
-                .headers()
-                .hash_at(before)?
-                .ok_or_else(|| NodeError::invalid(
+            let hash = chain.tracker().headers().hash_at(before)?.ok_or_else(|| {
+                NodeError::invalid(
                     "wallet birthday",
-                    format!("block {before} is not in this node's chain (it starts later, or is not synced that far)"),
-                ))?;
+                    format!(
+                        "block {before} is not in this node's chain (it starts later, or is \
+                         not synced that far)"
+                    ),
+                )
+            })?;
             info!("restoring the wallet: rescanning from block {birthday}");
             (before, hash)
         }
@@ -408,25 +519,27 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
     }
     let wallet = Arc::new(Wallet::open(
         &wallet_path,
-        &seed,
+        &opened.seed,
         config.network,
         Some(wallet_start),
-        watch_set.clone(),
-        fee_estimator.clone(),
-        broadcaster.clone(),
+        opened.watch_set.clone(),
+        base.fee_estimator.clone(),
+        base.broadcaster.clone(),
     )?);
     // The broadcaster judges its transactions' fees with the wallet's coins.
-    broadcaster.set_prevout_values(Arc::new(crate::node::operations::onchain::WalletPrevouts(
-        Arc::downgrade(&wallet),
-    )));
+    base.broadcaster.set_prevout_values(Arc::new(
+        crate::node::operations::onchain::WalletPrevouts(Arc::downgrade(&wallet)),
+    ));
+    Ok(wallet)
+}
 
-    // Channel keys from the keys manager; closed-channel funds go to the wallet.
-    let signer_provider = Arc::new(NodeKeys::new(keys.clone(), wallet.clone()));
-
-    // Step 12 (partly): the network graph and scorer, needed by the router.
+/// Step 12 (partly): the network graph and scorer from the store (new ones when they are
+/// missing or unreadable: both are rebuilt from gossip and payments), and the routers.
+fn read_routing(opened: &Opened, base: &Base) -> Result<Routing, NodeError> {
+    let (store, logger, network) = (&opened.store, &base.logger, opened.config.network);
     let network_graph = Arc::new(
         match read_optional(
-            &store,
+            store,
             NETWORK_GRAPH_PERSISTENCE_PRIMARY_NAMESPACE,
             NETWORK_GRAPH_PERSISTENCE_SECONDARY_NAMESPACE,
             NETWORK_GRAPH_PERSISTENCE_KEY,
@@ -434,16 +547,16 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
             Some(bytes) => {
                 NetworkGraph::read(&mut &bytes[..], logger.clone()).unwrap_or_else(|err| {
                     warn!("stored network graph unreadable ({err:?}); starting from an empty one");
-                    NetworkGraph::new(config.network, logger.clone())
+                    NetworkGraph::new(network, logger.clone())
                 })
             }
-            None => NetworkGraph::new(config.network, logger.clone()),
+            None => NetworkGraph::new(network, logger.clone()),
         },
     );
     let decay = ProbabilisticScoringDecayParameters::default();
     let scorer: Arc<RwLock<Scorer>> = Arc::new(RwLock::new(
         match read_optional(
-            &store,
+            store,
             SCORER_PERSISTENCE_PRIMARY_NAMESPACE,
             SCORER_PERSISTENCE_SECONDARY_NAMESPACE,
             SCORER_PERSISTENCE_KEY,
@@ -462,34 +575,52 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
     let router = Arc::new(DefaultRouter::new(
         network_graph.clone(),
         logger.clone(),
-        keys.clone(),
+        opened.keys.clone(),
         scorer.clone(),
         ProbabilisticScoringFeeParameters::default(),
     ));
     let message_router = Arc::new(DefaultMessageRouter::new(
         network_graph.clone(),
-        keys.clone(),
+        opened.keys.clone(),
     ));
+    Ok(Routing {
+        network_graph,
+        scorer,
+        router,
+        message_router,
+    })
+}
 
-    // Step 9: the channel manager, fresh at the tip or from disk with its monitors.
+/// Step 9: the channel manager, fresh at the tip or read from the store with its monitors,
+/// and the block it stands on.
+fn channel_manager(
+    opened: &Opened,
+    chain: &ChainSource,
+    base: &Base,
+    routing: &Routing,
+    signer_provider: &Arc<NodeKeys>,
+    monitors: &Monitors,
+    tip: BestBlock,
+) -> Result<(BlockHash, Arc<ChannelManager>), NodeError> {
+    let keys = &opened.keys;
     let user_config = user_config();
     let read_manager = |bytes: &[u8]| {
         let read_args = ChannelManagerReadArgs::new(
             keys.clone(),
             keys.clone(),
             signer_provider.clone(),
-            fee_estimator.clone(),
-            chain_monitor.clone(),
-            broadcaster.clone(),
-            router.clone(),
-            message_router.clone(),
-            logger.clone(),
+            base.fee_estimator.clone(),
+            base.chain_monitor.clone(),
+            base.broadcaster.clone(),
+            routing.router.clone(),
+            routing.message_router.clone(),
+            base.logger.clone(),
             user_config.clone(),
             monitors.iter().map(|(_, monitor)| monitor).collect(),
         );
         <(BlockHash, ChannelManager)>::read(&mut &bytes[..], read_args).map_err(|err| {
             NodeError::DataDir {
-                path: data_dir.path().to_path_buf(),
+                path: opened.data_dir.path().to_path_buf(),
                 reason: format!(
                     "the channel manager cannot be read ({err:?}); refusing to start \
                      (nothing was changed)"
@@ -497,26 +628,26 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
             }
         })
     };
-    let (manager_block, channel_manager) = match &manager_bytes {
+    let (block, manager) = match &opened.manager_bytes {
         Some(bytes) => read_manager(bytes)?,
         None => {
             chain.tracker().admit_new_state(tip.height)?;
             let manager = ChannelManager::new(
-                fee_estimator.clone(),
-                chain_monitor.clone(),
-                broadcaster.clone(),
-                router.clone(),
-                message_router.clone(),
-                logger.clone(),
+                base.fee_estimator.clone(),
+                base.chain_monitor.clone(),
+                base.broadcaster.clone(),
+                routing.router.clone(),
+                routing.message_router.clone(),
+                base.logger.clone(),
                 keys.clone(),
                 keys.clone(),
                 signer_provider.clone(),
                 user_config.clone(),
                 ChainParameters {
-                    network: config.network,
+                    network: opened.config.network,
                     best_block: tip,
                 },
-                now.as_secs() as u32,
+                opened.now.as_secs() as u32,
             );
             if monitors.is_empty() {
                 (tip.block_hash, manager)
@@ -528,110 +659,155 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
             }
         }
     };
-    let channel_manager = Arc::new(channel_manager);
-    // Channels LDK found with a manager older than their monitor are closed by it with the
-    // monitor's commitment; that state is not proved current, so they are held before any
-    // of it can be broadcast.
-    let stale: Vec<HeldChannel> = logger
+    Ok((block, Arc::new(manager)))
+}
+
+/// Channels LDK found with a manager older than their monitor are closed by it with the
+/// monitor's commitment; that state is not proved current, so they are held before any of it
+/// can be broadcast.
+fn hold_stale_manager_channels(
+    opened: &Opened,
+    base: &Base,
+    monitors: &Monitors,
+) -> Result<(), NodeError> {
+    let stale: Vec<HeldChannel> = base
+        .logger
         .take_stale_manager_channels()
         .into_iter()
         .filter_map(|channel_id| {
-            let monitor = monitors
+            let (_, monitor) = monitors
                 .iter()
                 .find(|(_, m)| m.channel_id() == channel_id)?;
             Some(HeldChannel {
                 channel_id,
-                funding: monitor.1.get_funding_txo().into_bitcoin_outpoint(),
+                funding: monitor.get_funding_txo().into_bitcoin_outpoint(),
                 reason: HoldReason::StaleManager,
             })
         })
         .collect();
-    held.hold(&stale)
-        .map_err(|err| store_error("holding channels with a stale manager", err))?;
-    if recovering {
-        store
-            .write(
-                CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
-                CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
-                CHANNEL_MANAGER_PERSISTENCE_KEY,
-                channel_manager.encode(),
-            )
-            .map_err(|err| store_error("saving the new channel manager", err))?;
-        fallen_behind::finish_recovery(data_dir.path())
-            .map_err(|err| store_error("removing the record of the channel state behind", err))?;
-        info!("the channel manager starts empty; the channels behind are closed by their peers");
-    }
+    opened
+        .held
+        .hold(&stale)
+        .map_err(|err| store_error("holding channels with a stale manager", err))
+}
 
-    // The output sweeper returns closed-channel funds to the wallet. Outputs that are the
-    // wallet's already are taken out of a queue saved by an earlier version first.
-    crate::node::recovery::sweeper_repair::drop_wallet_static_outputs(&*store, |script| {
+/// Saves the empty channel manager a recovery starts with, then removes the record that asked
+/// for the recovery.
+fn finish_recovery(opened: &Opened, channel_manager: &ChannelManager) -> Result<(), NodeError> {
+    opened
+        .store
+        .write(
+            CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
+            CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
+            CHANNEL_MANAGER_PERSISTENCE_KEY,
+            channel_manager.encode(),
+        )
+        .map_err(|err| store_error("saving the new channel manager", err))?;
+    fallen_behind::finish_recovery(opened.data_dir.path())
+        .map_err(|err| store_error("removing the record of the channel state behind", err))?;
+    info!("the channel manager starts empty; the channels behind are closed by their peers");
+    Ok(())
+}
+
+/// The output sweeper, which returns closed-channel funds to the wallet. Outputs that are the
+/// wallet's already are taken out of a queue saved by an earlier version first.
+fn output_sweeper(
+    opened: &Opened,
+    chain: &ChainSource,
+    base: &Base,
+    wallet: &Arc<Wallet>,
+    tip: BestBlock,
+) -> Result<Arc<Sweeper>, NodeError> {
+    let store = &opened.store;
+    crate::node::recovery::sweeper_repair::drop_wallet_static_outputs(&**store, |script| {
         wallet.is_mine(script)
     })
     .map_err(|err| store_error("repairing the output sweeper state", err))?;
-    let sweeper: Arc<Sweeper> = Arc::new(
-        match read_optional(
-            &store,
-            OUTPUT_SWEEPER_PERSISTENCE_PRIMARY_NAMESPACE,
-            OUTPUT_SWEEPER_PERSISTENCE_SECONDARY_NAMESPACE,
-            OUTPUT_SWEEPER_PERSISTENCE_KEY,
-        )? {
+    let stored = read_optional(
+        store,
+        OUTPUT_SWEEPER_PERSISTENCE_PRIMARY_NAMESPACE,
+        OUTPUT_SWEEPER_PERSISTENCE_SECONDARY_NAMESPACE,
+        OUTPUT_SWEEPER_PERSISTENCE_KEY,
+    )?;
+    let sweeper =
+        match stored {
             Some(bytes) => {
-                let (_, sweeper) = <(BestBlock, Sweeper)>::read(
-                    &mut &bytes[..],
-                    (
-                        broadcaster.clone(),
-                        fee_estimator.clone(),
-                        Some(watch_set.clone()),
-                        keys.clone(),
-                        wallet.clone(),
-                        store.clone(),
-                        logger.clone(),
-                    ),
-                )
-                .map_err(|err| NodeError::DataDir {
-                    path: data_dir.path().to_path_buf(),
-                    reason: format!(
-                        "the output sweeper state cannot be read ({err:?}); refusing to start \
+                let read_args = (
+                    base.broadcaster.clone(),
+                    base.fee_estimator.clone(),
+                    Some(opened.watch_set.clone()),
+                    opened.keys.clone(),
+                    wallet.clone(),
+                    store.clone(),
+                    base.logger.clone(),
+                );
+                let (_, sweeper) = <(BestBlock, Sweeper)>::read(&mut &bytes[..], read_args)
+                    .map_err(|err| NodeError::DataDir {
+                        path: opened.data_dir.path().to_path_buf(),
+                        reason: format!(
+                            "the output sweeper state cannot be read ({err:?}); refusing to start \
                          (nothing was changed)"
-                    ),
-                })?;
+                        ),
+                    })?;
                 sweeper
             }
             None => {
                 chain.tracker().admit_new_state(tip.height)?;
                 OutputSweeperSync::new(
                     tip,
-                    broadcaster.clone(),
-                    fee_estimator.clone(),
-                    Some(watch_set.clone()),
-                    keys.clone(),
+                    base.broadcaster.clone(),
+                    base.fee_estimator.clone(),
+                    Some(opened.watch_set.clone()),
+                    opened.keys.clone(),
                     wallet.clone(),
                     store.clone(),
-                    logger.clone(),
+                    base.logger.clone(),
                 )
             }
-        },
-    );
+        };
+    Ok(Arc::new(sweeper))
+}
 
-    // Step 10: bring every listener to the chain tip. Each monitor is synchronised on its
-    // own, from its own best block; the wallet, manager and sweeper likewise.
-    // Each registers what its channel watches first, so the blocks mined while the node was
-    // down are fetched in full where they touch a channel.
+/// The listeners brought to the chain tip besides the channel monitors.
+struct Listeners<'a> {
+    wallet: &'a Arc<Wallet>,
+    channel_manager: &'a Arc<ChannelManager>,
+    manager_block: BlockHash,
+    sweeper: &'a Arc<Sweeper>,
+    sweeping: &'a Arc<SweepingListener>,
+}
+
+/// Steps 10 and 11: brings every listener to the chain tip, then hands the monitors to the
+/// chain monitor, which listens for all of them from there on. Each monitor is synchronised on
+/// its own, from its own best block; the wallet, manager and sweeper likewise. Each registers
+/// what its channel watches first, so the blocks mined while the node was down are fetched in
+/// full where they touch a channel.
+async fn sync_listeners(
+    opened: &Opened,
+    chain: &Arc<ChainSource>,
+    base: &Base,
+    listeners: Listeners<'_>,
+    monitors: Monitors,
+) -> Result<ValidatedBlockHeader, NodeError> {
+    let listener = &opened.listener;
     let monitor_listeners: Vec<Arc<StartupMonitor>> = monitors
         .into_iter()
         .map(|(_, monitor)| {
             Arc::new(StartupMonitor::new(
                 monitor,
-                broadcaster.clone(),
-                fee_estimator.clone(),
-                logger.clone(),
-                watch_set.clone(),
+                base.broadcaster.clone(),
+                base.fee_estimator.clone(),
+                base.logger.clone(),
+                opened.watch_set.clone(),
             ))
         })
         .collect();
-    let mut best_blocks = vec![wallet.best_block().block_hash, manager_block];
-    listener.register("wallet", wallet.clone());
-    listener.register("channel manager", channel_manager.clone());
+    let mut best_blocks = vec![
+        listeners.wallet.best_block().block_hash,
+        listeners.manager_block,
+    ];
+    listener.register("wallet", listeners.wallet.clone());
+    listener.register("channel manager", listeners.channel_manager.clone());
     for monitor in &monitor_listeners {
         best_blocks.push(monitor.monitor().current_best_block().block_hash);
         listener.register(
@@ -639,9 +815,8 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
             monitor.clone(),
         );
     }
-    best_blocks.push(sweeper.current_best_block().block_hash);
-    let sweeping = Arc::new(SweepingListener::new(sweeper.clone()));
-    listener.register("output sweeper", sweeping.clone());
+    best_blocks.push(listeners.sweeper.current_best_block().block_hash);
+    listener.register("output sweeper", listeners.sweeping.clone());
     let synced_tip = chain.synchronize(&best_blocks).await.map_err(|err| {
         NodeError::NotReady(format!(
             "could not bring channel state to the chain tip: {}",
@@ -651,10 +826,10 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
 
     // Step 11: hand the monitors to the chain monitor, which now listens for all of them.
     let fan_out: Vec<(String, SharedListen)> = vec![
-        ("wallet".into(), wallet.clone()),
-        ("channel manager".into(), channel_manager.clone()),
-        ("chain monitor".into(), chain_monitor.clone()),
-        ("output sweeper".into(), sweeping.clone()),
+        ("wallet".into(), listeners.wallet.clone()),
+        ("channel manager".into(), listeners.channel_manager.clone()),
+        ("chain monitor".into(), base.chain_monitor.clone()),
+        ("output sweeper".into(), listeners.sweeping.clone()),
     ];
     listener.replace_all(fan_out);
     for monitor in monitor_listeners {
@@ -662,75 +837,117 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
             .map_err(|_| NodeError::NotReady("a channel monitor is still shared".into()))?
             .into_monitor();
         let channel_id = monitor.channel_id();
-        chain_monitor
+        base.chain_monitor
             .watch_channel(channel_id, monitor)
             .map_err(|()| NodeError::Channel(format!("could not watch channel {channel_id}")))?;
     }
+    Ok(synced_tip)
+}
 
+/// Gossip, onion messages and the peer manager that carries them with the channel messages.
+struct Networking {
+    gossip_sync: Arc<GossipSync>,
+    onion_messenger: Arc<NodeOnionMessenger>,
+    peer_manager: Arc<PeerManager>,
+}
+
+/// Steps 12 and 13: gossip sync, the onion messenger (for BOLT12 offers) and the peer manager.
+fn networking(
+    opened: &Opened,
+    base: &Base,
+    routing: &Routing,
+    channel_manager: &Arc<ChannelManager>,
+) -> Networking {
+    let (keys, logger) = (&opened.keys, &base.logger);
     // Step 12: gossip.
     let gossip_sync: Arc<GossipSync> = Arc::new(P2PGossipSync::new(
-        network_graph.clone(),
+        routing.network_graph.clone(),
         None,
         logger.clone(),
     ));
-
     // Onion messages, for BOLT12 offers.
     let onion_messenger = Arc::new(OnionMessenger::new(
         keys.clone(),
         keys.clone(),
         logger.clone(),
         channel_manager.clone(),
-        message_router.clone(),
+        routing.message_router.clone(),
         channel_manager.clone(),
         channel_manager.clone(),
         IgnoringMessageHandler {},
         IgnoringMessageHandler {},
     ));
-
     // Step 13: the peer manager.
     let peer_manager: Arc<PeerManager> = Arc::new(PeerManager::new(
         MessageHandler {
             chan_handler: channel_manager.clone(),
             route_handler: Arc::new(BoundedGossip::new(
                 gossip_sync.clone(),
-                network_graph.clone(),
+                routing.network_graph.clone(),
             )),
             onion_message_handler: onion_messenger.clone(),
             custom_message_handler: IgnoringMessageHandler {},
-            send_only_message_handler: chain_monitor.clone(),
+            send_only_message_handler: base.chain_monitor.clone(),
         },
-        now.as_secs() as u32,
+        opened.now.as_secs() as u32,
         &keys.get_secure_random_bytes(),
         logger.clone(),
         keys.clone(),
     ));
+    Networking {
+        gossip_sync,
+        onion_messenger,
+        peer_manager,
+    }
+}
 
+/// The node from its parts, with its payment and peer records and (step 14) its Lightning
+/// listener.
+#[allow(clippy::too_many_arguments)]
+async fn assemble(
+    opened: Opened,
+    chain: &Arc<ChainSource>,
+    base: Base,
+    routing: Routing,
+    networking: Networking,
+    wallet: Arc<Wallet>,
+    channel_manager: Arc<ChannelManager>,
+    sweeper: Arc<Sweeper>,
+) -> Result<(Arc<Node>, watch::Receiver<bool>), NodeError> {
+    let Opened {
+        config,
+        data_dir,
+        store,
+        keys,
+        held,
+        ..
+    } = opened;
     let payments = Arc::new(
         PaymentStore::load(store.clone()).map_err(|err| store_error("loading payments", err))?,
     );
     let peers =
         Arc::new(PeerStore::load(store.clone()).map_err(|err| store_error("loading peers", err))?);
     let (stop_tx, stop_rx) = watch::channel(false);
-
     // Step 14: networking.
     let ln_listen_addr = match config.ln_listen {
-        Some(addr) => Some(listen_for_peers(addr, peer_manager.clone(), stop_rx.clone()).await?),
+        Some(addr) => {
+            Some(listen_for_peers(addr, networking.peer_manager.clone(), stop_rx.clone()).await?)
+        }
         None => None,
     };
-
     let node = Arc::new(Node::new(NodeParts {
         config,
         data_dir,
         keys,
         chain: chain.clone(),
         wallet,
-        chain_monitor,
+        chain_monitor: base.chain_monitor,
         channel_manager,
-        peer_manager,
-        onion_messenger,
-        network_graph,
-        gossip_sync,
-        scorer,
+        peer_manager: networking.peer_manager,
+        onion_messenger: networking.onion_messenger,
+        network_graph: routing.network_graph,
+        gossip_sync: networking.gossip_sync,
+        scorer: routing.scorer,
         sweeper,
         store,
         payments,
@@ -739,10 +956,16 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
         ln_listen_addr,
         stop_tx,
     }));
+    Ok((node, stop_rx))
+}
 
-    node.reconcile_pending_payments();
-    sweeping.attach(&node);
-
+/// Steps 15 to 19: the tasks that keep the node running, each until the node stops.
+fn spawn_tasks(
+    node: &Arc<Node>,
+    chain: &Arc<ChainSource>,
+    synced_tip: ValidatedBlockHeader,
+    stop_rx: watch::Receiver<bool>,
+) {
     // Step 15: keep LDK up to date with the chain.
     node.spawn(
         "chain follower",
@@ -784,229 +1007,6 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
         "node announcement",
         background::announce_regularly(node.clone(), stop_rx),
     );
-    info!(
-        "node {} running on {} (chain tip {} at height {})",
-        node.node_id(),
-        crate::config::network_name(node.config.network),
-        synced_tip.header.block_hash(),
-        synced_tip.height
-    );
-    Ok(node)
-}
-
-/// Reads a stored channel monitor's bytes (as `MonitorUpdatingPersister` stores them) with
-/// the node's keys, without applying updates or starting anything; `None` for a monitor LDK
-/// no longer loads.
-fn read_monitor_facts(bytes: &[u8], keys: &KeysManager) -> Result<Option<MonitorFacts>, String> {
-    use lightning::util::persist::MONITOR_UPDATING_PERSISTER_PREPEND_SENTINEL;
-    let body = bytes
-        .strip_prefix(MONITOR_UPDATING_PERSISTER_PREPEND_SENTINEL)
-        .unwrap_or(bytes);
-    let monitor = <Option<(
-        BlockHash,
-        lightning::chain::channelmonitor::ChannelMonitor<lightning::sign::InMemorySigner>,
-    )>>::read(&mut &body[..], (keys, keys))
-    .map_err(|err| format!("{err:?}"))?;
-    Ok(monitor.map(|(_, monitor)| MonitorFacts {
-        channel_id: monitor.channel_id(),
-        funding: monitor.get_funding_txo().into_bitcoin_outpoint(),
-        update_id: monitor.get_latest_update_id(),
-        best_block_height: monitor.current_best_block().height,
-    }))
-}
-
-/// Reads every stored channel monitor once, so that a damaged one is reported before the
-/// node touches its data directory.
-fn check_monitors_readable(
-    store: &Store,
-    keys: &KeysManager,
-    dir: &std::path::Path,
-) -> Result<Vec<MonitorFacts>, NodeError> {
-    use lightning::util::persist::{
-        CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE,
-        CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE,
-    };
-    let refuse = |key: &str, reason: String| NodeError::DataDir {
-        path: dir.to_path_buf(),
-        reason: format!(
-            "channel monitor {key} cannot be read ({reason}); refusing to start without it \
-             (nothing was changed)"
-        ),
-    };
-    let keys_list = store
-        .list(
-            CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE,
-            CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE,
-        )
-        .map_err(|err| refuse("list", err.to_string()))?;
-    let mut monitors = Vec::new();
-    for key in &keys_list {
-        let bytes = store
-            .read(
-                CHANNEL_MONITOR_PERSISTENCE_PRIMARY_NAMESPACE,
-                CHANNEL_MONITOR_PERSISTENCE_SECONDARY_NAMESPACE,
-                key,
-            )
-            .map_err(|err| refuse(key, err.to_string()))?;
-        monitors.extend(read_monitor_facts(&bytes, keys).map_err(|err| refuse(key, err))?);
-    }
-    Ok(monitors)
-}
-
-/// What to run when the mirror in `backup_dir` is ahead of the data directory: a restore,
-/// into this data directory when it holds only the seed (`data_dir_empty` and no wallet),
-/// else into a new one.
-fn restore_advice(
-    config: &Config,
-    data_dir: &std::path::Path,
-    backup_dir: &std::path::Path,
-    data_dir_empty: bool,
-) -> String {
-    let network = crate::config::network_name(config.network);
-    let restore = |dir: &str| {
-        format!(
-            "lightfilter --network {network} --datadir {dir} daemon --restore-from {backup} \
-             --wallet-birthday HEIGHT --backup-dir {backup}",
-            backup = backup_dir.display()
-        )
-    };
-    if data_dir_empty && !data_dir.join("wallet.sqlite").exists() {
-        format!(
-            "This data directory holds no channel state: to bring the node back from the \
-             backup, run `{}`, HEIGHT being a block from before the wallet's first transaction",
-            restore(&data_dir.display().to_string())
-        )
-    } else {
-        format!(
-            "If this data directory was put back from an older copy, bring the node back from \
-             the backup into a new data directory instead: `lightfilter --network {network} \
-             --datadir NEW init --words-file -` (or copy the seed file {} into NEW), then `{}`, \
-             HEIGHT being a block from before the wallet's first transaction",
-            data_dir
-                .join(crate::node::stores::data_dir::SEED_FILE)
-                .display(),
-            restore("NEW")
-        )
-    }
-}
-
-/// Where a new header chain starts: for a new node, the newest start point of the network
-/// (compiled in, or `--checkpoint`), below the wallet birthday when the wallet is restored;
-/// for a node that has a wallet or channels already (its chain database was removed), the
-/// `--checkpoint` given, else genesis, as their saved blocks may lie below any start point.
-///
-/// A node with channel state but no wallet yet, restoring its wallet from a birthday (a
-/// restore from a backup), starts like a new one, below the birthday and below every channel
-/// monitor's block.
-fn new_chain_start(
-    config: &Config,
-    data_dir: &std::path::Path,
-    fresh: bool,
-    lowest_monitor: Option<u32>,
-) -> Option<Checkpoint> {
-    let wallet_exists = data_dir.join("wallet.sqlite").exists();
-    if wallet_exists {
-        return config.checkpoint;
-    }
-    if fresh {
-        return checkpoints::start_for(config.network, config.checkpoint, config.wallet_birthday);
-    }
-    match config.wallet_birthday {
-        Some(birthday) => checkpoints::start_for(
-            config.network,
-            config.checkpoint,
-            Some(lowest_monitor.map_or(birthday, |height| height.min(birthday))),
-        ),
-        None => config.checkpoint,
-    }
-}
-
-/// Where a new chain checks compact filters from: a node with nothing that can hold money (no
-/// wallet, no channel state) syncs headers only, and checks the filters of the blocks after
-/// the tip its first sync reaches, or from its wallet birthday on when it restores a wallet;
-/// its wallet and channel manager are created there. A node that holds a wallet or channel
-/// state already (its chain database was removed, or channels are restored from a backup)
-/// checks every filter from the chain's start, since that state may stand on any block.
-/// For a new chain database (`new_chain` gives where it starts) the log says which, and why.
-fn new_chain_filters(
-    config: &Config,
-    data_dir: &std::path::Path,
-    no_channel_state: bool,
-    new_chain: Option<Option<Checkpoint>>,
-) -> FilterStart {
-    let holds = if data_dir.join("wallet.sqlite").exists() {
-        Some("a wallet")
-    } else if !no_channel_state {
-        Some("channel state")
-    } else {
-        None
-    };
-    let plan = match (holds, config.wallet_birthday) {
-        (Some(_), _) => FilterStart::ChainStart,
-        (None, Some(birthday)) => FilterStart::Height(birthday),
-        (None, None) => FilterStart::Tip,
-    };
-    if let Some(start) = new_chain {
-        let start = start.map_or(0, |start| start.height);
-        match (holds, plan) {
-            (Some(what), _) => info!(
-                "this node holds {what} but no chain database: checking every compact filter \
-                 from block {} on, since that state may stand on any block",
-                start + 1
-            ),
-            (None, FilterStart::Height(birthday)) => info!(
-                "restoring a wallet with birthday {birthday} and no channel state: syncing \
-                 headers only from block {} to {}, then checking compact filters from \
-                 {birthday} on",
-                start + 1,
-                birthday.saturating_sub(1)
-            ),
-            (None, _) => info!(
-                "a new node (no wallet, no channel state): syncing headers only from block {} \
-                 to the tip, then checking the compact filters of the blocks after it, where \
-                 its wallet and channel manager start",
-                start + 1
-            ),
-        }
-    }
-    plan
-}
-
-/// Refuses a `--checkpoint` below where an existing chain database starts: the blocks
-/// between them are not in it (and a restore from a birthday there could not find its
-/// coins). A chain that starts at or below the checkpoint is kept.
-fn check_stored_start(
-    config: &Config,
-    data_dir: &std::path::Path,
-    chain: &ChainSource,
-    chain_is_new: bool,
-    chosen: Option<Checkpoint>,
-) -> Result<(), NodeError> {
-    let stored = chain.tracker().chain_start();
-    let Some(explicit) = config.checkpoint else {
-        return Ok(());
-    };
-    if chain_is_new || stored.height <= explicit.height {
-        if !chain_is_new && Some(stored) != chosen {
-            info!(
-                "the chain database starts after block {} ({}); it is kept (--checkpoint \
-                 {explicit} applies to a new chain database only)",
-                stored.height, stored.hash
-            );
-        }
-        return Ok(());
-    }
-    Err(NodeError::invalid(
-        "checkpoint",
-        format!(
-            "the chain database {} starts after block {}, above --checkpoint {explicit}, so \
-             the blocks between them are not in it; to start over from the checkpoint, stop \
-             the node and delete that file (it holds only headers and filters: coins and \
-             channels are kept)",
-            data_dir.join("chain.sqlite").display(),
-            stored.height
-        ),
-    ))
 }
 
 /// Waits for the chain source's first sync, however long it takes (a first sync on a slow

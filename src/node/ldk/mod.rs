@@ -13,5 +13,6 @@ pub(super) mod gossip;
 pub(super) mod inbound;
 pub(super) mod logger;
 pub(super) mod peers;
+pub(super) mod start_checks;
 pub(super) mod sweeping;
 pub mod types;
