@@ -17,6 +17,34 @@ impl Node {
     /// Handles one LDK event.
     pub(in crate::node) fn handle_event(&self, event: Event) -> Result<(), ReplayEvent> {
         match event {
+            event @ (Event::FundingGenerationReady { .. }
+            | Event::FundingTxBroadcastSafe { .. }
+            | Event::DiscardFunding { .. }) => self.on_channel_funding(event),
+            event @ (Event::ChannelPending { .. }
+            | Event::ChannelReady { .. }
+            | Event::ChannelClosed { .. }
+            | Event::OpenChannelRequest { .. }) => self.on_channel_state(event),
+            event @ (Event::PaymentClaimable { .. } | Event::PaymentClaimed { .. }) => {
+                self.on_payment_received(event)
+            }
+            event @ (Event::PaymentSent { .. }
+            | Event::PaymentFailed { .. }
+            | Event::PaymentPathSuccessful { .. }) => self.on_payment_sent(event),
+            event @ (Event::PaymentForwarded { .. }
+            | Event::HTLCIntercepted { .. }
+            | Event::HTLCHandlingFailed { .. }) => self.on_forward(event),
+            event @ (Event::SpendableOutputs { .. }
+            | Event::BumpTransaction(_)
+            | Event::ConnectionNeeded { .. }) => self.on_outputs_and_connections(event),
+            event => {
+                self.on_other(event);
+                Ok(())
+            }
+        }
+    }
+    /// Funding a channel we open, and the funding of channels that were not opened.
+    fn on_channel_funding(&self, event: Event) -> Result<(), ReplayEvent> {
+        match event {
             Event::FundingGenerationReady {
                 temporary_channel_id,
                 counterparty_node_id,
@@ -59,6 +87,23 @@ impl Node {
             Event::FundingTxBroadcastSafe { channel_id, .. } => {
                 debug!("funding of channel {channel_id} may be broadcast");
             }
+            Event::DiscardFunding {
+                channel_id,
+                funding_info: FundingInfo::Tx { transaction },
+            } => {
+                let txid = transaction.compute_txid();
+                info!("funding {txid} of channel {channel_id} was discarded; its coins are free again");
+                if let Err(err) = self.wallet.abandon_transaction(txid) {
+                    warn!("could not release the coins of {txid}: {err}");
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+    /// A channel pending, ready, closed, or asked for by a peer.
+    fn on_channel_state(&self, event: Event) -> Result<(), ReplayEvent> {
+        match event {
             Event::ChannelPending {
                 channel_id,
                 user_channel_id,
@@ -133,18 +178,13 @@ impl Node {
                     }
                 }
             }
-            Event::DiscardFunding {
-                channel_id,
-                funding_info,
-            } => {
-                if let FundingInfo::Tx { transaction } = funding_info {
-                    let txid = transaction.compute_txid();
-                    info!("funding {txid} of channel {channel_id} was discarded; its coins are free again");
-                    if let Err(err) = self.wallet.abandon_transaction(txid) {
-                        warn!("could not release the coins of {txid}: {err}");
-                    }
-                }
-            }
+            _ => {}
+        }
+        Ok(())
+    }
+    /// Payments to this node: claimable, then claimed.
+    fn on_payment_received(&self, event: Event) -> Result<(), ReplayEvent> {
+        match event {
             Event::PaymentClaimable {
                 payment_hash,
                 purpose,
@@ -203,6 +243,13 @@ impl Node {
                 }
                 info!("received {amount_msat} msat for payment {id}");
             }
+            _ => {}
+        }
+        Ok(())
+    }
+    /// Payments from this node: sent, failed, a path that worked.
+    fn on_payment_sent(&self, event: Event) -> Result<(), ReplayEvent> {
+        match event {
             Event::PaymentSent {
                 payment_id,
                 payment_preimage,
@@ -264,6 +311,13 @@ impl Node {
             | Event::ProbeFailed { .. } => {
                 // The background processor feeds these to the scorer.
             }
+            _ => {}
+        }
+        Ok(())
+    }
+    /// Payments through this node and HTLCs it handled.
+    fn on_forward(&self, event: Event) -> Result<(), ReplayEvent> {
+        match event {
             Event::PaymentForwarded {
                 prev_channel_id,
                 next_channel_id,
@@ -303,6 +357,13 @@ impl Node {
                 failure_type,
                 ..
             } => debug!("an HTLC from channel {prev_channel_id} failed: {failure_type:?}"),
+            _ => {}
+        }
+        Ok(())
+    }
+    /// Outputs to sweep, fee bumps, and peers to connect to.
+    fn on_outputs_and_connections(&self, event: Event) -> Result<(), ReplayEvent> {
+        match event {
             Event::SpendableOutputs {
                 outputs,
                 channel_id,
@@ -349,6 +410,15 @@ impl Node {
                     }
                 });
             }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Events that ask nothing of this node: logged, or raised only for features it does not
+    /// enable.
+    fn on_other(&self, event: Event) {
+        match event {
             Event::InvoiceReceived { payment_id, .. } => {
                 debug!("BOLT12 invoice for payment {} received", hex(&payment_id.0));
             }
@@ -367,8 +437,8 @@ impl Node {
             | Event::StaticInvoiceRequested { .. } => {
                 // Only raised for features this node does not enable.
             }
+            _ => {}
         }
-        Ok(())
     }
 }
 

@@ -41,119 +41,41 @@ pub struct RestoreRequest<'a> {
     pub node_id: &'a PublicKey,
 }
 
+/// The channel manager's namespaces and key.
+const MANAGER: (&str, &str, &str) = (
+    CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
+    CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
+    CHANNEL_MANAGER_PERSISTENCE_KEY,
+);
+
 /// Restores the channel state of `request.from` into the data directory's `ldk/`, after
 /// checking everything (see the module documentation). Returns the number of files copied.
 pub fn restore(request: &RestoreRequest, read_monitor: ReadMonitor) -> Result<usize, NodeError> {
-    let RestoreRequest {
-        from,
-        backup_dir,
-        data_dir,
-        wallet_birthday,
-        network,
-        node_id,
-    } = *request;
-    let fail = |reason: String| -> NodeError {
-        BackupError {
-            path: from.to_path_buf(),
-            reason,
-        }
-        .into()
-    };
-    let wallet = data_dir.join("wallet.sqlite");
-    if wallet.exists() {
-        return Err(NodeError::invalid(
-            "--restore-from",
-            format!(
-                "the data directory has a wallet already ({}); restore into a new data \
-                 directory holding only the seed (nothing was changed)",
-                wallet.display()
-            ),
-        ));
-    }
-    if wallet_birthday.is_none() {
-        return Err(NodeError::invalid(
-            "--restore-from",
-            "it needs --wallet-birthday HEIGHT, a block from before the wallet's first \
-             transaction, so that the wallet finds its coins and the channels' funding \
-             (nothing was changed)",
-        ));
-    }
-    let (from_identity, source) = backup::check_usable(from, network, node_id)?;
+    check_request(request)?;
+    let from = request.from;
+    let (from_identity, source) = backup::check_usable(from, request.network, request.node_id)?;
     if KVStoreSync::read(&source, "", "", MARKER_KEY).is_err() {
-        return Err(fail(format!(
-            "it is not a lightfilter backup (no {MARKER_KEY} file)"
-        )));
+        return Err(fail(
+            from,
+            format!("it is not a lightfilter backup (no {MARKER_KEY} file)"),
+        ));
     }
-    let manager = (
-        CHANNEL_MANAGER_PERSISTENCE_PRIMARY_NAMESPACE,
-        CHANNEL_MANAGER_PERSISTENCE_SECONDARY_NAMESPACE,
-        CHANNEL_MANAGER_PERSISTENCE_KEY,
-    );
-    let manager_bytes = KVStoreSync::read(&source, manager.0, manager.1, manager.2)
-        .map_err(|err| fail(format!("it holds no channel manager to restore ({err})")))?;
-    let source_state = backup_compare::read_state(&source, read_monitor)
-        .map_err(|err| fail(format!("it cannot be restored from: {err}")))?;
-    let ldk_dir = data_dir.join("ldk");
-    let primary = FilesystemStore::new(ldk_dir.clone());
-    let primary_state =
-        backup_compare::read_state(&primary, read_monitor).map_err(|err| NodeError::DataDir {
-            path: data_dir.to_path_buf(),
-            reason: format!("{err} in {} (nothing was changed)", ldk_dir.display()),
+    let manager_bytes =
+        KVStoreSync::read(&source, MANAGER.0, MANAGER.1, MANAGER.2).map_err(|err| {
+            fail(
+                from,
+                format!("it holds no channel manager to restore ({err})"),
+            )
         })?;
-    let ahead = backup_compare::ahead_of(&primary_state, &source_state);
-    if !ahead.is_empty() || (primary_state.has_manager && source_state.is_empty()) {
-        return Err(fail(format!(
-            "the data directory already holds channel state the backup lacks or holds older \
-             ({}); a restore needs a data directory with only the seed (start without \
-             --restore-from to run it; nothing was changed)",
-            describe(&ahead, "it holds a channel manager")
-        )));
-    }
-    if let Some(backup_dir) = backup_dir {
-        let (identity, mirror) = backup::check_usable(backup_dir, network, node_id)?;
-        if identity != from_identity {
-            let mirror_state =
-                backup_compare::read_state(&mirror, read_monitor).map_err(|err| BackupError {
-                    path: backup_dir.to_path_buf(),
-                    reason: format!("cannot be read: {err}"),
-                })?;
-            let ahead = backup_compare::ahead_of(&mirror_state, &source_state);
-            if !ahead.is_empty() {
-                return Err(BackupError {
-                    path: backup_dir.to_path_buf(),
-                    reason: format!(
-                        "it holds channel state that the backup restored from ({}) lacks or \
-                         holds older ({}); restore from {} instead (nothing was changed)",
-                        from.display(),
-                        describe(&ahead, ""),
-                        backup_dir.display()
-                    ),
-                }
-                .into());
-            }
-        }
-    }
+    let source_state = backup_compare::read_state(&source, read_monitor)
+        .map_err(|err| fail(from, format!("it cannot be restored from: {err}")))?;
+    let ldk_dir = request.data_dir.join("ldk");
+    let primary = FilesystemStore::new(ldk_dir.clone());
+    check_data_dir_not_ahead(request, &primary, &source_state, read_monitor)?;
+    check_mirror_not_ahead(request, &from_identity, &source_state, read_monitor)?;
 
     // Everything is checked: copy.
-    let keys = source
-        .list_all_keys()
-        .map_err(|err| fail(format!("cannot be listed: {err}")))?;
-    let mut copied = 0;
-    for (p, s, k) in keys {
-        if !is_mirrored(&p, &s, &k) || (p.as_str(), s.as_str(), k.as_str()) == manager {
-            continue;
-        }
-        let bytes = KVStoreSync::read(&source, &p, &s, &k)
-            .map_err(|err| fail(format!("cannot read {}: {err}", key_path(&p, &s, &k))))?;
-        KVStoreSync::write(&primary, &p, &s, &k, bytes).map_err(|err| {
-            fail(format!(
-                "cannot write {} into {}: {err}",
-                key_path(&p, &s, &k),
-                ldk_dir.display()
-            ))
-        })?;
-        copied += 1;
-    }
+    let copied = copy_channel_state(from, &source, &primary, &ldk_dir)?;
     let held: Vec<HeldChannel> = source_state
         .channels
         .values()
@@ -164,20 +86,160 @@ pub fn restore(request: &RestoreRequest, read_monitor: ReadMonitor) -> Result<us
         })
         .collect();
     held_channels::record(&primary, &held).map_err(|err| {
-        fail(format!(
-            "cannot record the restored channels as held in {}: {err}",
-            ldk_dir.display()
-        ))
-    })?;
-    KVStoreSync::write(&primary, manager.0, manager.1, manager.2, manager_bytes).map_err(
-        |err| {
-            fail(format!(
-                "cannot write the channel manager into {}: {err}",
+        fail(
+            from,
+            format!(
+                "cannot record the restored channels as held in {}: {err}",
                 ldk_dir.display()
-            ))
+            ),
+        )
+    })?;
+    // The manager last: a restore stopped before it is retried (the data directory still
+    // holds no channel manager).
+    KVStoreSync::write(&primary, MANAGER.0, MANAGER.1, MANAGER.2, manager_bytes).map_err(
+        |err| {
+            fail(
+                from,
+                format!(
+                    "cannot write the channel manager into {}: {err}",
+                    ldk_dir.display()
+                ),
+            )
         },
     )?;
     Ok(copied + 1)
+}
+
+/// A restore's error about the backup directory `from`.
+fn fail(from: &Path, reason: String) -> NodeError {
+    BackupError {
+        path: from.to_path_buf(),
+        reason,
+    }
+    .into()
+}
+
+/// Refuses a restore into a data directory with a wallet, or without a wallet birthday.
+fn check_request(request: &RestoreRequest) -> Result<(), NodeError> {
+    let wallet = request.data_dir.join("wallet.sqlite");
+    if wallet.exists() {
+        return Err(NodeError::invalid(
+            "--restore-from",
+            format!(
+                "the data directory has a wallet already ({}); restore into a new data \
+                 directory holding only the seed (nothing was changed)",
+                wallet.display()
+            ),
+        ));
+    }
+    if request.wallet_birthday.is_none() {
+        return Err(NodeError::invalid(
+            "--restore-from",
+            "it needs --wallet-birthday HEIGHT, a block from before the wallet's first \
+             transaction, so that the wallet finds its coins and the channels' funding \
+             (nothing was changed)",
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a restore over channel state that the backup lacks or holds older.
+fn check_data_dir_not_ahead(
+    request: &RestoreRequest,
+    primary: &FilesystemStore,
+    source_state: &backup_compare::CopyState,
+    read_monitor: ReadMonitor,
+) -> Result<(), NodeError> {
+    let primary_state =
+        backup_compare::read_state(primary, read_monitor).map_err(|err| NodeError::DataDir {
+            path: request.data_dir.to_path_buf(),
+            reason: format!(
+                "{err} in {} (nothing was changed)",
+                request.data_dir.join("ldk").display()
+            ),
+        })?;
+    let ahead = backup_compare::ahead_of(&primary_state, source_state);
+    if !ahead.is_empty() || (primary_state.has_manager && source_state.is_empty()) {
+        return Err(fail(
+            request.from,
+            format!(
+                "the data directory already holds channel state the backup lacks or holds \
+                 older ({}); a restore needs a data directory with only the seed (start \
+                 without --restore-from to run it; nothing was changed)",
+                describe(&ahead, "it holds a channel manager")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a restore from one backup directory while the node's mirror (another directory)
+/// holds newer channel state.
+fn check_mirror_not_ahead(
+    request: &RestoreRequest,
+    from_identity: &backup::DirIdentity,
+    source_state: &backup_compare::CopyState,
+    read_monitor: ReadMonitor,
+) -> Result<(), NodeError> {
+    let Some(backup_dir) = request.backup_dir else {
+        return Ok(());
+    };
+    let (identity, mirror) = backup::check_usable(backup_dir, request.network, request.node_id)?;
+    if identity == *from_identity {
+        return Ok(());
+    }
+    let mirror_state =
+        backup_compare::read_state(&mirror, read_monitor).map_err(|err| BackupError {
+            path: backup_dir.to_path_buf(),
+            reason: format!("cannot be read: {err}"),
+        })?;
+    let ahead = backup_compare::ahead_of(&mirror_state, source_state);
+    if ahead.is_empty() {
+        return Ok(());
+    }
+    Err(BackupError {
+        path: backup_dir.to_path_buf(),
+        reason: format!(
+            "it holds channel state that the backup restored from ({}) lacks or holds older \
+             ({}); restore from {} instead (nothing was changed)",
+            request.from.display(),
+            describe(&ahead, ""),
+            backup_dir.display()
+        ),
+    }
+    .into())
+}
+
+/// Copies every mirrored key of `source` but the channel manager into `primary`.
+fn copy_channel_state(
+    from: &Path,
+    source: &FilesystemStore,
+    primary: &FilesystemStore,
+    ldk_dir: &Path,
+) -> Result<usize, NodeError> {
+    let keys = source
+        .list_all_keys()
+        .map_err(|err| fail(from, format!("cannot be listed: {err}")))?;
+    let mut copied = 0;
+    for (p, s, k) in keys {
+        if !is_mirrored(&p, &s, &k) || (p.as_str(), s.as_str(), k.as_str()) == MANAGER {
+            continue;
+        }
+        let bytes = KVStoreSync::read(source, &p, &s, &k)
+            .map_err(|err| fail(from, format!("cannot read {}: {err}", key_path(&p, &s, &k))))?;
+        KVStoreSync::write(primary, &p, &s, &k, bytes).map_err(|err| {
+            fail(
+                from,
+                format!(
+                    "cannot write {} into {}: {err}",
+                    key_path(&p, &s, &k),
+                    ldk_dir.display()
+                ),
+            )
+        })?;
+        copied += 1;
+    }
+    Ok(copied)
 }
 
 /// `ahead` in words, `manager` standing for [`backup_compare::Ahead::Manager`].

@@ -88,7 +88,7 @@ pub struct BackupStatus {
 }
 
 /// What identifies a directory while it stays the same: device and inode.
-type DirIdentity = (u64, u64);
+pub type DirIdentity = (u64, u64);
 
 fn identity_of(path: &Path) -> std::io::Result<DirIdentity> {
     use std::os::unix::fs::MetadataExt;
