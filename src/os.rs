@@ -1,6 +1,6 @@
 //! Process-wide operating-system settings of the daemon: the open-file limit, raised so the
-//! node's files and sockets do not run short (the control API holds at most
-//! [`MAX_CONNECTIONS`](crate::api::MAX_CONNECTIONS) of them), and the file-creation mask,
+//! node's files and sockets do not run short (the control API and the Lightning listener
+//! bound their own connections), and the file-creation mask,
 //! so that every file and directory the daemon creates is its owner's only.
 
 /// The soft and hard limits on open files, once raised.
