@@ -563,7 +563,16 @@ impl Node {
         match self.chain.sync_filter(filter) {
             Ok(potential_message) => {
                 let FilterCheck { was_last_in_batch } = potential_message;
-                if was_last_in_batch && !self.chain.is_filters_synced() {
+                // Patched in lightfilter (see vendor/bip157/PATCHED.md): only once the filter
+                // headers cover the whole chain. A header that arrived while this batch was in
+                // flight has no filter header yet; `next_filter_message` runs to the header tip,
+                // so asking now requests its filter before its filter header, the peer answers
+                // in order, and that filter is refused as unknown and the honest peer banned.
+                // The filter-header response asks for the filters once it extends the chain.
+                if was_last_in_batch
+                    && self.chain.is_cf_headers_synced()
+                    && !self.chain.is_filters_synced()
+                {
                     let next_filters = self.chain.next_filter_message();
                     return Some(MainThreadMessage::GetFilters(next_filters));
                 }
