@@ -17,6 +17,9 @@
 //! minimum (BIP 133 `feefilter`) without a word, so a transaction is offered over the node's
 //! own peer links ([`PeerLinks::submit`]) only to the peers whose announced minimum its fee
 //! meets (counted as Bitcoin Core does), and it counts as taken when one of them asked for it.
+//! A peer that had it already (from whoever else broadcast it: a channel's counterparty hands
+//! a cooperative close to its own Bitcoin node) never asks; it counts as announced once a
+//! linked peer announces it back (`inv`), and as confirmed once a block confirms it.
 //! The fee is known when the outputs a transaction spends are (other kept transactions, and
 //! what [`PrevoutValues`] knows: the wallet's coins); a transaction with an unknown fee is
 //! offered to every peer and counts as taken once one asked for it. While no link is up, the
@@ -25,12 +28,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bitcoin::consensus::{deserialize, serialize};
 use bitcoin::hashes::Hash;
-use bitcoin::{Amount, Block, BlockHash, FeeRate, OutPoint, Transaction, Txid, Weight};
+use bitcoin::{Amount, Block, BlockHash, FeeRate, OutPoint, Transaction, Txid, Weight, Wtxid};
 use lightning::chain::chaininterface::BroadcasterInterface;
 use log::{debug, info, warn};
 use rusqlite::params;
@@ -93,7 +97,11 @@ impl fmt::Display for NotTaken {
                 fee_rate.to_sat_per_kwu(),
                 peer_minimum.to_sat_per_kwu()
             ),
-            NotTaken::NotAsked => write!(f, "it was offered but no Bitcoin peer asked for it"),
+            NotTaken::NotAsked => write!(
+                f,
+                "it was offered but no Bitcoin peer asked for it, nor announced it (a peer that \
+                 has it already does not ask)"
+            ),
         }
     }
 }
@@ -110,6 +118,13 @@ pub enum PeerState {
     Taken {
         /// Hand-overs to peers.
         times: u32,
+    },
+    /// A peer announced it to the node (`inv`): it is in that peer's mempool, whether or not
+    /// the peer ever asked the node for it (one that had it first, from whoever broadcast it
+    /// too, never does).
+    Announced {
+        /// The peer that announced it.
+        by: SocketAddr,
     },
     /// A block of the active chain confirms it (or spends one of its inputs elsewhere); it is
     /// kept until that block is [`BURIAL_DEPTH`] deep.
@@ -551,10 +566,28 @@ impl Broadcaster {
     /// The state of `txid`, if it is kept (broadcast and not yet buried).
     pub fn status(&self, txid: &Txid) -> Option<BroadcastStatus> {
         let now = Instant::now();
-        self.lock()
+        let status = self
+            .lock()
             .txs
             .get(txid)
-            .map(|entry| entry.status(*txid, now))
+            .map(|entry| (entry.status(*txid, now), entry.tx.compute_wtxid()))?;
+        Some(self.with_announcements(status))
+    }
+
+    /// `status`, as announced by a peer if one announced its transaction back and no block
+    /// confirms it yet.
+    fn with_announcements(&self, (mut status, wtxid): (BroadcastStatus, Wtxid)) -> BroadcastStatus {
+        if matches!(status.state, PeerState::Confirmed { .. }) {
+            return status;
+        }
+        if let Some(by) = self
+            .links
+            .get()
+            .and_then(|links| links.announced_by(status.txid, wtxid))
+        {
+            status.state = PeerState::Announced { by };
+        }
+        status
     }
 
     /// The kept transaction spending `outpoint`, if any (the latest broadcast when several do).
@@ -576,12 +609,18 @@ impl Broadcaster {
     /// The state of every kept transaction, in the order they were first broadcast.
     pub fn statuses(&self) -> Vec<BroadcastStatus> {
         let now = Instant::now();
-        let pending = self.lock();
-        let mut entries: Vec<(&Txid, &Entry)> = pending.txs.iter().collect();
-        entries.sort_by_key(|(_, entry)| entry.seq);
-        entries
+        let statuses: Vec<(BroadcastStatus, Wtxid)> = {
+            let pending = self.lock();
+            let mut entries: Vec<(&Txid, &Entry)> = pending.txs.iter().collect();
+            entries.sort_by_key(|(_, entry)| entry.seq);
+            entries
+                .into_iter()
+                .map(|(txid, entry)| (entry.status(*txid, now), entry.tx.compute_wtxid()))
+                .collect()
+        };
+        statuses
             .into_iter()
-            .map(|(txid, entry)| entry.status(*txid, now))
+            .map(|status| self.with_announcements(status))
             .collect()
     }
 
@@ -597,7 +636,9 @@ impl Broadcaster {
             let done = status.offers > 0
                 || matches!(
                     status.state,
-                    PeerState::Taken { .. } | PeerState::Confirmed { .. }
+                    PeerState::Taken { .. }
+                        | PeerState::Announced { .. }
+                        | PeerState::Confirmed { .. }
                 );
             if done || tokio::time::timeout_at(deadline, offered).await.is_err() {
                 return self.status(txid);
@@ -613,6 +654,14 @@ impl Broadcaster {
 
     fn warn_not_taken_after(&self, now: Instant, after: Duration) -> Vec<Txid> {
         let overdue = self.lock().not_taken_for(now, after);
+        // One a peer announced back is in that peer's mempool: not worth a warning.
+        let overdue: Vec<_> = overdue
+            .into_iter()
+            .filter(|(txid, _)| {
+                self.status(txid)
+                    .is_none_or(|status| !matches!(status.state, PeerState::Announced { .. }))
+            })
+            .collect();
         for (txid, reason) in &overdue {
             let reason = match reason {
                 Some(reason) => reason.to_string(),

@@ -760,6 +760,11 @@ fn log_warning(warning: &Warning, host: &Arc<dyn EngineHost>, peer_timeouts: &At
             );
             host.headers_did_not_connect();
         }
+        // bip157 0.8.1 as released also reported "we could not find the filter hash
+        // corresponding to that stop hash" against an honest peer whenever a block arrived
+        // while filters were being fetched (it asked for that block's filter before its filter
+        // header) and banned it, stopping an engine with one peer. The copy in vendor/bip157
+        // is fixed; vendor/bip157/PATCHED.md says what belongs upstream.
         Warning::UnexpectedSyncError { warning } => {
             warn!(
                 "a Bitcoin peer sent data that failed verification and was disconnected: {warning}"

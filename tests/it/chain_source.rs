@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bitcoin::{Amount, FeeRate, ScriptBuf, Transaction, Txid};
 use harness::*;
-use lightfilter::chain::broadcaster::BURIAL_DEPTH;
+use lightfilter::chain::broadcaster::{PeerState, BURIAL_DEPTH};
 use lightfilter::chain::fetcher::FetchPurpose;
 use lightfilter::chain::{ChainSource, WatchSet};
 use lightfilter::regtest::RegtestPeer;
@@ -1319,4 +1319,42 @@ async fn a_block_trickled_over_25_seconds_is_delivered_and_the_peer_kept() {
     assert!(delivered, "the slow block reached the listener");
     assert_eq!(timeouts, 0, "no peer was dropped for being slow");
     assert_eq!(refetches, 0, "the block was not requested again");
+}
+
+/// A transaction that reached the peer's mempool from elsewhere before the node broadcast it
+/// (a channel's counterparty hands a cooperative close to its own Bitcoin node by RPC): the peer
+/// never asks the node for it, and it counts as propagated once the peer announces it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_the_peer_had_first_counts_as_announced_by_it() {
+    init_logs();
+    let peer = peer().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (harness, tx) = start_with_a_spend_to_broadcast(&peer, 160, dir.path()).await;
+    let txid = tx.compute_txid();
+    let links = harness.source.links().clone();
+    wait_for(LONG, || !links.open_links().is_empty()).await;
+
+    peer.send_tx(&tx).expect("the peer takes the transaction");
+    let broadcaster = harness.source.broadcaster().clone();
+    broadcaster.broadcast(std::slice::from_ref(&tx));
+    let mut seen = None;
+    wait_for(LONG, || {
+        seen = broadcaster
+            .status(&txid)
+            .map(|status| status.state)
+            .filter(|state| !matches!(state, PeerState::Waiting { .. }));
+        seen.is_some()
+    })
+    .await;
+    assert_eq!(
+        seen,
+        Some(PeerState::Announced { by: peer.addr() }),
+        "announced back by the peer, which never asked for it"
+    );
+    assert_eq!(
+        peer.stats().txs_received,
+        0,
+        "the peer never asked the node for it"
+    );
+    harness.stop().await;
 }

@@ -15,6 +15,7 @@ mod api_abuse;
 mod api_auth;
 mod api_connections;
 mod chain_block_peers;
+mod chain_bursts;
 mod chain_catchup_crash;
 mod chain_filter_liar;
 mod chain_model;

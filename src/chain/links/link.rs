@@ -1,14 +1,17 @@
 //! One link: the node's own P2P v1 connection to one Bitcoin peer, beside the engine's.
 //!
-//! It completes the version handshake as a light client (no services, no transaction relay
-//! asked for), answers pings, and keeps what the peer said about itself: its services and its
-//! `feefilter`. Requests are matched to answers by what they name: a block (or a `notfound`
+//! It completes the version handshake as a light client (no services), answers pings, and
+//! keeps what the peer said about itself: its services and its `feefilter`. It asks for
+//! transaction relay: the peer then announces (`inv`) each transaction entering its mempool,
+//! and the link remembers the last [`MAX_HEARD`] it announced, so a transaction the node
+//! broadcasts counts as propagated once a peer announced it, even when the peer had it before
+//! the node offered it (and so never asked for it); nothing announced is downloaded. Requests are matched to answers by what they name: a block (or a `notfound`
 //! for it) by its hash, filter headers by their stop hash, a filter by its block hash. A
 //! transaction is offered with an `inv` and handed over when the peer asks for it, which is
 //! how the node knows which peer asked. When the connection ends, every request waiting on it
 //! fails at once.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -36,6 +39,9 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Transactions offered on one link that it can still ask for.
 const MAX_OFFERED: usize = 1_000;
+/// The transactions the peer announced that a link remembers, the latest: about half an hour
+/// of a public network's transactions, about a megabyte.
+pub const MAX_HEARD: usize = 10_000;
 /// How long after the handshake a link waits for the peer's `feefilter` before it counts as
 /// up without one.
 const FEE_FILTER_WAIT: Duration = Duration::from_secs(2);
@@ -78,6 +84,9 @@ struct Pending {
     offered_txids: HashMap<Txid, Wtxid>,
     offer_order: VecDeque<Wtxid>,
     asked: HashMap<Wtxid, Vec<oneshot::Sender<()>>>,
+    /// The transactions the peer announced, by wtxid or txid (as the peer named them).
+    heard: HashSet<Inventory>,
+    heard_order: VecDeque<Inventory>,
 }
 
 impl Pending {
@@ -96,6 +105,17 @@ impl Pending {
             }
         }
         wtxid
+    }
+
+    fn hear(&mut self, item: Inventory) {
+        if self.heard.insert(item) {
+            self.heard_order.push_back(item);
+        }
+        while self.heard_order.len() > MAX_HEARD {
+            if let Some(old) = self.heard_order.pop_front() {
+                self.heard.remove(&old);
+            }
+        }
     }
 }
 
@@ -455,8 +475,28 @@ impl Link {
                 }
             }
             NetworkMessage::GetData(items) => self.serve(items),
+            NetworkMessage::Inv(items) => {
+                let mut pending = lock(&self.pending);
+                for item in items {
+                    match item {
+                        Inventory::WTx(_) | Inventory::Transaction(_) => pending.hear(item),
+                        Inventory::WitnessTransaction(txid) => {
+                            pending.hear(Inventory::Transaction(txid))
+                        }
+                        _ => {}
+                    }
+                }
+            }
             _ => {}
         }
+    }
+
+    /// Whether the peer announced `txid` (by its wtxid or txid) among the last [`MAX_HEARD`]
+    /// transactions it announced: it held it in its mempool then.
+    pub fn announced(&self, txid: Txid, wtxid: Wtxid) -> bool {
+        let pending = lock(&self.pending);
+        pending.heard.contains(&Inventory::WTx(wtxid))
+            || pending.heard.contains(&Inventory::Transaction(txid))
     }
 
     /// Hands over the offered transactions the peer asks for; whoever waits for a peer to
@@ -511,7 +551,8 @@ fn without_witness(tx: &Transaction) -> Transaction {
     stripped
 }
 
-/// The version message of a light client that offers nothing and relays no transactions.
+/// The version message of a light client that offers nothing and asks for transaction
+/// announcements.
 fn version_message(peer: SocketAddr, start_height: u32) -> VersionMessage {
     let nowhere = SocketAddr::from(([0, 0, 0, 0], 0));
     let timestamp = std::time::SystemTime::now()
@@ -526,7 +567,7 @@ fn version_message(peer: SocketAddr, start_height: u32) -> VersionMessage {
         nonce: rand_nonce(),
         user_agent: concat!("/lightfilter:", env!("CARGO_PKG_VERSION"), "/").to_string(),
         start_height: i32::try_from(start_height).unwrap_or(i32::MAX),
-        relay: false,
+        relay: true,
     }
 }
 

@@ -8,7 +8,7 @@
 //! - learns each peer's `feefilter`: the floor for the node's own transactions is the lowest
 //!   one, the least a transaction must pay for some peer to relay it ([`PeerLinks::lowest_fee_filter`]);
 //! - hands a transaction only to peers whose minimum it meets, and knows which peer asked for
-//!   it ([`PeerLinks::submit`]);
+//!   it ([`PeerLinks::submit`]), or announced it back ([`PeerLinks::announced_by`]);
 //! - downloads a block from a peer that keeps it: one more than [`PRUNED_PEER_DEPTH`] blocks
 //!   deep only from a peer announcing `NODE_NETWORK`, not from a pruned one
 //!   (`NODE_NETWORK_LIMITED`); a peer answering `notfound` is passed over at once
@@ -31,7 +31,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use bitcoin::{Amount, Block, BlockHash, FeeRate, Network, Transaction, Weight};
+use bitcoin::{Amount, Block, BlockHash, FeeRate, Network, Transaction, Txid, Weight, Wtxid};
 use log::{debug, info};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -190,6 +190,15 @@ impl PeerLinks {
             .filter(|link| !link.is_closed())
             .cloned()
             .collect()
+    }
+
+    /// A linked peer that announced `txid` (by its wtxid or txid) to the node: it held the
+    /// transaction in its mempool.
+    pub fn announced_by(&self, txid: Txid, wtxid: Wtxid) -> Option<SocketAddr> {
+        self.open_links()
+            .iter()
+            .find(|link| link.announced(txid, wtxid))
+            .map(|link| link.addr())
     }
 
     /// The lowest `feefilter` among linked peers that announced one: a transaction paying it

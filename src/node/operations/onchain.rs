@@ -291,6 +291,10 @@ impl Node {
         let status = self.chain.broadcaster().wait_offered(&txid, wait).await;
         let (propagated, detail) = match status.map(|s| s.state) {
             Some(PeerState::Taken { .. }) => (true, "a Bitcoin peer took it".to_string()),
+            Some(PeerState::Announced { by }) => (
+                true,
+                format!("Bitcoin peer {by} announced it: it is in that peer's mempool"),
+            ),
             Some(PeerState::Confirmed { height }) => {
                 (true, format!("it is confirmed at height {height}"))
             }
