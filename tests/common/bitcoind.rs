@@ -37,7 +37,8 @@ pub fn bitcoind_exe_or_skip() -> Option<PathBuf> {
     exe
 }
 
-fn free_port() -> u16 {
+/// A port on 127.0.0.1 free at the time of asking (bound, then released).
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
@@ -109,6 +110,37 @@ impl Bitcoind {
             datadir,
             rpc_port,
             p2p_port,
+        }
+    }
+
+    /// Core's data directory (its RPC cookie is in `regtest/.cookie`).
+    pub fn datadir(&self) -> &Path {
+        self.datadir.path()
+    }
+
+    /// Core's RPC port on 127.0.0.1.
+    pub fn rpc_port(&self) -> u16 {
+        self.rpc_port
+    }
+
+    /// Core's block count, if it answers.
+    pub fn block_count(&self) -> Option<u64> {
+        self.rpc("getblockcount", json!([]))
+            .ok()
+            .and_then(|count| count.as_u64())
+    }
+
+    /// Waits (up to `timeout`) until Core's chain is `height` blocks long; panics with Core's
+    /// log otherwise.
+    pub fn wait_height(&self, height: u32, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        while self.block_count() != Some(u64::from(height)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "Core did not reach height {height}:\n{}",
+                self.debug_log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 

@@ -324,6 +324,13 @@ impl Daemon {
         self.wait_ready();
     }
 
+    /// Like [`Daemon::restart`] with `peer` (e.g. a Bitcoin Core) as the Bitcoin peer.
+    pub fn restart_on(&mut self, peer: SocketAddr, extra: &[&str]) {
+        self.kill_hard();
+        self.child = spawn_daemon(self.dir.path(), peer, extra);
+        self.wait_ready();
+    }
+
     /// Kills the daemon (SIGKILL) and starts it again on the same data directory without
     /// waiting for its API: for tests that act while it is still starting.
     pub fn respawn(&mut self, chain: &Chain, extra: &[&str]) {

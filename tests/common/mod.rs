@@ -7,7 +7,9 @@
 //!   listener.
 //! - [`cli`]: the real `lightfilter` binary: daemons as child processes and CLI calls.
 //! - [`client`]: bip157 clients wired to a regtest peer.
+//! - [`cln`]: Core Lightning discovery (`LIGHTNINGD_EXE`) and a `lightningd` on regtest.
 //! - [`http`]: raw HTTP/1.1 requests to a daemon's control API.
+//! - [`interop`]: the node and Core Lightning on one Bitcoin Core, mining and settling.
 //! - [`keys`]: test keys and transactions paying them.
 //! - [`node_harness`]: whole nodes started in-process next to an embedded regtest peer.
 //! - [`proc`]: a process's memory figures from `/proc` (also used by the benchmarks).
@@ -22,7 +24,9 @@ pub mod bitcoind;
 pub mod chain_harness;
 pub mod cli;
 pub mod client;
+pub mod cln;
 pub mod http;
+pub mod interop;
 pub mod keys;
 pub mod node_harness;
 pub mod proc;

@@ -36,6 +36,8 @@ mod cli_peers;
 mod first_start_bitcoind;
 mod first_start_kept_state;
 mod first_start_kills;
+mod interop_cln;
+mod interop_cln_onchain;
 mod log_flood;
 mod node_backup;
 mod node_bump_rounds;
