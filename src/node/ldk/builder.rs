@@ -16,10 +16,7 @@ use lightning::ln::channelmanager::{ChainParameters, ChannelManagerReadArgs};
 use lightning::ln::peer_handler::{IgnoringMessageHandler, MessageHandler};
 use lightning::onion_message::messenger::{DefaultMessageRouter, OnionMessenger};
 use lightning::routing::gossip::P2PGossipSync;
-use lightning::routing::router::DefaultRouter;
-use lightning::routing::scoring::{
-    ProbabilisticScorer, ProbabilisticScoringDecayParameters, ProbabilisticScoringFeeParameters,
-};
+use lightning::routing::scoring::{ProbabilisticScorer, ProbabilisticScoringDecayParameters};
 use lightning::sign::{EntropySource, InMemorySigner, KeysManager};
 use lightning::util::config::UserConfig;
 use lightning::util::persist::{
@@ -572,12 +569,11 @@ fn read_routing(opened: &Opened, base: &Base) -> Result<Routing, NodeError> {
             None => ProbabilisticScorer::new(decay, network_graph.clone(), logger.clone()),
         },
     ));
-    let router = Arc::new(DefaultRouter::new(
+    let router = Arc::new(Router::new(
         network_graph.clone(),
         logger.clone(),
         opened.keys.clone(),
         scorer.clone(),
-        ProbabilisticScoringFeeParameters::default(),
     ));
     let message_router = Arc::new(DefaultMessageRouter::new(
         network_graph.clone(),

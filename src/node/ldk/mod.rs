@@ -13,6 +13,7 @@ pub(super) mod gossip;
 pub(super) mod inbound;
 pub(super) mod logger;
 pub(super) mod peers;
+pub(super) mod router;
 pub(super) mod start_checks;
 pub(super) mod sweeping;
 pub mod types;

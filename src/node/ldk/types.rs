@@ -1,6 +1,6 @@
 //! The concrete LDK types the node is built from.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use lightning::chain::chainmonitor;
 use lightning::events::bump_transaction::sync::{BumpTransactionEventHandlerSync, WalletSync};
@@ -8,8 +8,7 @@ use lightning::ln::channelmanager;
 use lightning::ln::peer_handler::{self, IgnoringMessageHandler};
 use lightning::onion_message::messenger;
 use lightning::routing::gossip;
-use lightning::routing::router::DefaultRouter;
-use lightning::routing::scoring::{ProbabilisticScorer, ProbabilisticScoringFeeParameters};
+use lightning::routing::scoring::ProbabilisticScorer;
 use lightning::routing::utxo::UtxoLookup;
 use lightning::sign::{InMemorySigner, KeysManager};
 use lightning::util::persist::MonitorUpdatingPersister;
@@ -53,15 +52,8 @@ pub type NetworkGraph = gossip::NetworkGraph<Arc<LdkLogger>>;
 /// Path scoring from payment outcomes.
 pub type Scorer = ProbabilisticScorer<Arc<NetworkGraph>, Arc<LdkLogger>>;
 
-/// Finds payment routes.
-pub type Router = DefaultRouter<
-    Arc<NetworkGraph>,
-    Arc<LdkLogger>,
-    Arc<KeysManager>,
-    Arc<RwLock<Scorer>>,
-    ProbabilisticScoringFeeParameters,
-    Scorer,
->;
+/// Finds payment routes (see [`super::router`]).
+pub type Router = super::router::NodeRouter;
 
 /// Finds onion-message paths (BOLT12).
 pub type MessageRouter = lightning::onion_message::messenger::DefaultMessageRouter<
