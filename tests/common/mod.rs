@@ -10,6 +10,7 @@
 //! - [`http`]: raw HTTP/1.1 requests to a daemon's control API.
 //! - [`keys`]: test keys and transactions paying them.
 //! - [`node_harness`]: whole nodes started in-process next to an embedded regtest peer.
+//! - [`postgres`]: a throwaway PostgreSQL server (`initdb`, `pg_ctl`) on 127.0.0.1.
 //! - [`proc`]: a process's memory figures from `/proc` (also used by the benchmarks).
 //! - [`raw`]: raw P2P connections.
 //! - [`restore`]: backup and restore: payments, balances, data directories from words.
@@ -25,6 +26,7 @@ pub mod client;
 pub mod http;
 pub mod keys;
 pub mod node_harness;
+pub mod postgres;
 pub mod proc;
 pub mod raw;
 pub mod restore;

@@ -51,6 +51,7 @@ mod regtest_reorg;
 mod regtest_rules;
 mod regtest_sync;
 mod service_unit;
+mod store_postgres;
 mod systemd_notify;
 mod wallet_change_scripts;
 mod wallet_persistence;
