@@ -164,17 +164,20 @@ pub(super) async fn start(config: Config, handle: &NodeHandle) -> Result<Arc<Nod
             from.display()
         );
     }
-    let store = Arc::new(match &config.backup_dir {
-        Some(dir) => Store::open_mirrored(
+    let store = Arc::new(match (&config.store, &config.backup_dir) {
+        (Some(url), _) => open_postgres(&config, url, &node_id, handle).await?,
+        (None, Some(dir)) => Store::Files(super::backup::ChannelStore::open_mirrored(
             ldk_dir,
             dir,
             config.network,
             &node_id,
             &read_monitor,
             &|data_dir_empty| restore_advice(&config, data_dir.path(), dir, data_dir_empty),
-        )?,
-        None => Store::new(ldk_dir),
+        )?),
+        (None, None) => Store::new(ldk_dir),
     });
+    super::store_copy::check_not_moved(&*store, &store.info(data_dir.path()).location)?;
+    let wallet_exists = wallet_exists(&store, data_dir.path())?;
     fallen_behind::record_on_panic(data_dir.path());
     let manager_bytes = read_optional(
         &store,
@@ -227,7 +230,7 @@ pub(super) async fn start(config: Config, handle: &NodeHandle) -> Result<Arc<Nod
     let chain_is_new = !data_dir.path().join("chain.sqlite").exists();
     chain_config.start = new_chain_start(
         &config,
-        data_dir.path(),
+        wallet_exists,
         fresh,
         monitor_heights.iter().min().copied(),
     );
@@ -261,6 +264,8 @@ pub(super) async fn start(config: Config, handle: &NodeHandle) -> Result<Arc<Nod
         watch_set,
         listener,
         held,
+        wallet_exists,
+        chain_is_new,
     };
     let started = match stored_start {
         Ok(()) => start_on_chain(opened, chain.clone()).await,
@@ -290,6 +295,11 @@ struct Opened {
     watch_set: Arc<WatchSet>,
     listener: Arc<ChainListener>,
     held: Arc<HeldChannels>,
+    /// Whether the wallet exists already (in its file, or in the PostgreSQL store).
+    wallet_exists: bool,
+    /// Whether the chain database was just made (a standby taking over from PostgreSQL, or
+    /// a chain database removed): the listeners' blocks are not in it until the first sync.
+    chain_is_new: bool,
 }
 
 /// The rest of the start-up, once the chain source is open.
@@ -306,6 +316,8 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
         watch_set,
         listener,
         held,
+        wallet_exists,
+        chain_is_new,
     } = opened;
     let fresh = manager_bytes.is_none();
 
@@ -351,9 +363,10 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
 
     // A fresh node starts its wallet and channel manager at the chain tip: wait for the first
     // sync so they are not created at genesis (or at the start checkpoint). A wallet restored
-    // from its birthday needs the chain up to there.
+    // from its birthday needs the chain up to there, and listeners saved elsewhere (a standby
+    // on PostgreSQL, whose chain database is its own) need the chain up to their blocks.
     let wallet_path = data_dir.path().join("wallet.sqlite");
-    if fresh || (config.wallet_birthday.is_some() && !wallet_path.exists()) {
+    if fresh || chain_is_new || (config.wallet_birthday.is_some() && !wallet_exists) {
         chain.start_engine();
         wait_for_first_sync(&chain).await?;
     }
@@ -366,7 +379,7 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
     // The on-chain wallet, on the same seed. A new wallet starts at the tip, or at the
     // configured birthday when it is restored from an existing seed.
     let wallet_start = match config.wallet_birthday {
-        Some(birthday) if !wallet_path.exists() => {
+        Some(birthday) if !wallet_exists => {
             let before = birthday.saturating_sub(1);
             let hash = chain
                 .tracker()
@@ -381,15 +394,27 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
         }
         _ => (tip.height, tip.block_hash),
     };
-    let wallet = Arc::new(Wallet::open(
-        &wallet_path,
-        &seed,
-        config.network,
-        Some(wallet_start),
-        watch_set.clone(),
-        fee_estimator.clone(),
-        broadcaster.clone(),
-    )?);
+    let wallet = Arc::new(match store.postgres() {
+        Some(postgres) => Wallet::open_in_store(
+            postgres.clone(),
+            std::path::Path::new(&postgres.status().location),
+            &seed,
+            config.network,
+            Some(wallet_start),
+            watch_set.clone(),
+            fee_estimator.clone(),
+            broadcaster.clone(),
+        )?,
+        None => Wallet::open(
+            &wallet_path,
+            &seed,
+            config.network,
+            Some(wallet_start),
+            watch_set.clone(),
+            fee_estimator.clone(),
+            broadcaster.clone(),
+        )?,
+    });
     // The broadcaster judges its transactions' fees with the wallet's coins.
     broadcaster.set_prevout_values(Arc::new(super::onchain::WalletPrevouts(Arc::downgrade(
         &wallet,
@@ -760,6 +785,38 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
     Ok(node)
 }
 
+/// Opens the PostgreSQL store at `url` for `node_id`, waiting for the writer lock on a standby
+/// (its wait shows through `handle`).
+async fn open_postgres(
+    config: &Config,
+    url: &str,
+    node_id: &bitcoin::secp256k1::PublicKey,
+    handle: &NodeHandle,
+) -> Result<Store, NodeError> {
+    let (status, opened) = crate::postgres::PgStore::open(&crate::postgres::PgOptions {
+        url: url.to_string(),
+        node_id: *node_id,
+        network: config.network,
+        standby: config.standby,
+    })?;
+    handle.set_postgres(status);
+    let store = opened.await?;
+    info!(
+        "channel state and wallet in PostgreSQL at {}",
+        store.status().location
+    );
+    Ok(Store::Postgres(Arc::new(store)))
+}
+
+/// Whether the wallet exists already: its file, or its changesets in the PostgreSQL store.
+fn wallet_exists(store: &Store, data_dir: &std::path::Path) -> Result<bool, NodeError> {
+    match store.postgres() {
+        Some(postgres) => crate::wallet::KvChangesets::exists(postgres.as_ref())
+            .map_err(|err| store_error("looking for the wallet", err)),
+        None => Ok(data_dir.join("wallet.sqlite").exists()),
+    }
+}
+
 /// Reads a stored channel monitor's bytes (as `MonitorUpdatingPersister` stores them) with
 /// the node's keys, without applying updates or starting anything; `None` for a monitor LDK
 /// no longer loads.
@@ -864,11 +921,10 @@ fn restore_advice(
 /// monitor's block.
 fn new_chain_start(
     config: &Config,
-    data_dir: &std::path::Path,
+    wallet_exists: bool,
     fresh: bool,
     lowest_monitor: Option<u32>,
 ) -> Option<Checkpoint> {
-    let wallet_exists = data_dir.join("wallet.sqlite").exists();
     if wallet_exists {
         return config.checkpoint;
     }

@@ -61,6 +61,8 @@ pub struct NodeInfo {
     pub sync: SyncProgress,
     /// The live mirror of the channel state.
     pub backup: super::BackupStatus,
+    /// Where the channel state and the wallet are kept, and this process's role there.
+    pub store: super::StoreInfo,
 }
 
 /// On-chain and Lightning balances.

@@ -34,6 +34,8 @@ mod private_files;
 mod restore;
 pub mod seed_words;
 mod startup_monitor;
+mod store;
+mod store_copy;
 mod sweeper_repair;
 mod sweeping;
 pub mod types;
@@ -61,6 +63,8 @@ pub use info::{
     TransactionInfo, UtxoInfo,
 };
 pub use onchain::{BumpedOnchain, Propagation, SentOnchain, PROPAGATION_WAIT};
+pub use store::{NodeStore, StoreInfo};
+pub use store_copy::{copy_store, CopyDirection, CopyReport, MOVED_KEY};
 
 use crate::chain::ChainSource;
 use crate::config::Config;
@@ -151,6 +155,16 @@ impl Node {
                 reason: err.to_string(),
             })
         });
+        // A lost PostgreSQL session stops the node: it writes nothing more.
+        if let Some(postgres) = parts.store.postgres() {
+            let failures = supervisor.clone();
+            postgres.on_lost(move |reason| {
+                failures.report(TaskFailure::Failed {
+                    task: "PostgreSQL store",
+                    reason: reason.to_string(),
+                })
+            });
+        }
         Self {
             config: parts.config,
             data_dir: parts.data_dir,
@@ -313,6 +327,7 @@ impl Node {
                 bytes_received: status.bytes_received,
             },
             backup: self.store.backup_status(),
+            store: self.store.info(self.data_dir.path()),
         }
     }
 

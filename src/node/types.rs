@@ -22,9 +22,9 @@ use crate::chain::fees::FeeEstimates;
 use crate::chain::{Broadcaster, WatchSet};
 use crate::wallet::Wallet;
 
-/// Key-value store for LDK state (monitors, manager, graph, scorer, sweeper, payments), with
-/// the backup directory's live mirror when one is configured.
-pub type Store = super::backup::ChannelStore;
+/// Key-value store for LDK state (monitors, manager, graph, scorer, sweeper, payments): files
+/// with the backup directory's live mirror when one is configured, or PostgreSQL.
+pub type Store = super::store::NodeStore;
 
 /// Persists channel monitors as full snapshots plus small incremental updates.
 pub type Persister = MonitorUpdatingPersister<

@@ -28,6 +28,7 @@ mod cli_payments;
 mod cli_peer_minimum;
 mod cli_peer_minimum_bitcoind;
 mod cli_peers;
+mod cli_postgres;
 mod log_flood;
 mod node_backup;
 mod node_bump_rounds;
