@@ -186,8 +186,7 @@ pub fn copy_file_to_store(
     path: &std::path::Path,
     store: &dyn KVStoreSync,
 ) -> Result<(), StorageError> {
-    let mut conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let changeset = WalletPersister::initialize(&mut conn)?;
+    let changeset = read_file(path)?;
     if KvChangesets::exists(store)? {
         return Err(StorageError::Changeset {
             key: WALLET_NAMESPACE.into(),
@@ -225,8 +224,7 @@ pub fn copy_store_to_file(
     if let Some(parent) = path.parent() {
         std::fs::File::open(parent)?.sync_all()?;
     }
-    let mut conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let copied = WalletPersister::initialize(&mut conn)?;
+    let copied = read_file(path)?;
     if copied != changeset {
         return Err(StorageError::Changeset {
             key: path.display().to_string(),
@@ -234,4 +232,11 @@ pub fn copy_store_to_file(
         });
     }
     Ok(true)
+}
+
+/// The wallet in the SQLite file `path`, read without writing to it.
+fn read_file(path: &std::path::Path) -> Result<ChangeSet, StorageError> {
+    let mut conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let transaction = conn.transaction()?;
+    Ok(ChangeSet::from_sqlite(&transaction)?)
 }
