@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::cli::{funding_outpoint, wait_for_value, wait_until, Chain, Daemon};
 use common::postgres::Postgres;
-use common::restore::{data_dir_from_words, local_msat, pay, wait_usable, words_of};
+use common::restore::{data_dir_from_words, local_msat, pay, snapshot, wait_usable, words_of};
 
 /// What a peer's log shows if it was ever sent a state older than its own.
 const STALE_STATE_SIGNS: [&str; 3] = [
@@ -250,4 +250,186 @@ fn a_standby_takes_over_from_a_killed_primary_while_payments_flow() {
         "the channel was closed"
     );
     assert_never_saw_a_stale_state(&bob);
+}
+
+#[test]
+fn a_daemon_whose_postgres_stops_mid_payments_stops_and_resumes_with_nothing_lost() {
+    let Some(server) = Postgres::start() else {
+        return;
+    };
+    let url = server.url();
+    let chain = Chain::start();
+    let store = ["--store", url.as_str()];
+    let mut alice = Daemon::start_with("pg-stopped", &chain, &store);
+    let bob = Daemon::start("pg-stopped-peer", &chain);
+    alice.fund(&chain, bitcoin::Amount::from_sat(1_000_000));
+    let channel_id = alice.open_usable_channel(&chain, &bob, 400_000);
+    let funding = funding_outpoint(&chain, &alice, &channel_id, 400_000);
+    pay_over(&alice, &bob, &channel_id, 10_000);
+
+    // Alice pays a run of invoices; PostgreSQL stops after the second went through.
+    let invoices: Vec<String> = (0..10)
+        .map(|_| {
+            bob.json(&["invoice", "3000000"])["bolt11"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let alice_dir = alice.data_dir().to_path_buf();
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let payer = std::thread::spawn(move || {
+        invoices
+            .iter()
+            .filter_map(|invoice| {
+                let run = common::cli::cli_in(&alice_dir, &["pay", invoice, "--json"]);
+                let _ = done_tx.send(());
+                let paid: serde_json::Value = serde_json::from_str(&run.stdout).ok()?;
+                (paid["status"] == "succeeded")
+                    .then(|| paid["payment_hash"].as_str().unwrap().to_string())
+            })
+            .collect::<Vec<String>>()
+    });
+    for _ in 0..2 {
+        done.recv_timeout(Duration::from_secs(60))
+            .expect("payments go through before PostgreSQL stops");
+    }
+    server.stop("fast");
+    // The daemon stops by itself: it can no longer write.
+    assert!(!alice.wait_exit(), "the daemon exited successfully");
+    let acknowledged = payer.join().unwrap();
+    let log = alice.log();
+    assert!(log.contains("PostgreSQL"), "{}", alice.log_tail());
+
+    server.start_again();
+    alice.restart(&chain, &store);
+    wait_usable([&alice, &bob], &channel_id);
+    // Every payment alice acknowledged is on record as succeeded, and the two sides agree
+    // on every payment: what bob received is what alice paid.
+    let settled = |node: &Daemon| {
+        wait_for_value(&format!("{}'s payments settled", node.name), || {
+            let list = node.json(&["payments"]).as_array().unwrap().clone();
+            list.iter()
+                .all(|p| p["status"] != "pending")
+                .then_some(list)
+        })
+    };
+    let alice_payments = settled(&alice);
+    let bob_payments = settled(&bob);
+    let succeeded = |list: &[serde_json::Value], direction: &str| -> Vec<String> {
+        let mut hashes: Vec<String> = list
+            .iter()
+            .filter(|p| p["direction"] == direction && p["status"] == "succeeded")
+            .map(|p| p["payment_hash"].as_str().unwrap().to_string())
+            .collect();
+        hashes.sort();
+        hashes
+    };
+    let paid = succeeded(&alice_payments, "outbound");
+    assert_eq!(paid, succeeded(&bob_payments, "inbound"));
+    assert!(acknowledged.len() >= 2, "{acknowledged:?}");
+    for hash in &acknowledged {
+        assert!(
+            paid.contains(hash),
+            "payment {hash} was acknowledged as succeeded but is not on record after the restart"
+        );
+    }
+    let (ours, theirs) = balances(&alice, &bob, &channel_id);
+    let received: u64 = bob_payments
+        .iter()
+        .filter(|p| p["direction"] == "inbound" && p["status"] == "succeeded")
+        .map(|p| p["received_msat"].as_u64().unwrap())
+        .sum();
+    assert_eq!(theirs, received, "bob's balance is what he received");
+    assert!(ours + theirs > 395_000_000, "{ours} + {theirs}");
+    pay_over(&alice, &bob, &channel_id, 1_000);
+    assert!(
+        chain.peer.utxo(&funding).is_some(),
+        "the channel was closed"
+    );
+    assert_never_saw_a_stale_state(&bob);
+}
+
+#[test]
+fn store_copy_moves_a_node_to_postgres_and_back_byte_for_byte() {
+    let Some(server) = Postgres::start() else {
+        return;
+    };
+    let url = server.url();
+    let chain = Chain::start();
+    let mut alice = Daemon::start("copy-alice", &chain);
+    alice.fund(&chain, bitcoin::Amount::from_sat(250_000));
+    let balance = alice.json(&["balance"]);
+    let node_id = alice.node_id();
+    let words = words_of(&alice);
+    let stopped = alice.cli(&["stop"]);
+    assert!(stopped.success, "{}", stopped.stderr);
+    assert!(alice.wait_exit());
+    // Keys of every shape besides the node's own: nested namespaces, binary and empty values.
+    let ldk = alice.data_dir().join("ldk");
+    std::fs::create_dir_all(ldk.join("extra/sub")).unwrap();
+    std::fs::write(ldk.join("extra/sub/binary"), [0u8, 255, 10, 13, 0, 128]).unwrap();
+    std::fs::write(ldk.join("extra/sub/empty"), []).unwrap();
+    std::fs::write(ldk.join("extra/top"), b"top").unwrap();
+    let before = snapshot(&ldk);
+    assert!(before.len() >= 5, "{:?}", before.keys());
+
+    // The stopped node's files into PostgreSQL.
+    let copied = common::cli::cli_in(alice.data_dir(), &["store", "copy", "--to", &url, "--json"]);
+    assert!(copied.success, "{} {}", copied.stdout, copied.stderr);
+    let report: serde_json::Value = serde_json::from_str(&copied.stdout).unwrap();
+    assert_eq!(report["keys"], before.len(), "{report}");
+    assert_eq!(report["wallet"], true, "{report}");
+    assert_eq!(report["node_id"], node_id.as_str(), "{report}");
+    // A second copy finds the node's state there and changes nothing.
+    let again = common::cli::cli_in(alice.data_dir(), &["store", "copy", "--to", &url]);
+    assert!(!again.success);
+    assert!(again.stderr.contains("copied"), "{}", again.stderr);
+    // The files are marked as moved: a daemon refuses to start on them.
+    let refused = common::cli::lightfilter_in(alice.data_dir())
+        .args(["daemon", "--bitcoin-peer", &chain.addr().to_string()])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let refused = String::from_utf8_lossy(&refused.stderr).to_string() + &alice.log_tail();
+    assert!(refused.contains("was copied to PostgreSQL"), "{refused}");
+
+    // And back, into a data directory made from the words.
+    let back = data_dir_from_words("copy-back", &words);
+    let copied = common::cli::cli_in(back.path(), &["store", "copy", "--from", &url, "--json"]);
+    assert!(copied.success, "{} {}", copied.stdout, copied.stderr);
+    assert_eq!(
+        snapshot(&back.path().join("ldk")),
+        before,
+        "not byte for byte"
+    );
+    assert!(back.path().join("wallet.sqlite").exists());
+
+    // The node runs from the copy, with its wallet as it was.
+    let returned = Daemon::start_in("copy-returned", back, &chain, &[]);
+    assert_eq!(returned.node_id(), node_id);
+    let now = returned.json(&["balance"]);
+    assert_eq!(
+        now["onchain_confirmed_sat"],
+        balance["onchain_confirmed_sat"]
+    );
+    // It runs on the files again.
+    let info = returned.json(&["getinfo"]);
+    assert_eq!(info["store"]["kind"], "files", "{info}");
+    // PostgreSQL is marked as moved back: a daemon refuses to start on it.
+    let refused = common::cli::lightfilter_in(alice.data_dir())
+        .args([
+            "daemon",
+            "--bitcoin-peer",
+            &chain.addr().to_string(),
+            "--store",
+            &url,
+        ])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let refused = String::from_utf8_lossy(&refused.stderr).to_string() + &alice.log_tail();
+    assert!(refused.contains("was copied"), "{refused}");
 }
