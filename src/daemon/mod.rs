@@ -29,6 +29,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use log::{info, warn};
+use tokio::sync::watch;
 
 use crate::api::{self, ApiError, ApiServer};
 use crate::config::{network_name, Config};
@@ -100,6 +101,8 @@ pub struct Daemon {
     api_addr: SocketAddr,
     /// The stop that came while the node started.
     stopped_while_starting: Option<Stop>,
+    /// Turns true on Ctrl-C or SIGTERM ([`Host::Process`] only).
+    termination: Option<watch::Receiver<bool>>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -127,6 +130,8 @@ impl Daemon {
             );
             process::raise_open_file_limit();
         }
+        // Before anything else, so that no signal finds the process without its handlers.
+        let termination = (host == Host::Process).then(process::listen_for_termination);
         let handle = NodeHandle::open(&config).map_err(DaemonError::Node)?;
         let server = api::serve(Arc::clone(&handle), config.api_listen, &config.data_dir)
             .await
@@ -143,10 +148,11 @@ impl Daemon {
             server: Some(server),
             api_addr,
             stopped_while_starting: None,
+            termination: termination.clone(),
         };
         let started = tokio::select! {
             started = Node::start_with(config, &handle) => started,
-            stop = stop_while_starting(host, &handle) => {
+            stop = stop_while_starting(termination, &handle) => {
                 daemon.stopped_while_starting = Some(stop);
                 return Ok(daemon);
             }
@@ -189,7 +195,7 @@ impl Daemon {
             return Stop::Requested;
         };
         tokio::select! {
-            () = signal(self.host) => Stop::Signal,
+            () = signal(self.termination.clone()) => Stop::Signal,
             () = node.stopped() => {
                 info!("stop requested");
                 Stop::Requested
@@ -235,9 +241,12 @@ impl Daemon {
 
 /// Resolves on a stop requested through the control API, or on Ctrl-C or SIGTERM for a
 /// [`Host::Process`] daemon, while the node starts.
-async fn stop_while_starting(host: Host, handle: &NodeHandle) -> Stop {
+async fn stop_while_starting(
+    termination: Option<watch::Receiver<bool>>,
+    handle: &NodeHandle,
+) -> Stop {
     tokio::select! {
-        () = signal(host) => Stop::Signal,
+        () = signal(termination) => Stop::Signal,
         () = handle.stop_requested() => {
             info!("stop requested");
             Stop::Requested
@@ -245,10 +254,15 @@ async fn stop_while_starting(host: Host, handle: &NodeHandle) -> Stop {
     }
 }
 
-/// Ctrl-C or SIGTERM for a [`Host::Process`] daemon; never for an embedded one.
-async fn signal(host: Host) {
-    match host {
-        Host::Process => process::termination().await,
-        Host::Embedded => std::future::pending().await,
+/// Ctrl-C or SIGTERM, once `termination` (a [`Host::Process`] daemon's) turns true; never
+/// for an embedded daemon.
+async fn signal(termination: Option<watch::Receiver<bool>>) {
+    match termination {
+        Some(mut termination) => {
+            if termination.wait_for(|signalled| *signalled).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
     }
 }

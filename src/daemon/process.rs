@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use log::{info, warn};
+use tokio::sync::watch;
 
 use super::DaemonError;
 use crate::config::Config;
@@ -75,30 +76,45 @@ pub(super) fn inject_test_fault() {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub(super) async fn termination() {
+/// Listens for Ctrl-C (SIGINT) and SIGTERM from now on: the listeners are registered before
+/// this returns, so a signal that arrives at any later moment (while the control API starts,
+/// say) is not lost, nor does it kill the process. The receiver turns true on the first one.
+pub(super) fn listen_for_termination() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        tokio::spawn(async move {
+            let wait = |stream: std::io::Result<tokio::signal::unix::Signal>,
+                        name: &'static str| async move {
+                match stream {
+                    Ok(mut stream) => {
+                        stream.recv().await;
+                    }
+                    Err(err) => {
+                        warn!("cannot listen for {name}: {err}");
+                        std::future::pending::<()>().await;
+                    }
+                }
+            };
+            tokio::select! {
+                () = wait(interrupt, "Ctrl-C") => info!("interrupted"),
+                () = wait(terminate, "SIGTERM") => info!("terminated"),
             }
-            Err(err) => {
-                warn!("cannot listen for SIGTERM: {err}");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => match result {
-            Ok(()) => info!("interrupted"),
-            Err(err) => {
-                warn!("cannot listen for Ctrl-C: {err}");
-                std::future::pending::<()>().await;
-            }
-        },
-        _ = terminate => info!("terminated"),
+            let _ = tx.send(true);
+        });
     }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => {
+                info!("interrupted");
+                let _ = tx.send(true);
+            }
+            Err(err) => warn!("cannot listen for Ctrl-C: {err}"),
+        }
+    });
+    rx
 }

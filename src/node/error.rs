@@ -86,7 +86,7 @@ pub enum NodeError {
     },
     /// The backup directory cannot be used, or a restore from it cannot be done.
     #[error(transparent)]
-    Backup(#[from] super::backup::BackupError),
+    Backup(#[from] super::stores::backup::BackupError),
     /// Another daemon already runs on this data directory.
     #[error("another lightfilter daemon is running on {} (lock file {} is held)", dir.display(), lock.display())]
     Locked {

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use bitcoin::secp256k1::PublicKey;
 use tokio::sync::watch;
 
-use super::data_dir::DataDir;
-use super::info::{NodeInfo, SyncProgress};
-use super::StoreInfo;
+use super::operations::info::{NodeInfo, SyncProgress};
+use super::stores::data_dir::DataDir;
+use super::stores::node_store::StoreInfo;
 use super::{Node, NodeError};
 use crate::chain::ChainSource;
 use crate::config::Config;

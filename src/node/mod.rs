@@ -1,44 +1,30 @@
 //! The Lightning node: the LDK stack wired onto the compact-filter chain source and the
-//! on-chain wallet ([`builder`] follows LDK's node-building guide step by step), the handling
-//! of LDK events ([`events`]), background work ([`background`]), and the operations the
-//! control API exposes, grouped by concern ([`onchain`], [`channels`], [`payments`]).
+//! on-chain wallet, grouped by job:
+//!
+//! - [`stores`]: what the node keeps on disk (the channel store and its mirror, payment,
+//!   forward and peer records, the data directory and its permissions);
+//! - [`keys`]: the keys manager and the seed's words;
+//! - [`recovery`]: starts from state that is not what a clean run leaves (a restore, channel
+//!   state behind its peers', held channels, the sweeper's repair, the start-up monitors);
+//! - [`operations`]: what the control API calls (channels, payments, on-chain, info, fee
+//!   demand);
+//! - [`ldk`]: LDK wired together (the builder follows LDK's node-building guide step by step,
+//!   the types, events, background processing, gossip, peers, the logger).
+//!
+//! This module holds the running [`Node`] itself, its [`NodeHandle`] and [`NodeError`].
 //!
 //! Its long-running tasks, and those of the chain source, are supervised: one that panics or
 //! ends while the node runs is a failure [`Node::failed`] reports, and the node must stop. So
 //! is an on-chain wallet that stopped following the chain (a block that did not connect): the
 //! next start replays the chain to it from its last block.
 
-mod background;
-mod backup;
-mod backup_compare;
-mod builder;
-mod channels;
-mod data_dir;
 mod error;
-mod events;
-mod fallen_behind;
-mod fee_demand;
-mod forward_store;
-mod gossip;
 mod handle;
-mod held_channels;
-mod inbound;
-mod info;
 mod keys;
-mod logger;
-mod onchain;
-mod payment_store;
-mod payments;
-mod peers;
-mod private_files;
-mod restore;
-pub mod seed_words;
-mod startup_monitor;
-mod store;
-mod store_copy;
-mod sweeper_repair;
-mod sweeping;
-pub mod types;
+mod ldk;
+mod operations;
+mod recovery;
+mod stores;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -52,28 +38,30 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 pub use crate::wallet::SendAmount;
-pub use backup::{BackupError, BackupState, BackupStatus};
-pub use builder::user_config;
-pub use data_dir::{init_from_words, seed_words_of, LOCK_FILE, NETWORK_FILE, SEED_FILE};
 pub use error::NodeError;
 pub use handle::NodeHandle;
-pub use info::{
+pub use keys::seed_words;
+pub use ldk::builder::user_config;
+pub use ldk::types;
+pub use operations::info::{
     Balances, ChannelInfo, ChannelPolicy, ChannelRef, FeeRatesInfo, ForwardInfo, InvoiceInfo,
     NodeInfo, OpenedChannel, PaymentDirection, PaymentInfo, PaymentStatus, PeerInfo, SyncProgress,
     TransactionInfo, UtxoInfo,
 };
-pub use onchain::{BumpedOnchain, Propagation, SentOnchain, PROPAGATION_WAIT};
-pub use store::{NodeStore, StoreInfo};
-pub use store_copy::{copy_store, CopyDirection, CopyReport, MOVED_KEY};
+pub use operations::onchain::{BumpedOnchain, Propagation, SentOnchain, PROPAGATION_WAIT};
+pub use stores::backup::{BackupError, BackupState, BackupStatus};
+pub use stores::data_dir::{init_from_words, seed_words_of, LOCK_FILE, NETWORK_FILE, SEED_FILE};
+pub use stores::node_store::{NodeStore, StoreInfo};
+pub use stores::store_copy::{copy_store, CopyDirection, CopyReport, MOVED_KEY};
 
 use crate::chain::ChainSource;
 use crate::config::Config;
 use crate::tasks::{Supervisor, TaskFailure};
 use crate::wallet::Wallet;
-use data_dir::DataDir;
-use forward_store::ForwardStore;
-use payment_store::PaymentStore;
-use peers::PeerStore;
+use stores::data_dir::DataDir;
+use stores::forward_store::ForwardStore;
+use stores::payment_store::PaymentStore;
+use stores::peer_store::PeerStore;
 use types::{
     ChainMonitor, ChannelManager, GossipSync, NetworkGraph, OnionMessenger, PeerManager, Scorer,
     Store, Sweeper,
@@ -100,7 +88,7 @@ pub(crate) struct NodeParts {
     pub store: Arc<Store>,
     pub payments: Arc<PaymentStore>,
     pub peers: Arc<PeerStore>,
-    pub held: Arc<held_channels::HeldChannels>,
+    pub held: Arc<recovery::held_channels::HeldChannels>,
     pub ln_listen_addr: Option<SocketAddr>,
     pub stop_tx: watch::Sender<bool>,
 }
@@ -124,7 +112,7 @@ pub struct Node {
     payments: Arc<PaymentStore>,
     forwards: ForwardStore,
     peers: Arc<PeerStore>,
-    held: Arc<held_channels::HeldChannels>,
+    held: Arc<recovery::held_channels::HeldChannels>,
     ln_listen_addr: Option<SocketAddr>,
     stop_tx: watch::Sender<bool>,
     stop_requested: watch::Sender<bool>,
@@ -137,7 +125,7 @@ pub struct Node {
 
 impl Node {
     fn new(parts: NodeParts) -> Self {
-        let logger = Arc::new(logger::LdkLogger::default());
+        let logger = Arc::new(ldk::logger::LdkLogger::default());
         let bump_handler = types::BumpHandler::new(
             parts.chain.broadcaster().clone(),
             Arc::new(lightning::events::bump_transaction::sync::WalletSync::new(
@@ -199,7 +187,7 @@ impl Node {
     /// background processing) on the current tokio runtime.
     pub async fn start(config: Config) -> Result<Arc<Node>, NodeError> {
         let handle = NodeHandle::starting(&config);
-        builder::start(config, &handle).await
+        ldk::builder::start(config, &handle).await
     }
 
     /// Starts a node as [`Node::start`] does, making its progress visible through `handle`
@@ -209,7 +197,7 @@ impl Node {
         config: Config,
         handle: &Arc<NodeHandle>,
     ) -> Result<Arc<Node>, NodeError> {
-        let node = builder::start(config, handle).await?;
+        let node = ldk::builder::start(config, handle).await?;
         handle.set_node(node.clone());
         Ok(node)
     }

@@ -158,8 +158,8 @@ impl WalletPersister for KvChangesets {
 pub enum WalletDb {
     /// The SQLite file.
     Sqlite(Connection),
-    /// A key-value store.
-    Kv(KvChangesets),
+    /// A key-value store (boxed: it carries the wallet's aggregate changeset).
+    Kv(Box<KvChangesets>),
 }
 
 impl WalletPersister for WalletDb {
@@ -168,14 +168,14 @@ impl WalletPersister for WalletDb {
     fn initialize(persister: &mut Self) -> Result<ChangeSet, StorageError> {
         match persister {
             WalletDb::Sqlite(conn) => Ok(WalletPersister::initialize(conn)?),
-            WalletDb::Kv(kv) => WalletPersister::initialize(kv),
+            WalletDb::Kv(kv) => WalletPersister::initialize(kv.as_mut()),
         }
     }
 
     fn persist(persister: &mut Self, changeset: &ChangeSet) -> Result<(), StorageError> {
         match persister {
             WalletDb::Sqlite(conn) => Ok(WalletPersister::persist(conn, changeset)?),
-            WalletDb::Kv(kv) => WalletPersister::persist(kv, changeset),
+            WalletDb::Kv(kv) => WalletPersister::persist(kv.as_mut(), changeset),
         }
     }
 }

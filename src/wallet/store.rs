@@ -78,7 +78,7 @@ pub(crate) fn open_in_store(
 ) -> Result<(WalletDb, StoredWallet), WalletError> {
     check_birthday(network, birthday)?;
     open_db(
-        WalletDb::Kv(KvChangesets::new(store)),
+        WalletDb::Kv(Box::new(KvChangesets::new(store))),
         label,
         keys,
         network,

@@ -84,8 +84,7 @@ fn sigterm_and_ctrl_c_stop_the_daemon_cleanly_and_it_starts_again() {
         "{log}"
     );
 
-    // The same data directory again: same node, then Ctrl-C (SIGINT) once it runs (its API
-    // answers a moment before it listens for signals).
+    // The same data directory again: same node, then Ctrl-C (SIGINT) once it runs.
     let mut again = KillOnDrop::new(common::cli::spawn_daemon(&dir, chain.addr(), &[]));
     let info = common::cli::wait_for_value("the restarted daemon to run", || {
         let run = cli_in(&dir, &["getinfo", "--json"]);
@@ -98,6 +97,27 @@ fn sigterm_and_ctrl_c_stop_the_daemon_cleanly_and_it_starts_again() {
     assert!(status.success(), "exit status after Ctrl-C: {status}");
     assert!(!dir.join("api.addr").exists());
     drop(daemon);
+}
+
+#[test]
+fn ctrl_c_the_moment_the_api_answers_stops_the_daemon_cleanly() {
+    let chain = Chain::start();
+    let dir = tempfile::tempdir().unwrap();
+    // The daemon listens for signals before it serves its API: a Ctrl-C from the moment the
+    // API's address is written is a clean stop, whether the node has started yet or not.
+    for round in 0..5 {
+        let _ = std::fs::remove_file(dir.path().join("api.addr"));
+        let mut daemon = KillOnDrop::new(common::cli::spawn_daemon(dir.path(), chain.addr(), &[]));
+        common::cli::wait_until("the API's address to be written", || {
+            dir.path().join("api.addr").exists()
+        });
+        send_signal(daemon.child().id(), "INT");
+        let status = daemon.child().wait().expect("wait for the daemon");
+        assert!(
+            status.success(),
+            "round {round}: exit status after Ctrl-C: {status}"
+        );
+    }
 }
 
 #[test]

@@ -20,10 +20,10 @@ use lightning::util::persist::{
 };
 use lightning_persister::fs_store::FilesystemStore;
 
-use super::backup::{self, is_mirrored, key_path, BackupError, MARKER_KEY};
-use super::backup_compare::{self, ReadMonitor};
 use super::held_channels::{self, HeldChannel, HoldReason};
-use super::NodeError;
+use crate::node::stores::backup::{self, is_mirrored, key_path, BackupError, MARKER_KEY};
+use crate::node::stores::backup_compare::{self, ReadMonitor};
+use crate::node::NodeError;
 
 /// What a restore is asked to do.
 pub struct RestoreRequest<'a> {
@@ -200,8 +200,8 @@ fn describe(ahead: &[backup_compare::Ahead], manager: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::node::backup::ChannelStore;
-    use crate::node::backup_compare::tests::{monitor_bytes, read_test_monitor};
+    use crate::node::stores::backup::ChannelStore;
+    use crate::node::stores::backup_compare::tests::{monitor_bytes, read_test_monitor};
     use bitcoin::secp256k1::{Secp256k1, SecretKey};
 
     fn node(byte: u8) -> PublicKey {

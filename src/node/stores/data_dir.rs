@@ -16,9 +16,9 @@ use bitcoin::secp256k1::PublicKey;
 use bitcoin::Network;
 use log::warn;
 
-use super::error::NodeError;
 use super::private_files::{make_owner_only, Narrowed};
 use crate::config::{network_name, parse_network};
+use crate::node::error::NodeError;
 
 /// File holding the network the directory was made for.
 pub const NETWORK_FILE: &str = "network";
@@ -139,7 +139,7 @@ impl DataDir {
                         seed_path.display()
                     )));
                 }
-                let seed: [u8; 32] = super::keys::random_bytes();
+                let seed: [u8; 32] = crate::node::keys::keys_manager::random_bytes();
                 write_durably(&self.path, SEED_FILE, &seed)
                     .map_err(|err| fail(format!("cannot write the seed: {err}")))?;
                 Ok((seed, true))
@@ -197,7 +197,7 @@ pub fn read_seed(dir: &Path) -> Result<Option<[u8; 32]>, NodeError> {
 /// The 24 words of the seed of the data directory `dir` (a daemon may be running on it).
 pub fn seed_words_of(dir: &Path) -> Result<String, NodeError> {
     match read_seed(dir)? {
-        Some(seed) => Ok(super::seed_words::seed_to_words(&seed)),
+        Some(seed) => Ok(crate::node::keys::seed_words::seed_to_words(&seed)),
         None => Err(NodeError::DataDir {
             path: dir.to_path_buf(),
             reason: format!(
@@ -212,7 +212,7 @@ pub fn seed_words_of(dir: &Path) -> Result<String, NodeError> {
 /// words) and returns the node id it gives. Bad words are refused before anything is written;
 /// a directory with a seed already, or one a daemon holds, is refused unchanged.
 pub fn init_from_words(dir: &Path, network: Network, words: &str) -> Result<PublicKey, NodeError> {
-    let seed = super::seed_words::words_to_seed(words)
+    let seed = crate::node::keys::seed_words::words_to_seed(words)
         .map_err(|err| NodeError::invalid("seed words", err.to_string()))?;
     if read_seed(dir)?.is_some() {
         return Err(NodeError::DataDir {
@@ -314,11 +314,11 @@ mod tests {
         let bad = init_from_words(&path, Network::Regtest, "abandon abandon").unwrap_err();
         assert!(bad.to_string().contains("expected 24 words"), "{bad}");
         assert!(!path.exists(), "bad words write nothing");
-        let words = crate::node::seed_words::seed_to_words(&[3u8; 32]);
+        let words = crate::node::keys::seed_words::seed_to_words(&[3u8; 32]);
         init_from_words(&path, Network::Regtest, &words).unwrap();
         assert_eq!(read_seed(&path).unwrap(), Some([3u8; 32]));
         assert_eq!(seed_words_of(&path).unwrap(), words);
-        let other = crate::node::seed_words::seed_to_words(&[4u8; 32]);
+        let other = crate::node::keys::seed_words::seed_to_words(&[4u8; 32]);
         let again = init_from_words(&path, Network::Regtest, &other).unwrap_err();
         assert!(again.to_string().contains("seed already"), "{again}");
         assert_eq!(read_seed(&path).unwrap(), Some([3u8; 32]));

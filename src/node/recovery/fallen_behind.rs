@@ -33,7 +33,7 @@ use lightning::ln::types::ChannelId;
 use lightning::util::persist::KVStoreSync;
 use log::{error, warn};
 
-use super::types::Store;
+use crate::node::ldk::types::Store;
 
 /// The file in the data directory recording that the channel state fell behind.
 pub const RECORD_FILE: &str = "channel_state_behind";

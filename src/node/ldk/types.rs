@@ -16,15 +16,15 @@ use lightning::util::persist::MonitorUpdatingPersister;
 use lightning::util::sweep::OutputSweeperSync;
 use lightning_net_tokio::SocketDescriptor;
 
-use super::keys::NodeKeys;
 use super::logger::LdkLogger;
 use crate::chain::fees::FeeEstimates;
 use crate::chain::{Broadcaster, WatchSet};
+use crate::node::keys::keys_manager::NodeKeys;
 use crate::wallet::Wallet;
 
 /// Key-value store for LDK state (monitors, manager, graph, scorer, sweeper, payments): files
 /// with the backup directory's live mirror when one is configured, or PostgreSQL.
-pub type Store = super::store::NodeStore;
+pub type Store = crate::node::stores::node_store::NodeStore;
 
 /// Persists channel monitors as full snapshots plus small incremental updates.
 pub type Persister = MonitorUpdatingPersister<

@@ -12,8 +12,8 @@ use lightning::ln::channel_state::ChannelShutdownState;
 use log::debug;
 use tokio::sync::watch;
 
-use super::Node;
 use crate::chain::broadcaster::PeerState;
+use crate::node::Node;
 
 /// How often pending work is looked for.
 const CHECK_INTERVAL: Duration = Duration::from_secs(20);
@@ -22,7 +22,7 @@ const FRESH_WAIT: Duration = Duration::from_secs(20);
 
 impl Node {
     /// What fee-sensitive work the node has pending, if any.
-    pub(super) fn fee_sensitive_work(&self) -> Option<&'static str> {
+    pub(in crate::node) fn fee_sensitive_work(&self) -> Option<&'static str> {
         let channels = self.channel_manager.list_channels();
         if channels.iter().any(|c| !c.is_channel_ready) {
             return Some("a channel is opening");
@@ -64,7 +64,10 @@ impl Node {
 
 /// Keeps the fee sampler told whether `node` has fee-sensitive work pending, until `stop`
 /// turns true.
-pub(super) async fn report_fee_sensitive_work(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+pub(in crate::node) async fn report_fee_sensitive_work(
+    node: Arc<Node>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut last = None;
     loop {
         let work = node.fee_sensitive_work();

@@ -21,7 +21,7 @@ use log::{debug, info};
 use lightning::events::EventsProvider;
 
 use super::types::Sweeper;
-use super::Node;
+use crate::node::Node;
 
 /// The sweeper as the chain listeners see it: it connects each block, takes the outputs the
 /// monitors found spendable in it, then sweeps.

@@ -11,9 +11,11 @@ use lightning::util::sweep::OutputSpendStatus;
 
 use super::channels::ANCHOR_RESERVE_SAT_PER_CHANNEL;
 use super::info::{Balances, FeeRatesInfo, TransactionInfo, UtxoInfo};
-use super::{Node, NodeError, SendAmount};
 use crate::chain::broadcaster::{BroadcastStatus, PeerState, PrevoutValues};
 use crate::chain::fees::{target_name, MAX_FEE_RATE_SAT_PER_KW};
+use crate::node::Node;
+use crate::node::NodeError;
+use crate::node::SendAmount;
 use crate::wallet::{sat_per_vb, FeeChoice, SpendLimits, Wallet};
 
 /// How long `send`, `openchannel` and `closechannel` wait to learn whether a Bitcoin peer took
@@ -34,7 +36,7 @@ pub struct Propagation {
 /// The wallet's coins, for the broadcaster to know the fees of the transactions it offers. It
 /// holds the wallet weakly: the wallet holds the broadcaster, and a cycle would keep the chain
 /// database open after the node stops.
-pub(super) struct WalletPrevouts(pub std::sync::Weak<Wallet>);
+pub(in crate::node) struct WalletPrevouts(pub std::sync::Weak<Wallet>);
 
 impl PrevoutValues for WalletPrevouts {
     fn value(&self, outpoint: &OutPoint) -> Option<Amount> {
@@ -74,7 +76,7 @@ impl Node {
 
     /// Outputs the sweeper tracks whose sweeping transaction has not confirmed yet: ours, but
     /// not yet in the wallet (which sees only confirmed transactions of the sweeper).
-    pub(super) fn sweeping_sat(&self) -> u64 {
+    pub(in crate::node) fn sweeping_sat(&self) -> u64 {
         self.sweeper
             .tracked_spendable_outputs()
             .iter()
@@ -280,7 +282,11 @@ impl Node {
     }
 
     /// [`Node::propagation`], waiting at most `wait`.
-    pub(super) async fn propagation_within(&self, txid: Txid, wait: Duration) -> Propagation {
+    pub(in crate::node) async fn propagation_within(
+        &self,
+        txid: Txid,
+        wait: Duration,
+    ) -> Propagation {
         let status = self.chain.broadcaster().wait_offered(&txid, wait).await;
         let (propagated, detail) = match status.map(|s| s.state) {
             Some(PeerState::Taken { .. }) => (true, "a Bitcoin peer took it".to_string()),

@@ -86,8 +86,8 @@ mod tests {
     use crate::chain::db::ChainDb;
     use crate::chain::engine::Engine;
     use crate::chain::{Broadcaster, FeeEstimates, FeeOverrides, WatchSet};
-    use crate::node::logger::LdkLogger;
-    use crate::node::types::Sweeper;
+    use crate::node::ldk::logger::LdkLogger;
+    use crate::node::ldk::types::Sweeper;
     use crate::wallet::Wallet;
 
     fn static_output(vout: u32, script: ScriptBuf) -> SpendableOutputDescriptor {
@@ -109,7 +109,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let seed = [3u8; 32];
         let network = Network::Regtest;
-        let store = Arc::new(crate::node::types::Store::new(dir.path().join("ldk")));
+        let store = Arc::new(crate::node::ldk::types::Store::new(dir.path().join("ldk")));
         let db = Arc::new(ChainDb::open(&dir.path().join("chain.sqlite"), network).unwrap());
         let broadcaster = Arc::new(Broadcaster::new(Engine::new(), db).unwrap());
         let fees = Arc::new(FeeEstimates::new(network, FeeOverrides::new()));

@@ -17,9 +17,9 @@ use lightning::chain::transaction::TransactionData;
 use lightning::chain::{BestBlock, Listen};
 use lightning::sign::InMemorySigner;
 
-use super::logger::LdkLogger;
 use crate::chain::fees::FeeEstimates;
 use crate::chain::{Broadcaster, WatchSet};
+use crate::node::ldk::logger::LdkLogger;
 
 /// A channel monitor brought to the chain tip at start-up, keeping the watch set current.
 pub struct StartupMonitor {

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::info::ForwardInfo;
-use super::types::Store;
+use crate::node::ldk::types::Store;
+use crate::node::operations::info::ForwardInfo;
 use lightning::util::persist::KVStoreSync;
 
 const NAMESPACE: &str = "forwards";
@@ -57,19 +57,19 @@ impl ForwardStore {
     }
 }
 
-impl super::Node {
+impl crate::node::Node {
     /// Forwarded payments, oldest first.
-    pub fn forwards(&self) -> Result<Vec<ForwardInfo>, super::NodeError> {
+    pub fn forwards(&self) -> Result<Vec<ForwardInfo>, crate::node::NodeError> {
         self.forwards
             .list()
-            .map_err(|err| super::NodeError::storage("reading forwarded payments", err))
+            .map_err(|err| crate::node::NodeError::storage("reading forwarded payments", err))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::node::payment_store::unix_now;
+    use crate::node::stores::payment_store::unix_now;
 
     #[test]
     fn forwards_survive_a_reload_in_order() {

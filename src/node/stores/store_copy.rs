@@ -17,7 +17,7 @@ use lightning::util::persist::{KVStoreSync, MigratableKVStore};
 use lightning_persister::fs_store::FilesystemStore;
 
 use super::data_dir::{read_seed, DataDir};
-use super::NodeError;
+use crate::node::NodeError;
 use crate::postgres::{PgOptions, PgStore};
 use crate::wallet::WALLET_NAMESPACE;
 

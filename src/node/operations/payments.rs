@@ -16,9 +16,10 @@ use lightning_invoice::{Bolt11Invoice, Bolt11InvoiceDescription, Description};
 use log::info;
 
 use super::info::{InvoiceInfo, PaymentDirection, PaymentInfo, PaymentStatus};
-use super::payment_store::{hex, unix_now, PaymentRecord};
-use super::{Node, NodeError};
 use crate::config::network_name;
+use crate::node::stores::payment_store::{hex, unix_now, PaymentRecord};
+use crate::node::Node;
+use crate::node::NodeError;
 
 /// How long LDK keeps retrying a payment over other routes.
 const RETRY_FOR: Duration = Duration::from_secs(60);
@@ -246,7 +247,7 @@ impl Node {
                 "the offer has no amount; give one with --amount-msat",
             ));
         }
-        let id_bytes: [u8; 32] = super::keys::random_bytes();
+        let id_bytes: [u8; 32] = crate::node::keys::keys_manager::random_bytes();
         let id = hex(&id_bytes);
         let mut record = PaymentRecord::new(id.clone(), PaymentDirection::Outbound, "bolt12");
         record.amount_msat = amount_msat;
@@ -279,7 +280,7 @@ impl Node {
         if amount_msat == 0 {
             return Err(NodeError::invalid("amount", "must be above 0 msat"));
         }
-        let id_bytes: [u8; 32] = super::keys::random_bytes();
+        let id_bytes: [u8; 32] = crate::node::keys::keys_manager::random_bytes();
         let id = hex(&id_bytes);
         let mut record = PaymentRecord::new(id.clone(), PaymentDirection::Outbound, "keysend");
         record.amount_msat = Some(amount_msat);
@@ -354,7 +355,7 @@ impl Node {
 
     /// Settles outbound payments recorded as pending that LDK does not know: the node stopped
     /// between recording a payment and handing it to LDK, so it was never sent.
-    pub(super) fn reconcile_pending_payments(&self) {
+    pub(in crate::node) fn reconcile_pending_payments(&self) {
         use lightning::ln::channelmanager::RecentPaymentDetails;
         let known: std::collections::HashSet<String> = self
             .channel_manager

@@ -26,8 +26,8 @@ use lightning::util::persist::KVStoreSync;
 use log::{info, warn};
 use tokio::sync::watch;
 
-use super::types::{ChainMonitor, ChannelManager, Store};
 use crate::chain::Broadcaster;
+use crate::node::ldk::types::{ChainMonitor, ChannelManager, Store};
 
 /// Where held channels are kept, one key per channel, in the channel store.
 const NAMESPACE: &str = "channels_held";

@@ -13,8 +13,8 @@ use lightning::util::persist::KVStoreSync;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::info::{PaymentDirection, PaymentInfo, PaymentStatus};
-use super::types::Store;
+use crate::node::ldk::types::Store;
+use crate::node::operations::info::{PaymentDirection, PaymentInfo, PaymentStatus};
 
 const NAMESPACE: &str = "payments";
 

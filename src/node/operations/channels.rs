@@ -12,7 +12,9 @@ use log::info;
 
 use super::info::{ChannelInfo, ChannelPolicy, ChannelRef, OpenedChannel, PeerInfo};
 use super::onchain::{Propagation, PROPAGATION_WAIT};
-use super::{peers, Node, NodeError};
+use crate::node::ldk::peers;
+use crate::node::Node;
+use crate::node::NodeError;
 use crate::wallet::WalletError;
 
 /// On-chain coins kept per anchor channel to pay for fee bumps when it closes.
@@ -120,9 +122,9 @@ impl Node {
             self.check_funding_fee_rate().await?;
         }
         self.connect(node_id, address).await?;
-        let mut config = super::user_config();
+        let mut config = crate::node::user_config();
         config.channel_handshake_config.announce_for_forwarding = public;
-        let user_channel_id = u128::from_be_bytes(super::keys::random_bytes());
+        let user_channel_id = u128::from_be_bytes(crate::node::keys::keys_manager::random_bytes());
         let (sender, receiver) = tokio::sync::oneshot::channel();
         self.open_waiters().insert(user_channel_id, sender);
         if let Err(err) = self.channel_manager.create_channel(
@@ -365,7 +367,7 @@ impl Node {
     /// confirmed wallet coins to bump fees at closing time
     /// ([`ANCHOR_RESERVE_SAT_PER_CHANNEL`] for it, and the reserve of the anchor channels we
     /// have, [`Node::anchor_reserve_sat`]).
-    pub(super) fn inbound_channel_refusal(
+    pub(in crate::node) fn inbound_channel_refusal(
         &self,
         channel_type: &ChannelTypeFeatures,
     ) -> Option<String> {
@@ -389,7 +391,7 @@ impl Node {
     /// flight excluded, and before the commitment transaction's fee (which the opener pays
     /// only if the channel closes unilaterally, and which moves with fee rates). Zero before
     /// the funding is negotiated.
-    pub(super) fn local_balance_msat(
+    pub(in crate::node) fn local_balance_msat(
         &self,
         channel: &lightning::ln::channel_state::ChannelDetails,
     ) -> u64 {
@@ -417,7 +419,7 @@ impl Node {
     }
 
     /// Completes `open_channel` for `user_channel_id`.
-    pub(super) fn finish_open(
+    pub(in crate::node) fn finish_open(
         &self,
         user_channel_id: u128,
         result: Result<OpenedChannel, NodeError>,

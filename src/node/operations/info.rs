@@ -60,9 +60,9 @@ pub struct NodeInfo {
     /// How far the chain sync has come.
     pub sync: SyncProgress,
     /// The live mirror of the channel state.
-    pub backup: super::BackupStatus,
+    pub backup: crate::node::BackupStatus,
     /// Where the channel state and the wallet are kept, and this process's role there.
-    pub store: super::StoreInfo,
+    pub store: crate::node::StoreInfo,
 }
 
 /// On-chain and Lightning balances.
@@ -86,7 +86,7 @@ pub struct Balances {
     /// the wallet, until its sweeping transaction confirms.
     pub sweeping_sat: u64,
     /// Confirmed on-chain funds kept to pay the fees of anchor channels' closing transactions
-    /// ([`Node::anchor_reserve_sat`](super::Node::anchor_reserve_sat)): sends leave them.
+    /// ([`Node::anchor_reserve_sat`](crate::node::Node::anchor_reserve_sat)): sends leave them.
     pub anchor_reserve_sat: u64,
 }
 

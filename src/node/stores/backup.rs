@@ -168,7 +168,11 @@ pub struct ChannelStore {
 }
 
 /// Whether a key is mirrored: everything but the network graph and the scorer.
-pub(super) fn is_mirrored(primary_namespace: &str, secondary_namespace: &str, key: &str) -> bool {
+pub(in crate::node) fn is_mirrored(
+    primary_namespace: &str,
+    secondary_namespace: &str,
+    key: &str,
+) -> bool {
     !(primary_namespace.is_empty()
         && secondary_namespace.is_empty()
         && (key == NETWORK_GRAPH_PERSISTENCE_KEY
@@ -177,7 +181,11 @@ pub(super) fn is_mirrored(primary_namespace: &str, secondary_namespace: &str, ke
 }
 
 /// `primary/secondary/key`, without the empty parts.
-pub(super) fn key_path(primary_namespace: &str, secondary_namespace: &str, key: &str) -> String {
+pub(in crate::node) fn key_path(
+    primary_namespace: &str,
+    secondary_namespace: &str,
+    key: &str,
+) -> String {
     [primary_namespace, secondary_namespace, key]
         .into_iter()
         .filter(|part| !part.is_empty())
@@ -524,7 +532,7 @@ impl KVStoreSync for ChannelStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::node::backup_compare::tests::{monitor_bytes, read_test_monitor};
+    use crate::node::stores::backup_compare::tests::{monitor_bytes, read_test_monitor};
     use bitcoin::secp256k1::{Secp256k1, SecretKey};
     use std::collections::BTreeSet;
 

@@ -8,13 +8,14 @@ use lightning::events::{Event, FundingInfo, PaymentPurpose, ReplayEvent};
 use lightning::ln::types::ChannelId;
 use log::{debug, error, info, warn};
 
-use super::info::{OpenedChannel, PaymentDirection, PaymentStatus};
-use super::payment_store::{hex, PaymentRecord};
-use super::{Node, NodeError};
+use crate::node::operations::info::{OpenedChannel, PaymentDirection, PaymentStatus};
+use crate::node::stores::payment_store::{hex, PaymentRecord};
+use crate::node::Node;
+use crate::node::NodeError;
 
 impl Node {
     /// Handles one LDK event.
-    pub(super) fn handle_event(&self, event: Event) -> Result<(), ReplayEvent> {
+    pub(in crate::node) fn handle_event(&self, event: Event) -> Result<(), ReplayEvent> {
         match event {
             Event::FundingGenerationReady {
                 temporary_channel_id,
@@ -115,7 +116,8 @@ impl Node {
                         refusal,
                     );
                 } else {
-                    let user_channel_id = u128::from_be_bytes(super::keys::random_bytes());
+                    let user_channel_id =
+                        u128::from_be_bytes(crate::node::keys::keys_manager::random_bytes());
                     match self.channel_manager.accept_inbound_channel(
                         &temporary_channel_id,
                         &counterparty_node_id,
@@ -272,7 +274,7 @@ impl Node {
                 claim_from_onchain_tx,
                 ..
             } => {
-                let record = super::info::ForwardInfo {
+                let record = crate::node::operations::info::ForwardInfo {
                     prev_channel_id: prev_channel_id.map(|id| id.to_string()),
                     next_channel_id: next_channel_id.map(|id| id.to_string()),
                     prev_node_id: prev_node_id.map(|id| id.to_string()),
@@ -280,7 +282,7 @@ impl Node {
                     amount_msat: outbound_amount_forwarded_msat,
                     fee_msat: total_fee_earned_msat,
                     claimed_on_chain: claim_from_onchain_tx,
-                    at: super::payment_store::unix_now(),
+                    at: crate::node::stores::payment_store::unix_now(),
                 };
                 if let Err(err) = self.forwards.record(&record) {
                     error!("could not record a forwarded payment: {err}; will retry");

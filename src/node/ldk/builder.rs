@@ -35,26 +35,30 @@ use lightning::util::sweep::OutputSweeperSync;
 use log::{debug, info, warn};
 use tokio::sync::watch;
 
-use super::backup_compare::MonitorFacts;
-use super::data_dir::DataDir;
-use super::error::NodeError;
-use super::held_channels::{HeldChannel, HeldChannels, HoldReason};
+use super::background;
 use super::inbound::{InboundLimits, InboundPlace};
-use super::keys::NodeKeys;
 use super::logger::LdkLogger;
-use super::payment_store::PaymentStore;
-use super::peers::PeerStore;
-use super::startup_monitor::StartupMonitor;
 use super::sweeping::SweepingListener;
 use super::types::{
     BoundedGossip, ChainMonitor, ChannelManager, GossipSync, NetworkGraph, PeerManager, Persister,
     Scorer, Store, Sweeper,
 };
-use super::{background, fallen_behind, Node, NodeHandle, NodeParts};
 use crate::chain::{
     checkpoints, ChainConfig, ChainListener, ChainSource, Checkpoint, SharedListen, WatchSet,
 };
 use crate::config::Config;
+use crate::node::error::NodeError;
+use crate::node::keys::keys_manager::NodeKeys;
+use crate::node::recovery::fallen_behind;
+use crate::node::recovery::held_channels::{HeldChannel, HeldChannels, HoldReason};
+use crate::node::recovery::startup_monitor::StartupMonitor;
+use crate::node::stores::backup_compare::MonitorFacts;
+use crate::node::stores::data_dir::DataDir;
+use crate::node::stores::payment_store::PaymentStore;
+use crate::node::stores::peer_store::PeerStore;
+use crate::node::Node;
+use crate::node::NodeHandle;
+use crate::node::NodeParts;
 use crate::wallet::{ScriptRegistry, Wallet};
 
 /// Incremental monitor updates written before a full monitor is rewritten (small writes for
@@ -106,12 +110,17 @@ fn read_optional(
     }
 }
 
-pub(super) async fn start(config: Config, handle: &NodeHandle) -> Result<Arc<Node>, NodeError> {
+pub(in crate::node) async fn start(
+    config: Config,
+    handle: &NodeHandle,
+) -> Result<Arc<Node>, NodeError> {
     let data_dir = match handle.take_data_dir() {
         Some(data_dir) => data_dir,
         None => DataDir::open(&config.data_dir, config.network)?,
     };
-    if config.restore_from.is_some() && super::data_dir::read_seed(data_dir.path())?.is_none() {
+    if config.restore_from.is_some()
+        && crate::node::stores::data_dir::read_seed(data_dir.path())?.is_none()
+    {
         return Err(NodeError::invalid(
             "--restore-from",
             format!(
@@ -126,7 +135,10 @@ pub(super) async fn start(config: Config, handle: &NodeHandle) -> Result<Arc<Nod
     if seed_created {
         info!(
             "created a new seed in {}; back it up: it holds the keys to on-chain funds",
-            data_dir.path().join(super::data_dir::SEED_FILE).display()
+            data_dir
+                .path()
+                .join(crate::node::stores::data_dir::SEED_FILE)
+                .display()
         );
     }
     let ldk_dir = data_dir.path().join("ldk");
@@ -147,8 +159,8 @@ pub(super) async fn start(config: Config, handle: &NodeHandle) -> Result<Arc<Nod
     handle.set_node_id(node_id);
     let read_monitor = |bytes: &[u8]| read_monitor_facts(bytes, &keys);
     if let Some(from) = &config.restore_from {
-        let copied = super::restore::restore(
-            &super::restore::RestoreRequest {
+        let copied = crate::node::recovery::restore::restore(
+            &crate::node::recovery::restore::RestoreRequest {
                 from,
                 backup_dir: config.backup_dir.as_deref(),
                 data_dir: data_dir.path(),
@@ -166,17 +178,22 @@ pub(super) async fn start(config: Config, handle: &NodeHandle) -> Result<Arc<Nod
     }
     let store = Arc::new(match (&config.store, &config.backup_dir) {
         (Some(url), _) => open_postgres(&config, url, &node_id, handle).await?,
-        (None, Some(dir)) => Store::Files(super::backup::ChannelStore::open_mirrored(
-            ldk_dir,
-            dir,
-            config.network,
-            &node_id,
-            &read_monitor,
-            &|data_dir_empty| restore_advice(&config, data_dir.path(), dir, data_dir_empty),
-        )?),
+        (None, Some(dir)) => {
+            Store::Files(crate::node::stores::backup::ChannelStore::open_mirrored(
+                ldk_dir,
+                dir,
+                config.network,
+                &node_id,
+                &read_monitor,
+                &|data_dir_empty| restore_advice(&config, data_dir.path(), dir, data_dir_empty),
+            )?)
+        }
         (None, None) => Store::new(ldk_dir),
     });
-    super::store_copy::check_not_moved(&*store, &store.info(data_dir.path()).location)?;
+    crate::node::stores::store_copy::check_not_moved(
+        &*store,
+        &store.info(data_dir.path()).location,
+    )?;
     let wallet_exists = wallet_exists(&store, data_dir.path())?;
     fallen_behind::record_on_panic(data_dir.path());
     let manager_bytes = read_optional(
@@ -416,9 +433,9 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
         )?,
     });
     // The broadcaster judges its transactions' fees with the wallet's coins.
-    broadcaster.set_prevout_values(Arc::new(super::onchain::WalletPrevouts(Arc::downgrade(
-        &wallet,
-    ))));
+    broadcaster.set_prevout_values(Arc::new(crate::node::operations::onchain::WalletPrevouts(
+        Arc::downgrade(&wallet),
+    )));
 
     // Channel keys from the keys manager; closed-channel funds go to the wallet.
     let signer_provider = Arc::new(NodeKeys::new(keys.clone(), wallet.clone()));
@@ -563,8 +580,10 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
 
     // The output sweeper returns closed-channel funds to the wallet. Outputs that are the
     // wallet's already are taken out of a queue saved by an earlier version first.
-    super::sweeper_repair::drop_wallet_static_outputs(&*store, |script| wallet.is_mine(script))
-        .map_err(|err| store_error("repairing the output sweeper state", err))?;
+    crate::node::recovery::sweeper_repair::drop_wallet_static_outputs(&*store, |script| {
+        wallet.is_mine(script)
+    })
+    .map_err(|err| store_error("repairing the output sweeper state", err))?;
     let sweeper: Arc<Sweeper> = Arc::new(
         match read_optional(
             &store,
@@ -758,7 +777,7 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
     // Held channels are released once their state is proved current.
     node.spawn(
         "held channel release",
-        super::held_channels::release_when_settled(
+        crate::node::recovery::held_channels::release_when_settled(
             node.held.clone(),
             node.channel_manager.clone(),
             node.chain_monitor.clone(),
@@ -768,7 +787,10 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
     // The fee sampler samples every block while the estimates are in use.
     node.spawn(
         "fee demand",
-        super::fee_demand::report_fee_sensitive_work(node.clone(), stop_rx.clone()),
+        crate::node::operations::fee_demand::report_fee_sensitive_work(
+            node.clone(),
+            stop_rx.clone(),
+        ),
     );
     // Step 19: announce the node while it has public channels.
     node.spawn(
@@ -905,7 +927,9 @@ fn restore_advice(
              the backup into a new data directory instead: `lightfilter --network {network} \
              --datadir NEW init --words-file -` (or copy the seed file {} into NEW), then `{}`, \
              HEIGHT being a block from before the wallet's first transaction",
-            data_dir.join(super::data_dir::SEED_FILE).display(),
+            data_dir
+                .join(crate::node::stores::data_dir::SEED_FILE)
+                .display(),
             restore("NEW")
         )
     }

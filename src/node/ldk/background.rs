@@ -12,7 +12,7 @@ use lightning_background_processor::{
 use log::info;
 use tokio::sync::watch;
 
-use super::Node;
+use crate::node::Node;
 use crate::tasks::TaskFailure;
 
 /// How often the node announcement is re-broadcast while the node has public channels.
@@ -26,7 +26,10 @@ impl Node {
     /// Runs LDK's background processor until `stop` turns true; it persists everything once
     /// more before returning. If it stops on an error (it could not persist), the node
     /// fails.
-    pub(super) fn spawn_background_processor(self: &Arc<Self>, stop: watch::Receiver<bool>) {
+    pub(in crate::node) fn spawn_background_processor(
+        self: &Arc<Self>,
+        stop: watch::Receiver<bool>,
+    ) {
         let node = self.clone();
         let handler_node = self.clone();
         let event_handler = move |event| {
@@ -75,7 +78,7 @@ impl Node {
 
 /// Broadcasts the node announcement now and then every hour while the node has public
 /// channels, until `stop` turns true.
-pub(super) async fn announce_regularly(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+pub(in crate::node) async fn announce_regularly(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     let mut first = true;
     loop {
         let delay = if first {
