@@ -41,6 +41,8 @@ impl From<NodeInfo> for InfoResponse {
                 listeners_height: info.sync.listeners_height,
                 progress: info.sync.progress,
                 bytes_received: info.sync.bytes_received,
+                phase: info.sync.phase.as_str().to_string(),
+                filters_from: info.sync.filters_from,
             },
             data_dir: info.data_dir.display().to_string(),
             graph_nodes: info.graph_nodes,

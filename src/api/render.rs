@@ -74,8 +74,14 @@ pub fn sync_status(info: &InfoResponse) -> String {
     } else {
         format!("wallet and channels at {}", info.sync.listeners_height)
     };
+    let phase = match (info.sync.phase.as_str(), info.sync.filters_from) {
+        ("headers", _) => "syncing headers (no filters below the tip or the birthday)".to_string(),
+        ("filters", Some(from)) => format!("syncing filters from block {from}"),
+        ("listeners", _) => "bringing wallet and channels to the tip".to_string(),
+        _ => "syncing".to_string(),
+    };
     format!(
-        "syncing: {:.1}% (headers {}, filters {}, {listeners}; {} received, {} bitcoin peers)",
+        "{phase}: {:.1}% (headers {}, filters {}, {listeners}; {} received, {} bitcoin peers)",
         info.sync.progress * 100.0,
         info.sync.headers_height,
         info.sync.filters_height,

@@ -67,7 +67,7 @@ pub struct StoreEntry {
 }
 
 /// `getinfo`'s `sync` object: how far the chain sync has come.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SyncEntry {
     /// Tip of the header chain.
     pub headers_height: u32,
@@ -75,11 +75,19 @@ pub struct SyncEntry {
     pub filters_height: u32,
     /// Block the wallet and channel state stand on.
     pub listeners_height: u32,
-    /// 0.0 to 1.0; 1.0 only once synced.
+    /// How much of the current phase is done, 0.0 to 1.0; 1.0 only once synced.
     pub progress: f64,
     /// Payload bytes of headers, filter headers, filters and blocks received from Bitcoin
     /// peers since the daemon started.
     pub bytes_received: u64,
+    /// What the sync is doing: `headers` (a new chain syncs headers only, up to the tip or
+    /// the wallet birthday), `filters` (compact filters up to the header tip), `listeners`
+    /// (the wallet and channel state catch up) or `synced`.
+    #[serde(default)]
+    pub phase: String,
+    /// The height from which compact filters are checked; absent during the header phase.
+    #[serde(default)]
+    pub filters_from: Option<u32>,
 }
 
 /// `POST /v1/prove`, the one request answered without the token: the daemon proves that it

@@ -13,12 +13,14 @@
 //!
 //! **Whether a peer took it.** Each transaction kept has a [`BroadcastStatus`]: waiting for a
 //! peer (with the reason when known), taken by a peer (how many hand-overs), or confirmed. A
-//! hand-over counts only if the transaction pays at least the highest minimum fee rate the
-//! peers announce (BIP 133 `feefilter`), counted as Bitcoin Core does: a peer asks for any
-//! transaction announced to it and then drops one paying less than its minimum without a word.
+//! peer asks for any transaction announced to it and then drops one paying less than its
+//! minimum (BIP 133 `feefilter`) without a word, so a transaction is offered over the node's
+//! own peer links ([`PeerLinks::submit`]) only to the peers whose announced minimum its fee
+//! meets (counted as Bitcoin Core does), and it counts as taken when one of them asked for it.
 //! The fee is known when the outputs a transaction spends are (other kept transactions, and
-//! what [`PrevoutValues`] knows: the wallet's coins); a transaction with an unknown fee counts
-//! as taken once a peer asked for it. A transaction no peer has taken for
+//! what [`PrevoutValues`] knows: the wallet's coins); a transaction with an unknown fee is
+//! offered to every peer and counts as taken once one asked for it. While no link is up, the
+//! engine hands transactions to a peer of its choice. A transaction no peer has taken for
 //! [`NOT_TAKEN_WARNING_AFTER`] is logged at warn level with the reason.
 
 use std::collections::{HashMap, HashSet};
@@ -39,6 +41,7 @@ use super::db::ChainDb;
 use super::engine::Engine;
 use super::error::StoreError;
 use super::header_store::HeaderStore;
+use super::links::{PeerLinks, Submitted};
 use super::notifications::{ChainNotification, Shutdown};
 use super::refused_spends::RefusedSpends;
 
@@ -58,13 +61,6 @@ const NOT_TAKEN_CHECK_INTERVAL: Duration = Duration::from_secs(30);
 pub trait PrevoutValues: Send + Sync {
     /// The value of the output at `outpoint`, if known.
     fn value(&self, outpoint: &OutPoint) -> Option<Amount>;
-}
-
-/// The least fee peers that accept `minimum` and above take for `weight`: `minimum` per
-/// 1000 vB times the virtual size rounded up to whole vbytes, as Bitcoin Core counts it.
-pub fn peer_minimum_fee(minimum: FeeRate, weight: Weight) -> Amount {
-    let per_kvb = minimum.to_sat_per_kwu().saturating_mul(4);
-    Amount::from_sat(weight.to_vbytes_ceil().saturating_mul(per_kvb) / 1_000)
 }
 
 /// Why no peer has taken a transaction (yet).
@@ -422,6 +418,8 @@ pub struct Broadcaster {
     /// Woken after each offer of a transaction to peers.
     offered: Notify,
     prevouts: OnceLock<Arc<dyn PrevoutValues>>,
+    /// The node's own links to the peers, through which transactions are handed over.
+    links: OnceLock<Arc<PeerLinks>>,
     /// Outputs no broadcast transaction may spend (see [`Broadcaster::refuse_spends_of`]).
     refused: Mutex<RefusedSpends>,
 }
@@ -475,6 +473,7 @@ impl Broadcaster {
             wake: Notify::new(),
             offered: Notify::new(),
             prevouts: OnceLock::new(),
+            links: OnceLock::new(),
             refused: Mutex::new(RefusedSpends::default()),
         })
     }
@@ -538,6 +537,14 @@ impl Broadcaster {
     pub fn set_prevout_values(&self, values: Arc<dyn PrevoutValues>) {
         if self.prevouts.set(values).is_err() {
             warn!("the source of spent output values was already set");
+        }
+    }
+
+    /// The links transactions are handed over through (set once, by the chain source);
+    /// without them, or while none is up, the engine hands them to a peer of its choice.
+    pub fn set_links(&self, links: Arc<PeerLinks>) {
+        if self.links.set(links).is_err() {
+            warn!("the broadcaster's peer links were already set");
         }
     }
 
@@ -889,30 +896,15 @@ impl Broadcaster {
             if !self.lock().is_queued(&txid) {
                 continue; // confirmed meanwhile
             }
-            let result = self.engine.submit(std::slice::from_ref(&tx), timeout).await;
-            let below = self.below_peer_minimum(&txid).await;
-            let outcome = match (&result, below) {
-                (Ok(_), None) => None,
-                (Ok(_), Some(below)) => Some(below),
-                (Err(_), _) if self.engine.peer_count().await == 0 => Some(NotTaken::NoPeers),
-                (Err(_), Some(below)) => Some(below),
-                (Err(_), None) => Some(NotTaken::NotAsked),
-            };
+            let outcome = self.hand_over(&tx, &txid, timeout).await;
             let first_offer = self.lock().txs.get(&txid).is_some_and(|e| e.offers == 0);
-            match (&result, outcome) {
-                (_, None) => debug!("transaction {txid} taken by a peer"),
+            match outcome {
+                None => debug!("transaction {txid} taken by a peer"),
                 // Said once at info level; every block offers it again.
-                (Ok(_), Some(reason)) if first_offer => {
-                    info!("transaction {txid} was handed to a peer that will not keep it: {reason}")
+                Some(reason) if first_offer => {
+                    info!("transaction {txid} not taken by a peer yet: {reason}")
                 }
-                (Ok(_), Some(reason)) => {
-                    debug!(
-                        "transaction {txid} was handed to a peer that will not keep it: {reason}"
-                    )
-                }
-                (Err(err), Some(reason)) => {
-                    debug!("transaction {txid} not taken by a peer yet: {err} ({reason})")
-                }
+                Some(reason) => debug!("transaction {txid} not taken by a peer yet: {reason}"),
             }
             if let Some(entry) = self.lock().txs.get_mut(&txid) {
                 entry.offers += 1;
@@ -978,17 +970,44 @@ impl Broadcaster {
         spent.checked_sub(paid)
     }
 
-    /// Whether `txid`, its fee known, pays less than the peers' highest announced minimum.
-    async fn below_peer_minimum(&self, txid: &Txid) -> Option<NotTaken> {
-        let (fee, weight) = self.lock().judged_fee(txid)?;
-        let peer_minimum = self.engine.peers_min_feerate().await?;
-        (fee < peer_minimum_fee(peer_minimum, weight)).then(|| NotTaken::BelowPeerMinimum {
-            // Per whole vbyte, as the peers count it.
-            fee_rate: FeeRate::from_sat_per_kwu(
-                fee.to_sat() * 250 / weight.to_vbytes_ceil().max(1),
-            ),
-            peer_minimum,
-        })
+    /// Hands `tx` to a peer whose announced minimum its fee meets (any peer when its fee is
+    /// unknown), over the links, or through the engine while no link is up. Returns why no
+    /// peer took it, if none did.
+    async fn hand_over(
+        &self,
+        tx: &Transaction,
+        txid: &Txid,
+        timeout: Duration,
+    ) -> Option<NotTaken> {
+        let judged = self.lock().judged_fee(txid);
+        if let Some(links) = self.links.get() {
+            match links.submit(tx, judged.map(|(fee, _)| fee), timeout).await {
+                Submitted::Taken(peer) => {
+                    debug!("transaction {txid} taken by Bitcoin peer {peer}");
+                    return None;
+                }
+                Submitted::BelowEveryPeer { lowest } => {
+                    let (fee, weight) = judged.unwrap_or((Amount::ZERO, tx.weight()));
+                    return Some(NotTaken::BelowPeerMinimum {
+                        // Per whole vbyte, as the peers count it.
+                        fee_rate: FeeRate::from_sat_per_kwu(
+                            fee.to_sat() * 250 / weight.to_vbytes_ceil().max(1),
+                        ),
+                        peer_minimum: lowest,
+                    });
+                }
+                Submitted::NotAsked => return Some(NotTaken::NotAsked),
+                Submitted::NoLinks => {}
+            }
+        }
+        match self.engine.submit(std::slice::from_ref(tx), timeout).await {
+            Ok(_) => None,
+            Err(_) if self.engine.peer_count().await == 0 => Some(NotTaken::NoPeers),
+            Err(err) => {
+                debug!("transaction {txid}: {err}");
+                Some(NotTaken::NotAsked)
+            }
+        }
     }
 
     fn persist(&self, txs: &[Transaction]) -> Result<(), StoreError> {
@@ -1213,24 +1232,6 @@ mod tests {
         let (fee, weight) = pending.judged_fee(&parent.compute_txid()).unwrap();
         assert_eq!(fee, Amount::from_sat(5_000));
         assert_eq!(weight, parent.weight() + child.weight());
-    }
-
-    #[test]
-    fn the_peer_minimum_counts_whole_vbytes_as_core_does() {
-        let rate = FeeRate::from_sat_per_kwu(5_000); // 20 sat/vB
-        assert_eq!(
-            peer_minimum_fee(rate, Weight::from_wu(400)),
-            Amount::from_sat(2_000)
-        );
-        // 401 wu is 101 vB.
-        assert_eq!(
-            peer_minimum_fee(rate, Weight::from_wu(401)),
-            Amount::from_sat(2_020)
-        );
-        assert_eq!(
-            peer_minimum_fee(FeeRate::from_sat_per_kwu(u64::MAX), Weight::from_wu(400)),
-            Amount::from_sat(u64::MAX / 1_000)
-        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The chain source's configuration: network, data directory, peers, time limits, fee
-//! overrides and where a new header chain starts.
+//! overrides, where a new header chain starts and where it checks filters from.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,6 +9,7 @@ use bitcoin::Network;
 use super::checkpoints::Checkpoint;
 use super::engine::{PeerAddress, COMPACT_AFTER_HEADERS};
 use super::fees::FeeOverrides;
+use super::filter_start::FilterStart;
 
 /// Configuration of the chain source.
 #[derive(Debug, Clone)]
@@ -42,6 +43,9 @@ pub struct ChainConfig {
     /// Where a new header chain starts (nothing at or below it is downloaded); genesis when
     /// `None`. A database that has a chain keeps where it started.
     pub start: Option<Checkpoint>,
+    /// Where a new chain checks compact filters from (see [`super::filter_start`]); a
+    /// database that has a chain keeps what it was created with.
+    pub filters: FilterStart,
 }
 
 impl ChainConfig {
@@ -67,6 +71,7 @@ impl ChainConfig {
             fee_sample_interval: None,
             compact_after_headers: COMPACT_AFTER_HEADERS,
             start: None,
+            filters: FilterStart::ChainStart,
         }
     }
 

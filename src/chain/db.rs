@@ -1,5 +1,5 @@
 //! The chain database: one SQLite file holding what the chain source learns from the network
-//! (headers, filters, pending broadcasts), opened once and shared by the stores that read and
+//! (headers, filters, pending broadcasts, banned peers), opened once and shared by the stores that read and
 //! write its tables.
 //!
 //! Writes of one batch of engine events go through a single transaction, committed with
@@ -19,8 +19,8 @@ const READER_CACHE_SIZE: i64 = -512;
 
 /// Schema version written to `meta`; bumped whenever the schema changes (a table added or
 /// reshaped): a database already at this version is opened without running the schema.
-/// Version 3 added `broadcast_settlements`.
-const SCHEMA_VERSION: i64 = 3;
+/// Version 3 added `broadcast_settlements`, version 4 `banned_peers`.
+const SCHEMA_VERSION: i64 = 4;
 
 /// Moves headers from the version 1 layout (all headers by hash, active chain as hashes by
 /// height) into the active-chain and stale-header tables, in the same transaction that
@@ -67,6 +67,11 @@ CREATE TABLE IF NOT EXISTS broadcast_settlements (
     block BLOB NOT NULL,
     height INTEGER NOT NULL,
     PRIMARY KEY (txid, block)
+);
+CREATE TABLE IF NOT EXISTS banned_peers (
+    address TEXT PRIMARY KEY,
+    until INTEGER NOT NULL,
+    reason TEXT NOT NULL
 );
 ";
 

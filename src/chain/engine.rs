@@ -22,7 +22,7 @@ use bip157::{
     Builder, ChainState, Client, Event, HashCheckpoint, Info, Package, Requester, TrustedPeer,
     Warning,
 };
-use bitcoin::{Block, BlockHash, FeeRate, Network, Transaction, Wtxid};
+use bitcoin::{Block, BlockHash, Network, Transaction, Wtxid};
 use log::{debug, error, info, warn};
 use tokio::sync::{mpsc, Notify};
 
@@ -144,10 +144,15 @@ enum RunEnd {
 
 /// What the engine reports to, and asks of, the rest of the chain source.
 pub trait EngineHost: Send + Sync + 'static {
-    /// Where a starting engine begins.
+    /// Where a starting engine begins. It syncs headers only from there up to the tip, where
+    /// it reports itself synced; the host then asks it for the filters it misses with
+    /// [`Engine::rescan_from`].
     fn start_point(&self) -> Result<StartPoint, String>;
     /// Applies a batch of events (called from a blocking thread).
     fn apply(&self, events: Vec<EngineEvent>);
+    /// Whether every filter up to the tip the engine last reported itself synced to is
+    /// verified and stored (an engine that synced headers only is not synced until then).
+    fn filters_synced(&self) -> bool;
     /// A peer completed its handshake.
     fn peer_connected(&self);
     /// The engine stopped and will be restarted.
@@ -158,6 +163,11 @@ pub trait EngineHost: Send + Sync + 'static {
     /// Whether a restart from the stored chain near the tip would leave every listener able
     /// to fetch the blocks it still needs.
     fn may_restart_from_tip(&self) -> bool;
+    /// Whether the peer at `addr` is banned: the engine does not connect to it.
+    fn is_banned(&self, addr: &SocketAddr) -> bool;
+    /// Peers disagreed on filter headers (the engine dropped them all and will try again):
+    /// find the one that lies.
+    fn filter_headers_disagree(&self);
 }
 
 /// Handle to the supervised engine.
@@ -373,9 +383,31 @@ impl Engine {
         }
     }
 
-    /// The highest minimum fee rate (BIP 133 feefilter) among connected peers.
-    pub async fn peers_min_feerate(&self) -> Option<FeeRate> {
-        self.current()?.broadcast_min_feerate().await.ok()
+    /// Has the running instance fetch (again) the filter headers and filters of every block
+    /// of its chain above `height`, checked against the filter headers its peers agree on.
+    /// Ignored by an instance still syncing headers (it reports itself synced again after).
+    pub fn rescan_from(&self, height: u32) {
+        if let Some(requester) = self.current() {
+            let _ = requester.rescan_from(height);
+        }
+    }
+
+    /// The IP addresses of the connected peers (the engine does not tell their ports).
+    pub async fn peer_ips(&self) -> Vec<IpAddr> {
+        let Some(requester) = self.current() else {
+            return Vec::new();
+        };
+        requester
+            .peer_info()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(addr, _)| match addr {
+                bip157::AddrV2::Ipv4(ip) => Some(IpAddr::V4(ip)),
+                bip157::AddrV2::Ipv6(ip) => Some(IpAddr::V6(ip)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Number of connected peers.
@@ -491,12 +523,20 @@ impl Engine {
                     .collect(),
             ),
         };
+        let peers = unbanned_peers(&config.peers, host.as_ref()).await;
+        if peers.is_empty() && config.only_peers {
+            return RunEnd::Stopped("every configured Bitcoin peer is banned".into());
+        }
         let mut builder = Builder::new(config.network)
             .chain_state(chain_state)
             .required_peers(config.required_peers)
             .response_timeout(config.response_timeout)
             .fetch_witness_data()
-            .add_peers(config.peers.iter().map(PeerAddress::to_trusted_peer));
+            // Headers first, taking every block up to the tip as checked: the filters the
+            // chain source does not have yet are asked for then (`rescan_from`), and none
+            // that it has is fetched again.
+            .headers_only_sync()
+            .add_peers(peers);
         if config.only_peers {
             builder = builder.whitelist_only();
         }
@@ -567,8 +607,36 @@ impl Engine {
     }
 }
 
+/// How long a configured host name may take to resolve before a run starts.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `peers` for the engine, without the banned ones. Host names are resolved here so a banned
+/// address behind one is left out too; one that does not resolve now is left to the engine.
+async fn unbanned_peers(peers: &[PeerAddress], host: &dyn EngineHost) -> Vec<TrustedPeer> {
+    let mut trusted = Vec::new();
+    for peer in peers {
+        if let Ok(ip) = IpAddr::from_str(&peer.host) {
+            let addr = SocketAddr::new(ip, peer.port);
+            if !host.is_banned(&addr) {
+                trusted.push(TrustedPeer::from_socket_addr(addr));
+            }
+            continue;
+        }
+        let lookup = tokio::net::lookup_host((peer.host.as_str(), peer.port));
+        match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
+            Ok(Ok(addrs)) => trusted.extend(
+                addrs
+                    .filter(|addr| !host.is_banned(addr))
+                    .map(TrustedPeer::from_socket_addr),
+            ),
+            _ => trusted.push(peer.to_trusted_peer()),
+        }
+    }
+    trusted
+}
+
 /// Applies `first` and whatever else is queued as one batch. Returns the height the engine
-/// reported its filters synced to, if the batch said so.
+/// reported itself synced to, if the batch said so and every filter up to there is stored.
 async fn forward_events(
     first: Event,
     event_rx: &mut mpsc::UnboundedReceiver<Event>,
@@ -595,12 +663,12 @@ async fn forward_events(
             _ => None,
         })
         .max();
-    let host = host.clone();
-    if let Err(err) = tokio::task::spawn_blocking(move || host.apply(batch)).await {
+    let applying = host.clone();
+    if let Err(err) = tokio::task::spawn_blocking(move || applying.apply(batch)).await {
         error!("applying compact-filter engine events failed: {err}");
         return None;
     }
-    synced
+    synced.filter(|_| host.filters_synced())
 }
 
 /// Returns memory the allocator keeps after large frees (such as a stopped engine's header
@@ -666,6 +734,8 @@ const STALL_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 
 /// How `bip157` describes headers that fork below the first header it holds.
 const HEADERS_DO_NOT_CONNECT: &str = "does not connect to any header of ours";
+/// How `bip157` describes peers that disagree on filter headers (it names neither).
+const FILTER_HEADERS_CONFLICT: &str = "Found a conflict while peers are sending filter headers";
 
 fn log_warning(warning: &Warning, host: &Arc<dyn EngineHost>, peer_timeouts: &AtomicU64) {
     match warning {
@@ -675,6 +745,13 @@ fn log_warning(warning: &Warning, host: &Arc<dyn EngineHost>, peer_timeouts: &At
         }
         Warning::NeedConnections { .. } | Warning::CouldNotConnect | Warning::ChannelDropped => {
             debug!("compact-filter engine: {warning}")
+        }
+        Warning::UnexpectedSyncError { warning } if warning.contains(FILTER_HEADERS_CONFLICT) => {
+            warn!(
+                "Bitcoin peers disagree on filter headers; the compact-filter engine dropped them \
+                 and the node checks which one lies"
+            );
+            host.filter_headers_disagree();
         }
         Warning::UnexpectedSyncError { warning } if warning.contains(HEADERS_DO_NOT_CONNECT) => {
             warn!(

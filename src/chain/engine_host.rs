@@ -2,16 +2,20 @@
 //! done with what it learns. Headers and filters are stored by the tracker; the filters of
 //! blocks the listeners have yet to reach are checked as they are stored, before their blocks
 //! count as verified, and matching blocks are requested ahead of the listeners; the engine is
-//! restarted when what it sends cannot be stored or leaves filters missing.
+//! restarted when what it sends cannot be stored or leaves filters missing. When peers
+//! disagree on filter headers, the liar is looked for ([`super::filter_audit`]), and the
+//! engine connects to no banned peer.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bitcoin::BlockHash;
-use log::{error, warn};
+use log::{debug, error, info, warn};
 
 use super::engine::{Engine, EngineHost};
 use super::fetcher::BlockFetcher;
+use super::filter_audit::{self, AuditOutcome};
 use super::filter_checks::FilterChecks;
 use super::header_store::HeaderChange;
 use super::listener::ChainListener;
@@ -44,6 +48,9 @@ fn bytes_of(events: &[EngineEvent]) -> u64 {
         .sum()
 }
 
+/// Filters missing between a verified tip and the tip an engine reports itself synced to.
+type Gap = (Option<(u32, BlockHash)>, (u32, BlockHash));
+
 /// [`Host::listeners_floor`] before any is given.
 const NO_FLOOR: u32 = u32::MAX;
 
@@ -63,6 +70,11 @@ pub struct Host {
     /// The verified tip when the engine was last restarted to fill a gap in the filters of
     /// the active chain: a second restart for the same gap would only repeat the first.
     gap_restart_at: Mutex<Option<Option<(u32, BlockHash)>>>,
+    /// The verified tip and the engine's tip when the engine was last asked to fetch the
+    /// filters between them (see `Host::fetch_missing_filters`).
+    rescan_asked: Mutex<Option<Gap>>,
+    /// Whether an audit of disagreeing filter headers is under way.
+    auditing: Arc<AtomicBool>,
     engine: Arc<Engine>,
 }
 
@@ -85,6 +97,8 @@ impl Host {
             listeners_floor: AtomicU32::new(NO_FLOOR),
             restart_depth: AtomicU32::new(RESTART_DEPTH),
             gap_restart_at: Mutex::new(None),
+            rescan_asked: Mutex::new(None),
+            auditing: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -155,7 +169,7 @@ impl EngineHost for Host {
         if after.engine_synced {
             self.restart_depth.store(RESTART_DEPTH, Ordering::SeqCst);
         }
-        self.restart_if_filters_are_missing(&events, &after);
+        self.fetch_missing_filters(&events, &after);
         // A tip is news when it moves, and again when the engine declares itself synced at it
         // (samplers wait for that).
         let became_synced = after.engine_synced && !before.engine_synced;
@@ -167,11 +181,52 @@ impl EngineHost for Host {
         }
     }
 
+    fn filters_synced(&self) -> bool {
+        self.tracker.heights().engine_synced
+    }
+
     fn peer_connected(&self) {
         self.fetcher.notify(ChainNotification::PeerConnected);
     }
 
+    fn is_banned(&self, addr: &SocketAddr) -> bool {
+        self.fetcher.links().bans().is_banned(addr)
+    }
+
+    fn filter_headers_disagree(&self) {
+        if self.auditing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let links = self.fetcher.links().clone();
+        let tracker = self.tracker.clone();
+        let engine = self.engine.clone();
+        let auditing = self.auditing.clone();
+        tokio::spawn(async move {
+            let outcome = filter_audit::audit(&links, &tracker).await;
+            auditing.store(false, Ordering::SeqCst);
+            match outcome {
+                AuditOutcome::Conflict { banned, .. } if !banned.is_empty() => {
+                    let names: Vec<String> =
+                        banned.iter().map(|(addr, _)| addr.to_string()).collect();
+                    engine.restart(format!(
+                        "Bitcoin peer(s) {} banned for a wrong filter",
+                        names.join(", ")
+                    ));
+                }
+                AuditOutcome::Conflict { .. } => {}
+                AuditOutcome::NoConflict => {
+                    info!("the linked Bitcoin peers agree on every filter header")
+                }
+                AuditOutcome::Inconclusive(why) => {
+                    warn!("could not find which Bitcoin peer sent wrong filter headers: {why}")
+                }
+            }
+        });
+    }
+
     fn engine_stopped(&self) {
+        // The next run syncs headers only first and is asked for the filters then.
+        *self.rescan_asked.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.tracker.engine_restarting();
     }
 
@@ -187,11 +242,14 @@ impl EngineHost for Host {
 }
 
 impl Host {
-    /// Restarts the engine when it reports its filters synced to the header tip while the
-    /// verified tip stays below: filters of active blocks are missing that it will not send
-    /// again (a branch that became active again after its filters were replaced by another
-    /// branch's). A fresh run fetches every filter above its start point.
-    fn restart_if_filters_are_missing(&self, events: &[EngineEvent], after: &TrackedHeights) {
+    /// Asks the engine for the filters above the verified tip when it reports itself synced
+    /// to the header tip while the verified tip stays below. Every run syncs headers only and
+    /// takes the blocks up to the tip as checked, so this is how a run is given the filters to
+    /// fetch: those above the verified tip, none of those stored below it (after a restore's
+    /// header phase, those from the birthday on). A run that reports the same gap again after
+    /// being asked misses filters it will not send (a branch that became active again after
+    /// its filters were replaced by another branch's): the engine is restarted, once per gap.
+    fn fetch_missing_filters(&self, events: &[EngineEvent], after: &TrackedHeights) {
         let synced = events.iter().rev().find_map(|event| match event {
             EngineEvent::Synced { height, hash } => Some((*height, *hash)),
             _ => None,
@@ -203,6 +261,21 @@ impl Host {
             return;
         }
         let verified = after.verified_tip.map_or(0, |(height, _)| height);
+        let gap = (after.verified_tip, synced);
+        let asked_before = self
+            .rescan_asked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(gap)
+            == Some(gap);
+        if !asked_before {
+            debug!(
+                "the compact-filter engine is at the tip with headers; fetching the filters \
+                 above block {verified}"
+            );
+            self.engine.rescan_from(verified);
+            return;
+        }
         let mut restarted_at = self
             .gap_restart_at
             .lock()

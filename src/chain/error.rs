@@ -23,6 +23,13 @@ pub enum StoreError {
     /// A stored record could not be decoded.
     #[error("corrupt chain database record: {0}")]
     Corrupt(String),
+    /// Wallet or channel state was to be created while a new chain still syncs its headers,
+    /// before the height from which filters are checked is known.
+    #[error(
+        "the chain is still syncing headers; wallet and channel state is created once it \
+         knows from which block compact filters are checked"
+    )]
+    HeaderPhase,
     /// A header arrived whose parent is unknown, so its chainwork cannot be computed.
     #[error("header {hash} at height {height} does not connect to any stored header")]
     Disconnected {

@@ -2,8 +2,9 @@
 //!
 //! Three sources are combined: the average fee rate of recent blocks, derived from their
 //! coinbase (fees = coinbase outputs − subsidy, divided by the weight of the non-coinbase
-//! transactions; a block with only its coinbase counts as 0); the highest BIP 133 `feefilter`
-//! among connected peers, below which peers do not relay; and a per-target policy on top of
+//! transactions; a block with only its coinbase counts as 0); the lowest BIP 133 `feefilter`
+//! among connected peers, below which no peer relays (a transaction paying it is relayed by at
+//! least one, so no single peer can raise it above what another takes); and a per-target policy on top of
 //! them: with `median` and `highest` over the last [`SAMPLE_WINDOW`] samples, non-anchor
 //! channel and output spending use `median`, urgent sweeps `max(highest, 1.5 × median)`,
 //! anchor channel and close minimum `median / 2`, the non-anchor remote minimum `median / 4`,
@@ -12,9 +13,13 @@
 //! calls cost a table lookup.
 //!
 //! **What peers can move.** Every target is at least 253 sat/kw. The targets our own
-//! transactions are built with are also raised to the peers' feefilter plus
+//! transactions are built with are also raised to the peers' lowest feefilter plus
 //! [`PEER_FLOOR_MARGIN_PERCENT`] (below it no peer relays them), but a feefilter counts only up
-//! to [`MAX_PEER_FLOOR_SAT_PER_KW`]: any peer can send any value. The targets that judge a counterparty (`MinAllowedAnchorChannelRemoteFee`,
+//! to [`MAX_PEER_FLOOR_SAT_PER_KW`]: any peer can send any value. The commitment fee rates of
+//! our channels (`AnchorChannelFee`, `NonAnchorChannelFee`) are raised by it at most to the
+//! highest fee rate recent blocks paid (with no block sampled, not above their fallback), so
+//! peers cannot push the fees a counterparty is asked to accept above what blocks show. The
+//! targets that judge a counterparty (`MinAllowedAnchorChannelRemoteFee`,
 //! `MinAllowedNonAnchorChannelRemoteFee`, `ChannelCloseMinimum`) are never raised by a peer's
 //! feefilter, so a Bitcoin peer cannot make the node force-close channels or refuse closes. No
 //! estimate is ever above [`MAX_FEE_RATE_SAT_PER_KW`].
@@ -189,7 +194,7 @@ pub fn block_fee_rate(network: Network, block: &Block, height: u32) -> Option<Fe
 struct Inputs {
     /// Average fee rate by block height (sat/kw); 0 for blocks with only a coinbase.
     samples: BTreeMap<u32, u32>,
-    /// Highest peer feefilter, sat/kw.
+    /// The lowest feefilter among the peers, with the margin and capped, sat/kw.
     peers_min: u32,
     /// `peers_min` when the newest sample was taken.
     peers_min_at_sample: u32,
@@ -364,9 +369,10 @@ impl FeeEstimates {
         self.sampled.send_replace(());
     }
 
-    /// Records the highest feefilter among peers. The targets of the node's own transactions
-    /// are raised to it plus [`PEER_FLOOR_MARGIN_PERCENT`] (when it is above LDK's floor of
-    /// 253 sat/kw), at most to [`MAX_PEER_FLOOR_SAT_PER_KW`].
+    /// Records the lowest feefilter among the peers (the least a transaction must pay for one
+    /// of them to relay it). The targets of the node's own transactions are raised to it plus
+    /// [`PEER_FLOOR_MARGIN_PERCENT`] (when it is above LDK's floor of 253 sat/kw), at most to
+    /// [`MAX_PEER_FLOOR_SAT_PER_KW`], and the channel targets no higher than recent blocks paid.
     pub fn set_peers_min_feerate(&self, rate: FeeRate) {
         let mut inputs = self.inputs();
         let kwu = rate.to_sat_per_kwu();
@@ -381,7 +387,7 @@ impl FeeEstimates {
             .min(u64::from(MAX_PEER_FLOOR_SAT_PER_KW)) as u32;
         if sat_per_kw == MAX_PEER_FLOOR_SAT_PER_KW && inputs.peers_min != sat_per_kw {
             info!(
-                "a Bitcoin peer relays only transactions paying {} sat/kw or more; counting \
+                "no Bitcoin peer relays transactions paying less than {} sat/kw; counting \
                  {MAX_PEER_FLOOR_SAT_PER_KW} sat/kw of it",
                 rate.to_sat_per_kwu()
             );
@@ -467,8 +473,8 @@ pub struct FeeDetails {
     pub estimates: Vec<EstimateDetail>,
     /// Heights of the blocks sampled.
     pub sampled_heights: Vec<u32>,
-    /// The floor the peers' feefilter sets for the node's own transactions (with the margin,
-    /// capped), in sat/kw; 0 while unknown.
+    /// The floor the peers' lowest feefilter sets for the node's own transactions (with the
+    /// margin, capped), in sat/kw; 0 while unknown.
     pub peer_floor_sat_per_kw: u32,
 }
 
@@ -520,12 +526,35 @@ fn judges_counterparty(target: ConfirmationTarget) -> bool {
     )
 }
 
+/// Whether `target` prices the commitment transactions of our channels, whose fee rate the
+/// counterparty is asked to accept: the peers' minimum may raise it only as far as recent
+/// blocks paid.
+fn prices_commitments(target: ConfirmationTarget) -> bool {
+    matches!(
+        target,
+        ConfirmationTarget::AnchorChannelFee | ConfirmationTarget::NonAnchorChannelFee
+    )
+}
+
+/// The highest fee rate recent blocks paid, or `target`'s fallback when none is sampled.
+fn what_blocks_paid(target: ConfirmationTarget, inputs: &Inputs) -> u32 {
+    inputs
+        .samples
+        .values()
+        .copied()
+        .max()
+        .unwrap_or_else(|| fallback(target))
+}
+
 /// The estimate for `target` from the sampled inputs (before overrides), in sat/kw.
 fn policy(target: ConfirmationTarget, inputs: &Inputs) -> u32 {
+    let peer_floor = inputs.peers_min.min(MAX_PEER_FLOOR_SAT_PER_KW);
     let floor = if judges_counterparty(target) {
         FEERATE_FLOOR_SATS_PER_KW
+    } else if prices_commitments(target) {
+        FEERATE_FLOOR_SATS_PER_KW.max(peer_floor.min(what_blocks_paid(target, inputs)))
     } else {
-        FEERATE_FLOOR_SATS_PER_KW.max(inputs.peers_min.min(MAX_PEER_FLOOR_SAT_PER_KW))
+        FEERATE_FLOOR_SATS_PER_KW.max(peer_floor)
     };
     let floor = u64::from(floor);
     let fallback = u64::from(fallback(target));
@@ -573,7 +602,7 @@ impl FeeEstimator for FeeEstimates {
 
 /// Feeds `estimates` from `chain` until the chain source shuts down: samples every block
 /// downloaded for the listeners, downloads the tip when a sample is due (see the module
-/// documentation), and refreshes the peers' feefilter.
+/// documentation), and refreshes the peers' lowest feefilter.
 pub async fn run_sampler(chain: Arc<BlockFetcher>, estimates: Arc<FeeEstimates>) {
     let mut notifications = chain.subscribe();
     let mut shutdown = chain.shutdown_signal();
@@ -602,7 +631,7 @@ pub async fn run_sampler(chain: Arc<BlockFetcher>, estimates: Arc<FeeEstimates>)
                 }
             }
             _ = refresh.tick() => {
-                if let Some(rate) = chain.engine().peers_min_feerate().await {
+                if let Some(rate) = chain.links().lowest_fee_filter() {
                     estimates.set_peers_min_feerate(rate);
                 }
             }
@@ -658,12 +687,45 @@ mod tests {
         for (target, before) in ALL_TARGETS.into_iter().zip(before) {
             let after = estimates.get_est_sat_per_1000_weight(target);
             assert!(after <= MAX_FEE_RATE_SAT_PER_KW, "{target:?}: {after}");
-            if judges_counterparty(target) {
+            if judges_counterparty(target) || prices_commitments(target) {
                 assert_eq!(after, before, "{target:?} moved by a peer");
             } else if target != ConfirmationTarget::MaximumFeeEstimate {
                 assert_eq!(after, before.max(MAX_PEER_FLOOR_SAT_PER_KW), "{target:?}");
             }
         }
+    }
+
+    #[test]
+    fn the_peers_minimum_raises_channel_commitments_only_as_far_as_recent_blocks_paid() {
+        let sampled = |peers_min| Inputs {
+            // 2 sat/vB in most blocks, 8 sat/vB in the busiest.
+            samples: [(1, 500), (2, 500), (3, 2_000)].into_iter().collect(),
+            peers_min,
+            peers_min_at_sample: 0,
+        };
+        for target in [
+            ConfirmationTarget::AnchorChannelFee,
+            ConfirmationTarget::NonAnchorChannelFee,
+        ] {
+            // Peers asking 100 sat/vB: the commitment rate goes no higher than 8 sat/vB.
+            assert_eq!(policy(target, &sampled(25_000)), 2_000, "{target:?}");
+            // Peers asking 4 sat/vB: raised to that.
+            assert_eq!(policy(target, &sampled(1_000)), 1_000, "{target:?}");
+        }
+        // Our own transactions still pay what the peers relay.
+        assert_eq!(
+            policy(ConfirmationTarget::OutputSpendingFee, &sampled(25_000)),
+            25_000
+        );
+        // Nothing sampled: not above the fallback.
+        let unsampled = Inputs {
+            peers_min: 25_000,
+            ..Inputs::default()
+        };
+        assert_eq!(
+            policy(ConfirmationTarget::AnchorChannelFee, &unsampled),
+            fallback(ConfirmationTarget::AnchorChannelFee)
+        );
     }
 
     #[test]

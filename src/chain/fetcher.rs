@@ -1,8 +1,11 @@
 //! Block download and verification: the one way a block comes from a peer.
 //!
-//! [`BlockFetcher`] owns the engine handle, the download counts and the notification bus. A
+//! [`BlockFetcher`] owns the engine handle, the peer links, the download counts and the
+//! notification bus. Blocks come over the [`PeerLinks`] from a peer that keeps them (a pruned
+//! peer is not asked for a block more than 288 deep, a `notfound` sends the request to the
+//! next peer at once); only while no link is up does the engine fetch them. A
 //! block it returns passed the merkle-root and witness-commitment checks (a stripped, mutated
-//! or altered copy is requested again), and every block it fetched is announced as
+//! or altered copy is requested again from another peer), and every block it fetched is announced as
 //! [`ChainNotification::BlockFetched`] to the fee sampler and the broadcaster. The block
 //! source, the prefetcher and the fee sampler download through it.
 
@@ -17,6 +20,7 @@ use tokio::sync::broadcast;
 
 use super::engine::Engine;
 use super::error::FetchError;
+use super::links::{LinkedFetchError, PeerLinks};
 use super::notifications::{ChainNotification, Notifications, Shutdown};
 use super::tracker::{ChainTracker, TrackedHeights};
 
@@ -70,6 +74,7 @@ pub struct DownloadCounts {
 #[derive(Debug)]
 pub struct BlockFetcher {
     engine: Arc<Engine>,
+    links: Arc<PeerLinks>,
     tracker: Arc<ChainTracker>,
     block_timeout: Duration,
     stats: DownloadStats,
@@ -77,12 +82,19 @@ pub struct BlockFetcher {
 }
 
 impl BlockFetcher {
-    /// A fetcher downloading through `engine`, giving a block up after `block_timeout` without
-    /// a connected peer (see `ChainConfig::block_timeout`), and finding the heights of the
-    /// blocks it fetched in `tracker`.
-    pub fn new(engine: Arc<Engine>, tracker: Arc<ChainTracker>, block_timeout: Duration) -> Self {
+    /// A fetcher downloading over `links` (through `engine` while no link is up), giving a
+    /// block up after `block_timeout` without a connected peer (see
+    /// `ChainConfig::block_timeout`), and finding the heights of the blocks it fetched in
+    /// `tracker`.
+    pub fn new(
+        engine: Arc<Engine>,
+        links: Arc<PeerLinks>,
+        tracker: Arc<ChainTracker>,
+        block_timeout: Duration,
+    ) -> Self {
         Self {
             engine,
+            links,
             tracker,
             block_timeout,
             stats: DownloadStats::default(),
@@ -93,6 +105,11 @@ impl BlockFetcher {
     /// The supervised engine.
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    /// The links to the Bitcoin peers.
+    pub fn links(&self) -> &Arc<PeerLinks> {
+        &self.links
     }
 
     /// Heights of headers and verified filters.
@@ -150,23 +167,25 @@ impl BlockFetcher {
     }
 
     /// Downloads block `hash` and verifies it (merkle root and witness commitment), asking
-    /// again (the engine picks a peer at random) when a peer's copy fails verification or
-    /// does not arrive in time.
+    /// again (another peer) when a peer's copy fails verification or does not arrive in time.
     pub async fn fetch_verified_block(
         &self,
         hash: BlockHash,
         purpose: FetchPurpose,
     ) -> Result<Block, FetchError> {
         let mut last_failure = String::new();
+        // Peers whose copy failed verification: not asked again while others can be.
+        let mut avoid = Vec::new();
         for attempt in 1..=FETCH_ATTEMPTS {
             if attempt > 1 {
                 self.stats.refetches.fetch_add(1, Ordering::Relaxed);
             }
-            match self.engine.get_block(hash, self.block_timeout).await {
-                Ok(block) => {
+            match self.download(hash, &mut avoid).await {
+                Ok((block, from)) => {
                     if let Some(failure) = verification_failure(&block, &hash) {
+                        let from = from.map_or("a peer".to_string(), |addr| addr.to_string());
                         warn!(
-                            "block {hash} from a peer failed verification ({failure}); \
+                            "block {hash} from {from} failed verification ({failure}); \
                              requesting it again (attempt {attempt} of {FETCH_ATTEMPTS})"
                         );
                         last_failure = failure;
@@ -213,10 +232,51 @@ impl BlockFetcher {
             reason: last_failure,
         })
     }
+
+    /// Downloads block `hash` once: over the links from a peer that keeps it and is not in
+    /// `avoid` (it is added to it when it delivers), or through the engine while no link is
+    /// up. Returns the block and the peer it came from, when known.
+    async fn download(
+        &self,
+        hash: BlockHash,
+        avoid: &mut Vec<std::net::SocketAddr>,
+    ) -> Result<(Block, Option<std::net::SocketAddr>), FetchError> {
+        let depth = match (
+            self.tracker.header(&hash),
+            self.tracker.heights().header_tip,
+        ) {
+            (Ok(Some(stored)), Some((tip, _))) => Some(tip.saturating_sub(stored.height)),
+            _ => None,
+        };
+        let linked = self
+            .links
+            .get_block(hash, depth, avoid, self.block_timeout)
+            .await;
+        match linked {
+            Ok((block, from)) => {
+                avoid.push(from);
+                Ok((block, Some(from)))
+            }
+            Err(LinkedFetchError::NoLink) => {
+                let block = self.engine.get_block(hash, self.block_timeout).await?;
+                Ok((block, None))
+            }
+            Err(err @ LinkedFetchError::NoFullPeer { .. }) => Err(FetchError::Refused {
+                hash,
+                reason: err.to_string(),
+            }),
+            Err(LinkedFetchError::NotDelivered { reasons, .. }) => {
+                debug!("block {hash} was not delivered: {reasons}");
+                // Every peer that delivered a bad copy has been asked; start over.
+                avoid.clear();
+                Err(FetchError::Timeout(hash))
+            }
+        }
+    }
 }
 
 /// Why `block` cannot be handed to listeners as block `expected`, if it cannot.
-fn verification_failure(block: &Block, expected: &BlockHash) -> Option<String> {
+pub(crate) fn verification_failure(block: &Block, expected: &BlockHash) -> Option<String> {
     if block.block_hash() != *expected {
         return Some(format!("got block {} instead", block.block_hash()));
     }

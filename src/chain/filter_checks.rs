@@ -52,7 +52,7 @@ pub enum UnreadableFilter {
 /// Checks that `content` starts with an element count its remaining bytes can hold. The
 /// decoder reads a missing count as zero elements (a silent miss) and multiplies the count
 /// without a bound, so neither reaches it.
-fn check_element_count(content: &[u8]) -> Result<(), UnreadableFilter> {
+pub(crate) fn check_element_count(content: &[u8]) -> Result<(), UnreadableFilter> {
     let (VarInt(claimed), count_len) = bitcoin::consensus::encode::deserialize_partial(content)
         .map_err(|_| UnreadableFilter::NoElementCount)?;
     let bytes = content.len() - count_len;

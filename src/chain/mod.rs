@@ -10,12 +10,16 @@
 //! drives them with `synchronize_listeners` and `SpvClient`. The [`broadcaster`] and [`fees`]
 //! modules give LDK its broadcaster and fee estimator without any server; they, the
 //! prefetcher and the fetcher hear of new tips, blocks, peers and the shutdown through
-//! [`notifications`]. This is the only module that names the `bip157` crate.
+//! [`notifications`]. Beside the engine, the node keeps its own connection to each Bitcoin
+//! peer ([`links`]): blocks, transactions and each peer's `feefilter` go through it, and
+//! [`filter_audit`] uses it to find the peer that lies when peers disagree on filter headers,
+//! which [`ban_list`] then keeps out. This is the only module that names the `bip157` crate.
 //!
 //! Modules depend downwards only: `source` (and `sync` on it) uses `engine_host`, `prefetch`,
-//! `fees`, `broadcaster` and `filter_checks`; those use `fetcher`, which uses `notifications`,
-//! `engine` and `tracker`; nothing imports `source` back.
+//! `fees`, `broadcaster` and `filter_checks`; those use `fetcher` and `filter_audit`, which use
+//! `links`, `notifications`, `engine` and `tracker`; nothing imports `source` back.
 
+pub mod ban_list;
 pub mod broadcaster;
 pub mod checkpoints;
 pub mod config;
@@ -25,11 +29,14 @@ mod engine_host;
 pub mod error;
 pub mod fees;
 pub mod fetcher;
+pub mod filter_audit;
 pub mod filter_checks;
+pub mod filter_start;
 pub mod filter_store;
 pub mod header_store;
 #[cfg(test)]
 mod layers_tests;
+pub mod links;
 pub mod listener;
 pub mod notifications;
 pub mod prefetch;
@@ -49,7 +56,8 @@ pub use engine::PeerAddress;
 pub use error::{FetchError, StoreError};
 pub use fees::{FeeEstimates, FeeOverrides};
 pub use fetcher::{BlockFetcher, DownloadCounts};
+pub use filter_start::{FilterStart, FiltersFrom};
 pub use listener::{ChainListener, SharedListen};
 pub use notifications::ChainNotification;
-pub use source::{ChainSource, SyncStatus};
+pub use source::{ChainSource, SyncPhase, SyncStatus};
 pub use watch_set::WatchSet;

@@ -7,6 +7,7 @@
 //! when its filter matches the watch set ([`super::filter_checks`]); every other block is
 //! delivered header-only. Full blocks come verified from the [`BlockFetcher`].
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use lightning_block_sync::{
 use log::{debug, warn};
 use tokio::sync::broadcast;
 
+use super::ban_list::{Ban, BanList};
 use super::broadcaster::Broadcaster;
 use super::config::ChainConfig;
 use super::db::ChainDb;
@@ -26,6 +28,7 @@ use super::error::{FetchError, StoreError};
 use super::fees::{self, FeeEstimates};
 use super::fetcher::{BlockFetcher, DownloadCounts, FetchPurpose};
 use super::filter_checks::FilterChecks;
+use super::links::{LinksConfig, PeerLinks};
 use super::listener::ChainListener;
 use super::notifications::ChainNotification;
 use super::prefetch::{self, Prefetcher};
@@ -36,8 +39,34 @@ use crate::tasks::Supervisor;
 /// Listeners far behind the verified tip are moved at most this many blocks per poll.
 pub const MAX_BLOCKS_PER_POLL: u32 = 1_000;
 
+/// What a sync is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPhase {
+    /// A new chain syncs headers only, until they reach the tip (see
+    /// [`super::filter_start`]).
+    Headers,
+    /// Compact filters are fetched and checked up to the header tip.
+    Filters,
+    /// The wallet and channel state are brought to the verified tip.
+    Listeners,
+    /// Headers, filters and listeners are all at the tip.
+    Synced,
+}
+
+impl SyncPhase {
+    /// Its name in the control API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncPhase::Headers => "headers",
+            SyncPhase::Filters => "filters",
+            SyncPhase::Listeners => "listeners",
+            SyncPhase::Synced => "synced",
+        }
+    }
+}
+
 /// Sync status for the control API.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SyncStatus {
     /// Tip of the header chain.
     pub header_height: u32,
@@ -57,6 +86,14 @@ pub struct SyncStatus {
     pub start_height: u32,
     /// See [`DownloadCounts::bytes_received`].
     pub bytes_received: u64,
+    /// The height from which filters are checked; `None` during the header phase.
+    pub filters_from: Option<u32>,
+    /// What the sync is doing.
+    pub phase: SyncPhase,
+    /// During the header phase, the share of the time between the first stored header and
+    /// now that the header tip covers: how far the headers are, as far as their timestamps
+    /// tell (the height of the network's tip is not known before they reach it).
+    pub headers_covered: Option<f64>,
 }
 
 /// The compact-filter chain source.
@@ -73,6 +110,8 @@ pub struct ChainSource {
     host: Arc<Host>,
     supervisor: Arc<Supervisor>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Whether the peer links were started (with the engine).
+    links_started: AtomicBool,
 }
 
 impl std::fmt::Debug for ChainSource {
@@ -85,24 +124,47 @@ impl std::fmt::Debug for ChainSource {
 }
 
 impl SyncStatus {
-    /// How much of the sync is done, from 0.0 to 1.0 (only when synced): the blocks the
-    /// filters and the listeners both reached, of those from the chain's start to the header
-    /// tip. Headers come first, so while they are fetched this stays near 0.
+    /// How much of the current phase is done, from 0.0 to 1.0 (only when synced). During the
+    /// header phase: the share of the time from the first header to now that the headers
+    /// cover. After it: the blocks the filters and the listeners both reached, of those from
+    /// the block before the first checked filter (or the chain's start) to the header tip.
     pub fn progress(&self) -> f64 {
         if self.synced {
             return 1.0;
+        }
+        if self.phase == SyncPhase::Headers {
+            return self.headers_covered.unwrap_or(0.0).clamp(0.0, 0.999);
         }
         let reached = self
             .listeners_height
             .map_or(self.filter_height, |listeners| {
                 listeners.min(self.filter_height)
             });
-        let total = self.header_height.saturating_sub(self.start_height);
+        let base = self
+            .filters_from
+            .map_or(self.start_height, |from| from.saturating_sub(1))
+            .max(self.start_height);
+        let total = self.header_height.saturating_sub(base);
         if total == 0 {
             return 0.0;
         }
-        let done = reached.saturating_sub(self.start_height);
+        let done = reached.saturating_sub(base);
         (f64::from(done) / f64::from(total)).min(0.999)
+    }
+}
+
+/// What the sync is doing, given where headers, filters and listeners stand.
+fn phase_of(heights: &TrackedHeights, synced: bool) -> SyncPhase {
+    let header = heights.header_tip.map_or(0, |(h, _)| h);
+    let filter = heights.verified_tip.map_or(0, |(h, _)| h);
+    if heights.filters_from.is_none() {
+        SyncPhase::Headers
+    } else if synced {
+        SyncPhase::Synced
+    } else if filter < header || !heights.engine_synced {
+        SyncPhase::Filters
+    } else {
+        SyncPhase::Listeners
     }
 }
 
@@ -120,7 +182,7 @@ impl ChainSource {
     }
 
     /// Opens the chain database in `config.data_dir` and starts the broadcaster and the fee
-    /// sampler, but not the engine: nothing is asked of a peer until [`Self::start_engine`] or
+    /// sampler, but not the engine nor the peer links: nothing is asked of a peer until [`Self::start_engine`] or
     /// [`Self::cover_listeners_from`], so that the engine's first start point can take the
     /// listeners' saved positions into account.
     pub fn open(
@@ -136,10 +198,27 @@ impl ChainSource {
             db.clone(),
             config.network,
             config.start,
+            config.filters,
         )?);
         let engine = Engine::new();
+        let bans = Arc::new(BanList::load(db.clone())?);
+        let links = {
+            let tracker = tracker.clone();
+            Arc::new(PeerLinks::new(
+                LinksConfig {
+                    network: config.network,
+                    peers: config.peers.clone(),
+                    only_peers: config.only_peers,
+                    response_timeout: config.response_timeout,
+                },
+                bans,
+                engine.clone(),
+                move || tracker.heights().header_tip.map_or(0, |(height, _)| height),
+            ))
+        };
         let fetcher = Arc::new(BlockFetcher::new(
             engine.clone(),
+            links.clone(),
             tracker.clone(),
             config.block_timeout,
         ));
@@ -155,6 +234,7 @@ impl ChainSource {
         ));
         let supervisor = Supervisor::new();
         let broadcaster = Arc::new(Broadcaster::new(engine.clone(), db)?);
+        broadcaster.set_links(links.clone());
         let fees = FeeEstimates::new(config.network, config.fee_overrides.clone());
         let fees = Arc::new(match config.fee_sample_interval {
             Some(blocks) => fees.with_idle_interval(blocks),
@@ -189,11 +269,22 @@ impl ChainSource {
             host,
             supervisor,
             tasks: Mutex::new(tasks),
+            links_started: AtomicBool::new(false),
         }))
     }
 
-    /// Starts the engine, unless it runs already.
+    /// Starts the engine and the peer links, unless they run already.
     pub fn start_engine(&self) {
+        if !self.links_started.swap(true, Ordering::SeqCst) {
+            let links = self.links().clone();
+            let task = self
+                .supervisor
+                .spawn("peer links", links.run(self.fetcher.shutdown_signal()));
+            self.tasks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(task);
+        }
         let config = &self.config;
         self.engine.start(
             EngineConfig {
@@ -287,6 +378,16 @@ impl ChainSource {
         &self.fetcher
     }
 
+    /// The node's own links to its Bitcoin peers.
+    pub fn links(&self) -> &Arc<PeerLinks> {
+        self.fetcher.links()
+    }
+
+    /// The Bitcoin peers banned now.
+    pub fn banned_peers(&self) -> Vec<Ban> {
+        self.links().bans().list()
+    }
+
     /// Subscribes to notifications.
     pub fn subscribe(&self) -> broadcast::Receiver<ChainNotification> {
         self.fetcher.subscribe()
@@ -308,19 +409,53 @@ impl ChainSource {
         let header_height = heights.header_tip.map_or(0, |(h, _)| h);
         let filter_height = heights.verified_tip.map_or(0, |(h, _)| h);
         let listeners_height = self.listener.tip().map(|t| t.height);
+        let synced = heights.engine_synced
+            && filter_height == header_height
+            && listeners_height.is_none_or(|h| h == filter_height);
+        let phase = phase_of(&heights, synced);
+        let headers_covered = if phase == SyncPhase::Headers {
+            self.headers_covered().unwrap_or_else(|err| {
+                debug!("reading header times: {err}");
+                None
+            })
+        } else {
+            None
+        };
         SyncStatus {
             header_height,
             filter_height,
             filter_tip: heights.verified_tip.map(|(_, hash)| hash),
             listeners_height,
             peers: self.engine.peer_count().await,
-            synced: heights.engine_synced
-                && filter_height == header_height
-                && listeners_height.is_none_or(|h| h == filter_height),
+            synced,
             engine_restarts: self.engine.restarts(),
             start_height: self.tracker.chain_start().height,
             bytes_received: self.fetcher.download_counts().bytes_received,
+            filters_from: heights.filters_from,
+            phase,
+            headers_covered,
         }
+    }
+
+    /// See [`SyncStatus::headers_covered`].
+    fn headers_covered(&self) -> Result<Option<f64>, StoreError> {
+        let headers = self.tracker.headers();
+        let (Some(lowest), Some(tip)) = (headers.lowest_active_height()?, headers.tip()?) else {
+            return Ok(None);
+        };
+        let Some(first) = headers.active_at(lowest)? else {
+            return Ok(None);
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        let first_time = u64::from(first.header.time);
+        let span = now.saturating_sub(first_time);
+        if span == 0 {
+            return Ok(None);
+        }
+        let covered = u64::from(tip.header.time).saturating_sub(first_time);
+        Ok(Some(covered as f64 / span as f64))
     }
 
     /// Stops the engine and fires the shutdown signal that ends the broadcaster, the fee
@@ -474,5 +609,67 @@ impl BlockSource for ChainSource {
             }
             Ok((hash, Some(height)))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::hashes::Hash;
+
+    fn status(phase: SyncPhase, filters_from: Option<u32>) -> SyncStatus {
+        SyncStatus {
+            header_height: 1_000,
+            filter_height: 900,
+            filter_tip: None,
+            listeners_height: None,
+            peers: 1,
+            synced: false,
+            engine_restarts: 0,
+            start_height: 0,
+            bytes_received: 0,
+            filters_from,
+            phase,
+            headers_covered: Some(0.25),
+        }
+    }
+
+    #[test]
+    fn progress_is_that_of_the_phase() {
+        // Headers: the share of the time their timestamps cover.
+        assert_eq!(status(SyncPhase::Headers, None).progress(), 0.25);
+        // Filters: from the block before the first checked one, not from the chain's start.
+        assert_eq!(status(SyncPhase::Filters, Some(801)).progress(), 0.5);
+        assert_eq!(status(SyncPhase::Filters, Some(1)).progress(), 0.9);
+        let synced = SyncStatus {
+            synced: true,
+            ..status(SyncPhase::Synced, Some(1))
+        };
+        assert_eq!(synced.progress(), 1.0);
+    }
+
+    #[test]
+    fn the_phase_follows_the_heights() {
+        let tip = Some((1_000, BlockHash::all_zeros()));
+        let heights = TrackedHeights {
+            header_tip: tip,
+            verified_tip: Some((0, BlockHash::all_zeros())),
+            engine_synced: false,
+            filters_from: None,
+        };
+        assert_eq!(phase_of(&heights, false), SyncPhase::Headers);
+        let filtering = TrackedHeights {
+            filters_from: Some(501),
+            verified_tip: Some((700, BlockHash::all_zeros())),
+            ..heights
+        };
+        assert_eq!(phase_of(&filtering, false), SyncPhase::Filters);
+        let verified = TrackedHeights {
+            verified_tip: tip,
+            engine_synced: true,
+            ..filtering
+        };
+        assert_eq!(phase_of(&verified, false), SyncPhase::Listeners);
+        assert_eq!(phase_of(&verified, true), SyncPhase::Synced);
     }
 }

@@ -68,19 +68,33 @@ impl ChainSource {
                 listener.len()
             )));
         }
-        let mut positions = Vec::with_capacity(best_blocks.len());
-        for hash in best_blocks {
-            let position = self
-                .tracker()
-                .active_ancestor_height(hash)
-                .map_err(BlockSourceError::transient)?
-                .ok_or_else(|| {
+        let mut positions = self.listener_positions(best_blocks)?;
+        if let Some(unknown) = best_blocks
+            .iter()
+            .zip(&positions)
+            .find_map(|(hash, position)| position.is_none().then_some(hash))
+        {
+            // A chain database newer than the listeners' state (it was deleted, or is being
+            // rebuilt): the chain is synced first, then the listeners are found on it.
+            info!(
+                "a listener stands on block {unknown}, which the chain database does not hold \
+                 yet; syncing the chain before the wallet and channel state"
+            );
+            self.start_engine();
+            self.wait_engine_synced().await?;
+            positions = self.listener_positions(best_blocks)?;
+        }
+        let positions = best_blocks
+            .iter()
+            .zip(positions)
+            .map(|(hash, position)| {
+                position.ok_or_else(|| {
                     BlockSourceError::persistent(format!(
                         "a listener stands on block {hash}, which this node's chain does not hold"
                     ))
-                })?;
-            positions.push(position);
-        }
+                })
+            })
+            .collect::<Result<Vec<u32>, _>>()?;
         if let Some(&lowest) = positions.iter().min() {
             self.cover_listeners_from(lowest)
                 .map_err(BlockSourceError::transient)?;
@@ -109,6 +123,33 @@ impl ChainSource {
             tip.header.block_hash()
         );
         Ok(tip)
+    }
+
+    /// The height of each listener's block on the active chain (its fork point if it stands
+    /// on a stale block); `None` for a block the chain does not hold.
+    fn listener_positions(
+        &self,
+        best_blocks: &[BlockHash],
+    ) -> Result<Vec<Option<u32>>, BlockSourceError> {
+        best_blocks
+            .iter()
+            .map(|hash| {
+                self.tracker()
+                    .active_ancestor_height(hash)
+                    .map_err(BlockSourceError::transient)
+            })
+            .collect()
+    }
+
+    /// Waits until the engine reports every filter up to its tip verified and stored.
+    async fn wait_engine_synced(&self) -> Result<(), BlockSourceError> {
+        let mut heights = self.tracker().subscribe();
+        while !heights.borrow_and_update().engine_synced {
+            if heights.changed().await.is_err() {
+                return Err(BlockSourceError::persistent("the chain source stopped"));
+            }
+        }
+        Ok(())
     }
 
     /// Waits until the verified tip is at or above `height`.

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use super::checkpoints::Checkpoint;
 use super::db::ChainDb;
 use super::error::StoreError;
+use super::filter_start::{self, FilterStart, FiltersFrom};
 use super::filter_store::{self, FilterStore, FilterWriter, FILTERS_KEPT_BELOW_CONSUMED};
 use super::header_store::{
     self, HeaderChange, HeaderStore, HeaderWriter, StoredHeader, STALE_HEADERS_KEPT,
@@ -121,6 +122,9 @@ pub struct TrackedHeights {
     pub verified_tip: Option<(u32, BlockHash)>,
     /// Whether the engine reported filters synced to its tip since it last started.
     pub engine_synced: bool,
+    /// The height from which filters are checked; `None` during the header phase of a new
+    /// chain (see [`super::filter_start`]).
+    pub filters_from: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -147,31 +151,42 @@ pub struct ChainTracker {
     anchor: Option<Checkpoint>,
     /// The anchor, or genesis.
     chain_start: Checkpoint,
+    /// Where filters are checked from (see [`super::filter_start`]).
+    filters_from: Mutex<FiltersFrom>,
 }
 
 impl ChainTracker {
     /// A tracker over `db`. A store with no headers starts at the genesis block of `network`.
     pub fn new(db: Arc<ChainDb>, network: Network) -> Result<Self, StoreError> {
-        Self::starting_at(db, network, None)
+        Self::starting_at(db, network, None, FilterStart::ChainStart)
     }
 
     /// A tracker over `db`. A new store starts after `start` (its header chain, filters and
     /// verified tip begin there; nothing at or below it is fetched), or at the genesis block
-    /// of `network` without one. A store that has a chain keeps where it started: see
-    /// [`ChainTracker::chain_start`].
+    /// of `network` without one, and checks filters from where `filters` says. A store that
+    /// has a chain keeps where it started and where it checks filters from: see
+    /// [`ChainTracker::chain_start`] and [`ChainTracker::filters_from`].
     pub fn starting_at(
         db: Arc<ChainDb>,
         network: Network,
         start: Option<Checkpoint>,
+        filters: FilterStart,
     ) -> Result<Self, StoreError> {
         let headers = HeaderStore::new(db.clone());
-        let filters = FilterStore::new(db.clone());
+        let filters_store = FilterStore::new(db.clone());
         let mut anchor = header_store::chain_start(&db.conn())?;
+        let header_phase = match filters {
+            FilterStart::ChainStart => None,
+            plan => Some(FiltersFrom::HeaderPhase(plan)),
+        };
         if anchor.is_none() && headers.is_empty()? {
             match start {
                 Some(start) => {
                     db.write(|tx| {
                         header_store::set_chain_start(tx, &start)?;
+                        if let Some(phase) = header_phase {
+                            filter_start::store(tx, phase)?;
+                        }
                         filter_store::set_verified_tip(tx, start.height, &start.hash)
                     })?;
                     info!(
@@ -192,24 +207,34 @@ impl ChainTracker {
                             },
                             &|_| None,
                         )?;
+                        if let Some(phase) = header_phase {
+                            filter_start::store(tx, phase)?;
+                        }
                         filter_store::set_verified_tip(tx, 0, &hash)
                     })?;
                 }
             }
+            if let Some(FiltersFrom::HeaderPhase(plan)) = header_phase {
+                info!("new chain: {plan}");
+            }
         }
-        let heights = TrackedHeights {
-            header_tip: headers.tip()?.map(|tip| (tip.height, tip.block_hash())),
-            verified_tip: filters.verified_tip()?,
-            engine_synced: false,
-        };
         let genesis = Checkpoint {
             height: 0,
             hash: bitcoin::constants::genesis_block(network).block_hash(),
         };
+        let chain_start = anchor.unwrap_or(genesis);
+        let filters_from = filter_start::stored(&db.conn())?
+            .unwrap_or(FiltersFrom::Height(chain_start.height + 1));
+        let heights = TrackedHeights {
+            header_tip: headers.tip()?.map(|tip| (tip.height, tip.block_hash())),
+            verified_tip: filters_store.verified_tip()?,
+            engine_synced: false,
+            filters_from: filters_from.height(),
+        };
         Ok(Self {
             db,
             headers,
-            filters,
+            filters: filters_store,
             heights: watch::channel(heights).0,
             progress: Mutex::new(Progress {
                 last_log: Instant::now(),
@@ -219,8 +244,49 @@ impl ChainTracker {
             tail: Mutex::new(None),
             listeners_at: AtomicU32::new(u32::MAX),
             anchor,
-            chain_start: anchor.unwrap_or(genesis),
+            chain_start,
+            filters_from: Mutex::new(filters_from),
         })
+    }
+
+    /// Where filters are checked from: a height, or the header phase of a new chain.
+    pub fn filters_from(&self) -> FiltersFrom {
+        *self.filters_from.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the chain is in its header phase: the engine syncs headers only.
+    pub fn in_header_phase(&self) -> bool {
+        self.filters_from().height().is_none()
+    }
+
+    /// Admits wallet or channel state about to be created on block `height` (a new wallet,
+    /// channel manager or output sweeper): it will need the filters of every block above it,
+    /// so filters are checked from `height + 1` on at the latest before it exists. Refused
+    /// during the header phase, when where filters start is not known yet; a height below
+    /// where they start moves that start down (durably, before the state is created), and
+    /// the engine then fetches the filters between when the state is synchronised.
+    pub fn admit_new_state(&self, height: u32) -> Result<(), StoreError> {
+        match self.filters_from() {
+            FiltersFrom::HeaderPhase(_) => Err(StoreError::HeaderPhase),
+            FiltersFrom::Height(from) if height + 1 >= from => Ok(()),
+            FiltersFrom::Height(from) => {
+                self.db
+                    .write(|tx| filter_start::store(tx, FiltersFrom::Height(height + 1)))?;
+                self.set_filters_from(height + 1);
+                info!(
+                    "state created on block {height} needs the filters from block {} on; this \
+                     chain checked them from block {from}: checking those between too",
+                    height + 1
+                );
+                Ok(())
+            }
+        }
+    }
+
+    fn set_filters_from(&self, height: u32) {
+        *self.filters_from.lock().unwrap_or_else(|p| p.into_inner()) = FiltersFrom::Height(height);
+        self.heights
+            .send_modify(|heights| heights.filters_from = Some(height));
     }
 
     /// The block the stored chain starts from: genesis, or the start point it was created
@@ -268,9 +334,11 @@ impl ChainTracker {
     }
 
     /// Where a (re)started engine should begin: a snapshot of the stored active chain from
-    /// [`RESTART_DEPTH`] below the verified tip, so the engine re-verifies recent filters and can
-    /// see reorgs that happened while it was down, or from `listeners_at` if the listeners stand
-    /// lower: the engine fetches only blocks of the chain it holds, and they still need those.
+    /// [`RESTART_DEPTH`] below the verified tip, so the engine can see reorgs that happened
+    /// while it was down, or from `listeners_at` if the listeners stand lower: the engine
+    /// fetches only blocks of the chain it holds, and they still need those. During the header
+    /// phase, [`RESTART_DEPTH`] below the header tip. The engine syncs headers only from there;
+    /// filters are then fetched from above the verified tip alone (see `Host`).
     pub fn start_point(&self, listeners_at: Option<u32>) -> Result<StartPoint, StoreError> {
         self.start_point_at_depth(listeners_at, RESTART_DEPTH)
     }
@@ -293,10 +361,15 @@ impl ChainTracker {
             };
         };
         let lowest = self.headers.lowest_active_height()?.unwrap_or(0);
-        let verified = self.heights().verified_tip.map_or(lowest, |(h, _)| h);
-        let from = verified
-            .saturating_sub(depth)
-            .min(listeners_at.unwrap_or(u32::MAX));
+        let from = match self.filters_from() {
+            FiltersFrom::HeaderPhase(_) => tip.height.saturating_sub(depth),
+            FiltersFrom::Height(_) => {
+                let verified = self.heights().verified_tip.map_or(lowest, |(h, _)| h);
+                verified
+                    .saturating_sub(depth)
+                    .min(listeners_at.unwrap_or(u32::MAX))
+            }
+        };
         // Down to the start point the engine starts from it, and fetches everything above.
         if let Some(anchor) = self.anchor.filter(|anchor| from <= anchor.height + 1) {
             return Ok(StartPoint::Checkpoint {
@@ -305,7 +378,7 @@ impl ChainTracker {
             });
         }
         let from = from.max(lowest);
-        if from == tip.height {
+        if from >= tip.height {
             return Ok(StartPoint::Checkpoint {
                 height: tip.height,
                 hash: tip.block_hash(),
@@ -337,6 +410,7 @@ impl ChainTracker {
             std::collections::BTreeMap::new();
         let mut verified_headers = Vec::new();
         let mut stored = Vec::new();
+        let mut filters_from = self.filters_from();
         self.db.write(|tx| {
             let mut header_writer = HeaderWriter::new(tx)?;
             let mut filter_writer = FilterWriter::new(tx)?;
@@ -373,6 +447,14 @@ impl ChainTracker {
                                 // the branch that just left the active chain.
                                 new_filters.retain(|height, _| *height <= fork);
                             }
+                            if let (Some(fork), FiltersFrom::Height(from)) = (fork, filters_from) {
+                                // The new branch's blocks from the fork point on may hold what
+                                // the old branch's above the first checked filter held.
+                                if fork + 1 < from {
+                                    filters_from = FiltersFrom::Height(fork + 1);
+                                    filter_start::store(tx, filters_from)?;
+                                }
+                            }
                             if let (Some(fork), Some((verified, _))) = (fork, heights.verified_tip)
                             {
                                 if verified > fork {
@@ -403,7 +485,32 @@ impl ChainTracker {
                             );
                         }
                     }
-                    EngineEvent::Synced { height, hash } => synced = Some((*height, *hash)),
+                    EngineEvent::Synced { height, hash } => {
+                        synced = Some((*height, *hash));
+                        if let FiltersFrom::HeaderPhase(plan) = filters_from {
+                            // Headers reached the tip: filters start after it, or at the
+                            // birthday below it.
+                            let from = FiltersFrom::after_headers_synced(plan, *height)
+                                .max(self.chain_start.height + 1);
+                            match self.active_hash_at(tx, from - 1)? {
+                                Some(below) if self.active_hash_at(tx, *height)? == Some(*hash) => {
+                                    filters_from = FiltersFrom::Height(from);
+                                    filter_start::store(tx, filters_from)?;
+                                    filter_store::set_verified_tip(tx, from - 1, &below)?;
+                                    heights.verified_tip = Some((from - 1, below));
+                                    info!(
+                                        "headers synced to height {height} ({hash}); compact \
+                                         filters are checked from block {from} on"
+                                    );
+                                }
+                                _ => warn!(
+                                    "the compact-filter engine reports headers synced to block \
+                                     {hash} at {height}, which is not on the stored chain; \
+                                     still syncing headers"
+                                ),
+                            }
+                        }
+                    }
                 }
             }
             // Advance the verified tip over every contiguous stored filter: those of this
@@ -451,6 +558,8 @@ impl ChainTracker {
         })?;
         self.cache(verified_headers, []);
         *self.tail.lock().unwrap_or_else(|p| p.into_inner()) = tail;
+        *self.filters_from.lock().unwrap_or_else(|p| p.into_inner()) = filters_from;
+        heights.filters_from = filters_from.height();
         if headers_changed || heights.header_tip.is_none() {
             heights.header_tip = self
                 .headers
@@ -459,7 +568,15 @@ impl ChainTracker {
         }
         if let Some((height, hash)) = synced {
             heights.engine_synced = heights.verified_tip == Some((height, hash));
-            info!("compact filters synced to height {height} ({hash})");
+            if heights.engine_synced {
+                info!("compact filters synced to height {height} ({hash})");
+            } else {
+                debug!(
+                    "the compact-filter engine is at height {height} ({hash}); filters above \
+                     height {} are still to be fetched",
+                    heights.verified_tip.map_or(0, |(verified, _)| verified)
+                );
+            }
         } else if events.iter().any(|e| matches!(e, EngineEvent::Header(_))) {
             heights.engine_synced = false;
         }
@@ -478,6 +595,19 @@ impl ChainTracker {
         &self,
         height: u32,
     ) -> Result<bool, StoreError> {
+        if let FiltersFrom::Height(from) = self.filters_from() {
+            if height + 1 < from {
+                self.db
+                    .write(|tx| filter_start::store(tx, FiltersFrom::Height(height + 1)))?;
+                self.set_filters_from(height + 1);
+                info!(
+                    "wallet or channel state stands on block {height}, below the first block \
+                     whose filter this chain checked ({from}): checking the filters from block \
+                     {} on, where that state may need them",
+                    height + 1
+                );
+            }
+        }
         let Some((verified, _)) = self.heights().verified_tip else {
             return Ok(false);
         };
@@ -730,8 +860,13 @@ mod tests {
             height: 50,
             hash: chain[50].block_hash(),
         };
-        let tracker =
-            ChainTracker::starting_at(db.clone(), Network::Regtest, Some(anchor)).expect("tracker");
+        let tracker = ChainTracker::starting_at(
+            db.clone(),
+            Network::Regtest,
+            Some(anchor),
+            FilterStart::ChainStart,
+        )
+        .expect("tracker");
         assert_eq!(tracker.chain_start(), anchor);
         assert_eq!(tracker.heights().verified_tip, Some((50, anchor.hash)));
         assert_eq!(
@@ -788,7 +923,9 @@ mod tests {
 
         // Opened again, the chain keeps its start point whatever is asked.
         drop(tracker);
-        let reopened = ChainTracker::starting_at(db, Network::Regtest, None).expect("tracker");
+        let reopened = ChainTracker::starting_at(db, Network::Regtest, None, FilterStart::Tip)
+            .expect("tracker");
+        assert_eq!(reopened.filters_from(), FiltersFrom::Height(51));
         assert_eq!(reopened.chain_start(), anchor);
     }
 
@@ -973,6 +1110,165 @@ mod tests {
             .cached_header(&hash(900 + READ_AHEAD_BLOCKS - 1))
             .is_some());
         assert!(tracker.cached_header(&hash(899)).is_none());
+    }
+
+    /// Headers only, as an engine in its header phase sends them, up to `up_to`.
+    fn connect_headers(tracker: &ChainTracker, chain: &mut Vec<Header>, up_to: u32) {
+        let mut events = Vec::new();
+        while (chain.len() as u32) <= up_to {
+            let header = child(chain.last().expect("genesis"), 0);
+            events.push(EngineEvent::Header(HeaderChange::Connected {
+                height: chain.len() as u32,
+                header,
+            }));
+            chain.push(header);
+        }
+        tracker.apply(&events, |_| {}).expect("headers applied");
+    }
+
+    fn synced_at(tracker: &ChainTracker, chain: &[Header]) {
+        let height = chain.len() as u32 - 1;
+        tracker
+            .apply(
+                &[EngineEvent::Synced {
+                    height,
+                    hash: chain[height as usize].block_hash(),
+                }],
+                |_| {},
+            )
+            .expect("synced applied");
+    }
+
+    fn tracker_with(filters: FilterStart) -> (tempfile::TempDir, ChainTracker) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = ChainDb::open(&dir.path().join("chain.sqlite"), Network::Regtest).expect("db");
+        let tracker = ChainTracker::starting_at(Arc::new(db), Network::Regtest, None, filters)
+            .expect("tracker");
+        (dir, tracker)
+    }
+
+    #[test]
+    fn a_header_phase_ends_at_the_tip_with_its_filters_starting_after_it_and_survives_a_restart() {
+        let (dir, tracker) = tracker_with(FilterStart::Tip);
+        let mut chain = vec![bitcoin::constants::genesis_block(Network::Regtest).header];
+        assert!(tracker.in_header_phase());
+        assert!(matches!(
+            tracker.admit_new_state(0),
+            Err(StoreError::HeaderPhase)
+        ));
+        connect_headers(&tracker, &mut chain, 1_000);
+        assert_eq!(tracker.heights().verified_tip.map(|(h, _)| h), Some(0));
+        assert_eq!(tracker.heights().filters_from, None);
+        // A restart in the header phase resumes near the header tip, not at the start.
+        match tracker.start_point(None).expect("start") {
+            StartPoint::Snapshot(headers) => {
+                assert_eq!(
+                    headers.first().map(|(h, _)| *h),
+                    Some(1_000 - RESTART_DEPTH)
+                )
+            }
+            other => panic!("a snapshot near the header tip, not {other:?}"),
+        }
+
+        synced_at(&tracker, &chain);
+        let heights = tracker.heights();
+        assert_eq!(heights.filters_from, Some(1_001));
+        assert_eq!(
+            heights.verified_tip,
+            Some((1_000, chain[1_000].block_hash()))
+        );
+        assert!(heights.engine_synced, "nothing is left to check at the tip");
+        tracker.admit_new_state(1_000).expect("state at the tip");
+        connect(&tracker, &mut chain, 1_010);
+        assert_eq!(
+            tracker.heights().verified_tip,
+            Some((1_010, chain[1_010].block_hash()))
+        );
+
+        drop(tracker);
+        let db = ChainDb::open(&dir.path().join("chain.sqlite"), Network::Regtest).expect("db");
+        let reopened =
+            ChainTracker::starting_at(Arc::new(db), Network::Regtest, None, FilterStart::Tip)
+                .expect("tracker");
+        assert_eq!(reopened.filters_from(), FiltersFrom::Height(1_001));
+        assert_eq!(reopened.heights().filters_from, Some(1_001));
+    }
+
+    #[test]
+    fn a_birthday_below_the_tip_ends_the_header_phase_with_filters_from_the_birthday() {
+        let (_dir, tracker) = tracker_with(FilterStart::Height(600));
+        let mut chain = vec![bitcoin::constants::genesis_block(Network::Regtest).header];
+        connect_headers(&tracker, &mut chain, 1_000);
+        synced_at(&tracker, &chain);
+        let heights = tracker.heights();
+        assert_eq!(heights.filters_from, Some(600));
+        assert_eq!(heights.verified_tip, Some((599, chain[599].block_hash())));
+        assert!(
+            !heights.engine_synced,
+            "the filters from the birthday are missing"
+        );
+        // The engine starts its usual depth below the verified tip: its headers only.
+        match tracker.start_point(None).expect("start") {
+            StartPoint::Snapshot(headers) => {
+                assert_eq!(headers.first().map(|(h, _)| *h), Some(599 - RESTART_DEPTH))
+            }
+            other => panic!("a snapshot below the verified tip, not {other:?}"),
+        }
+
+        // State created below the birthday moves the first checked filter down first.
+        tracker.admit_new_state(599).expect("admitted");
+        assert_eq!(tracker.filters_from(), FiltersFrom::Height(600));
+        tracker.admit_new_state(499).expect("admitted");
+        assert_eq!(tracker.filters_from(), FiltersFrom::Height(500));
+    }
+
+    #[test]
+    fn a_reorganisation_below_the_first_checked_filter_moves_it_down_to_the_fork() {
+        let (_dir, tracker) = tracker_with(FilterStart::Tip);
+        let mut chain = vec![bitcoin::constants::genesis_block(Network::Regtest).header];
+        connect_headers(&tracker, &mut chain, 100);
+        synced_at(&tracker, &chain);
+        assert_eq!(tracker.filters_from(), FiltersFrom::Height(101));
+        let branch: Vec<Header> = {
+            let mut branch = vec![child(&chain[97], 9)];
+            while branch.len() < 5 {
+                let header = child(branch.last().expect("a block"), 9);
+                branch.push(header);
+            }
+            branch
+        };
+        tracker
+            .apply(
+                &[EngineEvent::Header(HeaderChange::Reorganized {
+                    accepted: (98..).zip(branch.iter().copied()).collect(),
+                    disconnected: (98..).zip(chain[98..].iter().copied()).collect(),
+                })],
+                |_| {},
+            )
+            .expect("reorganisation applied");
+        assert_eq!(tracker.filters_from(), FiltersFrom::Height(98));
+        assert_eq!(tracker.heights().filters_from, Some(98));
+        assert_eq!(
+            tracker.heights().verified_tip,
+            Some((97, chain[97].block_hash()))
+        );
+    }
+
+    #[test]
+    fn listeners_below_the_first_checked_filter_move_it_down_to_them() {
+        let (_dir, tracker) = tracker_with(FilterStart::Tip);
+        let mut chain = vec![bitcoin::constants::genesis_block(Network::Regtest).header];
+        connect_headers(&tracker, &mut chain, 300);
+        synced_at(&tracker, &chain);
+        connect(&tracker, &mut chain, 320);
+        assert!(tracker
+            .lower_verified_tip_to_stored_filters_from(200)
+            .expect("lowered"));
+        assert_eq!(tracker.filters_from(), FiltersFrom::Height(201));
+        assert_eq!(
+            tracker.heights().verified_tip,
+            Some((200, chain[200].block_hash()))
+        );
     }
 
     #[test]

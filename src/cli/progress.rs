@@ -30,11 +30,17 @@ pub async fn wait_synced(
         bar
     });
     let mut last = String::new();
+    let mut phase = String::new();
     let synced = client
         .wait_synced(timeout, |info| {
             let status = render::sync_status(info);
             match &bar {
                 Some(bar) => {
+                    // Each phase has a progress of its own: the time left starts over.
+                    if info.sync.phase != phase {
+                        phase = info.sync.phase.clone();
+                        bar.reset_eta();
+                    }
                     bar.set_position((info.sync.progress * 1_000.0) as u64);
                     bar.set_message(status.clone());
                 }

@@ -87,7 +87,8 @@ impl NodeHandle {
             Some(chain) => {
                 let status = chain.status().await;
                 format!(
-                    "{:.1}% (headers at {}, filters at {})",
+                    "{} {:.1}% (headers at {}, filters at {})",
+                    status.phase.as_str(),
                     status.progress() * 100.0,
                     status.header_height,
                     status.filter_height
@@ -141,6 +142,8 @@ impl NodeHandle {
                 listeners_height: status.listeners_height.unwrap_or(start.height),
                 progress: status.progress(),
                 bytes_received: status.bytes_received,
+                phase: status.phase,
+                filters_from: status.filters_from,
             },
             backup: super::BackupStatus {
                 dir: self.config.backup_dir.clone(),
@@ -182,6 +185,9 @@ impl NodeHandle {
                 listeners_height: 0,
                 progress: 0.0,
                 bytes_received: 0,
+                // Nothing syncs yet: the chain opens once the store is open.
+                phase: crate::chain::SyncPhase::Headers,
+                filters_from: None,
             },
             backup: super::BackupStatus {
                 dir: None,

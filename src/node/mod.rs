@@ -313,6 +313,8 @@ impl Node {
                 listeners_height: best.height,
                 progress: status.progress(),
                 bytes_received: status.bytes_received,
+                phase: status.phase,
+                filters_from: status.filters_from,
             },
             backup: self.store.backup_status(),
             store: self.store.info(self.data_dir.path()),

@@ -1,17 +1,25 @@
 //! Per-endpoint switches that make the peer lie or go quiet, for adversarial tests. All are off
-//! by default and can be flipped at any time; sessions read them on every request.
+//! by default and can be flipped at any time; sessions read them on every request. Beside
+//! them, [`EndpointCounts`] counts what the endpoint was asked, so a test can tell which of
+//! several endpoints a client asked for what.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use bitcoin::BlockHash;
+
+/// How deep below the tip a pruned endpoint still serves blocks: Core's
+/// `NODE_NETWORK_LIMITED_MIN_BLOCKS` (288) and the two blocks of slack it allows for races.
+pub const PRUNED_DEPTH: u32 = 288 + 2;
 
 /// Misbehaviour switches of one endpoint.
 #[derive(Debug, Default)]
 pub struct Misbehaviour {
     wrong_filters: AtomicBool,
     wrong_filter_for: Mutex<Option<BlockHash>>,
+    lying_filter_for: Mutex<Option<BlockHash>>,
+    pruned: AtomicBool,
     conflicting_cfheaders: AtomicBool,
     strip_witness: AtomicBool,
     withhold_blocks: AtomicBool,
@@ -21,6 +29,7 @@ pub struct Misbehaviour {
     mutate_blocks: AtomicBool,
     undecodable_filters: AtomicBool,
     block_trickle: Mutex<Option<Duration>>,
+    counts: EndpointCounts,
 }
 
 impl Misbehaviour {
@@ -36,6 +45,44 @@ impl Misbehaviour {
             .wrong_filter_for
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = block;
+    }
+
+    /// Lie about the filter of this one block, consistently (`None` stops it): serve a wrong
+    /// `cfilter` for it (one that hides every non-coinbase script of the block) and `cfheaders`
+    /// (and `cfcheckpt`) whose filter-header chain is built from that wrong filter, so the lie
+    /// passes every check a single client can make and shows only as a conflict with an honest
+    /// peer's filter headers from that block on. Set it before clients sync past the block.
+    pub fn set_lying_filter_for(&self, block: Option<BlockHash>) {
+        *self
+            .lying_filter_for
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = block;
+    }
+
+    /// The block whose filter this endpoint lies about consistently, if any.
+    pub fn lying_filter_for(&self) -> Option<BlockHash> {
+        *self
+            .lying_filter_for
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Act as a pruned Bitcoin Core: announce `NODE_NETWORK_LIMITED` instead of `NODE_NETWORK`
+    /// to peers that connect from now on, and disconnect a peer that asks for a block more than
+    /// [`PRUNED_DEPTH`] blocks below the tip, as Core does (the request is counted, see
+    /// [`deep_block_requests`](Self::deep_block_requests)).
+    pub fn set_pruned(&self, on: bool) {
+        self.pruned.store(on, Ordering::SeqCst);
+    }
+
+    /// What the endpoint was asked and answered so far.
+    pub fn counts(&self) -> &EndpointCounts {
+        &self.counts
+    }
+
+    /// Whether the endpoint acts as a pruned node.
+    pub fn pruned(&self) -> bool {
+        self.pruned.load(Ordering::SeqCst)
     }
 
     /// Serve `cfheaders` (and `cfcheckpt`) built from the wrong filters, disagreeing with honest
@@ -66,7 +113,9 @@ impl Misbehaviour {
     }
 
     /// Announce `rate` (sat per 1000 vB, any value a peer could send) in `feefilter` to peers
-    /// that connect from now on, instead of the usual minimum; `None` goes back to it.
+    /// that connect from now on, instead of the usual minimum, and refuse transactions from
+    /// this endpoint's peers that pay less (as Bitcoin Core started with `-minrelaytxfee` does);
+    /// `None` goes back to the usual minimum.
     pub fn set_fee_filter(&self, rate: Option<i64>) {
         *self.fee_filter.lock().unwrap_or_else(|e| e.into_inner()) = rate;
     }
@@ -118,6 +167,7 @@ impl Misbehaviour {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 == Some(*block)
+            || self.lying_filter_for() == Some(*block)
     }
 
     /// Whether `cfheaders` are conflicting.
@@ -143,5 +193,52 @@ impl Misbehaviour {
     /// Whether the endpoint is stalling.
     pub fn stall(&self) -> bool {
         self.stall.load(Ordering::SeqCst)
+    }
+}
+
+/// What one endpoint was asked and answered, for tests that check which peer a client asked.
+#[derive(Debug, Default)]
+pub struct EndpointCounts {
+    connections: AtomicU64,
+    blocks_served: AtomicU64,
+    blocks_not_found: AtomicU64,
+    deep_block_requests: AtomicU64,
+}
+
+impl EndpointCounts {
+    /// Connections the endpoint accepted.
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Blocks it sent.
+    pub fn blocks_served(&self) -> u64 {
+        self.blocks_served.load(Ordering::SeqCst)
+    }
+
+    /// Block requests it answered with `notfound`.
+    pub fn blocks_not_found(&self) -> u64 {
+        self.blocks_not_found.load(Ordering::SeqCst)
+    }
+
+    /// Requests for blocks deeper than a pruned endpoint serves (each one ended the connection).
+    pub fn deep_block_requests(&self) -> u64 {
+        self.deep_block_requests.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn count_connection(&self) {
+        self.connections.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn count_block_served(&self) {
+        self.blocks_served.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn count_block_not_found(&self) {
+        self.blocks_not_found.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn count_deep_block_request(&self) {
+        self.deep_block_requests.fetch_add(1, Ordering::SeqCst);
     }
 }

@@ -42,6 +42,15 @@ pub enum Notice {
     MinFeeRateChanged,
 }
 
+/// Which fee a transaction must pay to enter the mempool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FeePolicy {
+    /// None: it returns from a disconnected block, or is a parent paid for by its child.
+    Bypass,
+    /// The mempool's minimum, or this rate (sat per 1000 vB) if higher.
+    AtLeast(u64),
+}
+
 /// Chain, mempool and faucet.
 #[derive(Debug)]
 pub struct Node {
@@ -205,7 +214,18 @@ impl Node {
     /// paying too little is accepted when an orphan child pays for both (Core's one-parent-
     /// one-child package relay).
     pub fn submit(&mut self, tx: Transaction, origin: Option<u64>) -> Result<Txid, TxRejected> {
-        match self.accept(&tx, origin, false) {
+        self.submit_paying_at_least(tx, origin, 0)
+    }
+
+    /// [`Node::submit`] for a transaction that must also pay `sat_per_kvb` (an endpoint's own
+    /// relay minimum, as announced in its `feefilter`), whatever the mempool's minimum is.
+    pub fn submit_paying_at_least(
+        &mut self,
+        tx: Transaction,
+        origin: Option<u64>,
+        sat_per_kvb: u64,
+    ) -> Result<Txid, TxRejected> {
+        match self.accept(&tx, origin, FeePolicy::AtLeast(sat_per_kvb)) {
             Ok(txid) => {
                 self.retry_orphans();
                 Ok(txid)
@@ -214,9 +234,10 @@ impl Node {
                 let Some(index) = self.fee_paying_orphan_child(&tx) else {
                     return Err(rejection);
                 };
-                let txid = self.accept(&tx, origin, true)?;
+                let txid = self.accept(&tx, origin, FeePolicy::Bypass)?;
                 let (child, session) = self.orphans.remove(index);
-                if let Err(child_rejection) = self.accept(&child, Some(session), true) {
+                if let Err(child_rejection) = self.accept(&child, Some(session), FeePolicy::Bypass)
+                {
                     info!("dropped orphan transaction: {child_rejection}");
                 }
                 self.retry_orphans();
@@ -335,7 +356,7 @@ impl Node {
             let orphans = std::mem::take(&mut self.orphans);
             let before = orphans.len();
             for (tx, session) in orphans {
-                match self.accept(&tx, Some(session), false) {
+                match self.accept(&tx, Some(session), FeePolicy::AtLeast(0)) {
                     Ok(_) => {}
                     Err(rejection)
                         if rejection.reason == TxRejectReason::InputsMissingOrSpent
@@ -357,7 +378,7 @@ impl Node {
         &mut self,
         tx: &Transaction,
         origin: Option<u64>,
-        bypass_fee_policy: bool,
+        fee_policy: FeePolicy,
     ) -> Result<Txid, TxRejected> {
         let txid = tx.compute_txid();
         let wtxid = tx.compute_wtxid();
@@ -436,17 +457,17 @@ impl Node {
         })?;
         consensus::check_standard(tx, &spent)?;
         let vsize = consensus::vsize(tx);
-        if !bypass_fee_policy {
-            let minimum = self.min_fee(vsize);
+        if let FeePolicy::AtLeast(own) = fee_policy {
+            let rate = self.min_fee_rate_sat_per_kvb.max(own);
+            let minimum = Amount::from_sat(vsize.saturating_mul(rate) / 1000);
             if fee < minimum {
                 return fail(
                     TxRejectReason::FeeTooLow,
                     format!(
                         "fee {} sat for {vsize} vB is below the minimum relay fee of {} sat \
-                         ({} sat/kvB)",
+                         ({rate} sat/kvB)",
                         fee.to_sat(),
                         minimum.to_sat(),
-                        self.min_fee_rate_sat_per_kvb
                     ),
                 );
             }
@@ -577,7 +598,7 @@ impl Node {
             .chain(previous_mempool.into_iter().map(|entry| entry.tx));
         let returning: Vec<Transaction> = returning.collect();
         for tx in returning {
-            if let Err(rejection) = self.accept(&tx, None, true) {
+            if let Err(rejection) = self.accept(&tx, None, FeePolicy::Bypass) {
                 info!("after invalidation, dropped from the mempool: {rejection}");
             }
         }

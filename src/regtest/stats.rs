@@ -1,6 +1,8 @@
 //! What the peer served and received, summed over all endpoints, so tests can assert that a
 //! client fetched only what it needed.
 
+use std::collections::BTreeMap;
+
 use bitcoin::BlockHash;
 
 /// Counters since the peer started or since the last reset.
@@ -14,6 +16,8 @@ pub struct ServedStats {
     pub bytes_received: u64,
     /// Compact filters sent (one per `cfilter` message).
     pub cfilters_served: u64,
+    /// How many times the filter of a block at each height was sent.
+    pub cfilters_by_height: BTreeMap<u32, u32>,
     /// Filter hashes sent in `cfheaders` messages.
     pub cfheaders_served: u64,
     /// Block headers sent in `headers` messages (answers and announcements).

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use bitcoin::{Address, Amount, FeeRate, Network, OutPoint, ScriptBuf, Txid};
-use lightfilter::regtest::RegtestPeer;
+use lightfilter::regtest::{Endpoint, RegtestPeer};
 use serde_json::Value;
 
 /// Generous limit for conditions that should hold within moments.
@@ -83,6 +83,17 @@ impl Chain {
     /// The peer's P2P address.
     pub fn addr(&self) -> SocketAddr {
         self.peer.addr()
+    }
+
+    /// Another endpoint of the peer (same chain and mempool, switches of its own) on
+    /// 127.0.0.1: a second Bitcoin peer for a daemon.
+    pub fn add_endpoint(&self) -> Endpoint {
+        self.runtime
+            .block_on(
+                self.peer
+                    .add_endpoint(SocketAddr::from(([127, 0, 0, 1], 0))),
+            )
+            .expect("another endpoint of the regtest peer")
     }
 
     /// Height of the tip.
@@ -262,7 +273,17 @@ impl Daemon {
         chain: &Chain,
         extra: &[&str],
     ) -> Daemon {
-        let child = spawn_daemon(dir.path(), chain.addr(), extra);
+        Daemon::start_in_on(name, dir, chain.addr(), extra)
+    }
+
+    /// Like [`Daemon::start_in`] with `peer` (e.g. a Bitcoin Core) as the Bitcoin peer.
+    pub fn start_in_on(
+        name: &'static str,
+        dir: tempfile::TempDir,
+        peer: SocketAddr,
+        extra: &[&str],
+    ) -> Daemon {
+        let child = spawn_daemon(dir.path(), peer, extra);
         let mut daemon = Daemon { name, child, dir };
         daemon.wait_ready();
         daemon

@@ -305,8 +305,9 @@ fn the_api_shows_a_first_sync_in_progress_and_refuses_sends_until_it_is_done() {
     );
 }
 
-/// Polls `daemon` until its first sync has stored filters up to a quarter of `tip`, asserting
-/// that it is still starting; returns the filters' height then.
+/// Polls `daemon` until its first sync has stored headers up to a quarter of `tip` (a fresh
+/// node syncs headers only up to the tip first), asserting that it is still starting; returns
+/// the headers' height then.
 fn wait_for_a_quarter_of_the_first_sync(daemon: &Daemon, tip: u32) -> u64 {
     loop {
         let info = daemon.json(&["getinfo"]);
@@ -314,9 +315,9 @@ fn wait_for_a_quarter_of_the_first_sync(daemon: &Daemon, tip: u32) -> u64 {
             info["state"], "starting",
             "a quarter of the way before the sync ended: {info}"
         );
-        let filters = info["sync"]["filters_height"].as_u64().expect("a height");
-        if filters >= u64::from(tip) / 4 {
-            return filters;
+        let headers = info["sync"]["headers_height"].as_u64().expect("a height");
+        if headers >= u64::from(tip) / 4 {
+            return headers;
         }
     }
 }
@@ -348,7 +349,7 @@ fn a_first_sync_killed_midway_resumes_where_it_was() {
     let full = fresh.json(&["getinfo", "--wait-synced"]);
     let full_bytes = full["sync"]["bytes_received"].as_u64().expect("bytes");
     println!(
-        "killed with filters at {killed_at} of {tip}; the restart received {resumed_bytes} B, \
+        "killed with headers at {killed_at} of {tip}; the restart received {resumed_bytes} B, \
          an uninterrupted first sync {full_bytes} B"
     );
     let left = 1.0 - killed_at as f64 / f64::from(tip);
@@ -388,7 +389,7 @@ fn a_stop_during_the_first_sync_ends_the_daemon_cleanly_and_the_next_start_resum
     daemon.respawn(&chain, &[]);
     daemon.wait_api();
     let info = daemon.json(&["getinfo"]);
-    let resumed_from = info["sync"]["filters_height"].as_u64().expect("a height");
+    let resumed_from = info["sync"]["headers_height"].as_u64().expect("a height");
     assert!(
         resumed_from >= stopped_at,
         "the restart resumes at {resumed_from}, not below {stopped_at}: {info}"

@@ -168,3 +168,111 @@ async fn a_checkpoint_below_where_the_stored_chain_starts_is_refused_and_changes
     synced(&peer, &node).await;
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_node_far_below_the_tip_fetches_no_filter_up_to_it_and_receives_a_payment_mined_after(
+) {
+    init_logs();
+    let peer = start_peer().await;
+    mine(&peer, 20_000).await;
+    peer.reset_stats();
+
+    // No start point on regtest: the header chain starts at genesis, 20,101 blocks below.
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(config(&peer, dir.path()))
+        .await
+        .expect("the fresh node starts");
+    let info = node.info().await;
+    let reached = info.block_height;
+    assert!(
+        reached >= 20_101,
+        "the first sync reached the tip: {info:?}"
+    );
+    assert_eq!(info.sync.filters_from, Some(reached + 1), "{info:?}");
+    let at_start = peer.stats();
+    let below: Vec<_> = at_start.cfilters_by_height.range(..=reached).collect();
+    assert!(
+        below.is_empty(),
+        "{} filters of blocks up to the tip at {reached} were fetched (the first: {:?}); \
+         {} headers",
+        below.len(),
+        below.first(),
+        at_start.headers_served
+    );
+    println!("headers served {} for {reached}", at_start.headers_served);
+    assert!(at_start.headers_served >= u64::from(reached));
+
+    // A payment mined after the node reached the tip arrives.
+    fund(&peer, &node, 150_000).await;
+    wait_for(LONG, || async {
+        node.balances().unwrap().onchain_confirmed_sat == 150_000
+    })
+    .await;
+    let after = peer.stats();
+    assert!(
+        after.cfilters_by_height.range(..=reached).next().is_none(),
+        "still no filter at or below {reached}"
+    );
+    assert!(
+        after.cfilters_by_height.range(reached + 1..).count() >= 2,
+        "the blocks after the tip had their filters checked: {:?}",
+        after.cfilters_by_height
+    );
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_with_a_birthday_half_way_fetches_no_filter_below_it_and_finds_the_payment_after_it(
+) {
+    init_logs();
+    let peer = start_peer().await;
+    let first = tempfile::tempdir().unwrap();
+    let node = start_node(&peer, first.path()).await;
+    let address = node.new_address().expect("an address");
+    node.stop().await;
+    drop(node);
+
+    mine(&peer, 2_000).await;
+    let birthday = peer.tip().0 + 1;
+    mine(&peer, 300).await;
+    peer.fund(
+        &script_of(&address),
+        bitcoin::Amount::from_sat(120_000),
+        FeeRate::from_sat_per_vb(2).unwrap(),
+    )
+    .expect("the faucet pays");
+    mine(&peer, 1_700).await;
+    let tip = peer.tip().0;
+    assert!(
+        birthday * 2 > tip - 200 && birthday * 2 < tip + 200,
+        "half-way"
+    );
+    peer.reset_stats();
+
+    let restored = tempfile::tempdir().unwrap();
+    std::fs::copy(first.path().join("seed"), restored.path().join("seed")).unwrap();
+    let mut config = config(&peer, restored.path());
+    config.wallet_birthday = Some(birthday);
+    let node = Node::start(config).await.expect("the restore starts");
+    wait_for(LONG, || async {
+        node.balances().unwrap().onchain_confirmed_sat == 120_000
+    })
+    .await;
+    let info = node.info().await;
+    assert_eq!(info.sync.filters_from, Some(birthday), "{info:?}");
+    let stats = peer.stats();
+    let below: Vec<_> = stats.cfilters_by_height.range(..birthday).collect();
+    assert!(
+        below.is_empty(),
+        "{} filters below the birthday {birthday} were fetched (the first: {:?})",
+        below.len(),
+        below.first()
+    );
+    let from_birthday = stats.cfilters_by_height.range(birthday..=tip).count() as u32;
+    assert_eq!(
+        from_birthday,
+        tip - birthday + 1,
+        "every filter from the birthday to the tip was fetched"
+    );
+    node.stop().await;
+}

@@ -1,7 +1,10 @@
 //! Each misbehaviour switch has its effect on a real bip157 client and on raw P2P: wrong filters
 //! are rejected, conflicting filter headers are caught by a two-peer quorum (and fool a single
-//! peer client), stripped blocks lack witnesses, withheld blocks get notfound, withheld filters
-//! and stalls get no answer, while an honest endpoint on the same chain keeps serving.
+//! peer client), a consistent lie about one block's filter fools a single peer client and
+//! conflicts with honest filter headers from that block on, stripped blocks lack witnesses,
+//! withheld blocks get notfound, withheld filters and stalls get no answer, and a pruned
+//! endpoint drops a peer asking for an old block, while an honest endpoint on the same chain
+//! keeps serving.
 
 use crate::common;
 
@@ -349,4 +352,117 @@ async fn a_stalling_endpoint_reads_everything_and_answers_nothing() {
     let log = client.wait_warning("timed out").await;
     assert!(log.synced.is_empty());
     client.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consistent_lie_about_one_filter_fools_a_single_peer_client_and_conflicts_from_that_block(
+) {
+    let peer = start_peer().await;
+    let watched = TestKey::new("watched");
+    let (paying, spending) = chain_with_payment(&peer, &watched);
+    let liar = peer
+        .add_endpoint("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    liar.switches.set_lying_filter_for(Some(paying));
+
+    // Alone, the liar is believed: the payment's filter hides it, the spend's does not.
+    let fooled = TestClient::start(&[liar.addr], 1);
+    let log = fooled.wait_synced_to(peer.tip()).await;
+    let script = watched.script();
+    assert!(!log.filter_of(&paying).unwrap().matches(&script));
+    assert!(log.filter_of(&spending).unwrap().matches(&script));
+    fooled.stop().await;
+
+    // Its filter hashes differ from the honest ones at that block only, and its filter
+    // headers from that block on.
+    let tip = peer.tip().1;
+    let mut honest = RawPeer::connect(peer.addr()).await;
+    honest.handshake(false).await;
+    let mut lying = RawPeer::connect(liar.addr).await;
+    lying.handshake(false).await;
+    let request = NetworkMessage::GetCFHeaders(GetCFHeaders {
+        filter_type: 0,
+        start_height: 1,
+        stop_hash: tip,
+    });
+    honest.send(request.clone()).await;
+    lying.send(request).await;
+    let (NetworkMessage::CFHeaders(truth), NetworkMessage::CFHeaders(lie)) =
+        (honest.recv().await, lying.recv().await)
+    else {
+        panic!("expected cfheaders from both");
+    };
+    let differing: Vec<usize> = truth
+        .filter_hashes
+        .iter()
+        .zip(&lie.filter_hashes)
+        .enumerate()
+        .filter(|(_, (truth, lie))| truth != lie)
+        .map(|(index, _)| index)
+        .collect();
+    assert_eq!(differing, vec![101], "only block 102's filter hash differs");
+    let checkpoint = NetworkMessage::GetCFHeaders(GetCFHeaders {
+        filter_type: 0,
+        start_height: 110,
+        stop_hash: tip,
+    });
+    honest.send(checkpoint.clone()).await;
+    lying.send(checkpoint).await;
+    let (NetworkMessage::CFHeaders(truth), NetworkMessage::CFHeaders(lie)) =
+        (honest.recv().await, lying.recv().await)
+    else {
+        panic!("expected cfheaders from both");
+    };
+    assert_eq!(truth.filter_hashes, lie.filter_hashes);
+    assert_ne!(
+        truth.previous_filter_header, lie.previous_filter_header,
+        "the filter-header chains part at the lie"
+    );
+
+    // Two clients in a quorum see the conflict.
+    let quorum = TestClient::start(&[peer.addr(), liar.addr], 2);
+    quorum
+        .wait_warning("Found a conflict while peers are sending filter headers")
+        .await;
+    quorum.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pruned_endpoint_announces_limited_service_and_drops_a_peer_asking_for_an_old_block() {
+    let peer = start_peer().await;
+    let watched = TestKey::new("watched");
+    let (paying, _) = chain_with_payment(&peer, &watched);
+    peer.mine(300, &TestKey::new("miner").script());
+    let pruned = peer
+        .add_endpoint("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    pruned.switches.set_pruned(true);
+
+    let mut raw = RawPeer::connect(pruned.addr).await;
+    let handshake = raw.handshake(false).await;
+    let services = handshake.version.services;
+    assert!(services.has(bitcoin::p2p::ServiceFlags::NETWORK_LIMITED));
+    assert!(!services.has(bitcoin::p2p::ServiceFlags::NETWORK));
+    // A recent block is served...
+    let recent = peer.tip().1;
+    raw.send(NetworkMessage::GetData(vec![Inventory::WitnessBlock(
+        recent,
+    )]))
+    .await;
+    assert!(
+        matches!(raw.recv().await, NetworkMessage::Block(block) if block.block_hash() == recent)
+    );
+    // ...a block 300 deep ends the connection, as Bitcoin Core does.
+    raw.send(NetworkMessage::GetData(vec![Inventory::WitnessBlock(
+        paying,
+    )]))
+    .await;
+    assert!(raw.closed_by_peer().await);
+    let counts = pruned.switches.counts();
+    assert_eq!(counts.deep_block_requests(), 1);
+    assert_eq!(counts.blocks_served(), 1);
+    assert_eq!(counts.connections(), 1);
+    assert_eq!(peer.endpoint().switches.counts().connections(), 0);
 }

@@ -44,7 +44,8 @@ use super::types::{
     Scorer, Store, Sweeper,
 };
 use crate::chain::{
-    checkpoints, ChainConfig, ChainListener, ChainSource, Checkpoint, SharedListen, WatchSet,
+    checkpoints, ChainConfig, ChainListener, ChainSource, Checkpoint, FilterStart, SharedListen,
+    WatchSet,
 };
 use crate::config::Config;
 use crate::node::error::NodeError;
@@ -251,6 +252,12 @@ pub(in crate::node) async fn start(
         fresh,
         monitor_heights.iter().min().copied(),
     );
+    chain_config.filters = new_chain_filters(
+        &config,
+        wallet_exists,
+        fresh && monitor_heights.is_empty(),
+        chain_is_new.then_some(chain_config.start),
+    );
     // The engine starts once the listeners' saved positions are known (when they are
     // synchronised), so that its chain holds every block they still need.
     let chosen_start = chain_config.start;
@@ -383,7 +390,11 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
     // from its birthday needs the chain up to there, and listeners saved elsewhere (a standby
     // on PostgreSQL, whose chain database is its own) need the chain up to their blocks.
     let wallet_path = data_dir.path().join("wallet.sqlite");
-    if fresh || chain_is_new || (config.wallet_birthday.is_some() && !wallet_exists) {
+    if fresh
+        || chain_is_new
+        || (config.wallet_birthday.is_some() && !wallet_exists)
+        || chain.tracker().in_header_phase()
+    {
         chain.start_engine();
         wait_for_first_sync(&chain).await?;
     }
@@ -411,6 +422,9 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
         }
         _ => (tip.height, tip.block_hash),
     };
+    if !wallet_exists {
+        chain.tracker().admit_new_state(wallet_start.0)?;
+    }
     let wallet = Arc::new(match store.postgres() {
         Some(postgres) => Wallet::open_in_store(
             postgres.clone(),
@@ -517,6 +531,7 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
     let (manager_block, channel_manager) = match &manager_bytes {
         Some(bytes) => read_manager(bytes)?,
         None => {
+            chain.tracker().admit_new_state(tip.height)?;
             let manager = ChannelManager::new(
                 fee_estimator.clone(),
                 chain_monitor.clone(),
@@ -613,16 +628,19 @@ async fn start_on_chain(opened: Opened, chain: Arc<ChainSource>) -> Result<Arc<N
                 })?;
                 sweeper
             }
-            None => OutputSweeperSync::new(
-                tip,
-                broadcaster.clone(),
-                fee_estimator.clone(),
-                Some(watch_set.clone()),
-                keys.clone(),
-                wallet.clone(),
-                store.clone(),
-                logger.clone(),
-            ),
+            None => {
+                chain.tracker().admit_new_state(tip.height)?;
+                OutputSweeperSync::new(
+                    tip,
+                    broadcaster.clone(),
+                    fee_estimator.clone(),
+                    Some(watch_set.clone()),
+                    keys.clone(),
+                    wallet.clone(),
+                    store.clone(),
+                    logger.clone(),
+                )
+            }
         },
     );
 
@@ -963,6 +981,57 @@ fn new_chain_start(
         ),
         None => config.checkpoint,
     }
+}
+
+/// Where a new chain checks compact filters from: a node with nothing that can hold money (no
+/// wallet, no channel state) syncs headers only, and checks the filters of the blocks after
+/// the tip its first sync reaches, or from its wallet birthday on when it restores a wallet;
+/// its wallet and channel manager are created there. A node that holds a wallet or channel
+/// state already (its chain database was removed, or channels are restored from a backup)
+/// checks every filter from the chain's start, since that state may stand on any block.
+/// For a new chain database (`new_chain` gives where it starts) the log says which, and why.
+fn new_chain_filters(
+    config: &Config,
+    wallet_exists: bool,
+    no_channel_state: bool,
+    new_chain: Option<Option<Checkpoint>>,
+) -> FilterStart {
+    let holds = if wallet_exists {
+        Some("a wallet")
+    } else if !no_channel_state {
+        Some("channel state")
+    } else {
+        None
+    };
+    let plan = match (holds, config.wallet_birthday) {
+        (Some(_), _) => FilterStart::ChainStart,
+        (None, Some(birthday)) => FilterStart::Height(birthday),
+        (None, None) => FilterStart::Tip,
+    };
+    if let Some(start) = new_chain {
+        let start = start.map_or(0, |start| start.height);
+        match (holds, plan) {
+            (Some(what), _) => info!(
+                "this node holds {what} but no chain database: checking every compact filter \
+                 from block {} on, since that state may stand on any block",
+                start + 1
+            ),
+            (None, FilterStart::Height(birthday)) => info!(
+                "restoring a wallet with birthday {birthday} and no channel state: syncing \
+                 headers only from block {} to {}, then checking compact filters from \
+                 {birthday} on",
+                start + 1,
+                birthday.saturating_sub(1)
+            ),
+            (None, _) => info!(
+                "a new node (no wallet, no channel state): syncing headers only from block {} \
+                 to the tip, then checking the compact filters of the blocks after it, where \
+                 its wallet and channel manager start",
+                start + 1
+            ),
+        }
+    }
+    plan
 }
 
 /// Refuses a `--checkpoint` below where an existing chain database starts: the blocks

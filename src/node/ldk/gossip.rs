@@ -1,14 +1,30 @@
-//! Gossip with a bound on the network graph.
+//! Gossip with a bound on the network graph, shared between the peers that fill it.
 //!
 //! Channel announcements are not checked against the chain (a compact-filter node would have
 //! to download a block per channel to find its funding output), so any peer can announce
 //! channels that do not exist. [`BoundedGossip`] sits in front of LDK's `P2PGossipSync` and
-//! refuses announcements of new channels once the graph holds [`MAX_GRAPH_CHANNELS`]. Nodes
-//! enter the graph only through channels, so they are bounded too (at most two per channel).
-//! The background processor still prunes channels that get no update for two weeks, so a full
-//! graph makes room again as made-up channels go stale.
+//! keeps the graph to [`MAX_GRAPH_CHANNELS`]. Nodes enter the graph only through channels, so
+//! they are bounded too (at most two per channel). The background processor still prunes
+//! channels that get no update for two weeks.
+//!
+//! **Each peer's share.** While the graph has room, any peer's new channels are taken. Once it
+//! is full, a peer holding less than its share (the bound divided by the number of peers whose
+//! channels are in the graph, itself included) still gets a new channel in: the channel that
+//! entered last from the peer holding the most is removed to make room. A peer at its share is
+//! refused. So one peer flooding the graph with made-up channels keeps every other peer's
+//! announcements out no longer than it takes them to arrive. Channels already in the graph at
+//! start, whose sender is not known, count as one more peer's.
+//!
+//! **Banned peers.** A peer that sends a channel or node announcement whose signatures do not
+//! verify against the keys the message itself carries (data no honest node relays) is banned
+//! for [`GOSSIP_BAN`]: the channels it brought in are removed from the graph and its gossip is
+//! ignored. LDK does not take a removed channel again for a week. (A channel update's
+//! signature is checked against the channel already in the graph, which another peer may have
+//! made up, so a bad one proves nothing against its sender.)
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use bitcoin::secp256k1::PublicKey;
 use lightning::ln::msgs::{
@@ -19,18 +35,45 @@ use lightning::ln::msgs::{
 use lightning::routing::gossip::NodeId;
 use lightning::types::features::{InitFeatures, NodeFeatures};
 use lightning::util::logger::Level;
+use log::{debug, warn};
 
 use super::types::{GossipSync, NetworkGraph};
 
 /// Most channels taken into the graph from gossip: about twice the public Lightning network of
 /// 2026 (some 50,000 channels), about 1 KB of memory each.
 pub const MAX_GRAPH_CHANNELS: usize = 100_000;
+/// How long a peer that sent gossip with bad signatures is ignored.
+pub const GOSSIP_BAN: Duration = Duration::from_secs(24 * 60 * 60);
+/// How often the record of who brought which channel forgets channels no longer in the graph
+/// (pruned as stale), once the graph is full.
+const LEDGER_CLEANUP_INTERVAL: Duration = Duration::from_secs(10 * 60);
 
-/// LDK's gossip handler, refusing new channels when the graph is full.
+/// Who brought which channel into the graph, and who is banned.
+#[derive(Default)]
+struct Ledger {
+    /// The channels each peer brought in, oldest first.
+    by_peer: HashMap<PublicKey, Vec<u64>>,
+    /// The channels in the graph before any peer brought one (those of an earlier run), once
+    /// the graph first filled up; they count as one more peer's.
+    earlier: Option<Vec<u64>>,
+    /// Banned peers, until when.
+    banned: HashMap<PublicKey, Instant>,
+    cleaned_at: Option<Instant>,
+}
+
+/// Whose channels make room for a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Holder {
+    Peer(PublicKey),
+    Earlier,
+}
+
+/// LDK's gossip handler, keeping the graph to a bound shared between peers.
 pub struct BoundedGossip {
     inner: Arc<GossipSync>,
     graph: Arc<NetworkGraph>,
     max_channels: usize,
+    ledger: Mutex<Ledger>,
 }
 
 impl BoundedGossip {
@@ -50,13 +93,145 @@ impl BoundedGossip {
             inner,
             graph,
             max_channels,
+            ledger: Mutex::new(Ledger::default()),
         }
     }
 
-    /// Whether an announcement of channel `scid` would grow a full graph.
-    fn is_full_for(&self, scid: u64) -> bool {
-        let graph = self.graph.read_only();
-        graph.channels().len() >= self.max_channels && graph.channel(scid).is_none()
+    /// Whether `peer` is banned now.
+    pub fn is_banned(&self, peer: &PublicKey) -> bool {
+        let mut ledger = self.ledger();
+        match ledger.banned.get(peer) {
+            Some(until) if *until > Instant::now() => true,
+            Some(_) => {
+                ledger.banned.remove(peer);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Bans `peer` for [`GOSSIP_BAN`]: the channels it brought in leave the graph and its
+    /// gossip is ignored.
+    pub fn ban(&self, peer: PublicKey, reason: &str) {
+        let brought = {
+            let mut ledger = self.ledger();
+            ledger.banned.insert(peer, Instant::now() + GOSSIP_BAN);
+            ledger.by_peer.remove(&peer).unwrap_or_default()
+        };
+        warn!(
+            "ignoring gossip from Lightning peer {peer} for {} h ({reason}); removing the {} \
+             channel(s) it announced",
+            GOSSIP_BAN.as_secs() / 3600,
+            brought.len()
+        );
+        for scid in brought {
+            self.graph.channel_failed_permanent(scid);
+        }
+    }
+
+    /// How many channels in the graph `peer` brought in.
+    pub fn channels_from(&self, peer: &PublicKey) -> usize {
+        self.ledger().by_peer.get(peer).map_or(0, Vec::len)
+    }
+
+    fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn refuse_banned(&self, peer: Option<PublicKey>) -> Result<(), LightningError> {
+        match peer {
+            Some(peer) if self.is_banned(&peer) => Err(LightningError {
+                err: format!("gossip from {peer} is ignored: it is banned"),
+                action: ErrorAction::IgnoreAndLog(Level::Gossip),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Bans `peer` when LDK refused its message for a signature that does not verify.
+    fn ban_for_bad_signature(
+        &self,
+        peer: Option<PublicKey>,
+        result: &Result<bool, LightningError>,
+    ) {
+        if let (Some(peer), Err(err)) = (peer, result) {
+            if matches!(err.action, ErrorAction::SendWarningMessage { .. })
+                && err.err.starts_with("Invalid signature")
+            {
+                self.ban(peer, &err.err);
+            }
+        }
+    }
+
+    /// Makes room in a full graph for a new channel from `peer`: when `peer` holds less than
+    /// its share, the newest channel of the peer holding the most leaves the graph.
+    fn make_room_for(&self, peer: PublicKey, scid: u64) -> Result<(), LightningError> {
+        let mut ledger = self.ledger();
+        let now = Instant::now();
+        if ledger
+            .cleaned_at
+            .is_none_or(|at| now.duration_since(at) >= LEDGER_CLEANUP_INTERVAL)
+        {
+            let graph = self.graph.read_only();
+            for channels in ledger.by_peer.values_mut() {
+                channels.retain(|scid| graph.channel(*scid).is_some());
+            }
+            ledger.by_peer.retain(|_, channels| !channels.is_empty());
+            if let Some(earlier) = ledger.earlier.as_mut() {
+                earlier.retain(|scid| graph.channel(*scid).is_some());
+            }
+            ledger.cleaned_at = Some(now);
+        }
+        if ledger.earlier.is_none() {
+            let graph = self.graph.read_only();
+            let brought: HashSet<u64> = ledger.by_peer.values().flatten().copied().collect();
+            let earlier = graph
+                .channels()
+                .unordered_keys()
+                .copied()
+                .filter(|scid| !brought.contains(scid))
+                .collect();
+            ledger.earlier = Some(earlier);
+        }
+        let holds = ledger.by_peer.get(&peer).map_or(0, Vec::len);
+        let others = ledger.by_peer.keys().filter(|p| **p != peer).count();
+        let earlier = ledger.earlier.as_ref().map_or(0, Vec::len);
+        let holders = 1 + others + usize::from(earlier > 0);
+        let share = self.max_channels / holders;
+        let full = |why: String| LightningError {
+            err: format!(
+                "the network graph holds {} channels already and {why}; not taking channel {scid}",
+                self.max_channels
+            ),
+            action: ErrorAction::IgnoreAndLog(Level::Gossip),
+        };
+        if holds >= share {
+            return Err(full(format!("{peer} brought its share of {share} of them")));
+        }
+        let largest = ledger
+            .by_peer
+            .iter()
+            .filter(|(p, _)| **p != peer)
+            .map(|(p, channels)| (Holder::Peer(*p), channels.len()))
+            .chain(std::iter::once((Holder::Earlier, earlier)))
+            .max_by_key(|(_, held)| *held)
+            .filter(|(_, held)| *held > 0)
+            .map(|(holder, _)| holder);
+        let Some(holder) = largest else {
+            return Err(full("no other peer's channel can make room".into()));
+        };
+        let evicted = match holder {
+            Holder::Peer(p) => ledger.by_peer.get_mut(&p).and_then(Vec::pop),
+            Holder::Earlier => ledger.earlier.as_mut().and_then(Vec::pop),
+        };
+        drop(ledger);
+        if let Some(evicted) = evicted {
+            debug!(
+                "channel {evicted} leaves the full network graph for channel {scid} from {peer}"
+            );
+            self.graph.channel_failed_permanent(evicted);
+        }
+        Ok(())
     }
 }
 
@@ -93,7 +268,10 @@ impl RoutingMessageHandler for BoundedGossip {
         their_node_id: Option<PublicKey>,
         msg: &NodeAnnouncement,
     ) -> Result<bool, LightningError> {
-        self.inner.handle_node_announcement(their_node_id, msg)
+        self.refuse_banned(their_node_id)?;
+        let result = self.inner.handle_node_announcement(their_node_id, msg);
+        self.ban_for_bad_signature(their_node_id, &result);
+        result
     }
 
     fn handle_channel_announcement(
@@ -102,16 +280,27 @@ impl RoutingMessageHandler for BoundedGossip {
         msg: &ChannelAnnouncement,
     ) -> Result<bool, LightningError> {
         // Our own channels (no sender) are always taken.
-        if their_node_id.is_some() && self.is_full_for(msg.contents.short_channel_id) {
-            return Err(LightningError {
-                err: format!(
-                    "the network graph holds {} channels already; not taking channel {}",
-                    self.max_channels, msg.contents.short_channel_id
-                ),
-                action: ErrorAction::IgnoreAndLog(Level::Gossip),
-            });
+        let Some(peer) = their_node_id else {
+            return self.inner.handle_channel_announcement(None, msg);
+        };
+        self.refuse_banned(their_node_id)?;
+        let scid = msg.contents.short_channel_id;
+        let (known, full) = {
+            let graph = self.graph.read_only();
+            (
+                graph.channel(scid).is_some(),
+                graph.channels().len() >= self.max_channels,
+            )
+        };
+        if !known && full {
+            self.make_room_for(peer, scid)?;
         }
-        self.inner.handle_channel_announcement(their_node_id, msg)
+        let result = self.inner.handle_channel_announcement(their_node_id, msg);
+        self.ban_for_bad_signature(their_node_id, &result);
+        if !known && self.graph.read_only().channel(scid).is_some() {
+            self.ledger().by_peer.entry(peer).or_default().push(scid);
+        }
+        result
     }
 
     fn handle_channel_update(
@@ -119,6 +308,9 @@ impl RoutingMessageHandler for BoundedGossip {
         their_node_id: Option<PublicKey>,
         msg: &ChannelUpdate,
     ) -> Result<bool, LightningError> {
+        // A bad signature here proves nothing against the sender: it is checked against the
+        // keys of the channel in the graph, which another peer may have made up.
+        self.refuse_banned(their_node_id)?;
         self.inner.handle_channel_update(their_node_id, msg)
     }
 
@@ -228,6 +420,87 @@ mod tests {
             bitcoin_signature_2: secp.sign_ecdsa(&message, &funding[1]),
             contents,
         }
+    }
+
+    fn bounded(limit: usize) -> (BoundedGossip, Arc<NetworkGraph>) {
+        let logger = Arc::new(LdkLogger::default());
+        let graph = Arc::new(NetworkGraph::new(Network::Regtest, logger.clone()));
+        let sync: Arc<GossipSync> = Arc::new(P2PGossipSync::new(graph.clone(), None, logger));
+        (BoundedGossip::with_limit(sync, graph.clone(), limit), graph)
+    }
+
+    fn peer(n: u32) -> PublicKey {
+        PublicKey::from_secret_key(&Secp256k1::new(), &key(1_000_000 + n))
+    }
+
+    fn in_graph(graph: &NetworkGraph, scids: impl IntoIterator<Item = u64>) -> Vec<u64> {
+        let graph = graph.read_only();
+        scids
+            .into_iter()
+            .filter(|scid| graph.channel(*scid).is_some())
+            .collect()
+    }
+
+    #[test]
+    fn one_peer_flooding_the_graph_leaves_room_for_another_peers_channels() {
+        let (gossip, graph) = bounded(10);
+        let (flooder, honest) = (peer(1), peer(2));
+        for scid in 1..=50 {
+            let _ = gossip.handle_channel_announcement(Some(flooder), &made_up_channel(scid));
+        }
+        assert_eq!(graph.read_only().channels().len(), 10);
+
+        for scid in 101..=105 {
+            gossip
+                .handle_channel_announcement(Some(honest), &made_up_channel(scid))
+                .unwrap_or_else(|err| panic!("channel {scid} refused: {}", err.err));
+        }
+        assert_eq!(in_graph(&graph, 101..=105), (101..=105).collect::<Vec<_>>());
+        assert_eq!(graph.read_only().channels().len(), 10, "still bounded");
+        assert_eq!(gossip.channels_from(&flooder), 5);
+
+        // Each holds its share now: neither gets more in.
+        let refused = gossip
+            .handle_channel_announcement(Some(flooder), &made_up_channel(51))
+            .unwrap_err();
+        assert!(refused.err.contains("share of 5"), "{}", refused.err);
+        assert!(gossip
+            .handle_channel_announcement(Some(honest), &made_up_channel(106))
+            .is_err());
+        assert_eq!(graph.read_only().channels().len(), 10);
+    }
+
+    #[test]
+    fn a_peer_sending_a_badly_signed_announcement_is_banned_and_its_channels_removed() {
+        let (gossip, graph) = bounded(100);
+        let (liar, honest) = (peer(1), peer(2));
+        for scid in 1..=5 {
+            gossip
+                .handle_channel_announcement(Some(liar), &made_up_channel(scid))
+                .unwrap();
+        }
+        for scid in 101..=103 {
+            gossip
+                .handle_channel_announcement(Some(honest), &made_up_channel(scid))
+                .unwrap();
+        }
+        let mut forged = made_up_channel(6);
+        forged.node_signature_1 = made_up_channel(7).node_signature_1;
+        assert!(gossip
+            .handle_channel_announcement(Some(liar), &forged)
+            .is_err());
+        assert!(gossip.is_banned(&liar));
+        assert!(
+            in_graph(&graph, 1..=7).is_empty(),
+            "the liar's channels left"
+        );
+        assert_eq!(in_graph(&graph, 101..=103), vec![101, 102, 103]);
+        let ignored = gossip
+            .handle_channel_announcement(Some(liar), &made_up_channel(8))
+            .unwrap_err();
+        assert!(ignored.err.contains("banned"), "{}", ignored.err);
+        assert!(in_graph(&graph, [8]).is_empty());
+        assert!(!gossip.is_banned(&honest));
     }
 
     #[test]

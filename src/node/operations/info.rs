@@ -12,11 +12,16 @@ pub struct SyncProgress {
     pub filters_height: u32,
     /// Block the wallet and channel state stand on.
     pub listeners_height: u32,
-    /// 0.0 to 1.0; 1.0 only once synced.
+    /// How much of the current phase is done, 0.0 to 1.0; 1.0 only once synced.
     pub progress: f64,
     /// Payload bytes of headers, filter headers, filters and blocks received from Bitcoin
     /// peers since the daemon started.
     pub bytes_received: u64,
+    /// What the sync is doing: headers only, filters, or the wallet and channel state.
+    pub phase: crate::chain::SyncPhase,
+    /// The height from which compact filters are checked; `None` while the first sync of a
+    /// new chain syncs headers only.
+    pub filters_from: Option<u32>,
 }
 
 /// What `getinfo` shows.

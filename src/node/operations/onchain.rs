@@ -256,13 +256,14 @@ impl Node {
         }
     }
 
-    /// The highest minimum fee rate the connected Bitcoin peers announce (their `feefilter`),
-    /// asked of them now, and counted at most up to the highest fee rate the node ever pays
-    /// ([`MAX_FEE_RATE_SAT_PER_KW`]); `None` while the compact-filter engine is down. The fee
-    /// estimates learn it at once, so a send without a rate is priced above it (within
-    /// their cap).
+    /// The lowest minimum fee rate the connected Bitcoin peers announce (their `feefilter`):
+    /// a transaction paying it is relayed by at least one of them, one paying less by none.
+    /// Counted at most up to the highest fee rate the node ever pays
+    /// ([`MAX_FEE_RATE_SAT_PER_KW`]); `None` while no peer is linked or none announced one.
+    /// The fee estimates learn it at once, so a send without a rate is priced above it
+    /// (within their cap).
     pub async fn peer_minimum_fee_rate(&self) -> Option<FeeRate> {
-        let rate = self.chain.engine().peers_min_feerate().await?;
+        let rate = self.chain.links().lowest_fee_filter()?;
         self.chain.fee_estimator().set_peers_min_feerate(rate);
         Some(rate.min(FeeRate::from_sat_per_kwu(u64::from(
             MAX_FEE_RATE_SAT_PER_KW,

@@ -48,6 +48,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, switches: Arc<M
         match listener.accept().await {
             Ok((stream, peer)) => {
                 debug!("accepted a connection from {peer}");
+                switches.counts().count_connection();
                 spawn_session(&shared, &switches, stream, peer);
             }
             Err(error) => {

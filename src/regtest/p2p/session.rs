@@ -30,7 +30,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::wire;
 use crate::regtest::chain::Chain;
 use crate::regtest::filters;
-use crate::regtest::misbehaviour::Misbehaviour;
+use crate::regtest::misbehaviour::{Misbehaviour, PRUNED_DEPTH};
 use crate::regtest::node::Notice;
 use crate::regtest::shared::{lock, Shared};
 
@@ -39,6 +39,11 @@ pub const PROTOCOL_VERSION: u32 = 70016;
 /// Services offered: full blocks, witnesses, compact filters.
 pub fn services() -> ServiceFlags {
     ServiceFlags::NETWORK | ServiceFlags::WITNESS | ServiceFlags::COMPACT_FILTERS
+}
+
+/// Services a pruned endpoint offers: the last 288 blocks, witnesses, compact filters.
+fn pruned_services() -> ServiceFlags {
+    ServiceFlags::NETWORK_LIMITED | ServiceFlags::WITNESS | ServiceFlags::COMPACT_FILTERS
 }
 const USER_AGENT: &str = concat!("/lightfilter-regtest:", env!("CARGO_PKG_VERSION"), "/");
 /// Most headers per `headers` message.
@@ -341,7 +346,7 @@ impl Session {
             NetworkMessage::FeeFilter(rate) => self.fee_filter = rate.max(0) as u64,
             NetworkMessage::GetHeaders(request) => self.serve_headers(request).await?,
             NetworkMessage::GetBlocks(request) => self.serve_block_inventory(request).await?,
-            NetworkMessage::GetData(items) => self.serve_data(items).await?,
+            NetworkMessage::GetData(items) => return self.serve_data(items).await,
             NetworkMessage::Tx(tx) => self.receive_transaction(tx).await?,
             NetworkMessage::Inv(items) => self.request_transactions(items).await?,
             NetworkMessage::GetCFilters(request) => return self.serve_filters(request).await,
@@ -367,12 +372,17 @@ impl Session {
         let their_version = version.version;
         self.version = Some(version);
         let start_height = lock(&self.shared.node).chain().height() as i32;
+        let services = if self.switches.pruned() {
+            pruned_services()
+        } else {
+            services()
+        };
         let ours = VersionMessage {
             version: PROTOCOL_VERSION,
-            services: services(),
+            services,
             timestamp: crate::regtest::miner::now() as i64,
             receiver: Address::new(&self.peer, ServiceFlags::NONE),
-            sender: Address::new(&self.local, services()),
+            sender: Address::new(&self.local, services),
             nonce: rand::random(),
             user_agent: USER_AGENT.to_string(),
             start_height,
@@ -546,21 +556,32 @@ impl Session {
         Ok(())
     }
 
-    async fn serve_data(&mut self, items: Vec<Inventory>) -> std::io::Result<()> {
+    async fn serve_data(&mut self, items: Vec<Inventory>) -> SessionResult {
         let mut not_found = Vec::new();
         for item in items {
             match item {
                 Inventory::Block(hash) | Inventory::WitnessBlock(hash) => {
-                    let block = if self.switches.withhold_blocks() {
-                        None
-                    } else {
+                    let (block, depth) = {
                         let node = lock(&self.shared.node);
-                        node.chain()
-                            .record(&hash)
-                            .filter(|record| !record.invalidated)
-                            .map(|record| Arc::clone(&record.block))
+                        let chain = node.chain();
+                        let record = chain.record(&hash).filter(|record| !record.invalidated);
+                        let depth =
+                            record.map(|record| chain.height().saturating_sub(record.height));
+                        (record.map(|record| Arc::clone(&record.block)), depth)
                     };
+                    if self.switches.pruned() && depth.is_some_and(|depth| depth > PRUNED_DEPTH) {
+                        // As Core: a peer asking a pruned node for an old block is disconnected,
+                        // so it does not wait for a block that never comes.
+                        self.switches.counts().count_deep_block_request();
+                        return Ok(Outcome::Disconnect(format!(
+                            "asked for block {hash}, {} blocks deep, below what a pruned node \
+                             serves",
+                            depth.unwrap_or_default()
+                        )));
+                    }
+                    let block = block.filter(|_| !self.switches.withhold_blocks());
                     let Some(mut block) = block else {
+                        self.switches.counts().count_block_not_found();
                         not_found.push(item);
                         continue;
                     };
@@ -580,6 +601,7 @@ impl Session {
                     };
                     self.shared
                         .record(|stats| stats.blocks_served.push((hash, with_witness)));
+                    self.switches.counts().count_block_served();
                     let message = wire::encode_raw("block", &payload);
                     match self.switches.block_trickle() {
                         Some(over) => self.trickle(&message, over).await?,
@@ -616,14 +638,18 @@ impl Session {
         if !not_found.is_empty() {
             self.send(NetworkMessage::NotFound(not_found)).await?;
         }
-        Ok(())
+        Ok(Outcome::Continue)
     }
 
     async fn receive_transaction(&mut self, tx: Transaction) -> std::io::Result<()> {
         self.shared.record(|stats| stats.txs_received += 1);
         let missing_parents = {
             let mut node = lock(&self.shared.node);
-            match node.submit(tx.clone(), Some(self.id)) {
+            let own_minimum = self
+                .switches
+                .fee_filter()
+                .map_or(0, |rate| u64::try_from(rate).unwrap_or(0));
+            match node.submit_paying_at_least(tx.clone(), Some(self.id), own_minimum) {
                 Ok(txid) => {
                     info!("accepted {txid} from {}", self.peer);
                     Vec::new()
@@ -726,8 +752,10 @@ impl Session {
                 .branch(request.start_height, &request.stop_hash)
                 .unwrap_or_default();
             let mut bytes = Vec::new();
+            let mut heights = Vec::with_capacity(hashes.len());
             for hash in &hashes {
                 let record = chain.record(hash).expect("branch blocks are recorded");
+                heights.push(record.height);
                 let filter = if self.switches.filter_is_wrong(hash) {
                     lying_filter(&self.switches, &record.block).content
                 } else {
@@ -739,10 +767,14 @@ impl Session {
                     filter,
                 })));
             }
-            (bytes, hashes.len() as u64)
+            (bytes, heights)
         };
-        self.shared
-            .record(|stats| stats.cfilters_served += messages.1);
+        self.shared.record(|stats| {
+            stats.cfilters_served += messages.1.len() as u64;
+            for height in &messages.1 {
+                *stats.cfilters_by_height.entry(*height).or_default() += 1;
+            }
+        });
         self.write(&messages.0).await?;
         Ok(Outcome::Continue)
     }
@@ -771,6 +803,7 @@ impl Session {
             let first = chain
                 .record(&hashes[0])
                 .expect("branch blocks are recorded");
+            let lie_about = self.switches.lying_filter_for();
             let previous_filter_header = if request.start_height == 0 {
                 FilterHeader::all_zeros()
             } else if lying {
@@ -779,6 +812,13 @@ impl Session {
                     &self.switches,
                     chain,
                     &first.block.header.prev_blockhash,
+                )
+            } else if let Some(lie) = lie_about {
+                filter_header_lying_about(
+                    &self.switches,
+                    chain,
+                    &first.block.header.prev_blockhash,
+                    &lie,
                 )
             } else {
                 chain
@@ -790,7 +830,7 @@ impl Session {
                 .iter()
                 .map(|hash| {
                     let record = chain.record(hash).expect("branch blocks are recorded");
-                    if lying && record.height > 0 {
+                    if (lying && record.height > 0) || lie_about == Some(*hash) {
                         filters::filter_hash(&lying_filter(&self.switches, &record.block))
                     } else {
                         record.filter_hash
@@ -834,6 +874,8 @@ impl Session {
                 .map(|hash| {
                     if lying {
                         lying_filter_header(&self.shared, &self.switches, chain, &hash)
+                    } else if let Some(lie) = self.switches.lying_filter_for() {
+                        filter_header_lying_about(&self.switches, chain, &hash, &lie)
                     } else {
                         chain
                             .record(&hash)
@@ -901,6 +943,40 @@ fn lying_filter_header(
         let wrong = filters::filter_hash(&lying_filter(switches, &record.block));
         header = filters::next_filter_header(&wrong, &header);
         cache.insert(hash, header);
+    }
+    header
+}
+
+/// The filter header of `hash` in the chain where only block `lie`'s filter is replaced by the
+/// wrong one: the honest header when `lie` is not `hash` or one of its ancestors.
+fn filter_header_lying_about(
+    switches: &Misbehaviour,
+    chain: &Chain,
+    hash: &BlockHash,
+    lie: &BlockHash,
+) -> FilterHeader {
+    let mut path = Vec::new();
+    let mut current = *hash;
+    loop {
+        let record = chain.record(&current).expect("branch blocks are recorded");
+        if current == *lie {
+            break;
+        }
+        if record.height == 0 {
+            return chain.record(hash).expect("recorded").filter_header;
+        }
+        path.push(current);
+        current = record.block.header.prev_blockhash;
+    }
+    let lied = chain.record(lie).expect("recorded");
+    let parent = chain
+        .record(&lied.block.header.prev_blockhash)
+        .map_or(FilterHeader::all_zeros(), |record| record.filter_header);
+    let wrong = filters::filter_hash(&lying_filter(switches, &lied.block));
+    let mut header = filters::next_filter_header(&wrong, &parent);
+    for hash in path.into_iter().rev() {
+        let record = chain.record(&hash).expect("branch blocks are recorded");
+        header = filters::next_filter_header(&record.filter_hash, &header);
     }
     header
 }
