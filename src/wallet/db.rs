@@ -219,6 +219,14 @@ pub fn copy_store_to_file(
         rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_CREATE,
     )?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // Creates BDK's tables in the new file.
+    let existing = WalletPersister::initialize(&mut conn)?;
+    if !existing.is_empty() {
+        return Err(StorageError::Changeset {
+            key: path.display().to_string(),
+            reason: "the wallet file holds a wallet already".into(),
+        });
+    }
     WalletPersister::persist(&mut conn, &changeset)?;
     drop(conn);
     if let Some(parent) = path.parent() {
