@@ -1,7 +1,8 @@
 //! A throwaway PostgreSQL server for the tests of the PostgreSQL store: `initdb` on a temporary
 //! directory, `pg_ctl` starting it on a free port on 127.0.0.1 (and a Unix socket in that
 //! directory), trust authentication for a superuser named `lightfilter`. Debian's binaries
-//! live under `/usr/lib/postgresql/<version>/bin` (`PG_BINDIR` names another directory). As
+//! live under `/usr/lib/postgresql/<version>/bin`, off `PATH`; elsewhere the directory `initdb`
+//! on `PATH` resolves to is used (`PG_BINDIR` names another directory). As
 //! root the server runs as the `postgres` user that Debian's package creates (PostgreSQL
 //! refuses to run as root).
 
@@ -14,11 +15,17 @@ pub const SKIPPED: &str =
     "SKIPPED (needs PostgreSQL: install Debian's postgresql package, or set PG_BINDIR)";
 
 /// The directory holding `initdb` and `pg_ctl`: `PG_BINDIR`, else the newest
-/// `/usr/lib/postgresql/<version>/bin`.
+/// `/usr/lib/postgresql/<version>/bin`, else the directory `initdb` on `PATH` resolves to
+/// (past symbolic links, where `psql` is found beside it too).
 pub fn bin_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("PG_BINDIR").filter(|dir| !dir.is_empty()) {
         return Some(PathBuf::from(dir));
     }
+    debian_bin_dir().or_else(path_bin_dir)
+}
+
+/// The newest `/usr/lib/postgresql/<version>/bin` holding `initdb`.
+fn debian_bin_dir() -> Option<PathBuf> {
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .ok()?
         .filter_map(Result::ok)
@@ -30,6 +37,17 @@ pub fn bin_dir() -> Option<PathBuf> {
         .collect();
     versions.sort();
     versions.pop().map(|(_, bin)| bin)
+}
+
+/// The directory of the `initdb` found on `PATH`, symbolic links resolved, if `pg_ctl` is
+/// there too.
+fn path_bin_dir() -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join("initdb"))
+        .find(|initdb| initdb.is_file())
+        .and_then(|initdb| std::fs::canonicalize(initdb).ok())
+        .and_then(|initdb| initdb.parent().map(Path::to_path_buf))
+        .filter(|dir| dir.join("pg_ctl").is_file())
 }
 
 /// [`bin_dir`]; when there is none (or, as root, no `postgres` user to run the server as),
