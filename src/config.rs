@@ -15,6 +15,7 @@
 //! checkpoint = "840000:0000000000000000000320283a032748cef8227873ff4872689bf23f1cda83a5"
 //! fee_sample_interval = 144  # blocks between fee samples of an idle node (1 on regtest)
 //! backup_dir = "/media/usb/lightfilter-backup"
+//! store = "postgresql://lightfilter@db.lan/lightfilter"  # channel state and wallet in PostgreSQL
 //!
 //! [fee_overrides]          # a rate with its unit; a bare number is sat per 1000 weight units
 //! urgent_on_chain_sweep = "20sat/vb"
@@ -115,6 +116,10 @@ pub struct ConfigArgs {
     pub backup_dir: Option<PathBuf>,
     /// `--restore-from`: a backup directory to take the channel state from at this start.
     pub restore_from: Option<PathBuf>,
+    /// `--store`: a PostgreSQL connection URL.
+    pub store: Option<String>,
+    /// `--standby`.
+    pub standby: bool,
 }
 
 /// The configuration file's contents.
@@ -133,6 +138,7 @@ struct FileConfig {
     checkpoint: Option<String>,
     fee_sample_interval: Option<u32>,
     backup_dir: Option<PathBuf>,
+    store: Option<String>,
     fee_overrides: Option<std::collections::BTreeMap<String, FeeOverrideValue>>,
 }
 
@@ -177,6 +183,12 @@ pub struct Config {
     /// A backup directory to take the channel state from, into a data directory that holds
     /// only the seed (flag only: a restore is done once).
     pub restore_from: Option<PathBuf>,
+    /// Where the channel state and the wallet live: `None` for files in the data directory
+    /// (the default), or a PostgreSQL connection URL (see [`crate::postgres`]).
+    pub store: Option<String>,
+    /// Wait to become the node's writer in the PostgreSQL store instead of refusing to start
+    /// while another process is (flag only).
+    pub standby: bool,
 }
 
 /// The network name used on the command line and in files: regtest, signet, testnet, bitcoin.
@@ -378,6 +390,14 @@ impl Config {
                 reason: "a number of blocks, at least 1".into(),
             });
         }
+        let backup_dir = args.backup_dir.clone().or(file.backup_dir);
+        let store = args.store.clone().or(file.store);
+        check_store(
+            store.as_deref(),
+            backup_dir.is_some(),
+            args.restore_from.is_some(),
+            args.standby,
+        )?;
         Ok(Config {
             network,
             data_dir,
@@ -392,9 +412,55 @@ impl Config {
             wallet_birthday: args.wallet_birthday.or(file.wallet_birthday),
             checkpoint,
             fee_sample_interval: file.fee_sample_interval,
-            backup_dir: args.backup_dir.clone().or(file.backup_dir),
+            backup_dir,
             restore_from: args.restore_from.clone(),
+            store,
+            standby: args.standby,
         })
+    }
+}
+
+/// Refuses a `store` that is not a PostgreSQL URL, and the options that only apply to the
+/// files store (`backup_dir`, `--restore-from`) or only to PostgreSQL (`--standby`) given with
+/// the other.
+fn check_store(
+    store: Option<&str>,
+    backup_dir: bool,
+    restore_from: bool,
+    standby: bool,
+) -> Result<(), ConfigError> {
+    let invalid = |what: &'static str, value: &str, reason: &str| ConfigError::Invalid {
+        what,
+        value: value.to_string(),
+        reason: reason.to_string(),
+    };
+    match store {
+        Some(url) if !crate::postgres::is_postgres_url(url) => Err(invalid(
+            "store",
+            "(not shown: it may hold a password)",
+            "expected a PostgreSQL URL, postgresql://USER@HOST:PORT/DATABASE; leave it out to \
+             keep the channel state in the data directory",
+        )),
+        Some(_) if backup_dir => Err(invalid(
+            "backup_dir",
+            "(with store)",
+            "the backup directory mirrors the files store; with the channel state in \
+             PostgreSQL, replicate PostgreSQL instead (see the README): drop backup_dir / \
+             --backup-dir or store / --store",
+        )),
+        Some(_) if restore_from => Err(invalid(
+            "--restore-from",
+            "(with store)",
+            "a restore from a backup directory goes into the data directory: restore without \
+             --store first, then move the node with `lightfilter store copy --to URL`",
+        )),
+        None if standby => Err(invalid(
+            "--standby",
+            "(without store)",
+            "a standby waits for the node's writer lock in PostgreSQL: give --store \
+             postgresql://… (the same as the writer's)",
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -423,6 +489,20 @@ fn parse_socket(what: &'static str, value: &str) -> Result<SocketAddr, ConfigErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn network_names_are_the_ones_bitcoin_displays() {
+        // The PostgreSQL store records a node's network by its Display name.
+        for network in [
+            Network::Bitcoin,
+            Network::Testnet,
+            Network::Testnet4,
+            Network::Signet,
+            Network::Regtest,
+        ] {
+            assert_eq!(network_name(network), network.to_string());
+        }
+    }
 
     #[test]
     fn flags_win_over_the_file_and_the_file_over_defaults() {

@@ -19,6 +19,8 @@
 //! - `regtest`: an embedded regtest peer (miner, mempool, P2P server serving BIP 157
 //!   filters) used by the tests and the local playground (feature `regtest`, on by default;
 //!   a build without it leaves out the peer and its C++ script interpreter, `bitcoinconsensus`).
+//! - [`postgres`]: the node's state in PostgreSQL (`--store postgresql://…`): one writer,
+//!   fenced writes, a standby that takes over.
 //! - [`tasks`]: the node's long-running tasks, spawned by name and supervised.
 //! - [`units`]: amounts and fee rates as users type them, read by the configuration, the CLI
 //!   and the control API.
@@ -33,6 +35,7 @@ pub mod node;
 pub mod os;
 #[cfg(feature = "regtest")]
 pub mod playground;
+pub mod postgres;
 #[cfg(feature = "regtest")]
 pub mod regtest;
 pub mod tasks;

@@ -27,7 +27,7 @@ use lightfilter::config::{default_data_dir, resolve_network, Config};
 use lightfilter::daemon::{self, Daemon, DaemonError, Host};
 use lightfilter::tasks;
 
-use cli::args::{Cli, Command, DaemonArgs};
+use cli::args::{Cli, Command, DaemonArgs, StoreCommand};
 use cli::output::{Failure, Reply};
 use cli::{local, output, progress};
 
@@ -375,6 +375,9 @@ async fn run_command(
         Command::Seed { .. } => local::seed_words(data_dir),
         Command::Init { words_file } => {
             local::init_from_words(data_dir, network, words_file.as_deref())
+        }
+        Command::Store(StoreCommand::Copy(args)) => {
+            local::store_copy(data_dir, network, args).await
         }
         Command::Transactions => {
             let list = call::<Transactions>(&client(data_dir)?, &Empty {}).await?;

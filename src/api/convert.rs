@@ -4,7 +4,7 @@
 use super::parse::format_short_channel_id;
 use super::types::{
     BackupEntry, BalanceResponse, ChannelEntry, InfoResponse, InvoiceResponse, PaymentEntry,
-    PeerEntry, SyncEntry, UtxoEntry,
+    PeerEntry, StoreEntry, SyncEntry, UtxoEntry,
 };
 use super::types::{FeeRateEntry, FeeRatesResponse, ForwardEntry, TransactionEntry};
 use crate::config::network_name;
@@ -29,7 +29,12 @@ impl From<NodeInfo> for InfoResponse {
             num_usable_channels: info.num_usable_channels,
             listen_addresses: info.listen_addresses,
             alias: info.alias,
-            state: if info.starting { "starting" } else { "running" }.to_string(),
+            state: match (info.starting, info.store.role) {
+                (true, "standby") => "standby",
+                (true, _) => "starting",
+                (false, _) => "running",
+            }
+            .to_string(),
             sync: SyncEntry {
                 headers_height: info.sync.headers_height,
                 filters_height: info.sync.filters_height,
@@ -46,6 +51,14 @@ impl From<NodeInfo> for InfoResponse {
                 dir: info.backup.dir.map(|dir| dir.display().to_string()),
                 state: info.backup.state.as_str().to_string(),
                 last_error: info.backup.last_error,
+            },
+            store: StoreEntry {
+                kind: info.store.kind.to_string(),
+                location: info.store.location,
+                role: info.store.role.to_string(),
+                waiting_for: info.store.waiting_for,
+                epoch: info.store.epoch,
+                lost: info.store.lost,
             },
         }
     }

@@ -102,6 +102,21 @@ fn backup(backup: &crate::api::types::BackupEntry) -> String {
     text
 }
 
+/// The store, this process's role there, and on a standby whom it waits for.
+fn store(store: &crate::api::types::StoreEntry) -> String {
+    let mut text = format!("{} ({}), {}", store.kind, store.location, store.role);
+    if let Some(epoch) = store.epoch {
+        text.push_str(&format!(" at epoch {epoch}"));
+    }
+    if let Some(holder) = &store.waiting_for {
+        text.push_str(&format!(", waiting for {holder}"));
+    }
+    if let Some(reason) = &store.lost {
+        text.push_str(&format!(": {reason}"));
+    }
+    text
+}
+
 /// `getinfo`.
 pub fn info(info: &InfoResponse) -> String {
     let sync = if info.synced {
@@ -149,6 +164,7 @@ pub fn info(info: &InfoResponse) -> String {
         ),
         ("data directory", info.data_dir.clone()),
         ("backup", backup(&info.backup)),
+        ("store", store(&info.store)),
     ];
     key_values(&rows)
 }

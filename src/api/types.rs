@@ -48,6 +48,24 @@ pub struct BackupEntry {
     pub last_error: Option<String>,
 }
 
+/// `getinfo`'s `store` object: where the channel state and the wallet are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StoreEntry {
+    /// `files` (the data directory) or `postgresql`.
+    pub kind: String,
+    /// The directory, or the server and database (without the password).
+    pub location: String,
+    /// `writer`; with PostgreSQL also `connecting`, `standby` (waiting to become the writer)
+    /// or `lost` (the session ended: nothing more is written, the daemon stops).
+    pub role: String,
+    /// On a standby: who holds the node's writer lock.
+    pub waiting_for: Option<String>,
+    /// The PostgreSQL writer's fencing epoch.
+    pub epoch: Option<i64>,
+    /// Why the PostgreSQL session was lost.
+    pub lost: Option<String>,
+}
+
 /// `getinfo`'s `sync` object: how far the chain sync has come.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SyncEntry {
@@ -120,7 +138,8 @@ pub struct InfoResponse {
     /// The node's alias.
     pub alias: String,
     /// `starting` while the chain syncs before the wallet and channel state are built (only
-    /// `getinfo` and `stop` are served then), `running` after.
+    /// `getinfo` and `stop` are served then), `running` after; `standby` while the daemon
+    /// waits to become the writer of the node's PostgreSQL store.
     pub state: String,
     /// How far the chain sync has come.
     pub sync: SyncEntry,
@@ -136,6 +155,9 @@ pub struct InfoResponse {
     /// The live mirror of the channel state.
     #[serde(default)]
     pub backup: BackupEntry,
+    /// Where the channel state and the wallet are kept.
+    #[serde(default)]
+    pub store: StoreEntry,
 }
 
 /// `newaddress`: a fresh on-chain receive address.

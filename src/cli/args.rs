@@ -274,6 +274,10 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         words_file: Option<PathBuf>,
     },
+    /// Move the stopped node's channel state and wallet between its data directory and
+    /// PostgreSQL.
+    #[command(name = "store", subcommand)]
+    Store(StoreCommand),
     /// Run an embedded regtest peer (miner, mempool, BIP 157 filters) until Ctrl-C.
     #[cfg(feature = "regtest")]
     #[command(name = "regtest-peer")]
@@ -286,6 +290,29 @@ pub enum Command {
         #[arg(long)]
         keep_running: bool,
     },
+}
+
+/// `store`'s commands.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy the stopped node's state (every key LDK and the node persist, and the wallet)
+    /// between its data directory's files and PostgreSQL, check the copy key by key, and mark
+    /// the source as moved (a daemon no longer starts on it).
+    #[command(name = "copy")]
+    Copy(StoreCopyArgs),
+}
+
+/// Which way `store copy` goes.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct StoreCopyArgs {
+    /// From the data directory's files into PostgreSQL at this URL (holding none of the node's
+    /// state yet).
+    #[arg(long, value_name = "URL", hide_env_values = true)]
+    pub to: Option<String>,
+    /// From PostgreSQL at this URL into the data directory (holding only the seed).
+    #[arg(long, value_name = "URL", hide_env_values = true)]
+    pub from: Option<String>,
 }
 
 /// What `invoice` and `holdinvoice` take: the amount, the description and the expiry.
@@ -356,6 +383,19 @@ pub struct DaemonArgs {
     /// the seed; needs --wallet-birthday).
     #[arg(long, value_name = "DIR")]
     pub restore_from: Option<PathBuf>,
+    /// Keep the channel state and the wallet in PostgreSQL instead of the data directory, as
+    /// postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE (see the README's two-machine setup).
+    #[arg(
+        long,
+        env = "LIGHTFILTER_STORE",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub store: Option<String>,
+    /// With --store: wait until the node's writer (another daemon with the same seed and store)
+    /// stops, then take over.
+    #[arg(long)]
+    pub standby: bool,
 }
 
 impl DaemonArgs {
@@ -374,6 +414,8 @@ impl DaemonArgs {
             checkpoint: self.checkpoint,
             backup_dir: self.backup_dir,
             restore_from: self.restore_from,
+            store: self.store,
+            standby: self.standby,
         }
     }
 }

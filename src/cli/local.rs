@@ -1,5 +1,5 @@
-//! The commands that work on the data directory itself, running daemon or not: `seed --words`
-//! and `init`.
+//! The commands that work on the data directory itself: `seed --words` and `init` (running
+//! daemon or not), and `store copy` (with the daemon stopped).
 
 use std::path::Path;
 
@@ -7,6 +7,7 @@ use bitcoin::Network;
 use lightfilter::api::render;
 use lightfilter::node::NodeError;
 
+use super::args::StoreCopyArgs;
 use super::output::{Failure, Reply};
 
 /// `seed --words`: the seed file read directly, so a running daemon is not needed.
@@ -37,6 +38,55 @@ pub fn init_from_words(
     Ok(Reply::new(
         &serde_json::json!({ "node_id": node_id.to_string(), "data_dir": data_dir }),
         render::initialized(data_dir, &node_id.to_string()),
+    ))
+}
+
+/// `store copy --to URL` / `--from URL`.
+pub async fn store_copy(
+    data_dir: &Path,
+    network: Network,
+    args: StoreCopyArgs,
+) -> Result<Reply, Failure> {
+    use lightfilter::node::CopyDirection;
+    let (url, direction) = match (args.to, args.from) {
+        (Some(url), None) => (url, CopyDirection::FilesToPostgres),
+        (None, Some(url)) => (url, CopyDirection::PostgresToFiles),
+        _ => {
+            return Err(Failure::invalid(
+                "give one of --to URL and --from URL".into(),
+            ))
+        }
+    };
+    let report = lightfilter::node::copy_store(data_dir, network, &url, direction)
+        .await
+        .map_err(node_failure)?;
+    Ok(Reply::new(
+        &serde_json::json!({
+            "node_id": report.node_id,
+            "from": report.from,
+            "to": report.to,
+            "keys": report.keys,
+            "bytes": report.bytes,
+            "wallet": report.wallet,
+        }),
+        format!(
+            "copied node {} from {} to {}: {} keys ({} bytes) checked byte for byte{}; the \
+             source is marked as moved\nstart the daemon {}\n",
+            report.node_id,
+            report.from,
+            report.to,
+            report.keys,
+            report.bytes,
+            if report.wallet {
+                ", and the wallet"
+            } else {
+                ""
+            },
+            match direction {
+                CopyDirection::FilesToPostgres => "with --store URL",
+                CopyDirection::PostgresToFiles => "without --store",
+            }
+        ),
     ))
 }
 

@@ -95,6 +95,9 @@ pub enum NodeError {
         /// The lock file.
         lock: PathBuf,
     },
+    /// The PostgreSQL store cannot be opened, or another process is the node's writer.
+    #[error(transparent)]
+    Postgres(#[from] crate::postgres::PgError),
     /// Reading or writing node state failed.
     #[error("storage failed while {context}: {reason}")]
     Storage {
@@ -140,6 +143,7 @@ impl NodeError {
             NodeError::DataDir { .. } => "data_dir",
             NodeError::Locked { .. } => "locked",
             NodeError::Backup(_) => "backup",
+            NodeError::Postgres(_) => "store",
             NodeError::Storage { .. } => "storage_error",
         }
     }

@@ -10,9 +10,11 @@ use tokio::sync::watch;
 
 use super::operations::info::{NodeInfo, SyncProgress};
 use super::stores::data_dir::DataDir;
+use super::stores::node_store::StoreInfo;
 use super::{Node, NodeError};
 use crate::chain::ChainSource;
 use crate::config::Config;
+use crate::postgres::PgStatusHandle;
 
 /// The progress of a start that has not opened the chain yet.
 const OPENING: &str = "0.0% (opening the data directory)";
@@ -25,6 +27,8 @@ pub struct NodeHandle {
     data_dir: Mutex<Option<DataDir>>,
     node_id: OnceLock<PublicKey>,
     chain: OnceLock<Arc<ChainSource>>,
+    /// The PostgreSQL store's status, while it opens (a standby waiting for the writer lock).
+    postgres: OnceLock<PgStatusHandle>,
     node: OnceLock<Arc<Node>>,
     stop_requested: watch::Sender<bool>,
 }
@@ -55,6 +59,7 @@ impl NodeHandle {
             data_dir: Mutex::new(None),
             node_id: OnceLock::new(),
             chain: OnceLock::new(),
+            postgres: OnceLock::new(),
             node: OnceLock::new(),
             stop_requested: watch::channel(false).0,
         })
@@ -100,8 +105,16 @@ impl NodeHandle {
         if let Some(node) = self.node() {
             return Ok(node.info().await);
         }
+        let store = match self.postgres.get() {
+            Some(postgres) => StoreInfo::postgres(postgres),
+            None => StoreInfo::files(self.config.data_dir.join("ldk")),
+        };
         let (Some(node_id), Some(chain)) = (self.node_id.get(), self.chain.get()) else {
-            return Err(NodeError::NotSynced(OPENING.into()));
+            return match (self.node_id.get(), self.postgres.get()) {
+                // Waiting for the PostgreSQL store (a standby): the chain opens after.
+                (Some(node_id), Some(_)) => Ok(self.info_before_chain(*node_id, store)),
+                _ => Err(NodeError::NotSynced(OPENING.into())),
+            };
         };
         let status = chain.status().await;
         let start = chain.tracker().chain_start();
@@ -140,7 +153,49 @@ impl NodeHandle {
                 },
                 last_error: None,
             },
+            store,
         })
+    }
+
+    /// What `getinfo` shows before the chain source opens: the node, the network and the
+    /// store (a standby waits for the writer lock there before it opens anything else).
+    fn info_before_chain(&self, node_id: PublicKey, store: StoreInfo) -> NodeInfo {
+        let genesis = bitcoin::constants::genesis_block(self.config.network).block_hash();
+        NodeInfo {
+            node_id,
+            network: self.config.network,
+            block_height: 0,
+            block_hash: genesis,
+            synced: false,
+            header_height: 0,
+            filter_height: 0,
+            num_bitcoin_peers: 0,
+            num_peers: 0,
+            num_channels: 0,
+            num_usable_channels: 0,
+            listen_addresses: Vec::new(),
+            alias: self.config.alias.clone(),
+            data_dir: self.config.data_dir.clone(),
+            graph_nodes: 0,
+            graph_channels: 0,
+            starting: true,
+            sync: SyncProgress {
+                headers_height: 0,
+                filters_height: 0,
+                listeners_height: 0,
+                progress: 0.0,
+                bytes_received: 0,
+                // Nothing syncs yet: the chain opens once the store is open.
+                phase: crate::chain::SyncPhase::Headers,
+                filters_from: None,
+            },
+            backup: super::BackupStatus {
+                dir: None,
+                state: super::BackupState::Off,
+                last_error: None,
+            },
+            store,
+        }
     }
 
     /// Asks the node to stop, whether it runs or still starts.
@@ -177,6 +232,10 @@ impl NodeHandle {
 
     pub(super) fn set_node_id(&self, node_id: PublicKey) {
         let _ = self.node_id.set(node_id);
+    }
+
+    pub(super) fn set_postgres(&self, status: PgStatusHandle) {
+        let _ = self.postgres.set(status);
     }
 
     pub(super) fn set_chain(&self, chain: Arc<ChainSource>) {

@@ -51,6 +51,8 @@ pub use operations::info::{
 pub use operations::onchain::{BumpedOnchain, Propagation, SentOnchain, PROPAGATION_WAIT};
 pub use stores::backup::{BackupError, BackupState, BackupStatus};
 pub use stores::data_dir::{init_from_words, seed_words_of, LOCK_FILE, NETWORK_FILE, SEED_FILE};
+pub use stores::node_store::{NodeStore, StoreInfo};
+pub use stores::store_copy::{copy_store, CopyDirection, CopyReport, MOVED_KEY};
 
 use crate::chain::ChainSource;
 use crate::config::Config;
@@ -141,6 +143,16 @@ impl Node {
                 reason: err.to_string(),
             })
         });
+        // A lost PostgreSQL session stops the node: it writes nothing more.
+        if let Some(postgres) = parts.store.postgres() {
+            let failures = supervisor.clone();
+            postgres.on_lost(move |reason| {
+                failures.report(TaskFailure::Failed {
+                    task: "PostgreSQL store",
+                    reason: reason.to_string(),
+                })
+            });
+        }
         Self {
             config: parts.config,
             data_dir: parts.data_dir,
@@ -305,6 +317,7 @@ impl Node {
                 filters_from: status.filters_from,
             },
             backup: self.store.backup_status(),
+            store: self.store.info(self.data_dir.path()),
         }
     }
 

@@ -9,14 +9,14 @@ use bitcoin::{Amount, BlockHash, FeeRate, Network, Txid};
 /// Operations that fail with one of these errors create no transaction and change no stored data.
 #[derive(Debug, thiserror::Error)]
 pub enum WalletError {
-    /// The wallet's SQLite store failed.
+    /// The wallet's SQLite file or key-value store failed.
     #[error("wallet storage failed while {context}: {source}")]
     Storage {
         /// What the wallet was doing.
         context: &'static str,
-        /// The SQLite error.
+        /// The storage's error.
         #[source]
-        source: rusqlite::Error,
+        source: super::db::StorageError,
     },
     /// A file-system operation on the wallet's directory failed.
     #[error("wallet storage failed while {context}: {source}")]
@@ -239,7 +239,12 @@ pub fn sat_per_vb(rate: FeeRate) -> String {
 
 impl WalletError {
     /// Wraps a SQLite error with what the wallet was doing.
-    pub(crate) fn storage(context: &'static str) -> impl FnOnce(rusqlite::Error) -> WalletError {
-        move |source| WalletError::Storage { context, source }
+    pub(crate) fn storage<E: Into<super::db::StorageError>>(
+        context: &'static str,
+    ) -> impl FnOnce(E) -> WalletError {
+        move |source| WalletError::Storage {
+            context,
+            source: source.into(),
+        }
     }
 }

@@ -12,6 +12,7 @@
 //! asked with [`Wallet::on_stopped_following`]; its saved state stays at its last block, from
 //! which the chain source replays the chain when the node starts again.
 
+mod db;
 mod error;
 mod keys;
 mod ldk;
@@ -32,6 +33,10 @@ use bitcoin::{Address, BlockHash, Network, Txid};
 use lightning::chain::chaininterface::{BroadcasterInterface, FeeEstimator};
 use lightning::chain::BestBlock;
 
+pub use db::{
+    copy_file_to_store, copy_store_to_file, ChangesetStore, KvChangesets, StorageError,
+    WALLET_NAMESPACE,
+};
 pub use error::{sat_per_vb, WalletError};
 pub use registry::ScriptRegistry;
 pub use types::{
@@ -82,6 +87,52 @@ impl Wallet {
     ) -> Result<Wallet, WalletError> {
         let keys = WalletKeys::derive(seed, network, &Secp256k1::new())?;
         let (conn, wallet) = store::open(path, &keys, network, birthday)?;
+        Ok(Self::with_parts(
+            (conn, wallet),
+            keys,
+            path,
+            network,
+            registry,
+            fee_estimator,
+            broadcaster,
+        ))
+    }
+
+    /// Like [`Wallet::open`], with the wallet's changesets in the key-value store `store`
+    /// (the node's PostgreSQL store) instead of a file; `label` names it in messages.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open_in_store(
+        store: ChangesetStore,
+        label: &Path,
+        seed: &[u8; 32],
+        network: Network,
+        birthday: Option<(u32, BlockHash)>,
+        registry: Arc<dyn ScriptRegistry>,
+        fee_estimator: Arc<dyn FeeEstimator + Send + Sync>,
+        broadcaster: Arc<dyn BroadcasterInterface + Send + Sync>,
+    ) -> Result<Wallet, WalletError> {
+        let keys = WalletKeys::derive(seed, network, &Secp256k1::new())?;
+        let opened = store::open_in_store(store, label, &keys, network, birthday)?;
+        Ok(Self::with_parts(
+            opened,
+            keys,
+            label,
+            network,
+            registry,
+            fee_estimator,
+            broadcaster,
+        ))
+    }
+
+    fn with_parts(
+        (conn, wallet): (db::WalletDb, store::StoredWallet),
+        keys: WalletKeys,
+        path: &Path,
+        network: Network,
+        registry: Arc<dyn ScriptRegistry>,
+        fee_estimator: Arc<dyn FeeEstimator + Send + Sync>,
+        broadcaster: Arc<dyn BroadcasterInterface + Send + Sync>,
+    ) -> Wallet {
         let tip = wallet.latest_checkpoint();
         log::info!(
             "wallet {} open at block {} ({}), {} receive addresses revealed",
@@ -101,14 +152,14 @@ impl Wallet {
             stopped: None,
         };
         state.register_new_scripts(registry.as_ref());
-        Ok(Wallet {
+        Wallet {
             state: Mutex::new(state),
             network,
             registry,
             fee_estimator,
             broadcaster,
             stop_hook: Mutex::new(None),
-        })
+        }
     }
 
     /// Calls `hook` with [`WalletError::StoppedFollowing`] when a block does not connect to the

@@ -1,12 +1,12 @@
-//! The wallet's state behind its lock: the BDK wallet, its SQLite connection, the signers, and
+//! The wallet's state behind its lock: the BDK wallet, its storage, the signers, and
 //! the bookkeeping of saving and script registration.
 
 use std::path::PathBuf;
 
-use bdk_wallet::rusqlite::Connection;
 use bdk_wallet::KeychainKind;
 use bitcoin::{BlockHash, Network};
 
+use super::db::WalletDb;
 use super::keys::WalletKeys;
 use super::registry::{RegisteredScripts, ScriptRegistry};
 use super::store::{self, StoredWallet};
@@ -44,7 +44,7 @@ impl Stopped {
 /// Everything the wallet's mutex guards.
 pub(crate) struct WalletState {
     pub wallet: StoredWallet,
-    pub conn: Connection,
+    pub conn: WalletDb,
     pub keys: WalletKeys,
     pub registered: RegisteredScripts,
     /// Blocks connected since the last save.

@@ -1,5 +1,6 @@
 //! The wallet's SQLite file: opening it (refusing foreign files without touching them),
-//! creating a new wallet in it, loading and reloading it.
+//! creating a new wallet in it, loading and reloading it; and the same for a wallet kept in a
+//! key-value store (see [`super::db`]).
 //!
 //! SQLite runs in its default rollback-journal mode with `synchronous = FULL`: a commit is on
 //! stable storage when it returns, so everything the wallet persists is durable before it is
@@ -17,6 +18,7 @@ use bdk_wallet::{
 use bitcoin::constants::genesis_block;
 use bitcoin::{BlockHash, Network};
 
+use super::db::{ChangesetStore, KvChangesets, WalletDb};
 use super::keys::WalletKeys;
 use super::WalletError;
 
@@ -24,8 +26,8 @@ use super::WalletError;
 /// addresses handed out by an earlier installation (a restore) are still found.
 pub(crate) const LOOKAHEAD: u32 = 25;
 
-/// The BDK wallet persisted in SQLite.
-pub(crate) type StoredWallet = PersistedWallet<Connection>;
+/// The BDK wallet, persisted in SQLite or a key-value store.
+pub(crate) type StoredWallet = PersistedWallet<WalletDb>;
 
 /// Load parameters that check the file against this node's network and keys.
 pub(crate) fn load_params(keys: &WalletKeys, network: Network) -> LoadParams {
@@ -46,15 +48,8 @@ pub(crate) fn open(
     keys: &WalletKeys,
     network: Network,
     birthday: Option<(u32, BlockHash)>,
-) -> Result<(Connection, StoredWallet), WalletError> {
-    let genesis = genesis_block(network).block_hash();
-    if let Some((0, hash)) = birthday {
-        if hash != genesis {
-            return Err(WalletError::InvalidBirthday(format!(
-                "block {hash} at height 0 is not the genesis block of {network} ({genesis})"
-            )));
-        }
-    }
+) -> Result<(WalletDb, StoredWallet), WalletError> {
+    check_birthday(network, birthday)?;
     if path.exists() {
         match inspect_existing(path, keys, network) {
             // A process killed in the middle of a write leaves a journal that only a
@@ -66,26 +61,64 @@ pub(crate) fn open(
             other => other?,
         }
     }
-    let mut conn =
-        Connection::open(path).map_err(WalletError::storage("opening the wallet file"))?;
+    let conn = Connection::open(path).map_err(WalletError::storage("opening the wallet file"))?;
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(WalletError::storage("configuring the wallet file"))?;
-    if let Some(wallet) = load(&mut conn, path, keys, network)? {
+    open_db(WalletDb::Sqlite(conn), path, keys, network, birthday)
+}
+
+/// Opens the wallet kept in the key-value store `store` (named `label` in messages), creating
+/// a new wallet there if it holds none.
+pub(crate) fn open_in_store(
+    store: ChangesetStore,
+    label: &Path,
+    keys: &WalletKeys,
+    network: Network,
+    birthday: Option<(u32, BlockHash)>,
+) -> Result<(WalletDb, StoredWallet), WalletError> {
+    check_birthday(network, birthday)?;
+    open_db(
+        WalletDb::Kv(Box::new(KvChangesets::new(store))),
+        label,
+        keys,
+        network,
+        birthday,
+    )
+}
+
+fn check_birthday(network: Network, birthday: Option<(u32, BlockHash)>) -> Result<(), WalletError> {
+    let genesis = genesis_block(network).block_hash();
+    match birthday {
+        Some((0, hash)) if hash != genesis => Err(WalletError::InvalidBirthday(format!(
+            "block {hash} at height 0 is not the genesis block of {network} ({genesis})"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn open_db(
+    mut db: WalletDb,
+    path: &Path,
+    keys: &WalletKeys,
+    network: Network,
+    birthday: Option<(u32, BlockHash)>,
+) -> Result<(WalletDb, StoredWallet), WalletError> {
+    if let Some(wallet) = load(&mut db, path, keys, network)? {
         if birthday.is_some() {
             log::debug!(
                 "wallet already exists in {}; birthday ignored",
                 path.display()
             );
         }
-        return Ok((conn, wallet));
+        return Ok((db, wallet));
     }
-    let wallet = create(&mut conn, path, keys, network, birthday)?;
-    Ok((conn, wallet))
+    let wallet = create(&mut db, path, keys, network, birthday)?;
+    Ok((db, wallet))
 }
 
-/// Loads the wallet stored in `conn`; `None` if the file holds no wallet yet.
+/// Loads the wallet stored in `db`; `None` if it holds no wallet yet.
 pub(crate) fn load(
-    conn: &mut Connection,
+    conn: &mut WalletDb,
     path: &Path,
     keys: &WalletKeys,
     network: Network,
@@ -135,7 +168,7 @@ fn inspect_existing(path: &Path, keys: &WalletKeys, network: Network) -> Result<
     let unreadable = |e: rusqlite::Error| match e.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => WalletError::Storage {
             context: "reading the wallet file (is another process using it?)",
-            source: e,
+            source: e.into(),
         },
         _ => not_a_wallet(e.to_string()),
     };
@@ -179,7 +212,7 @@ fn inspect_existing(path: &Path, keys: &WalletKeys, network: Network) -> Result<
 
 /// Creates a new wallet in `conn` whose chain starts at `birthday` (or genesis).
 fn create(
-    conn: &mut Connection,
+    conn: &mut WalletDb,
     path: &Path,
     keys: &WalletKeys,
     network: Network,
@@ -215,7 +248,9 @@ fn create(
         .expect("a new wallet has descriptors and network to store");
     WalletPersister::persist(conn, &changeset)
         .map_err(WalletError::storage("creating the wallet"))?;
-    sync_parent_dir(path)?;
+    if matches!(conn, WalletDb::Sqlite(_)) {
+        sync_parent_dir(path)?;
+    }
     log::info!(
         "created a new {network} wallet in {} starting after block {}",
         path.display(),

@@ -12,6 +12,7 @@
 //! - [`interop`]: the node and Core Lightning on one Bitcoin Core, mining and settling.
 //! - [`keys`]: test keys and transactions paying them.
 //! - [`node_harness`]: whole nodes started in-process next to an embedded regtest peer.
+//! - [`postgres`]: a throwaway PostgreSQL server (`initdb`, `pg_ctl`) on 127.0.0.1.
 //! - [`proc`]: a process's memory figures from `/proc` (also used by the benchmarks).
 //! - [`raw`]: raw P2P connections.
 //! - [`restore`]: backup and restore: payments, balances, data directories from words.
@@ -29,6 +30,7 @@ pub mod http;
 pub mod interop;
 pub mod keys;
 pub mod node_harness;
+pub mod postgres;
 pub mod proc;
 pub mod raw;
 pub mod restore;

@@ -112,14 +112,20 @@ pub(in crate::node) async fn start(
     handle.set_node_id(node_id);
     let read_monitor = |bytes: &[u8]| start_checks::read_monitor_facts(bytes, &keys);
     restore_if_asked(&config, &data_dir, &node_id, &read_monitor)?;
-    let store = open_store(&config, &data_dir, &node_id, &read_monitor)?;
+    let store = open_store(&config, &data_dir, &node_id, &read_monitor, handle).await?;
+    crate::node::stores::store_copy::check_not_moved(
+        &*store,
+        &store.info(data_dir.path()).location,
+    )?;
+    let wallet_exists = wallet_exists(&store, data_dir.path())?;
     fallen_behind::record_on_panic(data_dir.path());
     let stored = start_checks::read_channel_state(&store, &keys, data_dir.path())?;
 
     // Step 5 (the transaction filter) comes first: the chain source and the wallet need it.
     let watch_set = Arc::new(WatchSet::new());
     let listener = Arc::new(ChainListener::new());
-    let (chain_config, chain_is_new) = chain_config(&config, data_dir.path(), &stored);
+    let (chain_config, chain_is_new) =
+        chain_config(&config, data_dir.path(), &stored, wallet_exists);
     // The engine starts once the listeners' saved positions are known (when they are
     // synchronised), so that its chain holds every block they still need.
     let chosen_start = chain_config.start;
@@ -148,6 +154,8 @@ pub(in crate::node) async fn start(
                 watch_set,
                 listener,
                 held,
+                wallet_exists,
+                chain_is_new,
             };
             start_on_chain(opened, chain.clone()).await
         }
@@ -245,29 +253,65 @@ fn restore_if_asked(
     Ok(())
 }
 
-/// The channel store: the data directory's `ldk/`, mirrored into `--backup-dir` when one is
-/// set (a mirror ahead of the data directory refuses the start, see
-/// [`start_checks::restore_advice`]).
-fn open_store(
+/// The channel store: PostgreSQL with `--store` (waiting for the writer lock on a standby),
+/// else the data directory's `ldk/`, mirrored into `--backup-dir` when one is set (a mirror
+/// ahead of the data directory refuses the start, see [`start_checks::restore_advice`]).
+async fn open_store(
     config: &Config,
     data_dir: &DataDir,
     node_id: &bitcoin::secp256k1::PublicKey,
     read_monitor: ReadMonitor<'_>,
+    handle: &NodeHandle,
 ) -> Result<Arc<Store>, NodeError> {
     let ldk_dir = data_dir.path().join("ldk");
-    Ok(Arc::new(match &config.backup_dir {
-        Some(dir) => Store::open_mirrored(
-            ldk_dir,
-            dir,
-            config.network,
-            node_id,
-            read_monitor,
-            &|data_dir_empty| {
-                start_checks::restore_advice(config, data_dir.path(), dir, data_dir_empty)
-            },
-        )?,
-        None => Store::new(ldk_dir),
+    Ok(Arc::new(match (&config.store, &config.backup_dir) {
+        (Some(url), _) => open_postgres(config, url, node_id, handle).await?,
+        (None, Some(dir)) => {
+            Store::Files(crate::node::stores::backup::ChannelStore::open_mirrored(
+                ldk_dir,
+                dir,
+                config.network,
+                node_id,
+                read_monitor,
+                &|data_dir_empty| {
+                    start_checks::restore_advice(config, data_dir.path(), dir, data_dir_empty)
+                },
+            )?)
+        }
+        (None, None) => Store::new(ldk_dir),
     }))
+}
+
+/// Opens the PostgreSQL store at `url` for `node_id`, waiting for the writer lock on a standby
+/// (its wait shows through `handle`).
+async fn open_postgres(
+    config: &Config,
+    url: &str,
+    node_id: &bitcoin::secp256k1::PublicKey,
+    handle: &NodeHandle,
+) -> Result<Store, NodeError> {
+    let (status, opened) = crate::postgres::PgStore::open(&crate::postgres::PgOptions {
+        url: url.to_string(),
+        node_id: *node_id,
+        network: config.network,
+        standby: config.standby,
+    })?;
+    handle.set_postgres(status);
+    let store = opened.await?;
+    info!(
+        "channel state and wallet in PostgreSQL at {}",
+        store.status().location
+    );
+    Ok(Store::Postgres(Arc::new(store)))
+}
+
+/// Whether the wallet exists already: its file, or its changesets in the PostgreSQL store.
+fn wallet_exists(store: &Store, data_dir: &std::path::Path) -> Result<bool, NodeError> {
+    match store.postgres() {
+        Some(postgres) => crate::wallet::KvChangesets::exists(postgres.as_ref())
+            .map_err(|err| store_error("looking for the wallet", err)),
+        None => Ok(data_dir.join("wallet.sqlite").exists()),
+    }
 }
 
 /// The chain source's configuration, and whether its database is new: where a new header
@@ -276,6 +320,7 @@ fn chain_config(
     config: &Config,
     data_dir: &std::path::Path,
     stored: &StoredChannelState,
+    wallet_exists: bool,
 ) -> (ChainConfig, bool) {
     let mut chain_config = ChainConfig::new(config.network, data_dir);
     chain_config.peers = config.bitcoin_peers.clone();
@@ -286,13 +331,13 @@ fn chain_config(
     let chain_is_new = !data_dir.join("chain.sqlite").exists();
     chain_config.start = start_checks::new_chain_start(
         config,
-        data_dir,
+        wallet_exists,
         stored.fresh(),
         stored.monitor_heights.iter().min().copied(),
     );
     chain_config.filters = start_checks::new_chain_filters(
         config,
-        data_dir,
+        wallet_exists,
         stored.fresh() && stored.monitor_heights.is_empty(),
         chain_is_new.then_some(chain_config.start),
     );
@@ -329,6 +374,11 @@ struct Opened {
     watch_set: Arc<WatchSet>,
     listener: Arc<ChainListener>,
     held: Arc<HeldChannels>,
+    /// Whether the wallet exists already (in its file, or in the PostgreSQL store).
+    wallet_exists: bool,
+    /// Whether the chain database was just made (a standby taking over from PostgreSQL, or
+    /// a chain database removed): the listeners' blocks are not in it until the first sync.
+    chain_is_new: bool,
 }
 
 /// Steps 1 to 4 and 6 of the guide: what every later step is built with.
@@ -463,15 +513,16 @@ fn read_monitors(opened: &Opened, base: &Base) -> Result<Monitors, NodeError> {
 
 /// The verified chain tip, after the first sync when the node creates its wallet or channel
 /// manager now: a fresh node starts them at the tip (not at genesis or the start checkpoint),
-/// a wallet restored from its birthday needs the chain up to there, and a chain still in its
-/// header phase has not reached where filters start.
+/// a wallet restored from its birthday needs the chain up to there, listeners saved elsewhere
+/// (a standby on PostgreSQL, whose chain database is its own) need the chain up to their
+/// blocks, and a chain still in its header phase has not reached where filters start.
 async fn reach_tip_if_new(
     opened: &Opened,
     chain: &Arc<ChainSource>,
 ) -> Result<BestBlock, NodeError> {
-    let wallet_path = opened.data_dir.path().join("wallet.sqlite");
     if opened.manager_bytes.is_none()
-        || (opened.config.wallet_birthday.is_some() && !wallet_path.exists())
+        || opened.chain_is_new
+        || (opened.config.wallet_birthday.is_some() && !opened.wallet_exists)
         || chain.tracker().in_header_phase()
     {
         chain.start_engine();
@@ -493,9 +544,8 @@ fn open_wallet(
     tip: BestBlock,
 ) -> Result<Arc<Wallet>, NodeError> {
     let config = &opened.config;
-    let wallet_path = opened.data_dir.path().join("wallet.sqlite");
     let wallet_start = match config.wallet_birthday {
-        Some(birthday) if !wallet_path.exists() => {
+        Some(birthday) if !opened.wallet_exists => {
             let before = birthday.saturating_sub(1);
             let hash = chain.tracker().headers().hash_at(before)?.ok_or_else(|| {
                 NodeError::invalid(
@@ -511,18 +561,35 @@ fn open_wallet(
         }
         _ => (tip.height, tip.block_hash),
     };
-    if !wallet_path.exists() {
+    if !opened.wallet_exists {
         chain.tracker().admit_new_state(wallet_start.0)?;
     }
-    let wallet = Arc::new(Wallet::open(
-        &wallet_path,
-        &opened.seed,
-        config.network,
-        Some(wallet_start),
+    let (watch_set, fees, broadcaster) = (
         opened.watch_set.clone(),
         base.fee_estimator.clone(),
         base.broadcaster.clone(),
-    )?);
+    );
+    let wallet = Arc::new(match opened.store.postgres() {
+        Some(postgres) => Wallet::open_in_store(
+            postgres.clone(),
+            std::path::Path::new(&postgres.status().location),
+            &opened.seed,
+            config.network,
+            Some(wallet_start),
+            watch_set,
+            fees,
+            broadcaster,
+        )?,
+        None => Wallet::open(
+            &opened.data_dir.path().join("wallet.sqlite"),
+            &opened.seed,
+            config.network,
+            Some(wallet_start),
+            watch_set,
+            fees,
+            broadcaster,
+        )?,
+    });
     // The broadcaster judges its transactions' fees with the wallet's coins.
     base.broadcaster.set_prevout_values(Arc::new(
         crate::node::operations::onchain::WalletPrevouts(Arc::downgrade(&wallet)),

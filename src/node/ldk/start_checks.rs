@@ -211,11 +211,10 @@ pub(super) fn restore_advice(
 /// monitor's block.
 pub(super) fn new_chain_start(
     config: &Config,
-    data_dir: &Path,
+    wallet_exists: bool,
     fresh: bool,
     lowest_monitor: Option<u32>,
 ) -> Option<Checkpoint> {
-    let wallet_exists = data_dir.join("wallet.sqlite").exists();
     if wallet_exists {
         return config.checkpoint;
     }
@@ -241,11 +240,11 @@ pub(super) fn new_chain_start(
 /// For a new chain database (`new_chain` gives where it starts) the log says which, and why.
 pub(super) fn new_chain_filters(
     config: &Config,
-    data_dir: &Path,
+    wallet_exists: bool,
     no_channel_state: bool,
     new_chain: Option<Option<Checkpoint>>,
 ) -> FilterStart {
-    let holds = if data_dir.join("wallet.sqlite").exists() {
+    let holds = if wallet_exists {
         Some("a wallet")
     } else if !no_channel_state {
         Some("channel state")

@@ -21,9 +21,9 @@ use crate::chain::{Broadcaster, WatchSet};
 use crate::node::keys::keys_manager::NodeKeys;
 use crate::wallet::Wallet;
 
-/// Key-value store for LDK state (monitors, manager, graph, scorer, sweeper, payments), with
-/// the backup directory's live mirror when one is configured.
-pub type Store = crate::node::stores::backup::ChannelStore;
+/// Key-value store for LDK state (monitors, manager, graph, scorer, sweeper, payments): files
+/// with the backup directory's live mirror when one is configured, or PostgreSQL.
+pub type Store = crate::node::stores::node_store::NodeStore;
 
 /// Persists channel monitors as full snapshots plus small incremental updates.
 pub type Persister = MonitorUpdatingPersister<

@@ -66,6 +66,8 @@ pub struct NodeInfo {
     pub sync: SyncProgress,
     /// The live mirror of the channel state.
     pub backup: crate::node::BackupStatus,
+    /// Where the channel state and the wallet are kept, and this process's role there.
+    pub store: crate::node::StoreInfo,
 }
 
 /// On-chain and Lightning balances.
