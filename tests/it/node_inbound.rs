@@ -11,7 +11,7 @@ use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use bitcoin::Amount;
-use common::cli::{Chain, Daemon};
+use common::cli::{wait_until, Chain, Daemon};
 use common::restore::pay;
 
 /// Sockets the test opens to the listener.
@@ -79,6 +79,14 @@ fn a_flood_of_inbound_connections_neither_stops_the_node_nor_its_payments() {
     );
     // Payments both ways over the existing channel need the channel store's writes.
     pay(&alice, &bob, 50_000);
+    // Bob can pay back once his side of the channel holds what he received.
+    wait_until("bob able to send 5,000 sat over the channel", || {
+        bob.json(&["channels"]).as_array().is_some_and(|channels| {
+            channels
+                .iter()
+                .any(|channel| channel["outbound_capacity_msat"].as_u64() >= Some(5_000_000))
+        })
+    });
     pay(&bob, &alice, 5_000);
     assert!(alice.is_running(), "alice stopped");
     drop(flood);
