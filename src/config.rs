@@ -15,6 +15,8 @@
 //! checkpoint = "840000:0000000000000000000320283a032748cef8227873ff4872689bf23f1cda83a5"
 //! fee_sample_interval = 144  # blocks between fee samples of an idle node (1 on regtest)
 //! backup_dir = "/media/usb/lightfilter-backup"
+//! proxy = "127.0.0.1:9050"   # every outbound connection through this SOCKS5 proxy (Tor)
+//! tor_only = true            # refuse to start unless every connection goes through it
 //!
 //! [fee_overrides]          # a rate with its unit; a bare number is sat per 1000 weight units
 //! urgent_on_chain_sweep = "20sat/vb"
@@ -34,6 +36,7 @@ use serde::Deserialize;
 
 use crate::chain::fees::{parse_target, target_name, ALL_TARGETS};
 use crate::chain::{Checkpoint, FeeOverrides, PeerAddress};
+use crate::proxy::{is_onion, onion_v3_key, Route};
 
 /// Name of the configuration file inside the data directory, and of the top-level one in the
 /// base directory.
@@ -84,6 +87,15 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+    /// `tor_only` is set and a connection would leave without the proxy.
+    #[error(
+        "--tor-only refuses a direct connection to {refused}: give --proxy with Tor's SOCKS \
+         port (e.g. --proxy 127.0.0.1:9050) so that every connection goes through Tor"
+    )]
+    TorOnlyWithoutProxy {
+        /// The first address that would be connected to directly.
+        refused: String,
+    },
     /// No home directory to put the default data directory in.
     #[error("no data directory given and no home directory found; pass --datadir")]
     NoDataDir,
@@ -115,6 +127,10 @@ pub struct ConfigArgs {
     pub backup_dir: Option<PathBuf>,
     /// `--restore-from`: a backup directory to take the channel state from at this start.
     pub restore_from: Option<PathBuf>,
+    /// `--proxy`: the SOCKS5 proxy every outbound connection goes through.
+    pub proxy: Option<String>,
+    /// `--tor-only`.
+    pub tor_only: Option<bool>,
 }
 
 /// The configuration file's contents.
@@ -133,6 +149,8 @@ struct FileConfig {
     checkpoint: Option<String>,
     fee_sample_interval: Option<u32>,
     backup_dir: Option<PathBuf>,
+    proxy: Option<String>,
+    tor_only: Option<bool>,
     fee_overrides: Option<std::collections::BTreeMap<String, FeeOverrideValue>>,
 }
 
@@ -177,6 +195,11 @@ pub struct Config {
     /// A backup directory to take the channel state from, into a data directory that holds
     /// only the seed (flag only: a restore is done once).
     pub restore_from: Option<PathBuf>,
+    /// A SOCKS5 proxy (Tor's SOCKS port) that every outbound connection goes through, Bitcoin
+    /// and Lightning alike; it resolves host names and reaches `.onion` addresses.
+    pub proxy: Option<SocketAddr>,
+    /// Refuse to start unless every outbound connection goes through `proxy`.
+    pub tor_only: bool,
 }
 
 /// The network name used on the command line and in files: regtest, signet, testnet, bitcoin.
@@ -378,6 +401,34 @@ impl Config {
                 reason: "a number of blocks, at least 1".into(),
             });
         }
+        let proxy = args
+            .proxy
+            .as_ref()
+            .or(file.proxy.as_ref())
+            .map(|value| parse_socket("proxy", value))
+            .transpose()?;
+        for peer in bitcoin_peers.iter().filter(|peer| is_onion(&peer.host)) {
+            let reason = if onion_v3_key(&peer.host).is_none() {
+                "not a valid v3 onion address (56 characters and a checksum, then .onion)"
+            } else if proxy.is_none() {
+                "an onion service is reachable only through Tor: give --proxy with Tor's SOCKS port"
+            } else {
+                continue;
+            };
+            return Err(ConfigError::Invalid {
+                what: "Bitcoin peer",
+                value: peer.to_string(),
+                reason: reason.into(),
+            });
+        }
+        let tor_only = args.tor_only.or(file.tor_only).unwrap_or(false);
+        if tor_only && proxy.is_none() {
+            let refused = match bitcoin_peers.first() {
+                Some(peer) => format!("Bitcoin peer {peer}"),
+                None => "the network's Bitcoin peers".to_string(),
+            };
+            return Err(ConfigError::TorOnlyWithoutProxy { refused });
+        }
         Ok(Config {
             network,
             data_dir,
@@ -394,7 +445,17 @@ impl Config {
             fee_sample_interval: file.fee_sample_interval,
             backup_dir: args.backup_dir.clone().or(file.backup_dir),
             restore_from: args.restore_from.clone(),
+            proxy,
+            tor_only,
         })
+    }
+
+    /// How outbound connections leave the machine: through `proxy` when one is set.
+    pub fn route(&self) -> Route {
+        match self.proxy {
+            Some(proxy) => Route::Socks5(proxy),
+            None => Route::Direct,
+        }
     }
 }
 
@@ -465,6 +526,51 @@ mod tests {
         );
         args.alias = Some("from-flag".into());
         assert_eq!(Config::load(&args).unwrap().alias, "from-flag");
+    }
+
+    #[test]
+    fn tor_only_without_a_proxy_names_the_peer_it_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = ConfigArgs {
+            network: Some(Network::Regtest),
+            data_dir: Some(dir.path().to_path_buf()),
+            bitcoin_peers: vec!["127.0.0.1:18444".into()],
+            tor_only: Some(true),
+            ..ConfigArgs::default()
+        };
+        let err = Config::load(&args).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::TorOnlyWithoutProxy { .. })
+                && err.to_string().contains("127.0.0.1:18444")
+                && err.to_string().contains("--proxy"),
+            "{err}"
+        );
+        args.proxy = Some("127.0.0.1:9050".into());
+        let config = Config::load(&args).unwrap();
+        assert!(config.tor_only);
+        assert_eq!(
+            config.route(),
+            Route::Socks5("127.0.0.1:9050".parse().unwrap())
+        );
+        let onion = "25njqamcweflpvkl73j4szahhihoc4xt3ktcgjnpaingr5yhkenl5sid.onion:38333";
+        args.bitcoin_peers = vec![onion.into()];
+        assert!(
+            Config::load(&args).is_ok(),
+            "an onion peer through the proxy"
+        );
+        args.tor_only = None;
+        args.proxy = None;
+        let err = Config::load(&args).unwrap_err().to_string();
+        assert!(err.contains(onion) && err.contains("--proxy"), "{err}");
+        args.bitcoin_peers = vec![onion.replacen("25nj", "25nk", 1)];
+        let err = Config::load(&args).unwrap_err().to_string();
+        assert!(err.contains("not a valid v3 onion address"), "{err}");
+        args.proxy = Some("localhost:9050".into());
+        let err = Config::load(&args).unwrap_err().to_string();
+        assert!(
+            err.contains("proxy") && err.contains("localhost:9050"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! - `regtest`: an embedded regtest peer (miner, mempool, P2P server serving BIP 157
 //!   filters) used by the tests and the local playground (feature `regtest`, on by default;
 //!   a build without it leaves out the peer and its C++ script interpreter, `bitcoinconsensus`).
+//! - [`proxy`]: outbound connections, directly or through a SOCKS5 proxy such as Tor's.
 //! - [`tasks`]: the node's long-running tasks, spawned by name and supervised.
 //! - [`units`]: amounts and fee rates as users type them, read by the configuration, the CLI
 //!   and the control API.
@@ -33,6 +34,7 @@ pub mod node;
 pub mod os;
 #[cfg(feature = "regtest")]
 pub mod playground;
+pub mod proxy;
 #[cfg(feature = "regtest")]
 pub mod regtest;
 pub mod tasks;

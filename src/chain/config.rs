@@ -10,6 +10,7 @@ use super::checkpoints::Checkpoint;
 use super::engine::{PeerAddress, COMPACT_AFTER_HEADERS};
 use super::fees::FeeOverrides;
 use super::filter_start::FilterStart;
+use crate::proxy::Route;
 
 /// Configuration of the chain source.
 #[derive(Debug, Clone)]
@@ -22,6 +23,8 @@ pub struct ChainConfig {
     pub peers: Vec<PeerAddress>,
     /// Connect only to `peers`.
     pub only_peers: bool,
+    /// How connections to peers leave the machine: directly or through a SOCKS5 proxy.
+    pub route: Route,
     /// Number of peers that must agree on filter headers; `None` for the network's default
     /// (1 on regtest, 2 elsewhere).
     pub required_peers: Option<u8>,
@@ -56,6 +59,7 @@ impl ChainConfig {
             data_dir: data_dir.into(),
             peers: Vec::new(),
             only_peers: false,
+            route: Route::Direct,
             required_peers: None,
             block_timeout: if network == Network::Regtest {
                 Duration::from_secs(8)

@@ -356,6 +356,13 @@ pub struct DaemonArgs {
     /// the seed; needs --wallet-birthday).
     #[arg(long, value_name = "DIR")]
     pub restore_from: Option<PathBuf>,
+    /// SOCKS5 proxy for every outbound connection, Bitcoin and Lightning (Tor's SOCKS port,
+    /// e.g. 127.0.0.1:9050): it resolves host names and reaches .onion addresses.
+    #[arg(long, env = "LIGHTFILTER_PROXY", value_name = "IP:PORT")]
+    pub proxy: Option<String>,
+    /// Refuse to start unless every outbound connection goes through --proxy.
+    #[arg(long, env = "LIGHTFILTER_TOR_ONLY", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub tor_only: Option<bool>,
 }
 
 impl DaemonArgs {
@@ -374,6 +381,8 @@ impl DaemonArgs {
             checkpoint: self.checkpoint,
             backup_dir: self.backup_dir,
             restore_from: self.restore_from,
+            proxy: self.proxy,
+            tor_only: self.tor_only,
         }
     }
 }

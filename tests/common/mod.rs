@@ -10,9 +10,10 @@
 //! - [`http`]: raw HTTP/1.1 requests to a daemon's control API.
 //! - [`keys`]: test keys and transactions paying them.
 //! - [`node_harness`]: whole nodes started in-process next to an embedded regtest peer.
-//! - [`proc`]: a process's memory figures from `/proc` (also used by the benchmarks).
+//! - [`proc`]: a process's memory figures and TCP sockets from `/proc` (benchmarks use it too).
 //! - [`raw`]: raw P2P connections.
 //! - [`restore`]: backup and restore: payments, balances, data directories from words.
+//! - [`socks`]: a recording SOCKS5 proxy and tripwire addresses (nothing bypasses a proxy).
 //! - [`wallet_feed`]: an on-chain wallet fed blocks straight from a regtest peer.
 //!
 //! The benchmarks include the few of these they use with `#[path]`.
@@ -28,6 +29,7 @@ pub mod node_harness;
 pub mod proc;
 pub mod raw;
 pub mod restore;
+pub mod socks;
 pub mod wallet_feed;
 
 use std::time::Duration;

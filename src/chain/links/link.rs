@@ -23,10 +23,10 @@ use bitcoin::{Block, BlockHash, FeeRate, Network, Transaction, Txid, Wtxid};
 use log::debug;
 use tokio::io::BufReader;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::wire::{self, WireError};
+use crate::proxy::Route;
 
 /// The protocol version spoken: wtxid relay (BIP 339).
 const PROTOCOL_VERSION: u32 = 70016;
@@ -135,17 +135,20 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Link {
-    /// Connects to `addr` on `network` and completes the version handshake within `timeout`,
-    /// telling the peer our chain reaches `start_height`.
+    /// Connects to `addr` on `network` (by `route`: directly or through the proxy) and
+    /// completes the version handshake within `timeout`, telling the peer our chain reaches
+    /// `start_height`.
     pub async fn connect(
         addr: SocketAddr,
+        route: Route,
         network: Network,
         start_height: u32,
         timeout: Duration,
     ) -> Result<Arc<Link>, LinkError> {
         let failed = |reason: String| LinkError::Connect { addr, reason };
         let handshake = async {
-            let stream = TcpStream::connect(addr)
+            let stream = route
+                .connect(&addr.ip().to_string(), addr.port())
                 .await
                 .map_err(|err| failed(err.to_string()))?;
             let _ = stream.set_nodelay(true);

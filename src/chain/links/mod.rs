@@ -39,6 +39,7 @@ use tokio::task::JoinSet;
 use super::ban_list::BanList;
 use super::engine::{Engine, PeerAddress};
 use super::notifications::Shutdown;
+use crate::proxy::Route;
 
 /// How many blocks below the tip a pruned peer (`NODE_NETWORK_LIMITED`) serves (BIP 159).
 pub const PRUNED_PEER_DEPTH: u32 = 288;
@@ -67,6 +68,8 @@ pub struct LinksConfig {
     pub only_peers: bool,
     /// How long a peer has to answer one request, a whole block included.
     pub response_timeout: Duration,
+    /// How connections leave the machine: directly or through a SOCKS5 proxy.
+    pub route: Route,
 }
 
 /// Why a block could not be downloaded over the links.
@@ -427,6 +430,14 @@ impl PeerLinks {
 
     async fn connect(&self, target: &PeerAddress) {
         let key = target.to_string();
+        if self.config.route != Route::Direct && IpAddr::from_str(&target.host).is_err() {
+            // A name would have to be resolved here (or, for an onion service, has no IP
+            // address to link by): through a proxy such a peer is left to the engine, which
+            // has the proxy resolve it.
+            debug!("Bitcoin peer {key} is reached through the proxy by the engine only");
+            self.failed(&key);
+            return;
+        }
         let addrs = match resolve(target).await {
             Ok(addrs) => addrs,
             Err(err) => {
@@ -440,7 +451,8 @@ impl PeerLinks {
                 continue;
             }
             let height = (self.height)();
-            match Link::connect(addr, self.config.network, height, HANDSHAKE_TIMEOUT).await {
+            let route = self.config.route;
+            match Link::connect(addr, route, self.config.network, height, HANDSHAKE_TIMEOUT).await {
                 Ok(link) => {
                     if self.bans.is_banned(&addr) {
                         link.close();

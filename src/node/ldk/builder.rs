@@ -283,6 +283,7 @@ fn chain_config(
     let mut chain_config = ChainConfig::new(config.network, data_dir);
     chain_config.peers = config.bitcoin_peers.clone();
     chain_config.only_peers = config.only_bitcoin_peers;
+    chain_config.route = config.route();
     chain_config.required_peers = config.filter_quorum;
     chain_config.fee_overrides = config.fee_overrides.clone();
     chain_config.fee_sample_interval = config.fee_sample_interval;
@@ -978,6 +979,7 @@ fn spawn_tasks(
         "channel peer reconnection",
         super::peers::keep_peers_connected(
             node.peer_manager.clone(),
+            node.config().route(),
             node.channel_manager.clone(),
             node.chain_monitor.clone(),
             node.peers.clone(),
