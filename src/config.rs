@@ -17,6 +17,7 @@
 //! backup_dir = "/media/usb/lightfilter-backup"
 //! proxy = "127.0.0.1:9050"   # every outbound connection through this SOCKS5 proxy (Tor)
 //! tor_only = true            # refuse to start unless every connection goes through it
+//! decoy_blocks = 2           # blocks fetched beside each one the wallet needs (0 on regtest)
 //!
 //! [fee_overrides]          # a rate with its unit; a bare number is sat per 1000 weight units
 //! urgent_on_chain_sweep = "20sat/vb"
@@ -34,6 +35,7 @@ use std::path::{Path, PathBuf};
 use bitcoin::Network;
 use serde::Deserialize;
 
+use crate::chain::config::default_decoy_blocks;
 use crate::chain::fees::{parse_target, target_name, ALL_TARGETS};
 use crate::chain::{Checkpoint, FeeOverrides, PeerAddress};
 use crate::proxy::{is_onion, onion_v3_key, Route};
@@ -131,6 +133,8 @@ pub struct ConfigArgs {
     pub proxy: Option<String>,
     /// `--tor-only`.
     pub tor_only: Option<bool>,
+    /// `--decoy-blocks`.
+    pub decoy_blocks: Option<u32>,
 }
 
 /// The configuration file's contents.
@@ -151,6 +155,7 @@ struct FileConfig {
     backup_dir: Option<PathBuf>,
     proxy: Option<String>,
     tor_only: Option<bool>,
+    decoy_blocks: Option<u32>,
     fee_overrides: Option<std::collections::BTreeMap<String, FeeOverrideValue>>,
 }
 
@@ -200,6 +205,10 @@ pub struct Config {
     pub proxy: Option<SocketAddr>,
     /// Refuse to start unless every outbound connection goes through `proxy`.
     pub tor_only: bool,
+    /// Blocks fetched beside each block the wallet needs, from the same peer in the same
+    /// request, so that the peer cannot tell which one mattered (default 0 on regtest, 2
+    /// elsewhere).
+    pub decoy_blocks: u32,
 }
 
 /// The network name used on the command line and in files: regtest, signet, testnet, bitcoin.
@@ -447,6 +456,10 @@ impl Config {
             restore_from: args.restore_from.clone(),
             proxy,
             tor_only,
+            decoy_blocks: args
+                .decoy_blocks
+                .or(file.decoy_blocks)
+                .unwrap_or_else(|| default_decoy_blocks(network)),
         })
     }
 

@@ -46,9 +46,21 @@ pub struct ChainConfig {
     /// Where a new header chain starts (nothing at or below it is downloaded); genesis when
     /// `None`. A database that has a chain keeps where it started.
     pub start: Option<Checkpoint>,
+    /// Blocks asked for beside each block the listeners need, so the peer serving them
+    /// cannot tell which one mattered ([`default_decoy_blocks`] by default).
+    pub decoy_blocks: u32,
     /// Where a new chain checks compact filters from (see [`super::filter_start`]); a
     /// database that has a chain keeps what it was created with.
     pub filters: FilterStart,
+}
+
+/// Decoy blocks per needed block on `network`: none on regtest (a test network has no one to
+/// hide from), two elsewhere (each needed block then costs three).
+pub fn default_decoy_blocks(network: Network) -> u32 {
+    match network {
+        Network::Regtest => 0,
+        _ => 2,
+    }
 }
 
 impl ChainConfig {
@@ -75,6 +87,7 @@ impl ChainConfig {
             fee_sample_interval: None,
             compact_after_headers: COMPACT_AFTER_HEADERS,
             start: None,
+            decoy_blocks: default_decoy_blocks(network),
             filters: FilterStart::ChainStart,
         }
     }

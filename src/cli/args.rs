@@ -363,6 +363,10 @@ pub struct DaemonArgs {
     /// Refuse to start unless every outbound connection goes through --proxy.
     #[arg(long, env = "LIGHTFILTER_TOR_ONLY", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub tor_only: Option<bool>,
+    /// Blocks fetched beside each block the wallet needs, from the same peer in one request,
+    /// so that the peer cannot tell which one mattered [default: 0 on regtest, 2 elsewhere].
+    #[arg(long, env = "LIGHTFILTER_DECOY_BLOCKS", value_name = "N")]
+    pub decoy_blocks: Option<u32>,
 }
 
 impl DaemonArgs {
@@ -383,6 +387,7 @@ impl DaemonArgs {
             restore_from: self.restore_from,
             proxy: self.proxy,
             tor_only: self.tor_only,
+            decoy_blocks: self.decoy_blocks,
         }
     }
 }

@@ -129,6 +129,7 @@ impl NodeHandle {
                 listeners_height: status.listeners_height.unwrap_or(start.height),
                 progress: status.progress(),
                 bytes_received: status.bytes_received,
+                decoy_bytes: status.decoy_bytes,
                 phase: status.phase,
                 filters_from: status.filters_from,
             },

@@ -301,6 +301,7 @@ impl Node {
                 listeners_height: best.height,
                 progress: status.progress(),
                 bytes_received: status.bytes_received,
+                decoy_bytes: status.decoy_bytes,
                 phase: status.phase,
                 filters_from: status.filters_from,
             },

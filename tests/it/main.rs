@@ -16,6 +16,7 @@ mod api_auth;
 mod api_connections;
 mod chain_block_peers;
 mod chain_catchup_crash;
+mod chain_decoys;
 mod chain_filter_liar;
 mod chain_model;
 mod chain_source;

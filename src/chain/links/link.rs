@@ -288,6 +288,56 @@ impl Link {
         }
     }
 
+    /// Asks for block `hash` in one `getdata` together with `decoys`, in random order, so the
+    /// peer cannot tell which one was wanted. Returns the answer for `hash` and the decoys
+    /// that arrived: the peer serves them in the order asked, and each has `timeout` after
+    /// the one before; once one does not come, the rest are not waited for.
+    pub async fn get_block_among(
+        &self,
+        hash: BlockHash,
+        decoys: &[BlockHash],
+        timeout: Duration,
+    ) -> (Result<Block, LinkError>, Vec<Block>) {
+        let mut order: Vec<BlockHash> = decoys.iter().copied().filter(|d| *d != hash).collect();
+        order.push(hash);
+        {
+            use bitcoin::secp256k1::rand::seq::SliceRandom;
+            order.shuffle(&mut bitcoin::secp256k1::rand::thread_rng());
+        }
+        let receivers: Vec<(BlockHash, oneshot::Receiver<BlockAnswer>)> = {
+            let mut pending = lock(&self.pending);
+            order
+                .iter()
+                .map(|wanted| {
+                    let (tx, rx) = oneshot::channel();
+                    pending.blocks.entry(*wanted).or_default().push(tx);
+                    (*wanted, rx)
+                })
+                .collect()
+        };
+        let items = order.iter().map(|h| Inventory::WitnessBlock(*h)).collect();
+        if let Err(err) = self.send(NetworkMessage::GetData(items)) {
+            return (Err(err), Vec::new());
+        }
+        let mut wanted = None;
+        let mut decoys = Vec::new();
+        for (asked, rx) in receivers {
+            match self.answer(rx, timeout).await {
+                Ok(BlockAnswer::Block(block)) if asked == hash => wanted = Some(Ok(*block)),
+                Ok(BlockAnswer::Block(block)) => decoys.push(*block),
+                Ok(BlockAnswer::NotFound) if asked == hash => {
+                    wanted = Some(Err(LinkError::NotFound(self.addr)))
+                }
+                Ok(BlockAnswer::NotFound) => {}
+                Err(err) => {
+                    wanted.get_or_insert(Err(err));
+                    break;
+                }
+            }
+        }
+        (wanted.unwrap_or(Err(LinkError::Timeout(self.addr))), decoys)
+    }
+
     /// Asks for the basic filter headers of the blocks from `start_height` to `stop_hash`.
     pub async fn get_filter_headers(
         &self,

@@ -284,6 +284,7 @@ fn chain_config(
     chain_config.peers = config.bitcoin_peers.clone();
     chain_config.only_peers = config.only_bitcoin_peers;
     chain_config.route = config.route();
+    chain_config.decoy_blocks = config.decoy_blocks;
     chain_config.required_peers = config.filter_quorum;
     chain_config.fee_overrides = config.fee_overrides.clone();
     chain_config.fee_sample_interval = config.fee_sample_interval;
