@@ -17,6 +17,7 @@
 //! backup_dir = "/media/usb/lightfilter-backup"
 //! proxy = "127.0.0.1:9050"   # every outbound connection through this SOCKS5 proxy (Tor)
 //! tor_only = true            # refuse to start unless every connection goes through it
+//! tor_control = "127.0.0.1:9051"  # an onion service for inbound Lightning connections
 //! decoy_blocks = 2           # blocks fetched beside each one the wallet needs (0 on regtest)
 //!
 //! [fee_overrides]          # a rate with its unit; a bare number is sat per 1000 weight units
@@ -135,6 +136,10 @@ pub struct ConfigArgs {
     pub tor_only: Option<bool>,
     /// `--decoy-blocks`.
     pub decoy_blocks: Option<u32>,
+    /// `--tor-control`.
+    pub tor_control: Option<String>,
+    /// `--tor-control-password`.
+    pub tor_control_password: Option<String>,
 }
 
 /// The configuration file's contents.
@@ -156,6 +161,8 @@ struct FileConfig {
     proxy: Option<String>,
     tor_only: Option<bool>,
     decoy_blocks: Option<u32>,
+    tor_control: Option<String>,
+    tor_control_password: Option<String>,
     fee_overrides: Option<std::collections::BTreeMap<String, FeeOverrideValue>>,
 }
 
@@ -209,6 +216,10 @@ pub struct Config {
     /// request, so that the peer cannot tell which one mattered (default 0 on regtest, 2
     /// elsewhere).
     pub decoy_blocks: u32,
+    /// Tor's control port: the node asks it for an onion service forwarding to `ln_listen`.
+    pub tor_control: Option<SocketAddr>,
+    /// The control port's password; Tor's cookie file is used without one.
+    pub tor_control_password: Option<String>,
 }
 
 /// The network name used on the command line and in files: regtest, signet, testnet, bitcoin.
@@ -438,6 +449,21 @@ impl Config {
             };
             return Err(ConfigError::TorOnlyWithoutProxy { refused });
         }
+        let tor_control = args
+            .tor_control
+            .as_ref()
+            .or(file.tor_control.as_ref())
+            .map(|value| parse_socket("Tor control port", value))
+            .transpose()?;
+        if let (Some(control), None) = (tor_control, ln_listen) {
+            return Err(ConfigError::Invalid {
+                what: "Tor control port",
+                value: control.to_string(),
+                reason: "an onion service forwards to the Lightning listener: --ln-listen none \
+                         leaves it nothing to forward to"
+                    .into(),
+            });
+        }
         Ok(Config {
             network,
             data_dir,
@@ -460,6 +486,11 @@ impl Config {
                 .decoy_blocks
                 .or(file.decoy_blocks)
                 .unwrap_or_else(|| default_decoy_blocks(network)),
+            tor_control,
+            tor_control_password: args
+                .tor_control_password
+                .clone()
+                .or(file.tor_control_password),
         })
     }
 

@@ -20,6 +20,7 @@
 //!   filters) used by the tests and the local playground (feature `regtest`, on by default;
 //!   a build without it leaves out the peer and its C++ script interpreter, `bitcoinconsensus`).
 //! - [`proxy`]: outbound connections, directly or through a SOCKS5 proxy such as Tor's.
+//! - [`tor_control`]: Tor's control port, for the node's onion service.
 //! - [`tasks`]: the node's long-running tasks, spawned by name and supervised.
 //! - [`units`]: amounts and fee rates as users type them, read by the configuration, the CLI
 //!   and the control API.
@@ -38,5 +39,6 @@ pub mod proxy;
 #[cfg(feature = "regtest")]
 pub mod regtest;
 pub mod tasks;
+pub mod tor_control;
 pub mod units;
 pub mod wallet;

@@ -367,6 +367,17 @@ pub struct DaemonArgs {
     /// so that the peer cannot tell which one mattered [default: 0 on regtest, 2 elsewhere].
     #[arg(long, env = "LIGHTFILTER_DECOY_BLOCKS", value_name = "N")]
     pub decoy_blocks: Option<u32>,
+    /// Tor's control port (e.g. 127.0.0.1:9051): the node creates an onion service for
+    /// inbound Lightning connections, its key kept in the data directory.
+    #[arg(long, env = "LIGHTFILTER_TOR_CONTROL", value_name = "IP:PORT")]
+    pub tor_control: Option<String>,
+    /// The control port's password (HashedControlPassword); without it, Tor's cookie file.
+    #[arg(
+        long,
+        env = "LIGHTFILTER_TOR_CONTROL_PASSWORD",
+        value_name = "PASSWORD"
+    )]
+    pub tor_control_password: Option<String>,
 }
 
 impl DaemonArgs {
@@ -388,6 +399,8 @@ impl DaemonArgs {
             proxy: self.proxy,
             tor_only: self.tor_only,
             decoy_blocks: self.decoy_blocks,
+            tor_control: self.tor_control,
+            tor_control_password: self.tor_control_password,
         }
     }
 }

@@ -95,6 +95,9 @@ pub enum NodeError {
         /// The lock file.
         lock: PathBuf,
     },
+    /// Tor's control port could not give the node its onion service.
+    #[error(transparent)]
+    Tor(#[from] crate::tor_control::TorControlError),
     /// Reading or writing node state failed.
     #[error("storage failed while {context}: {reason}")]
     Storage {
@@ -141,6 +144,7 @@ impl NodeError {
             NodeError::Locked { .. } => "locked",
             NodeError::Backup(_) => "backup",
             NodeError::Storage { .. } => "storage_error",
+            NodeError::Tor(_) => "tor_error",
         }
     }
 

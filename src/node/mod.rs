@@ -88,6 +88,7 @@ pub(crate) struct NodeParts {
     pub peers: Arc<PeerStore>,
     pub held: Arc<recovery::held_channels::HeldChannels>,
     pub ln_listen_addr: Option<SocketAddr>,
+    pub onion_address: Option<String>,
     pub stop_tx: watch::Sender<bool>,
 }
 
@@ -112,6 +113,8 @@ pub struct Node {
     peers: Arc<PeerStore>,
     held: Arc<recovery::held_channels::HeldChannels>,
     ln_listen_addr: Option<SocketAddr>,
+    /// The onion service's address (`<id>.onion:9735`), when Tor gave the node one.
+    onion_address: Option<String>,
     stop_tx: watch::Sender<bool>,
     stop_requested: watch::Sender<bool>,
     supervisor: Arc<Supervisor>,
@@ -161,6 +164,7 @@ impl Node {
             peers: parts.peers,
             held: parts.held,
             ln_listen_addr: parts.ln_listen_addr,
+            onion_address: parts.onion_address,
             stop_tx: parts.stop_tx,
             stop_requested: watch::channel(false).0,
             supervisor,
@@ -289,7 +293,12 @@ impl Node {
             num_peers: self.peer_manager.list_peers().len(),
             num_channels: channels.len(),
             num_usable_channels: channels.iter().filter(|c| c.is_usable).count(),
-            listen_addresses: self.ln_listen_addr.iter().map(|a| a.to_string()).collect(),
+            listen_addresses: self
+                .ln_listen_addr
+                .iter()
+                .map(|a| a.to_string())
+                .chain(self.onion_address.clone())
+                .collect(),
             alias: self.config.alias.clone(),
             data_dir: self.config.data_dir.clone(),
             graph_nodes: self.network_graph.read_only().nodes().len(),

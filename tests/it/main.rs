@@ -60,6 +60,7 @@ mod regtest_rules;
 mod regtest_sync;
 mod service_unit;
 mod systemd_notify;
+mod tor_onion;
 mod tor_proxy;
 mod wallet_change_scripts;
 mod wallet_persistence;

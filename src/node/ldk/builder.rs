@@ -937,6 +937,21 @@ async fn assemble(
         }
         None => None,
     };
+    let onion = match (&config.tor_control, ln_listen_addr) {
+        (Some(control), Some(listen)) => {
+            let tor = super::onion_service::TorControlConfig {
+                addr: *control,
+                password: config.tor_control_password.clone(),
+            };
+            let onion = super::onion_service::create(data_dir.path(), tor, listen).await?;
+            Some(onion)
+        }
+        _ => None,
+    };
+    let onion_address = onion.as_ref().map(|onion| onion.address.clone());
+    if let Some(onion) = onion {
+        tokio::spawn(onion.keep(stop_rx.clone()));
+    }
     let node = Arc::new(Node::new(NodeParts {
         config,
         data_dir,
@@ -956,6 +971,7 @@ async fn assemble(
         peers,
         held,
         ln_listen_addr,
+        onion_address,
         stop_tx,
     }));
     Ok((node, stop_rx))
