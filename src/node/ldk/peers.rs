@@ -235,4 +235,20 @@ mod tests {
         let error = resolve("no-port-here").await.unwrap_err().to_string();
         assert!(error.contains("no-port-here"), "{error}");
     }
+
+    #[test]
+    fn addresses_for_the_proxy_keep_their_names() {
+        let onion = "25njqamcweflpvkl73j4szahhihoc4xt3ktcgjnpaingr5yhkenl5sid.onion";
+        assert_eq!(
+            split_host_port(&format!("{onion}:9735")),
+            Some((onion, 9735))
+        );
+        assert_eq!(split_host_port("[::1]:9735"), Some(("::1", 9735)));
+        assert_eq!(
+            split_host_port("node.example:9735"),
+            Some(("node.example", 9735))
+        );
+        assert_eq!(split_host_port("no-port"), None);
+        assert_eq!(split_host_port(":9735"), None);
+    }
 }
