@@ -1,8 +1,9 @@
 //! The onion service for inbound Lightning connections, against a real `tor` (Debian's
 //! package) started by the test with its network off (`DisableNetwork 1`: nothing leaves the
 //! machine), a control port and cookie authentication. The node creates its service, keeps
-//! the key owner-only in its data directory, shows the address in `getinfo`, and has the same
-//! address after a restart. Without `tor` installed the test says it skipped.
+//! the key owner-only in its data directory, shows the address in `getinfo`, has the same
+//! address after a restart, and adds the service again when Tor restarts. Without `tor`
+//! installed the test says it skipped.
 
 use crate::common;
 
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use common::cli::{wait_for_value, Chain, Daemon};
+use lightfilter::tor_control::{TorControl, TorControlError};
 
 /// `TOR_EXE`, else `tor` on the `PATH`.
 fn tor_exe() -> Option<PathBuf> {
@@ -29,7 +31,8 @@ fn tor_exe() -> Option<PathBuf> {
 struct Tor {
     child: Child,
     control: std::net::SocketAddr,
-    _dir: tempfile::TempDir,
+    exe: PathBuf,
+    dir: tempfile::TempDir,
 }
 
 impl Tor {
@@ -38,34 +41,51 @@ impl Tor {
             .prefix("lightfilter-tor-")
             .tempdir()
             .unwrap();
-        let port_file = dir.path().join("control.port");
+        let (child, control) = Tor::spawn(exe, dir.path(), "auto");
+        Tor {
+            child,
+            control,
+            exe: exe.to_path_buf(),
+            dir,
+        }
+    }
+
+    /// Stops this `tor` and starts another on the same control port and data directory (a
+    /// restart: the onion services it had are gone).
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let port = self.control.port().to_string();
+        let (child, control) = Tor::spawn(&self.exe, self.dir.path(), &port);
+        self.child = child;
+        self.control = control;
+    }
+
+    fn spawn(exe: &Path, dir: &Path, port: &str) -> (Child, std::net::SocketAddr) {
+        let port_file = dir.join("control.port");
+        let _ = std::fs::remove_file(&port_file);
         // An empty torrc: everything is on the command line.
-        let torrc = dir.path().join("torrc");
+        let torrc = dir.join("torrc");
         std::fs::write(&torrc, "").unwrap();
         let child = Command::new(exe)
             .arg("-f")
             .arg(&torrc)
             .args(["--DisableNetwork", "1"])
             .args(["--SocksPort", "0"])
-            .args(["--ControlPort", "127.0.0.1:auto"])
+            .args(["--ControlPort", &format!("127.0.0.1:{port}")])
             .arg("--ControlPortWriteToFile")
             .arg(&port_file)
             .args(["--CookieAuthentication", "1"])
             .arg("--DataDirectory")
-            .arg(dir.path().join("data"))
+            .arg(dir.join("data"))
             .args(["--Log", "err stderr"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start tor");
-        let mut tor = Tor {
-            child,
-            control: "127.0.0.1:0".parse().unwrap(),
-            _dir: dir,
-        };
         // The file holds `PORT=127.0.0.1:NNNNN` once the control port listens.
-        tor.control = wait_for_value("tor's control port", || {
+        let control = wait_for_value("tor's control port", || {
             std::fs::read_to_string(&port_file)
                 .ok()?
                 .trim()
@@ -73,7 +93,7 @@ impl Tor {
                 .parse()
                 .ok()
         });
-        tor
+        (child, control)
     }
 }
 
@@ -94,11 +114,11 @@ fn onion_address(daemon: &Daemon) -> Option<String> {
 }
 
 #[test]
-fn the_node_creates_its_onion_service_and_keeps_its_address_across_restarts() {
+fn the_node_creates_its_onion_service_and_keeps_it_across_restarts_of_both() {
     let Some(exe) = tor_exe() else {
         eprintln!(
             "SKIPPED (needs tor: apt-get install tor, or TOR_EXE): \
-             the_node_creates_its_onion_service_and_keeps_its_address_across_restarts"
+             the_node_creates_its_onion_service_and_keeps_it_across_restarts_of_both"
         );
         return;
     };
@@ -130,5 +150,29 @@ fn the_node_creates_its_onion_service_and_keeps_its_address_across_restarts() {
         std::fs::read_to_string(&key_file).unwrap(),
         key,
         "the key was kept"
+    );
+
+    // Tor restarts: its services are gone, and the node adds its own again. Tor refuses a
+    // second service with the same key while the node holds it.
+    let mut tor = tor;
+    tor.restart();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let refusal = wait_for_value("the node's onion service back on the restarted tor", || {
+        runtime.block_on(async {
+            let mut control = TorControl::connect(tor.control, None).await.ok()?;
+            let target = "127.0.0.1:9".parse().unwrap();
+            match control.add_onion(Some(key.trim()), 9735, target).await {
+                Err(err @ TorControlError::Refused { .. }) => Some(err.to_string()),
+                // Not the node's yet: give it back, or the node cannot take it.
+                _ => None,
+            }
+        })
+    });
+    assert!(
+        refusal.contains("collision"),
+        "the key is in use by the node's service: {refusal}"
     );
 }
