@@ -9,6 +9,12 @@
 //! comparison. Each one's figure is its own `sync.bytes_received` (headers, filter headers,
 //! filters and blocks). Lightning gossip between the two is not in the figures (it is a
 //! channel announcement and its updates here; on a public network it depends on the peers).
+//!
+//! Two more daemons show what decoy blocks cost: both are paid on chain a few times during
+//! the day (`LIGHTFILTER_BENCH_DAY_MATCHES`, each payment in a block of its own), one fetching
+//! each matching block alone (`decoy_blocks = 0`), the other with two decoys (the public
+//! networks' default); the cost is the second one's `sync.decoy_bytes`, and the difference
+//! between the two, against the filters.
 
 #[path = "../tests/common/cli.rs"]
 mod cli;
@@ -18,7 +24,7 @@ mod large_blocks;
 mod report;
 
 use bitcoin::Amount;
-use cli::{Chain, Daemon};
+use cli::{regtest_script, Chain, Daemon};
 use large_blocks::LargeBlocks;
 use report::{env_number, Row, Table};
 
@@ -33,9 +39,19 @@ fn bytes_received(daemon: &Daemon) -> u64 {
         .expect("bytes_received")
 }
 
+fn decoy_bytes(daemon: &Daemon) -> u64 {
+    daemon.json(&["getinfo"])["sync"]["decoy_bytes"]
+        .as_u64()
+        .expect("decoy_bytes")
+}
+
+/// Decoys per matching block on a public network by default.
+const DEFAULT_DECOYS: u32 = 2;
+
 fn main() {
     let mut table = Table::new("a day on a public network");
     let day = env_number("LIGHTFILTER_BENCH_DAY_BLOCKS", 144) as u32;
+    let matches = (env_number("LIGHTFILTER_BENCH_DAY_MATCHES", 4) as u32).clamp(1, day / 2);
     let block_bytes = env_number("LIGHTFILTER_BENCH_BLOCK_BYTES", 1_500_000);
     let chain = Chain::start();
     let mut blocks = LargeBlocks::new(&chain.peer, block_bytes);
@@ -50,24 +66,47 @@ fn main() {
         &chain,
         &format!("fee_sample_interval = {HOURLY_INTERVAL}\n"),
     );
+    let alone = Daemon::start_configured(
+        "day-alone",
+        &chain,
+        &format!("fee_sample_interval = {DEFAULT_INTERVAL}\ndecoy_blocks = 0\n"),
+    );
+    let decoyed = Daemon::start_configured(
+        "day-decoys",
+        &chain,
+        &format!("fee_sample_interval = {DEFAULT_INTERVAL}\ndecoy_blocks = {DEFAULT_DECOYS}\n"),
+    );
+    let paid = [
+        regtest_script(&alone.new_address()),
+        regtest_script(&decoyed.new_address()),
+    ];
     daily.fund(&chain, Amount::from_sat(1_000_000));
-    for daemon in [&daily, &hourly] {
+    for daemon in [&daily, &hourly, &alone, &decoyed] {
         daemon.wait_synced_to(chain.height());
     }
     daily.open_usable_channel(&chain, &hourly, 500_000);
     // The day starts once both saw the channel confirmed and nothing is pending (the node
     // looks for pending fee-sensitive work every 20 s).
-    for daemon in [&daily, &hourly] {
+    for daemon in [&daily, &hourly, &alone, &decoyed] {
         daemon.wait_synced_to(chain.height());
     }
     std::thread::sleep(std::time::Duration::from_secs(25));
     let first = chain.height() + 1;
     let before = [bytes_received(&daily), bytes_received(&hourly)];
+    let before_matches = [bytes_received(&alone), bytes_received(&decoyed)];
+    let decoys_before = decoy_bytes(&decoyed);
 
-    for _ in 0..day {
-        blocks.mine_one(None);
+    // The payments to the last two: one to each in consecutive blocks, spread over the day.
+    let every = day / matches;
+    for n in 0..day {
+        let pays = match (n % every, n / every < matches) {
+            (0, true) => Some(&paid[0]),
+            (1, true) => Some(&paid[1]),
+            _ => None,
+        };
+        blocks.mine_one(pays);
         let tip = chain.height();
-        for daemon in [&daily, &hourly] {
+        for daemon in [&daily, &hourly, &alone, &decoyed] {
             daemon.wait_synced_to(tip);
         }
     }
@@ -77,6 +116,11 @@ fn main() {
         bytes_received(&daily) - before[0],
         bytes_received(&hourly) - before[1],
     ];
+    let with_matches = [
+        bytes_received(&alone) - before_matches[0],
+        bytes_received(&decoyed) - before_matches[1],
+    ];
+    let decoys = decoy_bytes(&decoyed) - decoys_before;
     let last = chain.height();
     let mut filter_bytes = 0u64;
     let mut block_sizes = 0u64;
@@ -110,6 +154,25 @@ fn main() {
         format!("{daily_ratio:.2}"),
         "≤ 2",
         daily_ratio <= 2.0,
+    ));
+    table.push(Row::info(
+        format!("received, paid {matches} times: each match alone / with {DEFAULT_DECOYS} decoys"),
+        format!("{} / {}", mb(with_matches[0]), mb(with_matches[1])),
+    ));
+    table.push(Row::info(
+        format!("decoy blocks received ({DEFAULT_DECOYS} per match)"),
+        mb(decoys),
+    ));
+    table.push(Row::info(
+        "decoy blocks / filters alone",
+        format!("{:.2}", decoys as f64 / filter_bytes.max(1) as f64),
+    ));
+    table.push(Row::info(
+        "received with decoys / without, same payments",
+        format!(
+            "{:.2}",
+            with_matches[1] as f64 / with_matches[0].max(1) as f64
+        ),
     ));
     table.print();
 }

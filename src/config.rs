@@ -16,6 +16,10 @@
 //! fee_sample_interval = 144  # blocks between fee samples of an idle node (1 on regtest)
 //! backup_dir = "/media/usb/lightfilter-backup"
 //! store = "postgresql://lightfilter@db.lan/lightfilter"  # channel state and wallet in PostgreSQL
+//! proxy = "127.0.0.1:9050"   # every outbound connection through this SOCKS5 proxy (Tor)
+//! tor_only = true            # refuse to start unless every connection goes through it
+//! tor_control = "127.0.0.1:9051"  # an onion service for inbound Lightning connections
+//! decoy_blocks = 2           # blocks fetched beside each one the wallet needs (0 on regtest)
 //!
 //! [fee_overrides]          # a rate with its unit; a bare number is sat per 1000 weight units
 //! urgent_on_chain_sweep = "20sat/vb"
@@ -33,8 +37,10 @@ use std::path::{Path, PathBuf};
 use bitcoin::Network;
 use serde::Deserialize;
 
+use crate::chain::config::default_decoy_blocks;
 use crate::chain::fees::{parse_target, target_name, ALL_TARGETS};
 use crate::chain::{Checkpoint, FeeOverrides, PeerAddress};
+use crate::proxy::{is_onion, onion_v3_key, Route};
 
 /// Name of the configuration file inside the data directory, and of the top-level one in the
 /// base directory.
@@ -85,6 +91,15 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+    /// `tor_only` is set and a connection would leave without the proxy.
+    #[error(
+        "--tor-only refuses a direct connection to {refused}: give --proxy with Tor's SOCKS \
+         port (e.g. --proxy 127.0.0.1:9050) so that every connection goes through Tor"
+    )]
+    TorOnlyWithoutProxy {
+        /// The first address that would be connected to directly.
+        refused: String,
+    },
     /// No home directory to put the default data directory in.
     #[error("no data directory given and no home directory found; pass --datadir")]
     NoDataDir,
@@ -120,6 +135,16 @@ pub struct ConfigArgs {
     pub store: Option<String>,
     /// `--standby`.
     pub standby: bool,
+    /// `--proxy`: the SOCKS5 proxy every outbound connection goes through.
+    pub proxy: Option<String>,
+    /// `--tor-only`.
+    pub tor_only: Option<bool>,
+    /// `--decoy-blocks`.
+    pub decoy_blocks: Option<u32>,
+    /// `--tor-control`.
+    pub tor_control: Option<String>,
+    /// `--tor-control-password`.
+    pub tor_control_password: Option<String>,
 }
 
 /// The configuration file's contents.
@@ -139,6 +164,11 @@ struct FileConfig {
     fee_sample_interval: Option<u32>,
     backup_dir: Option<PathBuf>,
     store: Option<String>,
+    proxy: Option<String>,
+    tor_only: Option<bool>,
+    decoy_blocks: Option<u32>,
+    tor_control: Option<String>,
+    tor_control_password: Option<String>,
     fee_overrides: Option<std::collections::BTreeMap<String, FeeOverrideValue>>,
 }
 
@@ -189,6 +219,19 @@ pub struct Config {
     /// Wait to become the node's writer in the PostgreSQL store instead of refusing to start
     /// while another process is (flag only).
     pub standby: bool,
+    /// A SOCKS5 proxy (Tor's SOCKS port) that every outbound connection goes through, Bitcoin
+    /// and Lightning alike; it resolves host names and reaches `.onion` addresses.
+    pub proxy: Option<SocketAddr>,
+    /// Refuse to start unless every outbound connection goes through `proxy`.
+    pub tor_only: bool,
+    /// Blocks fetched beside each block the wallet needs, from the same peer in the same
+    /// request, so that the peer cannot tell which one mattered (default 0 on regtest, 2
+    /// elsewhere).
+    pub decoy_blocks: u32,
+    /// Tor's control port: the node asks it for an onion service forwarding to `ln_listen`.
+    pub tor_control: Option<SocketAddr>,
+    /// The control port's password; Tor's cookie file is used without one.
+    pub tor_control_password: Option<String>,
 }
 
 /// The network name used on the command line and in files: regtest, signet, testnet, bitcoin.
@@ -398,6 +441,49 @@ impl Config {
             args.restore_from.is_some(),
             args.standby,
         )?;
+        let proxy = args
+            .proxy
+            .as_ref()
+            .or(file.proxy.as_ref())
+            .map(|value| parse_socket("proxy", value))
+            .transpose()?;
+        for peer in bitcoin_peers.iter().filter(|peer| is_onion(&peer.host)) {
+            let reason = if onion_v3_key(&peer.host).is_none() {
+                "not a valid v3 onion address (56 characters and a checksum, then .onion)"
+            } else if proxy.is_none() {
+                "an onion service is reachable only through Tor: give --proxy with Tor's SOCKS port"
+            } else {
+                continue;
+            };
+            return Err(ConfigError::Invalid {
+                what: "Bitcoin peer",
+                value: peer.to_string(),
+                reason: reason.into(),
+            });
+        }
+        let tor_only = args.tor_only.or(file.tor_only).unwrap_or(false);
+        if tor_only && proxy.is_none() {
+            let refused = match bitcoin_peers.first() {
+                Some(peer) => format!("Bitcoin peer {peer}"),
+                None => "the network's Bitcoin peers".to_string(),
+            };
+            return Err(ConfigError::TorOnlyWithoutProxy { refused });
+        }
+        let tor_control = args
+            .tor_control
+            .as_ref()
+            .or(file.tor_control.as_ref())
+            .map(|value| parse_socket("Tor control port", value))
+            .transpose()?;
+        if let (Some(control), None) = (tor_control, ln_listen) {
+            return Err(ConfigError::Invalid {
+                what: "Tor control port",
+                value: control.to_string(),
+                reason: "an onion service forwards to the Lightning listener: --ln-listen none \
+                         leaves it nothing to forward to"
+                    .into(),
+            });
+        }
         Ok(Config {
             network,
             data_dir,
@@ -416,7 +502,26 @@ impl Config {
             restore_from: args.restore_from.clone(),
             store,
             standby: args.standby,
+            proxy,
+            tor_only,
+            decoy_blocks: args
+                .decoy_blocks
+                .or(file.decoy_blocks)
+                .unwrap_or_else(|| default_decoy_blocks(network)),
+            tor_control,
+            tor_control_password: args
+                .tor_control_password
+                .clone()
+                .or(file.tor_control_password),
         })
+    }
+
+    /// How outbound connections leave the machine: through `proxy` when one is set.
+    pub fn route(&self) -> Route {
+        match self.proxy {
+            Some(proxy) => Route::Socks5(proxy),
+            None => Route::Direct,
+        }
     }
 }
 
@@ -545,6 +650,51 @@ mod tests {
         );
         args.alias = Some("from-flag".into());
         assert_eq!(Config::load(&args).unwrap().alias, "from-flag");
+    }
+
+    #[test]
+    fn tor_only_without_a_proxy_names_the_peer_it_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = ConfigArgs {
+            network: Some(Network::Regtest),
+            data_dir: Some(dir.path().to_path_buf()),
+            bitcoin_peers: vec!["127.0.0.1:18444".into()],
+            tor_only: Some(true),
+            ..ConfigArgs::default()
+        };
+        let err = Config::load(&args).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::TorOnlyWithoutProxy { .. })
+                && err.to_string().contains("127.0.0.1:18444")
+                && err.to_string().contains("--proxy"),
+            "{err}"
+        );
+        args.proxy = Some("127.0.0.1:9050".into());
+        let config = Config::load(&args).unwrap();
+        assert!(config.tor_only);
+        assert_eq!(
+            config.route(),
+            Route::Socks5("127.0.0.1:9050".parse().unwrap())
+        );
+        let onion = "25njqamcweflpvkl73j4szahhihoc4xt3ktcgjnpaingr5yhkenl5sid.onion:38333";
+        args.bitcoin_peers = vec![onion.into()];
+        assert!(
+            Config::load(&args).is_ok(),
+            "an onion peer through the proxy"
+        );
+        args.tor_only = None;
+        args.proxy = None;
+        let err = Config::load(&args).unwrap_err().to_string();
+        assert!(err.contains(onion) && err.contains("--proxy"), "{err}");
+        args.bitcoin_peers = vec![onion.replacen("25nj", "25nk", 1)];
+        let err = Config::load(&args).unwrap_err().to_string();
+        assert!(err.contains("not a valid v3 onion address"), "{err}");
+        args.proxy = Some("localhost:9050".into());
+        let err = Config::load(&args).unwrap_err().to_string();
+        assert!(
+            err.contains("proxy") && err.contains("localhost:9050"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -21,6 +21,8 @@
 //!   a build without it leaves out the peer and its C++ script interpreter, `bitcoinconsensus`).
 //! - [`postgres`]: the node's state in PostgreSQL (`--store postgresql://…`): one writer,
 //!   fenced writes, a standby that takes over.
+//! - [`proxy`]: outbound connections, directly or through a SOCKS5 proxy such as Tor's.
+//! - [`tor_control`]: Tor's control port, for the node's onion service.
 //! - [`tasks`]: the node's long-running tasks, spawned by name and supervised.
 //! - [`units`]: amounts and fee rates as users type them, read by the configuration, the CLI
 //!   and the control API.
@@ -36,8 +38,10 @@ pub mod os;
 #[cfg(feature = "regtest")]
 pub mod playground;
 pub mod postgres;
+pub mod proxy;
 #[cfg(feature = "regtest")]
 pub mod regtest;
 pub mod tasks;
+pub mod tor_control;
 pub mod units;
 pub mod wallet;

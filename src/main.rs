@@ -55,7 +55,7 @@ fn main() -> ExitCode {
     let json = cli.json;
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Daemon(args) => run_daemon(cli.network, cli.datadir, args).await,
+            Command::Daemon(args) => run_daemon(cli.network, cli.datadir, *args).await,
             #[cfg(feature = "regtest")]
             Command::RegtestPeer(args) => {
                 init_stderr_logging("info");

@@ -41,6 +41,7 @@ impl From<NodeInfo> for InfoResponse {
                 listeners_height: info.sync.listeners_height,
                 progress: info.sync.progress,
                 bytes_received: info.sync.bytes_received,
+                decoy_bytes: info.sync.decoy_bytes,
                 phase: info.sync.phase.as_str().to_string(),
                 filters_from: info.sync.filters_from,
             },

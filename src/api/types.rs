@@ -80,6 +80,10 @@ pub struct SyncEntry {
     /// Payload bytes of headers, filter headers, filters and blocks received from Bitcoin
     /// peers since the daemon started.
     pub bytes_received: u64,
+    /// Of those, the bytes of decoy blocks: blocks fetched beside the ones the wallet needs so
+    /// that no peer can tell which those are.
+    #[serde(default)]
+    pub decoy_bytes: u64,
     /// What the sync is doing: `headers` (a new chain syncs headers only, up to the tip or
     /// the wallet birthday), `filters` (compact filters up to the header tip), `listeners`
     /// (the wallet and channel state catch up) or `synced`.

@@ -10,6 +10,7 @@ use super::checkpoints::Checkpoint;
 use super::engine::{PeerAddress, COMPACT_AFTER_HEADERS};
 use super::fees::FeeOverrides;
 use super::filter_start::FilterStart;
+use crate::proxy::Route;
 
 /// Configuration of the chain source.
 #[derive(Debug, Clone)]
@@ -22,6 +23,8 @@ pub struct ChainConfig {
     pub peers: Vec<PeerAddress>,
     /// Connect only to `peers`.
     pub only_peers: bool,
+    /// How connections to peers leave the machine: directly or through a SOCKS5 proxy.
+    pub route: Route,
     /// Number of peers that must agree on filter headers; `None` for the network's default
     /// (1 on regtest, 2 elsewhere).
     pub required_peers: Option<u8>,
@@ -43,9 +46,21 @@ pub struct ChainConfig {
     /// Where a new header chain starts (nothing at or below it is downloaded); genesis when
     /// `None`. A database that has a chain keeps where it started.
     pub start: Option<Checkpoint>,
+    /// Blocks asked for beside each block the listeners need, so the peer serving them
+    /// cannot tell which one mattered ([`default_decoy_blocks`] by default).
+    pub decoy_blocks: u32,
     /// Where a new chain checks compact filters from (see [`super::filter_start`]); a
     /// database that has a chain keeps what it was created with.
     pub filters: FilterStart,
+}
+
+/// Decoy blocks per needed block on `network`: none on regtest (a test network has no one to
+/// hide from), two elsewhere (each needed block then costs three).
+pub fn default_decoy_blocks(network: Network) -> u32 {
+    match network {
+        Network::Regtest => 0,
+        _ => 2,
+    }
 }
 
 impl ChainConfig {
@@ -56,6 +71,7 @@ impl ChainConfig {
             data_dir: data_dir.into(),
             peers: Vec::new(),
             only_peers: false,
+            route: Route::Direct,
             required_peers: None,
             block_timeout: if network == Network::Regtest {
                 Duration::from_secs(8)
@@ -71,6 +87,7 @@ impl ChainConfig {
             fee_sample_interval: None,
             compact_after_headers: COMPACT_AFTER_HEADERS,
             start: None,
+            decoy_blocks: default_decoy_blocks(network),
             filters: FilterStart::ChainStart,
         }
     }

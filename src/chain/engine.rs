@@ -101,10 +101,22 @@ impl std::fmt::Display for PeerAddress {
 
 impl PeerAddress {
     fn to_trusted_peer(&self) -> TrustedPeer {
+        if let Some(onion) = self.onion_key() {
+            return TrustedPeer::new(
+                bip157::AddrV2::TorV3(onion),
+                Some(self.port),
+                bip157::ServiceFlags::NONE,
+            );
+        }
         match IpAddr::from_str(&self.host) {
             Ok(ip) => TrustedPeer::from_socket_addr(SocketAddr::new(ip, self.port)),
             Err(_) => TrustedPeer::from_hostname(self.host.clone(), self.port),
         }
+    }
+
+    /// The public key of a v3 onion service address (`<56 characters>.onion`).
+    pub fn onion_key(&self) -> Option<[u8; 32]> {
+        crate::proxy::onion_v3_key(&self.host)
     }
 }
 
@@ -124,6 +136,9 @@ pub struct EngineConfig {
     /// A run that synced this many headers past its start point is restarted from the stored
     /// chain to release them ([`COMPACT_AFTER_HEADERS`] by default).
     pub compact_after_headers: u32,
+    /// The SOCKS5 proxy every connection goes through (DNS seeds and host names are then
+    /// resolved by the proxy, never here).
+    pub proxy: Option<SocketAddr>,
 }
 
 /// How one run of the engine ended.
@@ -523,7 +538,7 @@ impl Engine {
                     .collect(),
             ),
         };
-        let peers = unbanned_peers(&config.peers, host.as_ref()).await;
+        let peers = unbanned_peers(&config.peers, config.proxy.is_some(), host.as_ref()).await;
         if peers.is_empty() && config.only_peers {
             return RunEnd::Stopped("every configured Bitcoin peer is banned".into());
         }
@@ -539,6 +554,9 @@ impl Engine {
             .add_peers(peers);
         if config.only_peers {
             builder = builder.whitelist_only();
+        }
+        if let Some(proxy) = config.proxy {
+            builder = builder.socks5_proxy(proxy);
         }
         let (node, client) = builder.build();
         let Client {
@@ -610,9 +628,15 @@ impl Engine {
 /// How long a configured host name may take to resolve before a run starts.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `peers` for the engine, without the banned ones. Host names are resolved here so a banned
-/// address behind one is left out too; one that does not resolve now is left to the engine.
-async fn unbanned_peers(peers: &[PeerAddress], host: &dyn EngineHost) -> Vec<TrustedPeer> {
+/// `peers` for the engine, without the banned ones. Without a proxy, host names are resolved
+/// here so a banned address behind one is left out too; one that does not resolve now is
+/// left to the engine. Through a proxy, names (onion services included) go to the engine,
+/// which has the proxy resolve them: nothing is looked up on this machine.
+async fn unbanned_peers(
+    peers: &[PeerAddress],
+    proxied: bool,
+    host: &dyn EngineHost,
+) -> Vec<TrustedPeer> {
     let mut trusted = Vec::new();
     for peer in peers {
         if let Ok(ip) = IpAddr::from_str(&peer.host) {
@@ -620,6 +644,10 @@ async fn unbanned_peers(peers: &[PeerAddress], host: &dyn EngineHost) -> Vec<Tru
             if !host.is_banned(&addr) {
                 trusted.push(TrustedPeer::from_socket_addr(addr));
             }
+            continue;
+        }
+        if proxied || peer.onion_key().is_some() {
+            trusted.push(peer.to_trusted_peer());
             continue;
         }
         let lookup = tokio::net::lookup_host((peer.host.as_str(), peer.port));

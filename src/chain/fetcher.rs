@@ -3,7 +3,9 @@
 //! [`BlockFetcher`] owns the engine handle, the peer links, the download counts and the
 //! notification bus. Blocks come over the [`PeerLinks`] from a peer that keeps them (a pruned
 //! peer is not asked for a block more than 288 deep, a `notfound` sends the request to the
-//! next peer at once); only while no link is up does the engine fetch them. A
+//! next peer at once); only while no link is up does the engine fetch them. A block the
+//! listeners need (its filter matched) is asked for together with a few decoys, blocks from
+//! around it, so the serving peer cannot tell which one the wallet wanted. A
 //! block it returns passed the merkle-root and witness-commitment checks (a stripped, mutated
 //! or altered copy is requested again from another peer), and every block it fetched is announced as
 //! [`ChainNotification::BlockFetched`] to the fee sampler and the broadcaster. The block
@@ -20,7 +22,7 @@ use tokio::sync::broadcast;
 
 use super::engine::Engine;
 use super::error::FetchError;
-use super::links::{LinkedFetchError, PeerLinks};
+use super::links::{Decoy, Fetched, LinkedFetchError, PeerLinks};
 use super::notifications::{ChainNotification, Notifications, Shutdown};
 use super::tracker::{ChainTracker, TrackedHeights};
 
@@ -28,6 +30,9 @@ use super::tracker::{ChainTracker, TrackedHeights};
 const FETCH_ATTEMPTS: u32 = 4;
 /// How many recent downloads [`BlockFetcher::recent_downloads`] remembers.
 const RECENT_DOWNLOADS: usize = 1_000;
+/// Decoys are drawn from the blocks at most this far from the wanted one (a day of blocks),
+/// so that they look as recent as it does.
+const DECOY_WINDOW: u32 = 144;
 
 /// Why a block is downloaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +51,8 @@ struct DownloadStats {
     blocks_for_fees: AtomicU64,
     bytes_for_fees: AtomicU64,
     refetches: AtomicU64,
+    decoy_blocks: AtomicU64,
+    decoy_bytes: AtomicU64,
     /// Payload bytes of headers, filter headers, filters and blocks received from peers.
     received: AtomicU64,
     recent: Mutex<VecDeque<(BlockHash, FetchPurpose)>>,
@@ -64,6 +71,10 @@ pub struct DownloadCounts {
     pub bytes_for_fees: u64,
     /// Blocks requested again after failing verification or timing out.
     pub refetches: u64,
+    /// Decoy blocks downloaded beside the blocks the listeners needed.
+    pub decoy_blocks: u64,
+    /// Their serialized size.
+    pub decoy_bytes: u64,
     /// Payload bytes of the headers, filter headers, filters and blocks received from
     /// Bitcoin peers since the chain source started (counted from the messages, so a little
     /// below what the sockets carried: message framing and other messages are left out).
@@ -77,6 +88,7 @@ pub struct BlockFetcher {
     links: Arc<PeerLinks>,
     tracker: Arc<ChainTracker>,
     block_timeout: Duration,
+    decoy_blocks: u32,
     stats: DownloadStats,
     notifications: Notifications,
 }
@@ -85,18 +97,20 @@ impl BlockFetcher {
     /// A fetcher downloading over `links` (through `engine` while no link is up), giving a
     /// block up after `block_timeout` without a connected peer (see
     /// `ChainConfig::block_timeout`), and finding the heights of the blocks it fetched in
-    /// `tracker`.
+    /// `tracker`. Each block the listeners need is asked for with `decoy_blocks` others.
     pub fn new(
         engine: Arc<Engine>,
         links: Arc<PeerLinks>,
         tracker: Arc<ChainTracker>,
         block_timeout: Duration,
+        decoy_blocks: u32,
     ) -> Self {
         Self {
             engine,
             links,
             tracker,
             block_timeout,
+            decoy_blocks,
             stats: DownloadStats::default(),
             notifications: Notifications::new(),
         }
@@ -151,6 +165,8 @@ impl BlockFetcher {
             blocks_for_fees: stats.blocks_for_fees.load(Ordering::Relaxed),
             bytes_for_fees: stats.bytes_for_fees.load(Ordering::Relaxed),
             refetches: stats.refetches.load(Ordering::Relaxed),
+            decoy_blocks: stats.decoy_blocks.load(Ordering::Relaxed),
+            decoy_bytes: stats.decoy_bytes.load(Ordering::Relaxed),
             bytes_received: stats.received.load(Ordering::Relaxed),
         }
     }
@@ -180,7 +196,7 @@ impl BlockFetcher {
             if attempt > 1 {
                 self.stats.refetches.fetch_add(1, Ordering::Relaxed);
             }
-            match self.download(hash, &mut avoid).await {
+            match self.download(hash, purpose, &mut avoid).await {
                 Ok((block, from)) => {
                     if let Some(failure) = verification_failure(&block, &hash) {
                         let from = from.map_or("a peer".to_string(), |addr| addr.to_string());
@@ -239,21 +255,39 @@ impl BlockFetcher {
     async fn download(
         &self,
         hash: BlockHash,
+        purpose: FetchPurpose,
         avoid: &mut Vec<std::net::SocketAddr>,
     ) -> Result<(Block, Option<std::net::SocketAddr>), FetchError> {
-        let depth = match (
+        let (height, tip) = match (
             self.tracker.header(&hash),
             self.tracker.heights().header_tip,
         ) {
-            (Ok(Some(stored)), Some((tip, _))) => Some(tip.saturating_sub(stored.height)),
-            _ => None,
+            (Ok(Some(stored)), Some((tip, _))) => (Some(stored.height), Some(tip)),
+            _ => (None, None),
+        };
+        let depth = height
+            .zip(tip)
+            .map(|(height, tip)| tip.saturating_sub(height));
+        let decoys = match (purpose, height, tip) {
+            (FetchPurpose::Listeners, Some(height), Some(tip)) => self.decoys(height, tip),
+            _ => Vec::new(),
         };
         let linked = self
             .links
-            .get_block(hash, depth, avoid, self.block_timeout)
+            .get_block_among(hash, depth, &decoys, avoid, self.block_timeout)
             .await;
         match linked {
-            Ok((block, from)) => {
+            Ok(Fetched {
+                block,
+                from,
+                decoys,
+            }) => {
+                for decoy in &decoys {
+                    let size = bitcoin::consensus::serialize(decoy).len() as u64;
+                    self.stats.decoy_blocks.fetch_add(1, Ordering::Relaxed);
+                    self.stats.decoy_bytes.fetch_add(size, Ordering::Relaxed);
+                    self.stats.received.fetch_add(size, Ordering::Relaxed);
+                }
                 avoid.push(from);
                 Ok((block, Some(from)))
             }
@@ -272,6 +306,39 @@ impl BlockFetcher {
                 Err(FetchError::Timeout(hash))
             }
         }
+    }
+}
+
+impl BlockFetcher {
+    /// Up to `decoy_blocks` blocks of the active chain within [`DECOY_WINDOW`] of `height`
+    /// (the wanted block's), above the chain's start and at most `tip`, drawn at random.
+    fn decoys(&self, height: u32, tip: u32) -> Vec<Decoy> {
+        if self.decoy_blocks == 0 {
+            return Vec::new();
+        }
+        let low = height
+            .saturating_sub(DECOY_WINDOW)
+            .max(self.tracker.chain_start().height + 1);
+        let high = height.saturating_add(DECOY_WINDOW).min(tip);
+        let heights: Vec<u32> = (low..=high).filter(|h| *h != height).collect();
+        let chosen = {
+            use bitcoin::secp256k1::rand::seq::SliceRandom;
+            let mut rng = bitcoin::secp256k1::rand::thread_rng();
+            heights
+                .choose_multiple(&mut rng, self.decoy_blocks as usize)
+                .copied()
+                .collect::<Vec<u32>>()
+        };
+        chosen
+            .into_iter()
+            .filter_map(|at| {
+                let hash = self.tracker.headers().hash_at(at).ok().flatten()?;
+                Some(Decoy {
+                    hash,
+                    depth: tip.saturating_sub(at),
+                })
+            })
+            .collect()
     }
 }
 

@@ -86,6 +86,8 @@ pub struct SyncStatus {
     pub start_height: u32,
     /// See [`DownloadCounts::bytes_received`].
     pub bytes_received: u64,
+    /// See [`DownloadCounts::decoy_bytes`] (counted in `bytes_received` too).
+    pub decoy_bytes: u64,
     /// The height from which filters are checked; `None` during the header phase.
     pub filters_from: Option<u32>,
     /// What the sync is doing.
@@ -210,6 +212,7 @@ impl ChainSource {
                     peers: config.peers.clone(),
                     only_peers: config.only_peers,
                     response_timeout: config.response_timeout,
+                    route: config.route,
                 },
                 bans,
                 engine.clone(),
@@ -221,6 +224,7 @@ impl ChainSource {
             links.clone(),
             tracker.clone(),
             config.block_timeout,
+            config.decoy_blocks,
         ));
         let checks = Arc::new(FilterChecks::new(watch));
         let (prefetcher, fetch_requests) = Prefetcher::new();
@@ -294,6 +298,7 @@ impl ChainSource {
                 required_peers: config.quorum(),
                 response_timeout: config.response_timeout,
                 compact_after_headers: config.compact_after_headers,
+                proxy: config.route.proxy(),
             },
             self.host.clone(),
             &self.supervisor,
@@ -431,6 +436,7 @@ impl ChainSource {
             engine_restarts: self.engine.restarts(),
             start_height: self.tracker.chain_start().height,
             bytes_received: self.fetcher.download_counts().bytes_received,
+            decoy_bytes: self.fetcher.download_counts().decoy_bytes,
             filters_from: heights.filters_from,
             phase,
             headers_covered,
@@ -628,6 +634,7 @@ mod tests {
             engine_restarts: 0,
             start_height: 0,
             bytes_received: 0,
+            decoy_bytes: 0,
             filters_from,
             phase,
             headers_covered: Some(0.25),

@@ -38,7 +38,7 @@ fn network_arg(text: &str) -> Result<Network, String> {
 pub enum Command {
     /// Run the node until Ctrl-C, SIGTERM or `lightfilter stop`.
     #[command(name = "daemon")]
-    Daemon(DaemonArgs),
+    Daemon(Box<DaemonArgs>),
     /// Node id, network, chain height, sync status, peers and channels.
     #[command(name = "getinfo")]
     GetInfo {
@@ -396,6 +396,28 @@ pub struct DaemonArgs {
     /// stops, then take over.
     #[arg(long)]
     pub standby: bool,
+    /// SOCKS5 proxy for every outbound connection, Bitcoin and Lightning (Tor's SOCKS port,
+    /// e.g. 127.0.0.1:9050): it resolves host names and reaches .onion addresses.
+    #[arg(long, env = "LIGHTFILTER_PROXY", value_name = "IP:PORT")]
+    pub proxy: Option<String>,
+    /// Refuse to start unless every outbound connection goes through --proxy.
+    #[arg(long, env = "LIGHTFILTER_TOR_ONLY", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub tor_only: Option<bool>,
+    /// Blocks fetched beside each block the wallet needs, from the same peer in one request,
+    /// so that the peer cannot tell which one mattered [default: 0 on regtest, 2 elsewhere].
+    #[arg(long, env = "LIGHTFILTER_DECOY_BLOCKS", value_name = "N")]
+    pub decoy_blocks: Option<u32>,
+    /// Tor's control port (e.g. 127.0.0.1:9051): the node creates an onion service for
+    /// inbound Lightning connections, its key kept in the data directory.
+    #[arg(long, env = "LIGHTFILTER_TOR_CONTROL", value_name = "IP:PORT")]
+    pub tor_control: Option<String>,
+    /// The control port's password (HashedControlPassword); without it, Tor's cookie file.
+    #[arg(
+        long,
+        env = "LIGHTFILTER_TOR_CONTROL_PASSWORD",
+        value_name = "PASSWORD"
+    )]
+    pub tor_control_password: Option<String>,
 }
 
 impl DaemonArgs {
@@ -416,6 +438,11 @@ impl DaemonArgs {
             restore_from: self.restore_from,
             store: self.store,
             standby: self.standby,
+            proxy: self.proxy,
+            tor_only: self.tor_only,
+            decoy_blocks: self.decoy_blocks,
+            tor_control: self.tor_control,
+            tor_control_password: self.tor_control_password,
         }
     }
 }

@@ -98,6 +98,9 @@ pub enum NodeError {
     /// The PostgreSQL store cannot be opened, or another process is the node's writer.
     #[error(transparent)]
     Postgres(#[from] crate::postgres::PgError),
+    /// Tor's control port could not give the node its onion service.
+    #[error(transparent)]
+    Tor(#[from] crate::tor_control::TorControlError),
     /// Reading or writing node state failed.
     #[error("storage failed while {context}: {reason}")]
     Storage {
@@ -145,6 +148,7 @@ impl NodeError {
             NodeError::Backup(_) => "backup",
             NodeError::Postgres(_) => "store",
             NodeError::Storage { .. } => "storage_error",
+            NodeError::Tor(_) => "tor_error",
         }
     }
 

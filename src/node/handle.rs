@@ -142,6 +142,7 @@ impl NodeHandle {
                 listeners_height: status.listeners_height.unwrap_or(start.height),
                 progress: status.progress(),
                 bytes_received: status.bytes_received,
+                decoy_bytes: status.decoy_bytes,
                 phase: status.phase,
                 filters_from: status.filters_from,
             },
@@ -185,6 +186,7 @@ impl NodeHandle {
                 listeners_height: 0,
                 progress: 0.0,
                 bytes_received: 0,
+                decoy_bytes: 0,
                 // Nothing syncs yet: the chain opens once the store is open.
                 phase: crate::chain::SyncPhase::Headers,
                 filters_from: None,

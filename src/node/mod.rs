@@ -90,6 +90,7 @@ pub(crate) struct NodeParts {
     pub peers: Arc<PeerStore>,
     pub held: Arc<recovery::held_channels::HeldChannels>,
     pub ln_listen_addr: Option<SocketAddr>,
+    pub onion_address: Option<String>,
     pub stop_tx: watch::Sender<bool>,
 }
 
@@ -114,6 +115,8 @@ pub struct Node {
     peers: Arc<PeerStore>,
     held: Arc<recovery::held_channels::HeldChannels>,
     ln_listen_addr: Option<SocketAddr>,
+    /// The onion service's address (`<id>.onion:9735`), when Tor gave the node one.
+    onion_address: Option<String>,
     stop_tx: watch::Sender<bool>,
     stop_requested: watch::Sender<bool>,
     supervisor: Arc<Supervisor>,
@@ -173,6 +176,7 @@ impl Node {
             peers: parts.peers,
             held: parts.held,
             ln_listen_addr: parts.ln_listen_addr,
+            onion_address: parts.onion_address,
             stop_tx: parts.stop_tx,
             stop_requested: watch::channel(false).0,
             supervisor,
@@ -301,7 +305,12 @@ impl Node {
             num_peers: self.peer_manager.list_peers().len(),
             num_channels: channels.len(),
             num_usable_channels: channels.iter().filter(|c| c.is_usable).count(),
-            listen_addresses: self.ln_listen_addr.iter().map(|a| a.to_string()).collect(),
+            listen_addresses: self
+                .ln_listen_addr
+                .iter()
+                .map(|a| a.to_string())
+                .chain(self.onion_address.clone())
+                .collect(),
             alias: self.config.alias.clone(),
             data_dir: self.config.data_dir.clone(),
             graph_nodes: self.network_graph.read_only().nodes().len(),
@@ -313,6 +322,7 @@ impl Node {
                 listeners_height: best.height,
                 progress: status.progress(),
                 bytes_received: status.bytes_received,
+                decoy_bytes: status.decoy_bytes,
                 phase: status.phase,
                 filters_from: status.filters_from,
             },

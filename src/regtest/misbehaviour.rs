@@ -201,6 +201,7 @@ impl Misbehaviour {
 pub struct EndpointCounts {
     connections: AtomicU64,
     blocks_served: AtomicU64,
+    block_requests: std::sync::Mutex<Vec<Vec<bitcoin::BlockHash>>>,
     blocks_not_found: AtomicU64,
     deep_block_requests: AtomicU64,
 }
@@ -214,6 +215,14 @@ impl EndpointCounts {
     /// Blocks it sent.
     pub fn blocks_served(&self) -> u64 {
         self.blocks_served.load(Ordering::SeqCst)
+    }
+
+    /// The blocks asked for in each `getdata` that asked for blocks, in order.
+    pub fn block_requests(&self) -> Vec<Vec<bitcoin::BlockHash>> {
+        self.block_requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Block requests it answered with `notfound`.
@@ -232,6 +241,13 @@ impl EndpointCounts {
 
     pub(crate) fn count_block_served(&self) {
         self.blocks_served.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn count_block_request(&self, blocks: Vec<bitcoin::BlockHash>) {
+        self.block_requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(blocks);
     }
 
     pub(crate) fn count_block_not_found(&self) {

@@ -13,9 +13,10 @@
 //! - [`keys`]: test keys and transactions paying them.
 //! - [`node_harness`]: whole nodes started in-process next to an embedded regtest peer.
 //! - [`postgres`]: a throwaway PostgreSQL server (`initdb`, `pg_ctl`) on 127.0.0.1.
-//! - [`proc`]: a process's memory figures from `/proc` (also used by the benchmarks).
+//! - [`proc`]: a process's memory figures and TCP sockets from `/proc` (benchmarks use it too).
 //! - [`raw`]: raw P2P connections.
 //! - [`restore`]: backup and restore: payments, balances, data directories from words.
+//! - [`socks`]: a recording SOCKS5 proxy and tripwire addresses (nothing bypasses a proxy).
 //! - [`wallet_feed`]: an on-chain wallet fed blocks straight from a regtest peer.
 //!
 //! The benchmarks include the few of these they use with `#[path]`.
@@ -34,6 +35,7 @@ pub mod postgres;
 pub mod proc;
 pub mod raw;
 pub mod restore;
+pub mod socks;
 pub mod wallet_feed;
 
 use std::time::Duration;

@@ -26,10 +26,10 @@ use bitcoin::{Block, BlockHash, FeeRate, Network, Transaction, Txid, Wtxid};
 use log::debug;
 use tokio::io::BufReader;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::wire::{self, WireError};
+use crate::proxy::Route;
 
 /// The protocol version spoken: wtxid relay (BIP 339).
 const PROTOCOL_VERSION: u32 = 70016;
@@ -155,17 +155,20 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Link {
-    /// Connects to `addr` on `network` and completes the version handshake within `timeout`,
-    /// telling the peer our chain reaches `start_height`.
+    /// Connects to `addr` on `network` (by `route`: directly or through the proxy) and
+    /// completes the version handshake within `timeout`, telling the peer our chain reaches
+    /// `start_height`.
     pub async fn connect(
         addr: SocketAddr,
+        route: Route,
         network: Network,
         start_height: u32,
         timeout: Duration,
     ) -> Result<Arc<Link>, LinkError> {
         let failed = |reason: String| LinkError::Connect { addr, reason };
         let handshake = async {
-            let stream = TcpStream::connect(addr)
+            let stream = route
+                .connect(&addr.ip().to_string(), addr.port())
                 .await
                 .map_err(|err| failed(err.to_string()))?;
             let _ = stream.set_nodelay(true);
@@ -303,6 +306,56 @@ impl Link {
             BlockAnswer::Block(block) => Ok(*block),
             BlockAnswer::NotFound => Err(LinkError::NotFound(self.addr)),
         }
+    }
+
+    /// Asks for block `hash` in one `getdata` together with `decoys`, in random order, so the
+    /// peer cannot tell which one was wanted. Returns the answer for `hash` and the decoys
+    /// that arrived: the peer serves them in the order asked, and each has `timeout` after
+    /// the one before; once one does not come, the rest are not waited for.
+    pub async fn get_block_among(
+        &self,
+        hash: BlockHash,
+        decoys: &[BlockHash],
+        timeout: Duration,
+    ) -> (Result<Block, LinkError>, Vec<Block>) {
+        let mut order: Vec<BlockHash> = decoys.iter().copied().filter(|d| *d != hash).collect();
+        order.push(hash);
+        {
+            use bitcoin::secp256k1::rand::seq::SliceRandom;
+            order.shuffle(&mut bitcoin::secp256k1::rand::thread_rng());
+        }
+        let receivers: Vec<(BlockHash, oneshot::Receiver<BlockAnswer>)> = {
+            let mut pending = lock(&self.pending);
+            order
+                .iter()
+                .map(|wanted| {
+                    let (tx, rx) = oneshot::channel();
+                    pending.blocks.entry(*wanted).or_default().push(tx);
+                    (*wanted, rx)
+                })
+                .collect()
+        };
+        let items = order.iter().map(|h| Inventory::WitnessBlock(*h)).collect();
+        if let Err(err) = self.send(NetworkMessage::GetData(items)) {
+            return (Err(err), Vec::new());
+        }
+        let mut wanted = None;
+        let mut decoys = Vec::new();
+        for (asked, rx) in receivers {
+            match self.answer(rx, timeout).await {
+                Ok(BlockAnswer::Block(block)) if asked == hash => wanted = Some(Ok(*block)),
+                Ok(BlockAnswer::Block(block)) => decoys.push(*block),
+                Ok(BlockAnswer::NotFound) if asked == hash => {
+                    wanted = Some(Err(LinkError::NotFound(self.addr)))
+                }
+                Ok(BlockAnswer::NotFound) => {}
+                Err(err) => {
+                    wanted.get_or_insert(Err(err));
+                    break;
+                }
+            }
+        }
+        (wanted.unwrap_or(Err(LinkError::Timeout(self.addr))), decoys)
     }
 
     /// Asks for the basic filter headers of the blocks from `start_height` to `stop_hash`.

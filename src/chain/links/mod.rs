@@ -39,6 +39,7 @@ use tokio::task::JoinSet;
 use super::ban_list::BanList;
 use super::engine::{Engine, PeerAddress};
 use super::notifications::Shutdown;
+use crate::proxy::Route;
 
 /// How many blocks below the tip a pruned peer (`NODE_NETWORK_LIMITED`) serves (BIP 159).
 pub const PRUNED_PEER_DEPTH: u32 = 288;
@@ -67,6 +68,8 @@ pub struct LinksConfig {
     pub only_peers: bool,
     /// How long a peer has to answer one request, a whole block included.
     pub response_timeout: Duration,
+    /// How connections leave the machine: directly or through a SOCKS5 proxy.
+    pub route: Route,
 }
 
 /// Why a block could not be downloaded over the links.
@@ -91,6 +94,27 @@ pub enum LinkedFetchError {
         /// What each peer answered.
         reasons: String,
     },
+}
+
+/// A block asked for beside the wanted one, so that the peer serving them cannot tell which
+/// block the node needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decoy {
+    /// The block.
+    pub hash: BlockHash,
+    /// How many blocks below the tip it is (a pruned peer is not asked for deep ones).
+    pub depth: u32,
+}
+
+/// A block downloaded over a link, with the decoys that came with it.
+#[derive(Debug)]
+pub struct Fetched {
+    /// The block wanted.
+    pub block: Block,
+    /// The peer that served it.
+    pub from: SocketAddr,
+    /// The decoy blocks it served alongside.
+    pub decoys: Vec<Block>,
 }
 
 /// How handing a transaction to the peers went.
@@ -126,6 +150,8 @@ pub struct PeerLinks {
     resolved: Mutex<HashMap<String, SocketAddr>>,
     /// Bumped whenever a link comes up.
     linked: watch::Sender<u64>,
+    /// The peer that served the last download with decoys.
+    last_hidden: Mutex<Option<SocketAddr>>,
 }
 
 impl std::fmt::Debug for PeerLinks {
@@ -155,6 +181,7 @@ impl PeerLinks {
             connecting: Mutex::new(HashSet::new()),
             resolved: Mutex::new(HashMap::new()),
             linked: watch::channel(0).0,
+            last_hidden: Mutex::new(None),
         }
     }
 
@@ -230,6 +257,24 @@ impl PeerLinks {
         avoid: &[SocketAddr],
         stall: Duration,
     ) -> Result<(Block, SocketAddr), LinkedFetchError> {
+        self.get_block_among(hash, depth, &[], avoid, stall)
+            .await
+            .map(|fetched| (fetched.block, fetched.from))
+    }
+
+    /// Like [`PeerLinks::get_block`], asking the serving peer for `decoys` in the same
+    /// `getdata` (those it keeps: a pruned peer is asked only for recent ones), so that it
+    /// cannot tell which block the node wanted. The peer is chosen at random among those that
+    /// keep the block, and is not the one that served the previous such download while
+    /// another can: no single peer sees every block the wallet needs.
+    pub async fn get_block_among(
+        &self,
+        hash: BlockHash,
+        depth: Option<u32>,
+        decoys: &[Decoy],
+        avoid: &[SocketAddr],
+        stall: Duration,
+    ) -> Result<Fetched, LinkedFetchError> {
         let deadline = Instant::now() + stall.min(FIRST_LINK_WAIT);
         let mut linked = self.linked.subscribe();
         while self.open_links().is_empty() {
@@ -267,13 +312,39 @@ impl PeerLinks {
                 LinkedFetchError::NoLink
             });
         }
-        // Spread downloads over the peers; those that keep every block first.
+        // Spread downloads over the peers; those that keep every block first, and among them
+        // the one that served the last download with decoys last.
         shuffle(&mut candidates);
-        candidates.sort_by_key(|link| !link.keeps_all_blocks());
+        let hidden = !decoys.is_empty();
+        let last = *self.last_hidden.lock().unwrap_or_else(|p| p.into_inner());
+        candidates.sort_by_key(|link| {
+            (
+                !link.keeps_all_blocks(),
+                hidden && Some(link.addr()) == last,
+            )
+        });
         let mut reasons = Vec::new();
         for link in candidates {
-            match link.get_block(hash, self.config.response_timeout).await {
-                Ok(block) => return Ok((block, link.addr())),
+            let asked: Vec<BlockHash> = decoys
+                .iter()
+                .filter(|decoy| link.keeps_all_blocks() || decoy.depth <= PRUNED_PEER_DEPTH)
+                .map(|decoy| decoy.hash)
+                .collect();
+            let (answer, decoy_blocks) = link
+                .get_block_among(hash, &asked, self.config.response_timeout)
+                .await;
+            match answer {
+                Ok(block) => {
+                    if hidden {
+                        *self.last_hidden.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some(link.addr());
+                    }
+                    return Ok(Fetched {
+                        block,
+                        from: link.addr(),
+                        decoys: decoy_blocks,
+                    });
+                }
                 Err(err @ LinkError::Timeout(_)) => {
                     // A peer that does not deliver within the response time is dropped, as the
                     // engine drops it; the link is made again later.
@@ -436,6 +507,14 @@ impl PeerLinks {
 
     async fn connect(&self, target: &PeerAddress) {
         let key = target.to_string();
+        if self.config.route != Route::Direct && IpAddr::from_str(&target.host).is_err() {
+            // A name would have to be resolved here (or, for an onion service, has no IP
+            // address to link by): through a proxy such a peer is left to the engine, which
+            // has the proxy resolve it.
+            debug!("Bitcoin peer {key} is reached through the proxy by the engine only");
+            self.failed(&key);
+            return;
+        }
         let addrs = match resolve(target).await {
             Ok(addrs) => addrs,
             Err(err) => {
@@ -449,7 +528,8 @@ impl PeerLinks {
                 continue;
             }
             let height = (self.height)();
-            match Link::connect(addr, self.config.network, height, HANDSHAKE_TIMEOUT).await {
+            let route = self.config.route;
+            match Link::connect(addr, route, self.config.network, height, HANDSHAKE_TIMEOUT).await {
                 Ok(link) => {
                     if self.bans.is_banned(&addr) {
                         link.close();

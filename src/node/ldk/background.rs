@@ -110,6 +110,11 @@ pub(in crate::node) async fn announce_regularly(node: Arc<Node>, mut stop: watch
             .filter(|a| !a.ip().is_unspecified())
             .map(SocketAddress::from)
             .into_iter()
+            .chain(
+                node.onion_address
+                    .as_deref()
+                    .and_then(|onion| onion.parse::<SocketAddress>().ok()),
+            )
             .collect();
         node.peer_manager
             .broadcast_node_announcement(NODE_COLOUR, alias, addresses);

@@ -325,6 +325,8 @@ fn chain_config(
     let mut chain_config = ChainConfig::new(config.network, data_dir);
     chain_config.peers = config.bitcoin_peers.clone();
     chain_config.only_peers = config.only_bitcoin_peers;
+    chain_config.route = config.route();
+    chain_config.decoy_blocks = config.decoy_blocks;
     chain_config.required_peers = config.filter_quorum;
     chain_config.fee_overrides = config.fee_overrides.clone();
     chain_config.fee_sample_interval = config.fee_sample_interval;
@@ -998,6 +1000,21 @@ async fn assemble(
         }
         None => None,
     };
+    let onion = match (&config.tor_control, ln_listen_addr) {
+        (Some(control), Some(listen)) => {
+            let tor = super::onion_service::TorControlConfig {
+                addr: *control,
+                password: config.tor_control_password.clone(),
+            };
+            let onion = super::onion_service::create(data_dir.path(), tor, listen).await?;
+            Some(onion)
+        }
+        _ => None,
+    };
+    let onion_address = onion.as_ref().map(|onion| onion.address.clone());
+    if let Some(onion) = onion {
+        tokio::spawn(onion.keep(stop_rx.clone()));
+    }
     let node = Arc::new(Node::new(NodeParts {
         config,
         data_dir,
@@ -1017,6 +1034,7 @@ async fn assemble(
         peers,
         held,
         ln_listen_addr,
+        onion_address,
         stop_tx,
     }));
     Ok((node, stop_rx))
@@ -1041,6 +1059,7 @@ fn spawn_tasks(
         "channel peer reconnection",
         super::peers::keep_peers_connected(
             node.peer_manager.clone(),
+            node.config().route(),
             node.channel_manager.clone(),
             node.chain_monitor.clone(),
             node.peers.clone(),

@@ -392,12 +392,13 @@ impl Node {
                 // The addresses come from gossip: they are remembered only for a channel peer,
                 // so that what other nodes announce cannot grow the stored peer list.
                 let peer_manager = self.peer_manager.clone();
+                let route = self.config().route();
                 let channel_manager = self.channel_manager.clone();
                 let peers = self.peers.clone();
                 tokio::spawn(async move {
                     for address in addresses {
                         let address = address.to_string();
-                        if super::peers::connect(&peer_manager, node_id, &address)
+                        if super::peers::connect(&peer_manager, route, node_id, &address)
                             .await
                             .is_ok()
                         {

@@ -12,6 +12,7 @@ pub(super) mod events;
 pub(super) mod gossip;
 pub(super) mod inbound;
 pub(super) mod logger;
+pub(super) mod onion_service;
 pub(super) mod peers;
 pub(super) mod router;
 pub(super) mod start_checks;

@@ -1,8 +1,10 @@
 //! Lightning peers: connecting, and reconnecting to remembered and channel peers with backoff
 //! when the connection drops (the addresses are kept by `stores::peer_store`).
 //!
-//! Host names are resolved with tokio's resolver (on its blocking pool, never on a worker
-//! thread) and within a time limit; the remembered list is bounded.
+//! Directly, host names are resolved with tokio's resolver (on its blocking pool, never on a
+//! worker thread) and within a time limit. Through a SOCKS5 proxy (`--proxy`), the proxy is
+//! handed the address as it is, `.onion` ones included, and nothing is resolved here. The
+//! remembered list is bounded.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -18,6 +20,7 @@ use tokio::sync::watch;
 use super::types::{ChainMonitor, ChannelManager, PeerManager};
 use crate::node::stores::peer_store::PeerStore;
 use crate::node::NodeError;
+use crate::proxy::Route;
 
 /// How long an outbound connection may take to complete the Lightning handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,32 +64,55 @@ pub async fn resolve(address: &str) -> Result<SocketAddr, NodeError> {
         .ok_or_else(|| unreachable("it resolves to no address".into()))
 }
 
+/// `host` and `port` of `address` (`host:port`, `[v6]:port`), the host without brackets.
+fn split_host_port(address: &str) -> Option<(&str, u16)> {
+    let (host, port) = address.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then_some(())?;
+    Some((host, port.parse().ok()?))
+}
+
 /// Whether `node_id` is connected and past the handshake.
 pub fn is_connected(peer_manager: &PeerManager, node_id: &PublicKey) -> bool {
     peer_manager.peer_by_node_id(node_id).is_some()
 }
 
-/// Connects to `node_id` at `address` and waits until the handshake completes.
+/// Connects to `node_id` at `address` (`host:port`) by `route` and waits until the handshake
+/// completes.
 pub async fn connect(
     peer_manager: &Arc<PeerManager>,
+    route: Route,
     node_id: PublicKey,
     address: &str,
 ) -> Result<(), NodeError> {
     if is_connected(peer_manager, &node_id) {
         return Ok(());
     }
-    let socket = resolve(address).await?;
     let unreachable = |reason: &str| NodeError::PeerUnreachable {
         address: address.to_string(),
         reason: reason.to_string(),
     };
-    let connection = tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        lightning_net_tokio::connect_outbound(peer_manager.clone(), node_id, socket),
-    )
-    .await
-    .map_err(|_| unreachable("the TCP connection timed out"))?
-    .ok_or_else(|| unreachable("the TCP connection was refused"))?;
+    let stream = match route {
+        Route::Direct => {
+            let socket = resolve(address).await?;
+            tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(socket))
+                .await
+                .map_err(|_| unreachable("the TCP connection timed out"))?
+                .map_err(|err| unreachable(&format!("the TCP connection failed: {err}")))?
+        }
+        Route::Socks5(_) => {
+            let (host, port) =
+                split_host_port(address).ok_or_else(|| unreachable("expected HOST:PORT"))?;
+            tokio::time::timeout(CONNECT_TIMEOUT, route.connect(host, port))
+                .await
+                .map_err(|_| unreachable("the connection through the proxy timed out"))?
+                .map_err(|err| unreachable(&err.to_string()))?
+        }
+    };
+    let stream = stream
+        .into_std()
+        .map_err(|err| unreachable(&err.to_string()))?;
+    let connection = lightning_net_tokio::setup_outbound(peer_manager.clone(), node_id, stream);
     let mut connection = Box::pin(connection);
     let deadline = Instant::now() + CONNECT_TIMEOUT;
     loop {
@@ -114,6 +140,7 @@ pub async fn connect(
 /// reconnected if it is not connected, with exponential backoff per peer.
 pub async fn keep_peers_connected(
     peer_manager: Arc<PeerManager>,
+    route: Route,
     channel_manager: Arc<ChannelManager>,
     chain_monitor: Arc<ChainMonitor>,
     store: Arc<PeerStore>,
@@ -154,7 +181,7 @@ pub async fn keep_peers_connected(
                 }
             }
             debug!("reconnecting to channel peer {node_id} at {address}");
-            match connect(&peer_manager, node_id, &address).await {
+            match connect(&peer_manager, route, node_id, &address).await {
                 Ok(()) => {
                     info!("reconnected to channel peer {node_id}");
                     backoff.remove(&node_id);
@@ -207,5 +234,21 @@ mod tests {
         assert!(local.ip().is_loopback() && local.port() == 9735, "{local}");
         let error = resolve("no-port-here").await.unwrap_err().to_string();
         assert!(error.contains("no-port-here"), "{error}");
+    }
+
+    #[test]
+    fn addresses_for_the_proxy_keep_their_names() {
+        let onion = "25njqamcweflpvkl73j4szahhihoc4xt3ktcgjnpaingr5yhkenl5sid.onion";
+        assert_eq!(
+            split_host_port(&format!("{onion}:9735")),
+            Some((onion, 9735))
+        );
+        assert_eq!(split_host_port("[::1]:9735"), Some(("::1", 9735)));
+        assert_eq!(
+            split_host_port("node.example:9735"),
+            Some(("node.example", 9735))
+        );
+        assert_eq!(split_host_port("no-port"), None);
+        assert_eq!(split_host_port(":9735"), None);
     }
 }

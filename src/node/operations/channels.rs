@@ -27,7 +27,7 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(60);
 impl Node {
     /// Connects to a Lightning peer at `address` (`host:port`) and remembers it.
     pub async fn connect(&self, node_id: PublicKey, address: &str) -> Result<(), NodeError> {
-        peers::connect(&self.peer_manager, node_id, address).await?;
+        peers::connect(&self.peer_manager, self.config().route(), node_id, address).await?;
         let channel_peers = peers::channel_peers(&self.channel_manager);
         self.peers
             .remember(node_id, address, &channel_peers)

@@ -17,6 +17,9 @@ pub struct SyncProgress {
     /// Payload bytes of headers, filter headers, filters and blocks received from Bitcoin
     /// peers since the daemon started.
     pub bytes_received: u64,
+    /// Of those, the bytes of decoy blocks: blocks fetched beside the ones the wallet needs so
+    /// that no peer can tell which those are.
+    pub decoy_bytes: u64,
     /// What the sync is doing: headers only, filters, or the wallet and channel state.
     pub phase: crate::chain::SyncPhase,
     /// The height from which compact filters are checked; `None` while the first sync of a

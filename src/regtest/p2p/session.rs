@@ -557,6 +557,16 @@ impl Session {
     }
 
     async fn serve_data(&mut self, items: Vec<Inventory>) -> SessionResult {
+        let blocks: Vec<BlockHash> = items
+            .iter()
+            .filter_map(|item| match item {
+                Inventory::Block(hash) | Inventory::WitnessBlock(hash) => Some(*hash),
+                _ => None,
+            })
+            .collect();
+        if !blocks.is_empty() {
+            self.switches.counts().count_block_request(blocks);
+        }
         let mut not_found = Vec::new();
         for item in items {
             match item {
