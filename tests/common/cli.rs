@@ -324,6 +324,15 @@ impl Daemon {
         self.wait_ready();
     }
 
+    /// Stops the daemon with `stop`, waits for it to exit cleanly, and starts it again on the
+    /// same data directory (a restart without a crash: [`Daemon::restart`] kills it).
+    pub fn stop_and_start(&mut self, chain: &Chain, extra: &[&str]) {
+        self.json(&["stop"]);
+        assert!(self.wait_exit(), "{} stopped with a failure", self.name);
+        self.child = spawn_daemon(self.dir.path(), chain.addr(), extra);
+        self.wait_ready();
+    }
+
     /// Like [`Daemon::restart`] with `peer` (e.g. a Bitcoin Core) as the Bitcoin peer.
     pub fn restart_on(&mut self, peer: SocketAddr, extra: &[&str]) {
         self.kill_hard();

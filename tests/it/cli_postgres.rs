@@ -82,7 +82,8 @@ fn a_node_on_postgres_pays_and_is_paid_across_a_restart_and_closes() {
         .unwrap();
     assert_eq!(keys, 1, "one channel monitor in PostgreSQL");
 
-    alice.restart(&chain, &store);
+    // A clean restart (a crash is the failover test's).
+    alice.stop_and_start(&chain, &store);
     wait_usable([&alice, &bob], &channel_id);
     assert_eq!(balances(&alice, &bob, &channel_id), before);
     pay_over(&alice, &bob, &channel_id, 7_000);
@@ -302,7 +303,8 @@ fn a_daemon_whose_postgres_stops_mid_payments_stops_and_resumes_with_nothing_los
     assert!(log.contains("PostgreSQL"), "{}", alice.log_tail());
 
     server.start_again();
-    alice.restart(&chain, &store);
+    // A clean restart (a crash is the failover test's).
+    alice.stop_and_start(&chain, &store);
     wait_usable([&alice, &bob], &channel_id);
     // Every payment alice acknowledged is on record as succeeded, and the two sides agree
     // on every payment: what bob received is what alice paid. (Bob's invoices that were never
