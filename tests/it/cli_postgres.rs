@@ -303,8 +303,7 @@ fn a_daemon_whose_postgres_stops_mid_payments_stops_and_resumes_with_nothing_los
     assert!(log.contains("PostgreSQL"), "{}", alice.log_tail());
 
     server.start_again();
-    // A clean restart (a crash is the failover test's).
-    alice.stop_and_start(&chain, &store);
+    alice.restart(&chain, &store);
     wait_usable([&alice, &bob], &channel_id);
     // Every payment alice acknowledged is on record as succeeded, and the two sides agree
     // on every payment: what bob received is what alice paid. (Bob's invoices that were never
