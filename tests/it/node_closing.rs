@@ -88,6 +88,11 @@ async fn a_forced_close_is_swept_at_the_block_its_output_matures_when_blocks_com
     let channel = open_channel(&peer, &a, &b, 300_000, 0, false).await;
     let funding = channel.funding_txid.expect("a funded channel");
 
+    // B goes first: LDK answers the error a forced close sends with its own commitment, and
+    // whichever reaches the mempool first confirms. A's commitment must be the one, since only
+    // it pays A an output behind the CSV delay.
+    b.stop().await;
+    drop(b);
     a.close_channel(&channel.channel_id, true).await.unwrap();
     wait_for(LIMIT, || async { !peer.mempool().is_empty() }).await;
     mine(&peer, 1).await;
@@ -137,7 +142,6 @@ async fn a_forced_close_is_swept_at_the_block_its_output_matures_when_blocks_com
         "the sweep was built at height {built_at}, the output was spendable at {spendable_at}"
     );
     a.stop().await;
-    b.stop().await;
 }
 
 /// Syncs the chain store in `dir` to the peer's tip with a bare chain source, as a restarting
