@@ -1,10 +1,9 @@
 //! Banned Bitcoin peers: a peer proved to have sent bad data (a filter that does not belong
 //! to its block) is not connected to for [`BAN_DURATION`]. Bans are kept in the chain
 //! database, written durably before they take effect, so they outlast a restart; they are by
-//! address and port, as peers are configured.
+//! address (or name) and port, as peers are configured.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -14,6 +13,7 @@ use rusqlite::params;
 
 use super::db::ChainDb;
 use super::error::StoreError;
+use super::peer_address::PeerAddress;
 
 /// How long a peer stays banned.
 pub const BAN_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
@@ -22,7 +22,7 @@ pub const BAN_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ban {
     /// The peer's address and port.
-    pub addr: SocketAddr,
+    pub addr: PeerAddress,
     /// When the ban ends, in seconds since the Unix epoch.
     pub until: u64,
     /// What the peer was proved to have sent.
@@ -33,7 +33,7 @@ pub struct Ban {
 #[derive(Debug)]
 pub struct BanList {
     db: Arc<ChainDb>,
-    bans: Mutex<HashMap<SocketAddr, Ban>>,
+    bans: Mutex<HashMap<PeerAddress, Ban>>,
 }
 
 fn now() -> u64 {
@@ -59,14 +59,14 @@ impl BanList {
             })?;
             for row in rows {
                 let (address, until, reason) = row?;
-                let Ok(addr) = SocketAddr::from_str(&address) else {
+                let Ok(addr) = PeerAddress::from_str(&address) else {
                     warn!("ignoring a banned peer with an unreadable address {address:?}");
                     continue;
                 };
                 let until = u64::try_from(until).unwrap_or(0);
                 if until > now {
                     bans.insert(
-                        addr,
+                        addr.clone(),
                         Ban {
                             addr,
                             until,
@@ -83,14 +83,14 @@ impl BanList {
     }
 
     /// Bans `addr` for [`BAN_DURATION`] from now for `reason`; stored before it returns.
-    pub fn ban(&self, addr: SocketAddr, reason: &str) -> Result<(), StoreError> {
+    pub fn ban(&self, addr: &PeerAddress, reason: &str) -> Result<(), StoreError> {
         self.ban_for(addr, reason, BAN_DURATION)
     }
 
     /// Bans `addr` for `duration` from now for `reason`.
     pub fn ban_for(
         &self,
-        addr: SocketAddr,
+        addr: &PeerAddress,
         reason: &str,
         duration: Duration,
     ) -> Result<(), StoreError> {
@@ -116,9 +116,9 @@ impl BanList {
             duration.as_secs() / 3600
         );
         self.lock().insert(
-            addr,
+            addr.clone(),
             Ban {
-                addr,
+                addr: addr.clone(),
                 until,
                 reason: reason.to_string(),
             },
@@ -127,7 +127,7 @@ impl BanList {
     }
 
     /// Whether `addr` is banned now.
-    pub fn is_banned(&self, addr: &SocketAddr) -> bool {
+    pub fn is_banned(&self, addr: &PeerAddress) -> bool {
         self.lock().get(addr).is_some_and(|ban| ban.until > now())
     }
 
@@ -140,11 +140,11 @@ impl BanList {
             .filter(|ban| ban.until > now)
             .cloned()
             .collect();
-        bans.sort_by_key(|ban| ban.addr);
+        bans.sort_by(|a, b| a.addr.cmp(&b.addr));
         bans
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<SocketAddr, Ban>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<PeerAddress, Ban>> {
         self.bans.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -158,13 +158,15 @@ mod tests {
     fn a_ban_outlasts_a_reopening_and_ends_when_its_time_is_up() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("chain.sqlite");
-        let liar: SocketAddr = "127.0.0.1:18444".parse().unwrap();
-        let honest: SocketAddr = "127.0.0.1:18445".parse().unwrap();
+        let liar: PeerAddress = "127.0.0.1:18444".parse().unwrap();
+        let honest: PeerAddress = "127.0.0.1:18445".parse().unwrap();
+        let onion: PeerAddress = format!("{}.onion:8333", "a".repeat(56)).parse().unwrap();
         {
             let db = Arc::new(ChainDb::open(&path, Network::Regtest).unwrap());
             let bans = BanList::load(db).unwrap();
-            bans.ban(liar, "a wrong filter").unwrap();
-            bans.ban_for(honest, "over at once", Duration::ZERO)
+            bans.ban(&liar, "a wrong filter").unwrap();
+            bans.ban(&onion, "a wrong filter header").unwrap();
+            bans.ban_for(&honest, "over at once", Duration::ZERO)
                 .unwrap();
             assert!(bans.is_banned(&liar));
             assert!(!bans.is_banned(&honest));
@@ -172,9 +174,14 @@ mod tests {
         let db = Arc::new(ChainDb::open(&path, Network::Regtest).unwrap());
         let bans = BanList::load(db).unwrap();
         assert!(bans.is_banned(&liar));
+        assert!(
+            bans.is_banned(&onion),
+            "a peer given by name is banned by name"
+        );
         assert!(!bans.is_banned(&honest));
         let listed = bans.list();
-        assert_eq!(listed.len(), 1);
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0].addr, liar);
         assert_eq!(listed[0].reason, "a wrong filter");
         let left = listed[0].until - now();
         assert!(

@@ -28,7 +28,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -47,6 +46,7 @@ use super::error::StoreError;
 use super::header_store::HeaderStore;
 use super::links::{PeerLinks, Submitted};
 use super::notifications::{ChainNotification, Shutdown};
+use super::peer_address::PeerAddress;
 use super::refused_spends::RefusedSpends;
 
 /// How long a peer has to ask for an announced transaction before the next one goes out, when
@@ -107,7 +107,7 @@ impl fmt::Display for NotTaken {
 }
 
 /// Where a broadcast transaction stands with the Bitcoin peers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerState {
     /// No peer has taken it; `reason` is set once it was offered.
     Waiting {
@@ -124,7 +124,7 @@ pub enum PeerState {
     /// too, never does).
     Announced {
         /// The peer that announced it.
-        by: SocketAddr,
+        by: PeerAddress,
     },
     /// A block of the active chain confirms it (or spends one of its inputs elsewhere); it is
     /// kept until that block is [`BURIAL_DEPTH`] deep.

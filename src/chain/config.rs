@@ -7,9 +7,10 @@ use std::time::Duration;
 use bitcoin::Network;
 
 use super::checkpoints::Checkpoint;
-use super::engine::{PeerAddress, COMPACT_AFTER_HEADERS};
+use super::engine::COMPACT_AFTER_HEADERS;
 use super::fees::FeeOverrides;
 use super::filter_start::FilterStart;
+use super::peer_address::PeerAddress;
 use crate::proxy::Route;
 
 /// Configuration of the chain source.

@@ -12,7 +12,6 @@
 //! (blocks, broadcasts, peer info) go to whichever instance is running.
 
 use std::net::{IpAddr, SocketAddr};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -28,6 +27,7 @@ use tokio::sync::{mpsc, Notify};
 
 use super::error::FetchError;
 use super::header_store::HeaderChange;
+use super::peer_address::PeerAddress;
 use super::tracker::{EngineEvent, StartPoint};
 use crate::tasks::Supervisor;
 
@@ -48,75 +48,19 @@ pub const COMPACT_AFTER_HEADERS: u32 = 2_016;
 /// How often a run that may be compacted checks whether the listeners caught up.
 const COMPACTION_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
-/// A Bitcoin P2P peer given by the user: an IP address or a host name, and a port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerAddress {
-    /// IP address or DNS name.
-    pub host: String,
-    /// TCP port.
-    pub port: u16,
-}
-
-impl FromStr for PeerAddress {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if let Ok(addr) = SocketAddr::from_str(s) {
-            return Ok(addr.into());
-        }
-        let (host, port) = s
-            .rsplit_once(':')
-            .ok_or_else(|| format!("peer address {s:?} needs a port, as HOST:PORT"))?;
-        let port = port
-            .parse::<u16>()
-            .map_err(|_| format!("peer address {s:?} has an invalid port {port:?}"))?;
-        if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/') {
-            return Err(format!("peer address {s:?} has an invalid host {host:?}"));
-        }
-        Ok(Self {
-            host: host.trim_matches(|c| c == '[' || c == ']').to_string(),
-            port,
-        })
+/// `peer` as the engine takes it: an onion service by its key, an IP address, or a name the
+/// engine (or the proxy) resolves.
+fn trusted_peer(peer: &PeerAddress) -> TrustedPeer {
+    if let Some(onion) = peer.onion_key() {
+        return TrustedPeer::new(
+            bip157::AddrV2::TorV3(onion),
+            Some(peer.port),
+            bip157::ServiceFlags::NONE,
+        );
     }
-}
-
-impl From<SocketAddr> for PeerAddress {
-    fn from(addr: SocketAddr) -> Self {
-        Self {
-            host: addr.ip().to_string(),
-            port: addr.port(),
-        }
-    }
-}
-
-impl std::fmt::Display for PeerAddress {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
-    }
-}
-
-impl PeerAddress {
-    fn to_trusted_peer(&self) -> TrustedPeer {
-        if let Some(onion) = self.onion_key() {
-            return TrustedPeer::new(
-                bip157::AddrV2::TorV3(onion),
-                Some(self.port),
-                bip157::ServiceFlags::NONE,
-            );
-        }
-        match IpAddr::from_str(&self.host) {
-            Ok(ip) => TrustedPeer::from_socket_addr(SocketAddr::new(ip, self.port)),
-            Err(_) => TrustedPeer::from_hostname(self.host.clone(), self.port),
-        }
-    }
-
-    /// The public key of a v3 onion service address (`<56 characters>.onion`).
-    pub fn onion_key(&self) -> Option<[u8; 32]> {
-        crate::proxy::onion_v3_key(&self.host)
+    match peer.socket_addr() {
+        Some(addr) => TrustedPeer::from_socket_addr(addr),
+        None => TrustedPeer::from_hostname(peer.host.clone(), peer.port),
     }
 }
 
@@ -179,7 +123,7 @@ pub trait EngineHost: Send + Sync + 'static {
     /// to fetch the blocks it still needs.
     fn may_restart_from_tip(&self) -> bool;
     /// Whether the peer at `addr` is banned: the engine does not connect to it.
-    fn is_banned(&self, addr: &SocketAddr) -> bool;
+    fn is_banned(&self, addr: &PeerAddress) -> bool;
     /// Peers disagreed on filter headers (the engine dropped them all and will try again):
     /// find the one that lies.
     fn filter_headers_disagree(&self);
@@ -628,10 +572,11 @@ impl Engine {
 /// How long a configured host name may take to resolve before a run starts.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `peers` for the engine, without the banned ones. Without a proxy, host names are resolved
-/// here so a banned address behind one is left out too; one that does not resolve now is
-/// left to the engine. Through a proxy, names (onion services included) go to the engine,
-/// which has the proxy resolve them: nothing is looked up on this machine.
+/// `peers` for the engine, without the banned ones (a peer given by name is banned by that
+/// name). Without a proxy, host names are resolved here so a banned address behind one is
+/// left out too; one that does not resolve now is left to the engine. Through a proxy, names
+/// (onion services included) go to the engine, which has the proxy resolve them: nothing is
+/// looked up on this machine.
 async fn unbanned_peers(
     peers: &[PeerAddress],
     proxied: bool,
@@ -639,25 +584,25 @@ async fn unbanned_peers(
 ) -> Vec<TrustedPeer> {
     let mut trusted = Vec::new();
     for peer in peers {
-        if let Ok(ip) = IpAddr::from_str(&peer.host) {
-            let addr = SocketAddr::new(ip, peer.port);
-            if !host.is_banned(&addr) {
-                trusted.push(TrustedPeer::from_socket_addr(addr));
-            }
+        if host.is_banned(peer) {
+            continue;
+        }
+        if let Some(addr) = peer.socket_addr() {
+            trusted.push(TrustedPeer::from_socket_addr(addr));
             continue;
         }
         if proxied || peer.onion_key().is_some() {
-            trusted.push(peer.to_trusted_peer());
+            trusted.push(trusted_peer(peer));
             continue;
         }
         let lookup = tokio::net::lookup_host((peer.host.as_str(), peer.port));
         match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
             Ok(Ok(addrs)) => trusted.extend(
                 addrs
-                    .filter(|addr| !host.is_banned(addr))
+                    .filter(|addr| !host.is_banned(&PeerAddress::from(*addr)))
                     .map(TrustedPeer::from_socket_addr),
             ),
-            _ => trusted.push(peer.to_trusted_peer()),
+            _ => trusted.push(trusted_peer(peer)),
         }
     }
     trusted

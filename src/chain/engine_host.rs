@@ -6,7 +6,6 @@
 //! disagree on filter headers, the liar is looked for ([`super::filter_audit`]), and the
 //! engine connects to no banned peer.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -20,6 +19,7 @@ use super::filter_checks::FilterChecks;
 use super::header_store::HeaderChange;
 use super::listener::ChainListener;
 use super::notifications::ChainNotification;
+use super::peer_address::PeerAddress;
 use super::prefetch::Prefetcher;
 use super::tracker::{
     ChainTracker, EngineEvent, StartPoint, StoredFilter, TrackedHeights, RESTART_DEPTH,
@@ -189,7 +189,7 @@ impl EngineHost for Host {
         self.fetcher.notify(ChainNotification::PeerConnected);
     }
 
-    fn is_banned(&self, addr: &SocketAddr) -> bool {
+    fn is_banned(&self, addr: &PeerAddress) -> bool {
         self.fetcher.links().bans().is_banned(addr)
     }
 

@@ -24,6 +24,7 @@ use super::engine::Engine;
 use super::error::FetchError;
 use super::links::{Decoy, Fetched, LinkedFetchError, PeerLinks};
 use super::notifications::{ChainNotification, Notifications, Shutdown};
+use super::peer_address::PeerAddress;
 use super::tracker::{ChainTracker, TrackedHeights};
 
 /// How many times a block is requested before giving up for this poll round.
@@ -256,8 +257,8 @@ impl BlockFetcher {
         &self,
         hash: BlockHash,
         purpose: FetchPurpose,
-        avoid: &mut Vec<std::net::SocketAddr>,
-    ) -> Result<(Block, Option<std::net::SocketAddr>), FetchError> {
+        avoid: &mut Vec<PeerAddress>,
+    ) -> Result<(Block, Option<PeerAddress>), FetchError> {
         let (height, tip) = match (
             self.tracker.header(&hash),
             self.tracker.heights().header_tip,
@@ -288,7 +289,7 @@ impl BlockFetcher {
                     self.stats.decoy_bytes.fetch_add(size, Ordering::Relaxed);
                     self.stats.received.fetch_add(size, Ordering::Relaxed);
                 }
-                avoid.push(from);
+                avoid.push(from.clone());
                 Ok((block, Some(from)))
             }
             Err(LinkedFetchError::NoLink) => {

@@ -14,7 +14,6 @@
 //! banned, and the disagreement is reported.
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bitcoin::bip158::BlockFilter;
@@ -27,6 +26,7 @@ use tokio::task::JoinSet;
 use super::fetcher::verification_failure;
 use super::filter_checks::check_element_count;
 use super::links::{Link, LinkedFetchError, PeerLinks};
+use super::peer_address::PeerAddress;
 use super::tracker::ChainTracker;
 
 /// Most filter headers asked of a peer at once (Bitcoin Core's limit).
@@ -45,7 +45,7 @@ pub enum AuditOutcome {
         /// The block's hash.
         hash: BlockHash,
         /// The peers proved to lie, with the proof.
-        banned: Vec<(SocketAddr, String)>,
+        banned: Vec<(PeerAddress, String)>,
     },
     /// The audit could not be made (fewer than two peers answered, the block could not be
     /// fetched); the text says why.
@@ -244,7 +244,7 @@ async fn settle(
             // Every peer on this side committed to the same wrong filter.
             if let Some(proof) = proof {
                 for liar in &side {
-                    banned.push((liar.addr(), proof.clone()));
+                    banned.push((liar.addr().clone(), proof.clone()));
                 }
             }
             break;
@@ -259,7 +259,7 @@ async fn settle(
         );
     }
     for (addr, proof) in &banned {
-        links.ban(*addr, proof);
+        links.ban(addr, proof);
     }
     AuditOutcome::Conflict {
         height,

@@ -1,7 +1,8 @@
 //! Block fetches that tell no single peer what the wallet watches: each block whose filter
 //! matches is asked for in one request with `decoy_blocks` other blocks from around it, and
 //! from a peer chosen at random that is not the one that served the previous match while
-//! another can, so the matches spread over the peers.
+//! another can, so the matches spread over the peers. The same holds for peers given as
+//! onion services, reached through a proxy by name.
 
 use crate::common;
 
@@ -12,8 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bitcoin::{Amount, BlockHash, FeeRate};
-use lightfilter::chain::WatchSet;
-use lightfilter::regtest::RegtestPeer;
+use lightfilter::chain::{PeerAddress, WatchSet};
+use lightfilter::proxy::Route;
+use lightfilter::regtest::{Endpoint, RegtestPeer};
 
 const LONG: Duration = Duration::from_secs(120);
 /// Blocks that pay a watched script.
@@ -31,20 +33,80 @@ async fn each_matching_block_comes_with_decoys_and_the_matches_spread_over_the_p
         .add_endpoint("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let peers = [peer.addr(), second.addr];
+    matches_come_with_decoys_from_both_peers(&peer, &second, dir.path(), &peers, |_| {}).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onion_peers_reached_through_the_proxy_get_decoys_and_share_the_matches() {
+    common::init_logging();
+    let peer = RegtestPeer::start("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .await
+        .unwrap();
+    let second = peer
+        .add_endpoint("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    // The node knows its peers only as onion services; the proxy knows where they listen.
+    let proxy = common::socks::SocksProxy::start();
+    let onions = [onion_address(1, 18444), onion_address(2, 18444)];
+    proxy.redirect(&onions[0], peer.addr());
+    proxy.redirect(&onions[1], second.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let route = Route::Socks5(proxy.addr());
+    let named: Vec<PeerAddress> = onions.iter().map(|o| o.parse().unwrap()).collect();
+    matches_come_with_decoys_from_both_peers(&peer, &second, dir.path(), &[], |config| {
+        config.peers = named;
+        config.route = route;
+    })
+    .await;
+    // Only the proxy could reach them: both were reached through it by name.
+    for onion in &onions {
+        assert!(
+            proxy.connects_to(onion) >= 1,
+            "{onion} was reached through the proxy: {:?}",
+            proxy.connects()
+        );
+    }
+}
+
+/// A v3 onion service address for a key made of `seed`, with a valid checksum.
+fn onion_address(seed: u8, port: u16) -> String {
+    let key = [seed; 32];
+    let mut input = b".onion checksum".to_vec();
+    input.extend_from_slice(&key);
+    input.push(3);
+    let digest = sha3_hashes::sha3_256::hash(&input).to_byte_array();
+    lightning::ln::msgs::SocketAddress::OnionV3 {
+        ed25519_pubkey: key,
+        checksum: u16::from_be_bytes([digest[0], digest[1]]),
+        version: 3,
+        port,
+    }
+    .to_string()
+}
+
+/// Pays a watched script in [`MATCHES`] blocks and checks that a chain source on `dir`,
+/// connected to `peers` and then `configure`d, asks for each of them in one request with
+/// [`DECOYS`] decoys, and that both `peer` and `second` served some.
+async fn matches_come_with_decoys_from_both_peers(
+    peer: &RegtestPeer,
+    second: &Endpoint,
+    dir: &std::path::Path,
+    peers: &[SocketAddr],
+    configure: impl FnOnce(&mut lightfilter::chain::ChainConfig),
+) {
     let miner = unique_script(7_300);
     peer.mine(101, &peer.faucet_script());
     let watched = unique_script(7_301);
     let watch = Arc::new(WatchSet::new());
     watch.add_scripts([watched.as_script()]);
-    let dir = tempfile::tempdir().unwrap();
     let recorder = Recorder::new(genesis());
-    let harness = Harness::start_with(
-        dir.path(),
-        &[peer.addr(), second.addr],
-        recorder.clone(),
-        watch,
-        |config| config.decoy_blocks = DECOYS,
-    )
+    let harness = Harness::start_with(dir, peers, recorder.clone(), watch, |config| {
+        config.decoy_blocks = DECOYS;
+        configure(config);
+    })
     .await;
     harness.wait_for_tip(peer.tip().1, LONG).await;
     // Both peers linked, so that no match is fetched while only one can serve it.

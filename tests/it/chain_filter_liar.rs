@@ -70,8 +70,11 @@ async fn a_peer_lying_about_a_paying_blocks_filter_is_banned_and_the_payment_see
     );
     let banned = harness.source.banned_peers();
     assert_eq!(
-        banned.iter().map(|ban| ban.addr).collect::<Vec<_>>(),
-        vec![liar.addr],
+        banned
+            .iter()
+            .map(|ban| ban.addr.clone())
+            .collect::<Vec<_>>(),
+        vec![liar.addr.into()],
         "only the liar is banned: {banned:?}"
     );
     assert!(
@@ -91,9 +94,9 @@ async fn a_peer_lying_about_a_paying_blocks_filter_is_banned_and_the_payment_see
             .source
             .banned_peers()
             .iter()
-            .map(|ban| ban.addr)
+            .map(|ban| ban.addr.clone())
             .collect::<Vec<_>>(),
-        vec![liar.addr]
+        vec![liar.addr.into()]
     );
     peer.mine(2, &miner);
     harness.wait_for_tip(peer.tip().1, LONG).await;

@@ -1348,7 +1348,9 @@ async fn a_transaction_the_peer_had_first_counts_as_announced_by_it() {
     .await;
     assert_eq!(
         seen,
-        Some(PeerState::Announced { by: peer.addr() }),
+        Some(PeerState::Announced {
+            by: peer.addr().into()
+        }),
         "announced back by the peer, which never asked for it"
     );
     assert_eq!(

@@ -29,6 +29,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::wire::{self, WireError};
+use crate::chain::peer_address::PeerAddress;
 use crate::proxy::Route;
 
 /// The protocol version spoken: wtxid relay (BIP 339).
@@ -53,19 +54,19 @@ pub enum LinkError {
     #[error("could not connect to {addr}: {reason}")]
     Connect {
         /// The peer.
-        addr: SocketAddr,
+        addr: PeerAddress,
         /// What failed.
         reason: String,
     },
     /// The connection ended before the answer came.
     #[error("the connection to {0} ended")]
-    Closed(SocketAddr),
+    Closed(PeerAddress),
     /// No answer came in time.
     #[error("{0} did not answer in time")]
-    Timeout(SocketAddr),
+    Timeout(PeerAddress),
     /// The peer answered that it does not have the block.
     #[error("{0} does not have the block")]
-    NotFound(SocketAddr),
+    NotFound(PeerAddress),
 }
 
 /// What a peer answered to a block request.
@@ -132,7 +133,7 @@ struct Announced {
 
 /// A live connection to one Bitcoin peer.
 pub struct Link {
-    addr: SocketAddr,
+    addr: PeerAddress,
     magic: Magic,
     announced: Mutex<Announced>,
     pending: Mutex<Pending>,
@@ -155,27 +156,31 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Link {
-    /// Connects to `addr` on `network` (by `route`: directly or through the proxy) and
-    /// completes the version handshake within `timeout`, telling the peer our chain reaches
-    /// `start_height`.
+    /// Connects to `addr` on `network` (by `route`: directly or through the proxy, which is
+    /// given a name as it is) and completes the version handshake within `timeout`, telling
+    /// the peer our chain reaches `start_height`.
     pub async fn connect(
-        addr: SocketAddr,
+        addr: PeerAddress,
         route: Route,
         network: Network,
         start_height: u32,
         timeout: Duration,
     ) -> Result<Arc<Link>, LinkError> {
-        let failed = |reason: String| LinkError::Connect { addr, reason };
+        let failed = |reason: String| LinkError::Connect {
+            addr: addr.clone(),
+            reason,
+        };
         let handshake = async {
             let stream = route
-                .connect(&addr.ip().to_string(), addr.port())
+                .connect(&addr.host, addr.port)
                 .await
                 .map_err(|err| failed(err.to_string()))?;
             let _ = stream.set_nodelay(true);
             let (reader, mut writer) = stream.into_split();
             let mut reader = BufReader::new(reader);
             let magic = network.magic();
-            let version = NetworkMessage::Version(version_message(addr, start_height));
+            let version =
+                NetworkMessage::Version(version_message(addr.socket_addr(), start_height));
             wire::write_message(&mut writer, magic, version)
                 .await
                 .map_err(|err| failed(err.to_string()))?;
@@ -230,6 +235,10 @@ impl Link {
             .await
             .map_err(|_| failed("no version handshake in time".into()))??;
         let (outbox, outgoing) = mpsc::unbounded_channel();
+        debug!(
+            "linked to Bitcoin peer {addr} ({}, services {})",
+            theirs.user_agent, theirs.services
+        );
         let link = Arc::new(Link {
             addr,
             magic: network.magic(),
@@ -243,10 +252,6 @@ impl Link {
             closed: watch::channel(false).0,
             tasks: Mutex::new(Vec::new()),
         });
-        debug!(
-            "linked to Bitcoin peer {addr} ({}, services {})",
-            theirs.user_agent, theirs.services
-        );
         let reading = tokio::spawn(link.clone().read_loop(reader));
         let writing = tokio::spawn(link.clone().write_loop(writer, outgoing));
         lock(&link.tasks).extend([reading.abort_handle(), writing.abort_handle()]);
@@ -257,8 +262,8 @@ impl Link {
     }
 
     /// The peer's address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
+    pub fn addr(&self) -> &PeerAddress {
+        &self.addr
     }
 
     /// The services the peer announced.
@@ -304,7 +309,7 @@ impl Link {
         self.send(NetworkMessage::GetData(vec![Inventory::WitnessBlock(hash)]))?;
         match self.answer(rx, timeout).await? {
             BlockAnswer::Block(block) => Ok(*block),
-            BlockAnswer::NotFound => Err(LinkError::NotFound(self.addr)),
+            BlockAnswer::NotFound => Err(LinkError::NotFound(self.addr.clone())),
         }
     }
 
@@ -346,7 +351,7 @@ impl Link {
                 Ok(BlockAnswer::Block(block)) if asked == hash => wanted = Some(Ok(*block)),
                 Ok(BlockAnswer::Block(block)) => decoys.push(*block),
                 Ok(BlockAnswer::NotFound) if asked == hash => {
-                    wanted = Some(Err(LinkError::NotFound(self.addr)))
+                    wanted = Some(Err(LinkError::NotFound(self.addr.clone())))
                 }
                 Ok(BlockAnswer::NotFound) => {}
                 Err(err) => {
@@ -355,7 +360,10 @@ impl Link {
                 }
             }
         }
-        (wanted.unwrap_or(Err(LinkError::Timeout(self.addr))), decoys)
+        (
+            wanted.unwrap_or(Err(LinkError::Timeout(self.addr.clone()))),
+            decoys,
+        )
     }
 
     /// Asks for the basic filter headers of the blocks from `start_height` to `stop_hash`.
@@ -430,18 +438,18 @@ impl Link {
         written: Vec<oneshot::Sender<()>>,
     ) -> Result<(), LinkError> {
         if self.is_closed() {
-            return Err(LinkError::Closed(self.addr));
+            return Err(LinkError::Closed(self.addr.clone()));
         }
         self.outbox
             .send((message, written))
-            .map_err(|_| LinkError::Closed(self.addr))
+            .map_err(|_| LinkError::Closed(self.addr.clone()))
     }
 
     async fn answer<T>(&self, rx: oneshot::Receiver<T>, timeout: Duration) -> Result<T, LinkError> {
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(_)) => Err(LinkError::Closed(self.addr)),
-            Err(_) => Err(LinkError::Timeout(self.addr)),
+            Ok(Err(_)) => Err(LinkError::Closed(self.addr.clone())),
+            Err(_) => Err(LinkError::Timeout(self.addr.clone())),
         }
     }
 
@@ -605,9 +613,11 @@ fn without_witness(tx: &Transaction) -> Transaction {
 }
 
 /// The version message of a light client that offers nothing and asks for transaction
-/// announcements.
-fn version_message(peer: SocketAddr, start_height: u32) -> VersionMessage {
+/// announcements; `peer` is the peer's IP address when it is known by one (an onion service or
+/// a name reached through the proxy has none to tell).
+fn version_message(peer: Option<SocketAddr>, start_height: u32) -> VersionMessage {
     let nowhere = SocketAddr::from(([0, 0, 0, 0], 0));
+    let peer = peer.unwrap_or(nowhere);
     let timestamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);

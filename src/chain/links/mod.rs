@@ -18,7 +18,10 @@
 //!
 //! The peers linked are the configured ones (and, when the node may find peers itself, those
 //! the engine is connected to, on the network's default port), never a banned one
-//! ([`super::ban_list`]). A link that drops is made again after a growing pause.
+//! ([`super::ban_list`]). A link that drops is made again after a growing pause. A peer given
+//! by name (an onion service, or a host name) is linked by that name: through the proxy the
+//! name goes to the proxy as it is, without a look-up here; directly, a host name is resolved
+//! and linked at its address.
 
 mod link;
 mod wire;
@@ -26,8 +29,7 @@ mod wire;
 pub use link::{Link, LinkError};
 
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr};
-use std::str::FromStr;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -37,8 +39,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::ban_list::BanList;
-use super::engine::{Engine, PeerAddress};
+use super::engine::Engine;
 use super::notifications::Shutdown;
+use super::peer_address::PeerAddress;
 use crate::proxy::Route;
 
 /// How many blocks below the tip a pruned peer (`NODE_NETWORK_LIMITED`) serves (BIP 159).
@@ -112,16 +115,16 @@ pub struct Fetched {
     /// The block wanted.
     pub block: Block,
     /// The peer that served it.
-    pub from: SocketAddr,
+    pub from: PeerAddress,
     /// The decoy blocks it served alongside.
     pub decoys: Vec<Block>,
 }
 
 /// How handing a transaction to the peers went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Submitted {
     /// A peer whose minimum the transaction meets asked for it and got it.
-    Taken(SocketAddr),
+    Taken(PeerAddress),
     /// It pays less than every linked peer relays; it was offered to none. `lowest` is the
     /// lowest minimum among them.
     BelowEveryPeer {
@@ -141,17 +144,17 @@ pub struct PeerLinks {
     engine: Arc<Engine>,
     /// The height told to peers in the version message.
     height: Box<dyn Fn() -> u32 + Send + Sync>,
-    links: Mutex<HashMap<SocketAddr, Arc<Link>>>,
+    links: Mutex<HashMap<PeerAddress, Arc<Link>>>,
     /// When a peer (by its configured or discovered address) may be tried again, and the
     /// pause after the next failure.
     retry: Mutex<HashMap<String, (Instant, Duration)>>,
     connecting: Mutex<HashSet<String>>,
-    /// The address each peer given by name was linked at.
-    resolved: Mutex<HashMap<String, SocketAddr>>,
+    /// The address each peer given by a name resolved here was linked at.
+    resolved: Mutex<HashMap<String, PeerAddress>>,
     /// Bumped whenever a link comes up.
     linked: watch::Sender<u64>,
     /// The peer that served the last download with decoys.
-    last_hidden: Mutex<Option<SocketAddr>>,
+    last_hidden: Mutex<Option<PeerAddress>>,
 }
 
 impl std::fmt::Debug for PeerLinks {
@@ -221,11 +224,11 @@ impl PeerLinks {
 
     /// A linked peer that announced `txid` (by its wtxid or txid) to the node: it held the
     /// transaction in its mempool.
-    pub fn announced_by(&self, txid: Txid, wtxid: Wtxid) -> Option<SocketAddr> {
+    pub fn announced_by(&self, txid: Txid, wtxid: Wtxid) -> Option<PeerAddress> {
         self.open_links()
             .iter()
             .find(|link| link.announced(txid, wtxid))
-            .map(|link| link.addr())
+            .map(|link| link.addr().clone())
     }
 
     /// The lowest `feefilter` among linked peers that announced one: a transaction paying it
@@ -238,11 +241,11 @@ impl PeerLinks {
     }
 
     /// Bans the peer at `addr` (see [`BanList::ban`]) and closes its link.
-    pub fn ban(&self, addr: SocketAddr, reason: &str) {
+    pub fn ban(&self, addr: &PeerAddress, reason: &str) {
         if let Err(err) = self.bans.ban(addr, reason) {
             log::error!("could not store the ban of Bitcoin peer {addr}: {err}");
         }
-        if let Some(link) = self.lock_links().remove(&addr) {
+        if let Some(link) = self.lock_links().remove(addr) {
             link.close();
         }
     }
@@ -254,9 +257,9 @@ impl PeerLinks {
         &self,
         hash: BlockHash,
         depth: Option<u32>,
-        avoid: &[SocketAddr],
+        avoid: &[PeerAddress],
         stall: Duration,
-    ) -> Result<(Block, SocketAddr), LinkedFetchError> {
+    ) -> Result<(Block, PeerAddress), LinkedFetchError> {
         self.get_block_among(hash, depth, &[], avoid, stall)
             .await
             .map(|fetched| (fetched.block, fetched.from))
@@ -272,7 +275,7 @@ impl PeerLinks {
         hash: BlockHash,
         depth: Option<u32>,
         decoys: &[Decoy],
-        avoid: &[SocketAddr],
+        avoid: &[PeerAddress],
         stall: Duration,
     ) -> Result<Fetched, LinkedFetchError> {
         let deadline = Instant::now() + stall.min(FIRST_LINK_WAIT);
@@ -288,7 +291,7 @@ impl PeerLinks {
         let mut candidates: Vec<Arc<Link>> = self
             .open_links()
             .into_iter()
-            .filter(|link| !avoid.contains(&link.addr()))
+            .filter(|link| !avoid.contains(link.addr()))
             .filter(|link| {
                 let services = link.services();
                 services.has(bitcoin::p2p::ServiceFlags::NETWORK)
@@ -316,11 +319,15 @@ impl PeerLinks {
         // the one that served the last download with decoys last.
         shuffle(&mut candidates);
         let hidden = !decoys.is_empty();
-        let last = *self.last_hidden.lock().unwrap_or_else(|p| p.into_inner());
+        let last = self
+            .last_hidden
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         candidates.sort_by_key(|link| {
             (
                 !link.keeps_all_blocks(),
-                hidden && Some(link.addr()) == last,
+                hidden && last.as_ref() == Some(link.addr()),
             )
         });
         let mut reasons = Vec::new();
@@ -337,11 +344,11 @@ impl PeerLinks {
                 Ok(block) => {
                     if hidden {
                         *self.last_hidden.lock().unwrap_or_else(|p| p.into_inner()) =
-                            Some(link.addr());
+                            Some(link.addr().clone());
                     }
                     return Ok(Fetched {
                         block,
-                        from: link.addr(),
+                        from: link.addr().clone(),
                         decoys: decoy_blocks,
                     });
                 }
@@ -400,7 +407,7 @@ impl PeerLinks {
         for link in eligible {
             let tx = tx.clone();
             offers.spawn(async move {
-                let addr = link.addr();
+                let addr = link.addr().clone();
                 link.offer(&tx, timeout).await.map(|()| addr)
             });
         }
@@ -412,21 +419,21 @@ impl PeerLinks {
         Submitted::NotAsked
     }
 
-    fn lock_links(&self) -> MutexGuard<'_, HashMap<SocketAddr, Arc<Link>>> {
+    fn lock_links(&self) -> MutexGuard<'_, HashMap<PeerAddress, Arc<Link>>> {
         self.links.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn resolved_lock(&self) -> MutexGuard<'_, HashMap<String, SocketAddr>> {
+    fn resolved_lock(&self) -> MutexGuard<'_, HashMap<String, PeerAddress>> {
         self.resolved.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Drops ended links and starts links to the peers that have none.
     async fn maintain(self: &Arc<Self>) {
-        let ended: Vec<SocketAddr> = self
+        let ended: Vec<PeerAddress> = self
             .lock_links()
             .iter()
             .filter(|(_, link)| link.is_closed())
-            .map(|(addr, _)| *addr)
+            .map(|(addr, _)| addr.clone())
             .collect();
         for addr in ended {
             self.lock_links().remove(&addr);
@@ -451,20 +458,14 @@ impl PeerLinks {
                     .map(|ip| PeerAddress::from(SocketAddr::new(ip, port))),
             );
         }
-        let linked: HashSet<SocketAddr> = self.lock_links().keys().copied().collect();
+        let linked: HashSet<PeerAddress> = self.lock_links().keys().cloned().collect();
         let now = Instant::now();
         for target in targets {
             let key = target.to_string();
-            let at = SocketAddr::from_str(&key)
-                .ok()
-                .or_else(|| self.resolved_lock().get(&key).copied());
-            if at.is_some_and(|addr| linked.contains(&addr)) || !self.due(&key, now) {
+            let at = self.resolved_lock().get(&key).cloned();
+            let at = at.as_ref().unwrap_or(&target);
+            if linked.contains(at) || !self.due(&key, now) || self.bans.is_banned(&target) {
                 continue;
-            }
-            if let Ok(addr) = SocketAddr::from_str(&key) {
-                if self.bans.is_banned(&addr) {
-                    continue;
-                }
             }
             if !self
                 .connecting
@@ -507,15 +508,7 @@ impl PeerLinks {
 
     async fn connect(&self, target: &PeerAddress) {
         let key = target.to_string();
-        if self.config.route != Route::Direct && IpAddr::from_str(&target.host).is_err() {
-            // A name would have to be resolved here (or, for an onion service, has no IP
-            // address to link by): through a proxy such a peer is left to the engine, which
-            // has the proxy resolve it.
-            debug!("Bitcoin peer {key} is reached through the proxy by the engine only");
-            self.failed(&key);
-            return;
-        }
-        let addrs = match resolve(target).await {
+        let addrs = match self.addresses_of(target).await {
             Ok(addrs) => addrs,
             Err(err) => {
                 debug!("cannot link to Bitcoin peer {key}: {err}");
@@ -529,13 +522,14 @@ impl PeerLinks {
             }
             let height = (self.height)();
             let route = self.config.route;
-            match Link::connect(addr, route, self.config.network, height, HANDSHAKE_TIMEOUT).await {
+            let network = self.config.network;
+            match Link::connect(addr.clone(), route, network, height, HANDSHAKE_TIMEOUT).await {
                 Ok(link) => {
                     if self.bans.is_banned(&addr) {
                         link.close();
                         continue;
                     }
-                    self.lock_links().insert(addr, link);
+                    self.lock_links().insert(addr.clone(), link);
                     self.resolved_lock().insert(key.clone(), addr);
                     self.retry
                         .lock()
@@ -549,6 +543,23 @@ impl PeerLinks {
         }
         self.failed(&key);
     }
+
+    /// Where to link `peer`: through a proxy, by the name it was given (the proxy resolves
+    /// it, or reaches the onion service); directly, at each address its name resolves to.
+    async fn addresses_of(&self, peer: &PeerAddress) -> Result<Vec<PeerAddress>, String> {
+        if peer.socket_addr().is_some() || self.config.route != Route::Direct {
+            return Ok(vec![peer.clone()]);
+        }
+        if peer.onion_key().is_some() {
+            return Err("an onion service is reached only through a proxy".into());
+        }
+        let lookup = tokio::net::lookup_host((peer.host.as_str(), peer.port));
+        match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
+            Ok(Ok(addrs)) => Ok(addrs.map(PeerAddress::from).collect()),
+            Ok(Err(err)) => Err(format!("cannot resolve {}: {err}", peer.host)),
+            Err(_) => Err(format!("{} did not resolve in time", peer.host)),
+        }
+    }
 }
 
 /// The least fee peers that accept `minimum` and above take for `weight`: `minimum` per
@@ -556,19 +567,6 @@ impl PeerLinks {
 pub fn peer_minimum_fee(minimum: FeeRate, weight: Weight) -> Amount {
     let per_kvb = minimum.to_sat_per_kwu().saturating_mul(4);
     Amount::from_sat(weight.to_vbytes_ceil().saturating_mul(per_kvb) / 1_000)
-}
-
-/// The addresses `peer` stands for (a host name may have several).
-async fn resolve(peer: &PeerAddress) -> Result<Vec<SocketAddr>, String> {
-    if let Ok(ip) = IpAddr::from_str(&peer.host) {
-        return Ok(vec![SocketAddr::new(ip, peer.port)]);
-    }
-    let lookup = tokio::net::lookup_host((peer.host.as_str(), peer.port));
-    match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
-        Ok(Ok(addrs)) => Ok(addrs.collect()),
-        Ok(Err(err)) => Err(format!("cannot resolve {}: {err}", peer.host)),
-        Err(_) => Err(format!("{} did not resolve in time", peer.host)),
-    }
 }
 
 /// The usual P2P port of `network`.
