@@ -2,8 +2,9 @@
 //! package) started by the test with its network off (`DisableNetwork 1`: nothing leaves the
 //! machine), a control port and cookie authentication. The node creates its service, keeps
 //! the key owner-only in its data directory, shows the address in `getinfo`, has the same
-//! address after a restart, and adds the service again when Tor restarts. Without `tor`
-//! installed the test says it skipped.
+//! address after a restart, and adds the service again when Tor restarts. With password
+//! authentication instead, the right password gets the service and a wrong one is named as
+//! refused. Without `tor` installed the tests say they skipped.
 
 use crate::common;
 
@@ -27,26 +28,49 @@ fn tor_exe() -> Option<PathBuf> {
 }
 
 /// A `tor` with its network off, its control port on an ephemeral port of 127.0.0.1 and
-/// cookie authentication, in a temporary data directory; killed when dropped.
+/// cookie authentication (or a password), in a temporary data directory; killed when
+/// dropped.
 struct Tor {
     child: Child,
     control: std::net::SocketAddr,
     exe: PathBuf,
     dir: tempfile::TempDir,
+    auth: Vec<String>,
 }
 
 impl Tor {
     fn start(exe: &Path) -> Tor {
+        Tor::start_with(exe, vec!["--CookieAuthentication".into(), "1".into()])
+    }
+
+    /// A `tor` that asks for `password` on its control port, and takes no cookie.
+    fn start_with_password(exe: &Path, password: &str) -> Tor {
+        let hashed = Command::new(exe)
+            .args(["--quiet", "--hash-password", password])
+            .output()
+            .expect("tor hashes a password");
+        let hashed = String::from_utf8(hashed.stdout).unwrap();
+        let hashed = hashed
+            .lines()
+            .map(str::trim)
+            .find(|line| line.starts_with("16:"))
+            .expect("a hashed password")
+            .to_string();
+        Tor::start_with(exe, vec!["--HashedControlPassword".into(), hashed])
+    }
+
+    fn start_with(exe: &Path, auth: Vec<String>) -> Tor {
         let dir = tempfile::Builder::new()
             .prefix("lightfilter-tor-")
             .tempdir()
             .unwrap();
-        let (child, control) = Tor::spawn(exe, dir.path(), "auto");
+        let (child, control) = Tor::spawn(exe, dir.path(), "auto", &auth);
         Tor {
             child,
             control,
             exe: exe.to_path_buf(),
             dir,
+            auth,
         }
     }
 
@@ -56,12 +80,12 @@ impl Tor {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let port = self.control.port().to_string();
-        let (child, control) = Tor::spawn(&self.exe, self.dir.path(), &port);
+        let (child, control) = Tor::spawn(&self.exe, self.dir.path(), &port, &self.auth);
         self.child = child;
         self.control = control;
     }
 
-    fn spawn(exe: &Path, dir: &Path, port: &str) -> (Child, std::net::SocketAddr) {
+    fn spawn(exe: &Path, dir: &Path, port: &str, auth: &[String]) -> (Child, std::net::SocketAddr) {
         let port_file = dir.join("control.port");
         let _ = std::fs::remove_file(&port_file);
         // An empty torrc: everything is on the command line.
@@ -75,7 +99,7 @@ impl Tor {
             .args(["--ControlPort", &format!("127.0.0.1:{port}")])
             .arg("--ControlPortWriteToFile")
             .arg(&port_file)
-            .args(["--CookieAuthentication", "1"])
+            .args(auth)
             .arg("--DataDirectory")
             .arg(dir.join("data"))
             .args(["--Log", "err stderr"])
@@ -174,5 +198,45 @@ fn the_node_creates_its_onion_service_and_keeps_it_across_restarts_of_both() {
     assert!(
         refusal.contains("collision"),
         "the key is in use by the node's service: {refusal}"
+    );
+}
+
+#[test]
+fn a_password_opens_tor_to_the_node_and_a_wrong_one_is_named() {
+    let Some(exe) = tor_exe() else {
+        eprintln!(
+            "SKIPPED (needs tor: apt-get install tor, or TOR_EXE): \
+             a_password_opens_tor_to_the_node_and_a_wrong_one_is_named"
+        );
+        return;
+    };
+    let tor = Tor::start_with_password(&exe, "correct horse");
+    let chain = Chain::start();
+    let control = tor.control.to_string();
+    let daemon = Daemon::start_with(
+        "onion-password",
+        &chain,
+        &[
+            "--tor-control",
+            &control,
+            "--tor-control-password",
+            "correct horse",
+        ],
+    );
+    let address = onion_address(&daemon).expect("an onion address in listen_addresses");
+    assert!(address.ends_with(".onion:9735"), "{address}");
+
+    // The same through the control client with a wrong password: Tor refuses, and the error
+    // says so.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let refused = runtime
+        .block_on(TorControl::connect(tor.control, Some("wrong horse")))
+        .expect_err("a wrong password is refused");
+    assert!(
+        refused.to_string().to_lowercase().contains("auth"),
+        "the refusal names authentication: {refused}"
     );
 }
