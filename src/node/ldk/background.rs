@@ -105,19 +105,46 @@ pub(in crate::node) async fn announce_regularly(node: Arc<Node>, mut stop: watch
         let mut alias = [0u8; 32];
         let bytes = node.config.alias.as_bytes();
         alias[..bytes.len().min(32)].copy_from_slice(&bytes[..bytes.len().min(32)]);
-        let addresses: Vec<SocketAddress> = node
-            .ln_listen_addr
-            .filter(|a| !a.ip().is_unspecified())
-            .map(SocketAddress::from)
-            .into_iter()
-            .chain(
-                node.onion_address
-                    .as_deref()
-                    .and_then(|onion| onion.parse::<SocketAddress>().ok()),
-            )
-            .collect();
+        let addresses = announced_addresses(node.ln_listen_addr, node.onion_address.as_deref());
         node.peer_manager
             .broadcast_node_announcement(NODE_COLOUR, alias, addresses);
         info!("broadcast the node announcement");
+    }
+}
+
+/// The addresses the node announcement gives: the Lightning listener unless it listens on
+/// every interface (no address to tell), and the onion service when there is one.
+fn announced_addresses(
+    listen: Option<std::net::SocketAddr>,
+    onion: Option<&str>,
+) -> Vec<SocketAddress> {
+    listen
+        .filter(|a| !a.ip().is_unspecified())
+        .map(SocketAddress::from)
+        .into_iter()
+        .chain(onion.and_then(|onion| onion.parse::<SocketAddress>().ok()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_announcement_carries_the_listener_and_the_onion_service() {
+        let onion = format!("{}.onion:9735", "a".repeat(56));
+        let listen = "192.0.2.1:9735".parse().ok();
+        let addresses = announced_addresses(listen, Some(&onion));
+        assert_eq!(addresses.len(), 2, "{addresses:?}");
+        assert_eq!(addresses[0].to_string(), "192.0.2.1:9735");
+        assert!(
+            matches!(addresses[1], SocketAddress::OnionV3 { port: 9735, .. }),
+            "{addresses:?}"
+        );
+        // Listening on every interface gives nothing to announce but the onion service.
+        let anywhere = "0.0.0.0:9735".parse().ok();
+        let addresses = announced_addresses(anywhere, Some(&onion));
+        assert_eq!(addresses.len(), 1, "{addresses:?}");
+        assert!(announced_addresses(anywhere, None).is_empty());
     }
 }
