@@ -176,11 +176,16 @@ async fn a_writer_whose_session_was_cut_writes_nothing_more() {
     let (_, opened) = PgStore::open(&options(&server, node(1), true)).unwrap();
     let standby = tokio::spawn(opened);
 
-    // Cut the primary's session (the one holding the advisory lock).
-    let cut = server.psql(
+    // Cut the primary's session: the one holding the node's advisory lock (not the one the
+    // standby may hold for a moment while it creates the tables).
+    let key = lightfilter::postgres::writer::lock_key(&node(1));
+    let cut = server.psql(&format!(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_locks \
-         WHERE locktype = 'advisory' AND granted AND objsubid = 1",
-    );
+         WHERE locktype = 'advisory' AND granted AND objsubid = 1 \
+         AND classid::bigint = {} AND objid::bigint = {}",
+        (key >> 32) & 0xffff_ffff,
+        key & 0xffff_ffff
+    ));
     assert_eq!(cut, "1");
     let standby = standby.await.unwrap().unwrap();
     assert!(matches!(standby.status().role, Role::Writer { .. }));
