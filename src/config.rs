@@ -20,6 +20,7 @@
 //! tor_only = true            # refuse to start unless every connection goes through it
 //! tor_control = "127.0.0.1:9051"  # an onion service for inbound Lightning connections
 //! decoy_blocks = 2           # blocks fetched beside each one the wallet needs (0 on regtest)
+//! gossip_since_stored_graph = true  # ask peers only for gossip newer than the stored graph
 //!
 //! [fee_overrides]          # a rate with its unit; a bare number is sat per 1000 weight units
 //! urgent_on_chain_sweep = "20sat/vb"
@@ -169,6 +170,7 @@ struct FileConfig {
     decoy_blocks: Option<u32>,
     tor_control: Option<String>,
     tor_control_password: Option<String>,
+    gossip_since_stored_graph: Option<bool>,
     fee_overrides: Option<std::collections::BTreeMap<String, FeeOverrideValue>>,
 }
 
@@ -232,6 +234,9 @@ pub struct Config {
     pub tor_control: Option<SocketAddr>,
     /// The control port's password; Tor's cookie file is used without one.
     pub tor_control_password: Option<String>,
+    /// Ask Lightning peers only for gossip newer than the stored network graph, rather than
+    /// for the whole graph at each start (see `node::ldk::gossip`).
+    pub gossip_since_stored_graph: bool,
 }
 
 /// The network name used on the command line and in files: regtest, signet, testnet, bitcoin.
@@ -513,6 +518,7 @@ impl Config {
                 .tor_control_password
                 .clone()
                 .or(file.tor_control_password),
+            gossip_since_stored_graph: file.gossip_since_stored_graph.unwrap_or(false),
         })
     }
 

@@ -946,10 +946,15 @@ fn networking(
     let peer_manager: Arc<PeerManager> = Arc::new(PeerManager::new(
         MessageHandler {
             chan_handler: channel_manager.clone(),
-            route_handler: Arc::new(BoundedGossip::new(
-                gossip_sync.clone(),
-                routing.network_graph.clone(),
-            )),
+            route_handler: Arc::new({
+                let bounded =
+                    BoundedGossip::new(gossip_sync.clone(), routing.network_graph.clone());
+                if opened.config.gossip_since_stored_graph {
+                    bounded.asking_since_stored_graph()
+                } else {
+                    bounded
+                }
+            }),
             onion_message_handler: onion_messenger.clone(),
             custom_message_handler: IgnoringMessageHandler {},
             send_only_message_handler: base.chain_monitor.clone(),

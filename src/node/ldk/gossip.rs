@@ -21,6 +21,13 @@
 //! ignored. LDK does not take a removed channel again for a week. (A channel update's
 //! signature is checked against the channel already in the graph, which another peer may have
 //! made up, so a bad one proves nothing against its sender.)
+//!
+//! **Gossip since the stored graph** (`gossip_since_stored_graph`). LDK asks its first five
+//! peers of each run for gossip of the last two weeks, which a peer answers with the whole
+//! graph. With this choice, a node whose stored graph holds channels asks only for gossip newer
+//! than the newest update in it, less [`GOSSIP_SINCE_MARGIN`]: peers that filter by timestamp
+//! send what changed while it was away, and LDK peers send the whole graph only when that is
+//! more than six hours ago (they forward new gossip either way).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -44,6 +51,10 @@ use super::types::{GossipSync, NetworkGraph};
 pub const MAX_GRAPH_CHANNELS: usize = 100_000;
 /// How long a peer that sent gossip with bad signatures is ignored.
 pub const GOSSIP_BAN: Duration = Duration::from_secs(24 * 60 * 60);
+/// How far before the newest update in the stored graph gossip is asked for with
+/// [`BoundedGossip::asking_since_stored_graph`]: updates reach peers hours after they are
+/// signed at times.
+pub const GOSSIP_SINCE_MARGIN: Duration = Duration::from_secs(60 * 60);
 /// How often the record of who brought which channel forgets channels no longer in the graph
 /// (pruned as stale), once the graph is full.
 const LEDGER_CLEANUP_INTERVAL: Duration = Duration::from_secs(10 * 60);
@@ -74,6 +85,9 @@ pub struct BoundedGossip {
     graph: Arc<NetworkGraph>,
     max_channels: usize,
     ledger: Mutex<Ledger>,
+    /// The earliest timestamp to ask peers for gossip from, when asking only for gossip newer
+    /// than the stored graph.
+    since: Option<u32>,
 }
 
 impl BoundedGossip {
@@ -94,7 +108,27 @@ impl BoundedGossip {
             graph,
             max_channels,
             ledger: Mutex::new(Ledger::default()),
+            since: None,
         }
+    }
+
+    /// Asks peers only for gossip newer than the newest channel update in the graph as it is
+    /// now (the stored graph), less [`GOSSIP_SINCE_MARGIN`]; for the whole graph, as LDK does,
+    /// when it holds no update.
+    pub fn asking_since_stored_graph(mut self) -> Self {
+        let newest = self
+            .graph
+            .read_only()
+            .channels()
+            .unordered_iter()
+            .flat_map(|(_, channel)| [&channel.one_to_two, &channel.two_to_one])
+            .filter_map(|direction| direction.as_ref().map(|d| d.last_update))
+            .max();
+        self.since = newest.map(|at| at.saturating_sub(GOSSIP_SINCE_MARGIN.as_secs() as u32));
+        if let Some(since) = self.since {
+            debug!("asking peers for gossip from timestamp {since} on (the stored graph's)");
+        }
+        self
     }
 
     /// Whether `peer` is banned now.
@@ -237,7 +271,15 @@ impl BoundedGossip {
 
 impl BaseMessageHandler for BoundedGossip {
     fn get_and_clear_pending_msg_events(&self) -> Vec<MessageSendEvent> {
-        self.inner.get_and_clear_pending_msg_events()
+        let mut events = self.inner.get_and_clear_pending_msg_events();
+        if let Some(since) = self.since {
+            for event in &mut events {
+                if let MessageSendEvent::SendGossipTimestampFilter { msg, .. } = event {
+                    msg.first_timestamp = msg.first_timestamp.max(since);
+                }
+            }
+        }
+        events
     }
 
     fn peer_disconnected(&self, their_node_id: PublicKey) {
@@ -530,5 +572,96 @@ mod tests {
             .handle_channel_announcement(None, &made_up_channel(52))
             .unwrap();
         assert_eq!(graph.read_only().channels().len(), 11);
+    }
+
+    /// An update of channel `scid` (of [`made_up_channel`]) from its first node, signed at
+    /// `timestamp`.
+    fn update_of(scid: u64, timestamp: u32) -> ChannelUpdate {
+        use lightning::ln::msgs::UnsignedChannelUpdate;
+        let secp = Secp256k1::new();
+        let base = (scid as u32) * 4;
+        let mut nodes = [key(base), key(base + 1)];
+        nodes.sort_by_key(|k| PublicKey::from_secret_key(&secp, k).serialize());
+        let contents = UnsignedChannelUpdate {
+            chain_hash: ChainHash::using_genesis_block(Network::Regtest),
+            short_channel_id: scid,
+            timestamp,
+            message_flags: 1,
+            channel_flags: 0,
+            cltv_expiry_delta: 40,
+            htlc_minimum_msat: 1_000,
+            htlc_maximum_msat: 100_000_000,
+            fee_base_msat: 1_000,
+            fee_proportional_millionths: 100,
+            excess_data: Vec::new(),
+        };
+        let digest = sha256d::Hash::hash(&contents.encode()).to_byte_array();
+        ChannelUpdate {
+            signature: secp.sign_ecdsa(&Message::from_digest(digest), &nodes[0]),
+            contents,
+        }
+    }
+
+    /// The `first_timestamp` of the gossip filter `gossip` sends a peer that just connected.
+    fn first_timestamp_asked(gossip: &BoundedGossip) -> u32 {
+        let mut features = InitFeatures::empty();
+        features.set_gossip_queries_optional();
+        let init = Init {
+            features,
+            networks: None,
+            remote_network_address: None,
+        };
+        gossip.peer_connected(peer(1), &init, false).unwrap();
+        gossip
+            .get_and_clear_pending_msg_events()
+            .into_iter()
+            .find_map(|event| match event {
+                MessageSendEvent::SendGossipTimestampFilter { msg, .. } => {
+                    Some(msg.first_timestamp)
+                }
+                _ => None,
+            })
+            .expect("a gossip timestamp filter")
+    }
+
+    #[test]
+    fn asking_since_the_stored_graph_asks_from_its_newest_update() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as u32;
+        let logger = Arc::new(LdkLogger::default());
+        let graph = Arc::new(NetworkGraph::new(Network::Regtest, logger.clone()));
+        let stored_update = now - 3 * 60 * 60;
+        for (scid, at) in [(1, now - 5 * 60 * 60), (2, stored_update)] {
+            graph
+                .update_channel_from_announcement_no_lookup(&made_up_channel(scid))
+                .unwrap();
+            graph.update_channel(&update_of(scid, at)).unwrap();
+        }
+        let sync = || -> Arc<GossipSync> {
+            Arc::new(P2PGossipSync::new(graph.clone(), None, logger.clone()))
+        };
+
+        let whole = BoundedGossip::with_limit(sync(), graph.clone(), 10);
+        let asked = first_timestamp_asked(&whole);
+        assert!(asked <= now - 14 * 24 * 60 * 60, "asked from {asked}");
+
+        let since =
+            BoundedGossip::with_limit(sync(), graph.clone(), 10).asking_since_stored_graph();
+        let asked = first_timestamp_asked(&since);
+        assert_eq!(asked, stored_update - GOSSIP_SINCE_MARGIN.as_secs() as u32);
+    }
+
+    #[test]
+    fn asking_since_an_empty_graph_asks_for_the_whole_graph() {
+        let (gossip, _) = bounded(10);
+        let gossip = gossip.asking_since_stored_graph();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as u32;
+        let asked = first_timestamp_asked(&gossip);
+        assert!(asked <= now - 14 * 24 * 60 * 60, "asked from {asked}");
     }
 }
