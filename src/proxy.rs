@@ -80,13 +80,28 @@ pub fn onion_v3_key(host: &str) -> Option<[u8; 32]> {
     else {
         return None;
     };
-    // checksum = SHA3-256(".onion checksum" || key || version)[..2] (Tor's rend-spec-v3).
+    (version == 3 && checksum == onion_checksum(&ed25519_pubkey, version)).then_some(ed25519_pubkey)
+}
+
+/// The v3 onion service address (`<56 characters>.onion:port`) of the service whose public
+/// key is `ed25519_pubkey`.
+pub fn onion_v3_address(ed25519_pubkey: [u8; 32], port: u16) -> String {
+    lightning::ln::msgs::SocketAddress::OnionV3 {
+        ed25519_pubkey,
+        checksum: onion_checksum(&ed25519_pubkey, 3),
+        version: 3,
+        port,
+    }
+    .to_string()
+}
+
+/// SHA3-256(".onion checksum" || key || version)[..2] (Tor's rend-spec-v3).
+fn onion_checksum(ed25519_pubkey: &[u8; 32], version: u8) -> u16 {
     let mut input = b".onion checksum".to_vec();
-    input.extend_from_slice(&ed25519_pubkey);
+    input.extend_from_slice(ed25519_pubkey);
     input.push(version);
     let digest = sha3_hashes::sha3_256::hash(&input).to_byte_array();
-    (version == 3 && checksum == u16::from_be_bytes([digest[0], digest[1]]))
-        .then_some(ed25519_pubkey)
+    u16::from_be_bytes([digest[0], digest[1]])
 }
 
 impl Route {
@@ -183,6 +198,10 @@ mod tests {
         assert!(is_onion(onion));
         assert_eq!(onion_v3_key("example.org"), None);
         assert_eq!(onion_v3_key("127.0.0.1"), None);
+        // An address made from a key reads back to that key.
+        let made = onion_v3_address(key, 9735);
+        assert_eq!(made, format!("{onion}:9735"));
+        assert_eq!(onion_v3_key(made.trim_end_matches(":9735")), Some(key));
         // One character of the key changed: the checksum no longer holds.
         let bad = onion.replacen("25nj", "25nk", 1);
         assert_eq!(onion_v3_key(&bad), None);
