@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bitcoin::{Amount, BlockHash, FeeRate};
 use lightfilter::chain::{PeerAddress, WatchSet};
-use lightfilter::proxy::Route;
+use lightfilter::proxy::{onion_v3_address, Route};
 use lightfilter::regtest::{Endpoint, RegtestPeer};
 
 const LONG: Duration = Duration::from_secs(120);
@@ -25,14 +25,7 @@ const DECOYS: u32 = 2;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_matching_block_comes_with_decoys_and_the_matches_spread_over_the_peers() {
-    common::init_logging();
-    let peer = RegtestPeer::start("127.0.0.1:0".parse::<SocketAddr>().unwrap())
-        .await
-        .unwrap();
-    let second = peer
-        .add_endpoint("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let (peer, second) = peer_with_two_endpoints().await;
     let dir = tempfile::tempdir().unwrap();
     let peers = [peer.addr(), second.addr];
     matches_come_with_decoys_from_both_peers(&peer, &second, dir.path(), &peers, |_| {}).await;
@@ -40,17 +33,10 @@ async fn each_matching_block_comes_with_decoys_and_the_matches_spread_over_the_p
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn onion_peers_reached_through_the_proxy_get_decoys_and_share_the_matches() {
-    common::init_logging();
-    let peer = RegtestPeer::start("127.0.0.1:0".parse::<SocketAddr>().unwrap())
-        .await
-        .unwrap();
-    let second = peer
-        .add_endpoint("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let (peer, second) = peer_with_two_endpoints().await;
     // The node knows its peers only as onion services; the proxy knows where they listen.
     let proxy = common::socks::SocksProxy::start();
-    let onions = [onion_address(1, 18444), onion_address(2, 18444)];
+    let onions = [[1u8; 32], [2u8; 32]].map(|key| onion_v3_address(key, 18444));
     proxy.redirect(&onions[0], peer.addr());
     proxy.redirect(&onions[1], second.addr);
     let dir = tempfile::tempdir().unwrap();
@@ -71,20 +57,17 @@ async fn onion_peers_reached_through_the_proxy_get_decoys_and_share_the_matches(
     }
 }
 
-/// A v3 onion service address for a key made of `seed`, with a valid checksum.
-fn onion_address(seed: u8, port: u16) -> String {
-    let key = [seed; 32];
-    let mut input = b".onion checksum".to_vec();
-    input.extend_from_slice(&key);
-    input.push(3);
-    let digest = sha3_hashes::sha3_256::hash(&input).to_byte_array();
-    lightning::ln::msgs::SocketAddress::OnionV3 {
-        ed25519_pubkey: key,
-        checksum: u16::from_be_bytes([digest[0], digest[1]]),
-        version: 3,
-        port,
-    }
-    .to_string()
+/// A regtest peer listening on two endpoints: two peers serving one chain.
+async fn peer_with_two_endpoints() -> (RegtestPeer, Endpoint) {
+    common::init_logging();
+    let peer = RegtestPeer::start("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .await
+        .unwrap();
+    let second = peer
+        .add_endpoint("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    (peer, second)
 }
 
 /// Pays a watched script in [`MATCHES`] blocks and checks that a chain source on `dir`,
