@@ -119,23 +119,11 @@ impl NodeHandle {
         let status = chain.status().await;
         let start = chain.tracker().chain_start();
         Ok(NodeInfo {
-            node_id: *node_id,
-            network: self.config.network,
             block_height: start.height,
             block_hash: start.hash,
-            synced: false,
             header_height: status.header_height,
             filter_height: status.filter_height,
             num_bitcoin_peers: status.peers,
-            num_peers: 0,
-            num_channels: 0,
-            num_usable_channels: 0,
-            listen_addresses: Vec::new(),
-            alias: self.config.alias.clone(),
-            data_dir: self.config.data_dir.clone(),
-            graph_nodes: 0,
-            graph_channels: 0,
-            starting: true,
             sync: SyncProgress {
                 headers_height: status.header_height,
                 filters_height: status.filter_height,
@@ -154,7 +142,7 @@ impl NodeHandle {
                 },
                 last_error: None,
             },
-            store,
+            ..self.info_before_chain(*node_id, store)
         })
     }
 
