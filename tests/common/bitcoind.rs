@@ -26,13 +26,7 @@ pub const SKIPPED: &str = "SKIPPED (needs Bitcoin Core: set BITCOIND_EXE to a bi
 pub fn bitcoind_exe_or_skip() -> Option<PathBuf> {
     let exe = bitcoind_exe();
     if exe.is_none() {
-        let test = std::thread::current()
-            .name()
-            .unwrap_or("a test")
-            .to_string();
-        // One write, on a line of its own, however the harness's output interleaves.
-        let line = format!("\n{SKIPPED}: {test}\n");
-        let _ = std::io::stderr().write_all(line.as_bytes());
+        super::say_skipped(SKIPPED);
     }
     exe
 }

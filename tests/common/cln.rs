@@ -3,7 +3,6 @@
 //! Bitcoin Core (whose `bitcoin-cli`, next to `BITCOIND_EXE`, its `bcli` plugin drives),
 //! listening on a free port of 127.0.0.1, and driven through `lightning-cli`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,12 +29,7 @@ pub const SKIPPED: &str = "SKIPPED (needs Core Lightning: set LIGHTNINGD_EXE to 
 pub fn lightningd_exe_or_skip() -> Option<PathBuf> {
     let exe = lightningd_exe();
     if exe.is_none() {
-        let test = std::thread::current()
-            .name()
-            .unwrap_or("a test")
-            .to_string();
-        let line = format!("\n{SKIPPED}: {test}\n");
-        let _ = std::io::stderr().write_all(line.as_bytes());
+        super::say_skipped(SKIPPED);
     }
     exe
 }

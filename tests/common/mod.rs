@@ -45,6 +45,20 @@ use lightfilter::regtest::RegtestPeer;
 /// Generous limit for conditions that should hold within moments.
 pub const TIMEOUT: Duration = Duration::from_secs(90);
 
+/// Says on standard error that the calling test (named by its thread, as the test harness
+/// names it) is skipped, and why (`skipped`, the whole line's start). The line is written to
+/// the process's standard error itself, past the harness's capture and in one write, so every
+/// run shows it on a line of its own (`.ci/run` counts these lines).
+pub fn say_skipped(skipped: &str) {
+    use std::io::Write;
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let line = format!("\n{skipped}: {test}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
 /// Logs to the test output when `RUST_LOG` is set.
 pub fn init_logging() {
     let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
