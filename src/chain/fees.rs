@@ -38,6 +38,9 @@
 //! - otherwise once per [`IDLE_SAMPLE_INTERVAL_PUBLIC`] blocks (about a day) on public
 //!   networks, and on every new tip on regtest, where blocks are tiny.
 //!
+//! A sample due for none of the first three reasons waits while the listeners catch up (more
+//! than a block behind the tip): a block they fetch on the way, recent enough, is the sample.
+//!
 //! An idle node with anchor channels needs no more: the targets that judge a counterparty do
 //! not move with samples (see above), and anchor commitments are bumped when they are used.
 //! On mainnet-sized blocks this keeps an idle node's sampling to ~1.5–2 MB a day instead of an
@@ -62,6 +65,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{watch, Notify};
 
 use super::fetcher::{BlockFetcher, FetchPurpose};
+use super::listener::ChainListener;
 use super::notifications::ChainNotification;
 
 /// No estimate is ever above this, in sat/kw (1,000 sat/vB, far above any fee paid on mainnet
@@ -90,6 +94,9 @@ pub const FRESH_SAMPLE_DEPTH: u32 = 6;
 pub const FEEFILTER_JUMP_FACTOR: u32 = 2;
 /// Peers' feefilters are re-read this often.
 const FEEFILTER_REFRESH: Duration = Duration::from_secs(60);
+
+/// How often a tip sample held back for catching-up listeners checks whether they caught up.
+const LISTENERS_CHECK: Duration = Duration::from_millis(500);
 
 /// Every confirmation target LDK asks about.
 pub const ALL_TARGETS: [ConfirmationTarget; 8] = [
@@ -227,6 +234,14 @@ fn tip_sample_due(inputs: &Inputs, tip: u32, fee_sensitive: bool, idle_interval:
             fee_sensitive || inputs.feefilter_jumped() || tip - newest >= idle_interval.max(1)
         }
     }
+}
+
+/// Whether a tip sample that is not urgent waits for the listeners, standing at
+/// `listeners_at`, to catch up with the tip at `tip` first: when they are more than a block
+/// behind (or not started), the blocks they fetch on the way may include one recent enough
+/// to be the sample, at no extra cost.
+fn waits_for_listeners(listeners_at: Option<u32>, tip: u32) -> bool {
+    listeners_at.is_none_or(|at| at.saturating_add(1) < tip)
 }
 
 /// Cached fee estimates; implements LDK's [`FeeEstimator`].
@@ -602,11 +617,19 @@ impl FeeEstimator for FeeEstimates {
 
 /// Feeds `estimates` from `chain` until the chain source shuts down: samples every block
 /// downloaded for the listeners, downloads the tip when a sample is due (see the module
-/// documentation), and refreshes the peers' lowest feefilter.
-pub async fn run_sampler(chain: Arc<BlockFetcher>, estimates: Arc<FeeEstimates>) {
+/// documentation), and refreshes the peers' lowest feefilter. A due sample that is not urgent
+/// waits while the listeners catch up (see [`waits_for_listeners`]).
+pub async fn run_sampler(
+    chain: Arc<BlockFetcher>,
+    estimates: Arc<FeeEstimates>,
+    listener: Arc<ChainListener>,
+) {
     let mut notifications = chain.subscribe();
     let mut shutdown = chain.shutdown_signal();
     let mut refresh = tokio::time::interval(FEEFILTER_REFRESH);
+    let listeners_at = || listener.tip().map(|tip| tip.height);
+    // A due sample held back until the listeners catch up.
+    let mut held = false;
     loop {
         tokio::select! {
             notification = notifications.recv() => match notification {
@@ -615,7 +638,11 @@ pub async fn run_sampler(chain: Arc<BlockFetcher>, estimates: Arc<FeeEstimates>)
                 }
                 Ok(ChainNotification::NewTip { height, hash }) => {
                     if chain.heights().engine_synced && estimates.tip_sample_due(height) {
-                        sample_tip(&chain, hash).await;
+                        if !estimates.fee_sensitive() && waits_for_listeners(listeners_at(), height) {
+                            held = true;
+                        } else {
+                            sample_tip(&chain, hash).await;
+                        }
                     }
                 }
                 Ok(ChainNotification::PeerConnected) => refresh.reset_immediately(),
@@ -627,6 +654,17 @@ pub async fn run_sampler(chain: Arc<BlockFetcher>, estimates: Arc<FeeEstimates>)
                 if let Some((height, hash)) = heights.verified_tip {
                     if heights.engine_synced && estimates.wanted_sample_due(height) {
                         sample_tip(&chain, hash).await;
+                    }
+                }
+            }
+            _ = tokio::time::sleep(LISTENERS_CHECK), if held => {
+                let heights = chain.heights();
+                if let Some((height, hash)) = heights.verified_tip {
+                    if estimates.fee_sensitive() || !waits_for_listeners(listeners_at(), height) {
+                        held = false;
+                        if heights.engine_synced && estimates.tip_sample_due(height) {
+                            sample_tip(&chain, hash).await;
+                        }
                     }
                 }
             }
@@ -860,6 +898,15 @@ mod tests {
             false,
             144
         ));
+    }
+
+    #[test]
+    fn a_sample_waits_only_for_listeners_more_than_a_block_behind() {
+        assert!(waits_for_listeners(None, 100), "listeners not started");
+        assert!(waits_for_listeners(Some(0), 100), "catching up");
+        assert!(waits_for_listeners(Some(98), 100), "two blocks behind");
+        assert!(!waits_for_listeners(Some(99), 100), "following the tip");
+        assert!(!waits_for_listeners(Some(100), 100), "at the tip");
     }
 
     #[test]

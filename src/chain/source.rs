@@ -253,7 +253,7 @@ impl ChainSource {
             ),
             supervisor.spawn(
                 "fee sampler",
-                fees::run_sampler(fetcher.clone(), fees.clone()),
+                fees::run_sampler(fetcher.clone(), fees.clone(), listener.clone()),
             ),
             supervisor.spawn(
                 "block prefetcher",

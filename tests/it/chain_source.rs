@@ -1103,6 +1103,47 @@ async fn fee_estimates_sit_at_the_floor_on_empty_chains_and_follow_paid_rates() 
     harness.stop().await;
 }
 
+/// On a public network an idle node samples a block of its own once a day: a block its
+/// listeners fetched anyway while catching up, recent enough, is the sample instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_fetched_for_catching_up_listeners_is_the_fee_sample_when_recent_enough() {
+    init_logs();
+    let peer = peer().await;
+    let watched = unique_script(300);
+    peer.mine(50, &unique_script(301));
+    peer.fund(
+        &watched,
+        Amount::from_sat(40_000),
+        FeeRate::from_sat_per_vb(4).unwrap(),
+    )
+    .expect("faucet pays");
+    peer.mine(1, &unique_script(301));
+    let paying = peer.tip().0;
+    peer.mine(40, &unique_script(301));
+    let watch = Arc::new(WatchSet::new());
+    watch.add_scripts([watched.as_script()]);
+    let recorder = Recorder::new(genesis());
+    let dir = tempfile::tempdir().unwrap();
+    let harness = Harness::start_with(dir.path(), &[peer.addr()], recorder.clone(), watch, |c| {
+        c.fee_sample_interval = Some(lightfilter::chain::fees::IDLE_SAMPLE_INTERVAL_PUBLIC)
+    })
+    .await;
+    harness.wait_for_tip(tip_hash(&peer), LONG).await;
+    let fees = harness.source.fee_estimator().clone();
+    wait_for(LONG, || fees.sampled_heights().contains(&paying)).await;
+    // A block of its own would have been asked for when the filters reached the tip, before
+    // the listeners did: give it time to arrive.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        harness.source.download_counts().blocks_for_fees,
+        0,
+        "no block fetched for fee samples; sampled {:?}",
+        fees.sampled_heights()
+    );
+    assert_eq!(fees.sampled_heights(), vec![paying]);
+    harness.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_announcing_a_huge_feefilter_cannot_raise_the_estimates_that_judge_counterparties() {
     init_logs();
