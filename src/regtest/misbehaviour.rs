@@ -29,6 +29,9 @@ pub struct Misbehaviour {
     mutate_blocks: AtomicBool,
     undecodable_filters: AtomicBool,
     block_trickle: Mutex<Option<Duration>>,
+    link_rate: AtomicU64,
+    /// With a paced link: when it is done with what was queued on it.
+    link_free_at: Mutex<Option<tokio::time::Instant>>,
     counts: EndpointCounts,
 }
 
@@ -147,6 +150,26 @@ impl Misbehaviour {
     /// would); `None` sends blocks at once again.
     pub fn set_block_trickle(&self, over: Option<Duration>) {
         *self.block_trickle.lock().unwrap_or_else(|e| e.into_inner()) = over;
+    }
+
+    /// Send everything at no more than `bytes_per_second`, all sessions of this endpoint
+    /// together, as over the one link of a client that all its connections share; `None`
+    /// sends as fast as the sockets take it again.
+    pub fn set_link_rate(&self, bytes_per_second: Option<u64>) {
+        self.link_rate
+            .store(bytes_per_second.unwrap_or(0), Ordering::SeqCst);
+    }
+
+    /// Queues `bytes` on the paced link, if there is one: returns when the link will have
+    /// carried them, after everything queued before.
+    pub fn reserve_link(&self, bytes: u64) -> Option<tokio::time::Instant> {
+        let rate = Some(self.link_rate.load(Ordering::SeqCst)).filter(|rate| *rate > 0)?;
+        let mut free_at = self.link_free_at.lock().unwrap_or_else(|e| e.into_inner());
+        let now = tokio::time::Instant::now();
+        let start = free_at.map_or(now, |at| at.max(now));
+        let done = start + Duration::from_secs_f64(bytes as f64 / rate as f64);
+        *free_at = Some(done);
+        Some(done)
     }
 
     /// How long each block takes to send, if blocks trickle.

@@ -4,7 +4,7 @@
 //! conflicts with honest filter headers from that block on, stripped blocks lack witnesses,
 //! withheld blocks get notfound, withheld filters and stalls get no answer, and a pruned
 //! endpoint drops a peer asking for an old block, while an honest endpoint on the same chain
-//! keeps serving.
+//! keeps serving; a paced link sends no faster than its rate.
 
 use crate::common;
 
@@ -236,6 +236,34 @@ async fn stripped_blocks_lack_witnesses_and_are_served_whole_when_switched_off()
         vec![false, true]
     );
     client.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paced_link_sends_no_faster_than_its_rate() {
+    const RATE: u64 = 40_000;
+    let peer = start_peer().await;
+    peer.mine(300, &bitcoin::ScriptBuf::new_op_return([7]));
+    peer.endpoint().switches.set_link_rate(Some(RATE));
+    peer.reset_stats();
+    let started = std::time::Instant::now();
+    let client = TestClient::start(&[peer.addr()], 1);
+    client.wait_synced_to(peer.tip()).await;
+    let elapsed = started.elapsed();
+    let sent = peer.stats().bytes_sent;
+    client.stop().await;
+    // Bytes are counted when a message is queued; after the sync the client may have asked
+    // for something small (a pong, addresses) still on its way.
+    const AFTER_SYNC: u64 = 1_000;
+    let at_rate = Duration::from_secs_f64(sent.saturating_sub(AFTER_SYNC) as f64 / RATE as f64);
+    println!("{sent} bytes in {elapsed:?}; at {RATE} B/s they take {at_rate:?}");
+    assert!(
+        sent > RATE,
+        "the sync sent enough to be paced: {sent} bytes"
+    );
+    assert!(
+        elapsed >= at_rate,
+        "{sent} bytes arrived in {elapsed:?}, faster than {RATE} B/s allows ({at_rate:?})"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

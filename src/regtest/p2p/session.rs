@@ -277,6 +277,19 @@ impl Session {
             .limits
             .idle_timeout
             .clamp(MIN_TIMEOUT, MAX_TIMEOUT);
+        // Over a paced link each piece arrives when the link has carried it.
+        const PIECE: usize = 16 * 1024;
+        for piece in bytes.chunks(PIECE) {
+            if let Some(carried) = self.switches.reserve_link(piece.len() as u64) {
+                tokio::time::sleep_until(carried).await;
+            }
+            self.write_within(piece, timeout).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes `bytes`, failing if the client takes none of them for `timeout`.
+    async fn write_within(&mut self, bytes: &[u8], timeout: Duration) -> std::io::Result<()> {
         tokio::time::timeout(timeout, self.writer.write_all(bytes))
             .await
             .unwrap_or_else(|_| {
