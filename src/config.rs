@@ -21,6 +21,7 @@
 //! tor_control = "127.0.0.1:9051"  # an onion service for inbound Lightning connections
 //! decoy_blocks = 2           # blocks fetched beside each one the wallet needs (0 on regtest)
 //! gossip_since_stored_graph = true  # ask peers only for gossip newer than the stored graph
+//! max_graph_channels = 25000  # channels kept in the network graph (default 100,000)
 //!
 //! [fee_overrides]          # a rate with its unit; a bare number is sat per 1000 weight units
 //! urgent_on_chain_sweep = "20sat/vb"
@@ -171,6 +172,7 @@ struct FileConfig {
     tor_control: Option<String>,
     tor_control_password: Option<String>,
     gossip_since_stored_graph: Option<bool>,
+    max_graph_channels: Option<usize>,
     fee_overrides: Option<std::collections::BTreeMap<String, FeeOverrideValue>>,
 }
 
@@ -237,6 +239,9 @@ pub struct Config {
     /// Ask Lightning peers only for gossip newer than the stored network graph, rather than
     /// for the whole graph at each start (see `node::ldk::gossip`).
     pub gossip_since_stored_graph: bool,
+    /// Most channels kept in the network graph from gossip; `None` for the node's default
+    /// (100,000: see `node::ldk::gossip`).
+    pub max_graph_channels: Option<usize>,
 }
 
 /// The network name used on the command line and in files: regtest, signet, testnet, bitcoin.
@@ -431,6 +436,13 @@ impl Config {
                     })
             })
             .transpose()?;
+        if file.max_graph_channels == Some(0) {
+            return Err(ConfigError::Invalid {
+                what: "max_graph_channels",
+                value: "0".into(),
+                reason: "a number of channels, at least 1".into(),
+            });
+        }
         if file.fee_sample_interval == Some(0) {
             return Err(ConfigError::Invalid {
                 what: "fee_sample_interval",
@@ -519,6 +531,7 @@ impl Config {
                 .clone()
                 .or(file.tor_control_password),
             gossip_since_stored_graph: file.gossip_since_stored_graph.unwrap_or(false),
+            max_graph_channels: file.max_graph_channels,
         })
     }
 
@@ -734,5 +747,35 @@ mod tests {
         .unwrap();
         let err = Config::load(&args).unwrap_err().to_string();
         assert!(err.contains("5 furlongs"), "{err}");
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "max_graph_channels = 0
+",
+        )
+        .unwrap();
+        let err = Config::load(&args).unwrap_err().to_string();
+        assert!(err.contains("max_graph_channels"), "{err}");
+    }
+
+    #[test]
+    fn the_graph_bound_is_read_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = ConfigArgs {
+            // Named, so that no top-level configuration of the machine chooses it.
+            network: Some(Network::Regtest),
+            data_dir: Some(dir.path().to_path_buf()),
+            ..ConfigArgs::default()
+        };
+        assert_eq!(Config::load(&args).unwrap().max_graph_channels, None);
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "max_graph_channels = 25000
+",
+        )
+        .unwrap();
+        assert_eq!(
+            Config::load(&args).unwrap().max_graph_channels,
+            Some(25_000)
+        );
     }
 }

@@ -947,8 +947,14 @@ fn networking(
         MessageHandler {
             chan_handler: channel_manager.clone(),
             route_handler: Arc::new({
-                let bounded =
-                    BoundedGossip::new(gossip_sync.clone(), routing.network_graph.clone());
+                let bounded = BoundedGossip::with_limit(
+                    gossip_sync.clone(),
+                    routing.network_graph.clone(),
+                    opened
+                        .config
+                        .max_graph_channels
+                        .unwrap_or(super::gossip::MAX_GRAPH_CHANNELS),
+                );
                 if opened.config.gossip_since_stored_graph {
                     bounded.asking_since_stored_graph()
                 } else {
