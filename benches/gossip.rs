@@ -15,6 +15,11 @@
 //! hubs), has a channel from the measured daemon, so the measured daemon can route into the
 //! graph; a route is found when `keysend` to a far node of the graph gets past route finding
 //! (the payment then fails at the gateway, which has no such channels).
+//!
+//! Last, a third daemon with `max_graph_channels` (`LIGHTFILTER_BENCH_GOSSIP_BOUND`, default
+//! 25,000), alone with the gossip peer and with its own channel to the gateway, syncs the graph
+//! and is served the same day of updates: what it holds, receives and keeps in memory, and
+//! whether it still finds the far route.
 
 #[path = "../tests/common/cli.rs"]
 mod cli;
@@ -610,6 +615,32 @@ fn main() {
     )
     .expect("write the config");
     let since = restart_to_route(&mut node, &chain, &peer, &far, expected, &mut stored);
+    node.json(&["stop"]);
+    assert!(node.wait_exit(), "the daemon stopped with a failure");
+
+    // A Pi's choice: a bounded graph, on a fresh daemon alone with the gossip peer.
+    let bound = env_number("LIGHTFILTER_BENCH_GOSSIP_BOUND", 25_000);
+    let bounded_dir = tempfile::Builder::new()
+        .prefix("lightfilter-gossip-bounded-")
+        .tempdir()
+        .expect("a data directory");
+    std::fs::write(
+        bounded_dir.path().join("lightfilter.toml"),
+        format!("max_graph_channels = {bound}\n"),
+    )
+    .expect("write the config");
+    let bounded = Daemon::start_in("gossip-bounded", bounded_dir, &chain, &[]);
+    bounded.fund(&chain, Amount::from_sat(1_000_000));
+    bounded.open_usable_channel(&chain, &gateway, 500_000);
+    let bounded_rss_without = idle_rss_kb(&bounded);
+    let before = peer.sent();
+    bounded.json(&["connect", &peer.uri()]);
+    wait_graph(&bounded, 1, bound.min(channels));
+    let bounded_sync = wait_quiet(&peer) - before;
+    let bounded_held = graph_size(&bounded);
+    let bounded_day = peer.serve(&graph.day);
+    let bounded_rss = idle_rss_kb(&bounded);
+    let bounded_route = finds_route(&bounded, &far);
 
     let mb = |bytes: u64| format!("{:.2} MB", bytes as f64 / 1e6);
     let ratio = |bytes: u64| bytes as f64 / day_filters.max(1) as f64;
@@ -701,6 +732,31 @@ fn main() {
         "≤ 0.1",
         ratio(since.received) <= 0.1,
     ));
+    let bounded_growth = bounded_rss.saturating_sub(bounded_rss_without);
+    table.push(Row::info(
+        format!("bounded graph (max_graph_channels = {bound}): nodes / channels held"),
+        format!("{} / {}", bounded_held.0, bounded_held.1),
+    ));
+    table.push(Row::info(
+        "bounded graph: first sync / a day of updates, received, over a day's filters",
+        format!("{:.2} / {:.2}", ratio(bounded_sync), ratio(bounded_day)),
+    ));
+    table.push(Row::goal(
+        "bounded graph: resident memory the graph adds",
+        format!(
+            "{} ({} / {})",
+            mib(bounded_growth),
+            mib(bounded_rss_without),
+            mib(bounded_rss)
+        ),
+        "≤ 100 MB",
+        bounded_growth <= 100 * 1024,
+    ));
+    table.push(Row::info(
+        "bounded graph: a route to the node four or five hops away found",
+        if bounded_route { "yes" } else { "no" },
+    ));
     table.print();
+    drop(bounded);
     drop(gateway);
 }
