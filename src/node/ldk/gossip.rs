@@ -4,7 +4,8 @@
 //! to download a block per channel to find its funding output), so any peer can announce
 //! channels that do not exist. [`BoundedGossip`] sits in front of LDK's `P2PGossipSync` and
 //! keeps the graph to [`MAX_GRAPH_CHANNELS`], or to the `max_graph_channels` the node runner
-//! chose (a Pi may keep a smaller graph: each channel costs about 2.8 kB). Nodes enter the graph only through channels, so
+//! chose (a Pi may keep a smaller graph, which saves less than in proportion: most nodes keep
+//! a channel, and nodes cost memory too). Nodes enter the graph only through channels, so
 //! they are bounded too (at most two per channel). The background processor still prunes
 //! channels that get no update for two weeks.
 //!
