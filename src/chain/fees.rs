@@ -236,12 +236,19 @@ fn tip_sample_due(inputs: &Inputs, tip: u32, fee_sensitive: bool, idle_interval:
     }
 }
 
-/// Whether a tip sample that is not urgent waits for the listeners, standing at
-/// `listeners_at`, to catch up with the tip at `tip` first: when they are more than a block
-/// behind (or not started), the blocks they fetch on the way may include one recent enough
-/// to be the sample, at no extra cost.
-fn waits_for_listeners(listeners_at: Option<u32>, tip: u32) -> bool {
-    listeners_at.is_none_or(|at| at.saturating_add(1) < tip)
+/// Whether a due tip sample waits for the listeners, standing at `listeners_at`, to catch up
+/// with the tip at `tip` first: when it is not urgent (no fee-sensitive work pending, the
+/// peers' feefilter has not jumped) and they are more than a block behind (or not started),
+/// since the blocks they fetch on the way may include one recent enough to be the sample, at
+/// no extra cost.
+fn sample_waits_for_listeners(
+    inputs: &Inputs,
+    fee_sensitive: bool,
+    listeners_at: Option<u32>,
+    tip: u32,
+) -> bool {
+    let _ = inputs;
+    !fee_sensitive && listeners_at.is_none_or(|at| at.saturating_add(1) < tip)
 }
 
 /// Cached fee estimates; implements LDK's [`FeeEstimator`].
@@ -348,6 +355,12 @@ impl FeeEstimates {
             info!("fee estimates could not be refreshed at height {tip}; using the last samples");
         }
         fresh
+    }
+
+    /// Whether a due sample of the tip at `tip` waits for the listeners, standing at
+    /// `listeners_at`, to catch up first (see [`sample_waits_for_listeners`]).
+    fn tip_sample_waits(&self, listeners_at: Option<u32>, tip: u32) -> bool {
+        sample_waits_for_listeners(&self.inputs(), self.fee_sensitive(), listeners_at, tip)
     }
 
     /// Whether the sampler should download the tip at `tip` as a sample now.
@@ -618,7 +631,7 @@ impl FeeEstimator for FeeEstimates {
 /// Feeds `estimates` from `chain` until the chain source shuts down: samples every block
 /// downloaded for the listeners, downloads the tip when a sample is due (see the module
 /// documentation), and refreshes the peers' lowest feefilter. A due sample that is not urgent
-/// waits while the listeners catch up (see [`waits_for_listeners`]).
+/// waits while the listeners catch up (see [`sample_waits_for_listeners`]).
 pub async fn run_sampler(
     chain: Arc<BlockFetcher>,
     estimates: Arc<FeeEstimates>,
@@ -637,13 +650,7 @@ pub async fn run_sampler(
                     estimates.add_block_sample(&block, height);
                 }
                 Ok(ChainNotification::NewTip { height, hash }) => {
-                    if chain.heights().engine_synced && estimates.tip_sample_due(height) {
-                        if !estimates.fee_sensitive() && waits_for_listeners(listeners_at(), height) {
-                            held = true;
-                        } else {
-                            sample_tip(&chain, hash).await;
-                        }
-                    }
+                    held = consider_tip(&chain, &estimates, listeners_at(), height, hash).await;
                 }
                 Ok(ChainNotification::PeerConnected) => refresh.reset_immediately(),
                 Err(RecvError::Lagged(missed)) => debug!("fee sampler missed {missed} notifications"),
@@ -658,14 +665,8 @@ pub async fn run_sampler(
                 }
             }
             _ = tokio::time::sleep(LISTENERS_CHECK), if held => {
-                let heights = chain.heights();
-                if let Some((height, hash)) = heights.verified_tip {
-                    if estimates.fee_sensitive() || !waits_for_listeners(listeners_at(), height) {
-                        held = false;
-                        if heights.engine_synced && estimates.tip_sample_due(height) {
-                            sample_tip(&chain, hash).await;
-                        }
-                    }
+                if let Some((height, hash)) = chain.heights().verified_tip {
+                    held = consider_tip(&chain, &estimates, listeners_at(), height, hash).await;
                 }
             }
             _ = refresh.tick() => {
@@ -680,6 +681,25 @@ pub async fn run_sampler(
         }
     }
     info!("fee sampler stopped");
+}
+
+/// Samples the tip `hash` at `height` if a sample is due and need not wait for the listeners,
+/// standing at `listeners_at`; returns whether a due sample is held back for them.
+async fn consider_tip(
+    chain: &BlockFetcher,
+    estimates: &FeeEstimates,
+    listeners_at: Option<u32>,
+    height: u32,
+    hash: bitcoin::BlockHash,
+) -> bool {
+    if !chain.heights().engine_synced || !estimates.tip_sample_due(height) {
+        return false;
+    }
+    if estimates.tip_sample_waits(listeners_at, height) {
+        return true;
+    }
+    sample_tip(chain, hash).await;
+    false
 }
 
 /// Downloads the block `hash` as a fee sample; it is sampled through the `BlockFetched`
@@ -902,11 +922,13 @@ mod tests {
 
     #[test]
     fn a_sample_waits_only_for_listeners_more_than_a_block_behind() {
-        assert!(waits_for_listeners(None, 100), "listeners not started");
-        assert!(waits_for_listeners(Some(0), 100), "catching up");
-        assert!(waits_for_listeners(Some(98), 100), "two blocks behind");
-        assert!(!waits_for_listeners(Some(99), 100), "following the tip");
-        assert!(!waits_for_listeners(Some(100), 100), "at the tip");
+        let idle = sampled_at(&[10], 253, 253);
+        let waits = |listeners_at| sample_waits_for_listeners(&idle, false, listeners_at, 100);
+        assert!(waits(None), "listeners not started");
+        assert!(waits(Some(0)), "catching up");
+        assert!(waits(Some(98)), "two blocks behind");
+        assert!(!waits(Some(99)), "following the tip");
+        assert!(!waits(Some(100)), "at the tip");
     }
 
     #[test]
