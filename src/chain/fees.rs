@@ -247,8 +247,9 @@ fn sample_waits_for_listeners(
     listeners_at: Option<u32>,
     tip: u32,
 ) -> bool {
-    let _ = inputs;
-    !fee_sensitive && listeners_at.is_none_or(|at| at.saturating_add(1) < tip)
+    !fee_sensitive
+        && !inputs.feefilter_jumped()
+        && listeners_at.is_none_or(|at| at.saturating_add(1) < tip)
 }
 
 /// Cached fee estimates; implements LDK's [`FeeEstimator`].
@@ -929,6 +930,20 @@ mod tests {
         assert!(waits(Some(98)), "two blocks behind");
         assert!(!waits(Some(99)), "following the tip");
         assert!(!waits(Some(100)), "at the tip");
+    }
+
+    #[test]
+    fn an_urgent_sample_does_not_wait_for_catching_up_listeners() {
+        let idle = sampled_at(&[10], 253, 253);
+        assert!(
+            !sample_waits_for_listeners(&idle, true, Some(0), 100),
+            "fee-sensitive work pending"
+        );
+        let jumped = sampled_at(&[10], 1_000, 253);
+        assert!(
+            !sample_waits_for_listeners(&jumped, false, Some(0), 100),
+            "the peers' feefilter jumped since the last sample"
+        );
     }
 
     #[test]
