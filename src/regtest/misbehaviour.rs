@@ -160,6 +160,11 @@ impl Misbehaviour {
             .store(bytes_per_second.unwrap_or(0), Ordering::SeqCst);
     }
 
+    /// Whether what this endpoint sends is paced ([`set_link_rate`](Self::set_link_rate)).
+    pub fn link_paced(&self) -> bool {
+        self.link_rate.load(Ordering::SeqCst) > 0
+    }
+
     /// Queues `bytes` on the paced link, if there is one: returns when the link will have
     /// carried them, after everything queued before.
     pub fn reserve_link(&self, bytes: u64) -> Option<tokio::time::Instant> {
