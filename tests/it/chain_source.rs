@@ -1103,12 +1103,14 @@ async fn fee_estimates_sit_at_the_floor_on_empty_chains_and_follow_paid_rates() 
     harness.stop().await;
 }
 
-/// On a public network an idle node samples a block of its own once a day: a block its
-/// listeners fetched anyway while catching up, recent enough, is the sample instead.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_block_fetched_for_catching_up_listeners_is_the_fee_sample_when_recent_enough() {
-    init_logs();
-    let peer = peer().await;
+/// A chain whose block at the returned height pays a watched script and has `above` blocks
+/// over it, and a chain source with public networks' fee sampling (a block of its own once
+/// per `IDLE_SAMPLE_INTERVAL_PUBLIC` while idle) synced to its tip from genesis, in `dir`.
+async fn synced_with_a_paying_block_below_the_tip(
+    peer: &RegtestPeer,
+    above: u32,
+    dir: &std::path::Path,
+) -> (u32, Harness) {
     let watched = unique_script(300);
     peer.mine(50, &unique_script(301));
     peer.fund(
@@ -1119,16 +1121,25 @@ async fn a_block_fetched_for_catching_up_listeners_is_the_fee_sample_when_recent
     .expect("faucet pays");
     peer.mine(1, &unique_script(301));
     let paying = peer.tip().0;
-    peer.mine(40, &unique_script(301));
+    peer.mine(above, &unique_script(301));
     let watch = Arc::new(WatchSet::new());
     watch.add_scripts([watched.as_script()]);
-    let recorder = Recorder::new(genesis());
-    let dir = tempfile::tempdir().unwrap();
-    let harness = Harness::start_with(dir.path(), &[peer.addr()], recorder.clone(), watch, |c| {
+    let harness = Harness::start_with(dir, &[peer.addr()], Recorder::new(genesis()), watch, |c| {
         c.fee_sample_interval = Some(lightfilter::chain::fees::IDLE_SAMPLE_INTERVAL_PUBLIC)
     })
     .await;
-    harness.wait_for_tip(tip_hash(&peer), LONG).await;
+    harness.wait_for_tip(tip_hash(peer), LONG).await;
+    (paying, harness)
+}
+
+/// On a public network an idle node samples a block of its own once a day: a block its
+/// listeners fetched anyway while catching up, recent enough, is the sample instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_fetched_for_catching_up_listeners_is_the_fee_sample_when_recent_enough() {
+    init_logs();
+    let peer = peer().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (paying, harness) = synced_with_a_paying_block_below_the_tip(&peer, 40, dir.path()).await;
     let fees = harness.source.fee_estimator().clone();
     wait_for(LONG, || fees.sampled_heights().contains(&paying)).await;
     // A block of its own would have been asked for when the filters reached the tip, before
@@ -1141,6 +1152,24 @@ async fn a_block_fetched_for_catching_up_listeners_is_the_fee_sample_when_recent
         fees.sampled_heights()
     );
     assert_eq!(fees.sampled_heights(), vec![paying]);
+    harness.stop().await;
+}
+
+/// The listeners' block is too old to be the sample: the sample held back for them is taken
+/// once they caught up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sample_held_for_catching_up_listeners_is_taken_when_their_blocks_are_too_old() {
+    init_logs();
+    let peer = peer().await;
+    let above = lightfilter::chain::fees::IDLE_SAMPLE_INTERVAL_PUBLIC + 10;
+    let dir = tempfile::tempdir().unwrap();
+    let (paying, harness) =
+        synced_with_a_paying_block_below_the_tip(&peer, above, dir.path()).await;
+    let fees = harness.source.fee_estimator().clone();
+    let tip = peer.tip().0;
+    wait_for(LONG, || fees.sampled_heights().contains(&tip)).await;
+    assert_eq!(fees.sampled_heights(), vec![paying, tip]);
+    assert_eq!(harness.source.download_counts().blocks_for_fees, 1);
     harness.stop().await;
 }
 
