@@ -22,6 +22,7 @@
 //! decoy_blocks = 2           # blocks fetched beside each one the wallet needs (0 on regtest)
 //! gossip_since_stored_graph = true  # ask peers only for gossip newer than the stored graph
 //! max_graph_channels = 25000  # channels kept in the network graph (default 100,000)
+//! gossip_peers = 1           # Lightning peers asked for gossip (default all; 0: no graph)
 //!
 //! [fee_overrides]          # a rate with its unit; a bare number is sat per 1000 weight units
 //! urgent_on_chain_sweep = "20sat/vb"
@@ -173,6 +174,7 @@ struct FileConfig {
     tor_control_password: Option<String>,
     gossip_since_stored_graph: Option<bool>,
     max_graph_channels: Option<usize>,
+    gossip_peers: Option<usize>,
     fee_overrides: Option<std::collections::BTreeMap<String, FeeOverrideValue>>,
 }
 
@@ -242,6 +244,10 @@ pub struct Config {
     /// Most channels kept in the network graph from gossip; `None` for the node's default
     /// (100,000: see `node::ldk::gossip`).
     pub max_graph_channels: Option<usize>,
+    /// Most Lightning peers asked for gossip at once; `None` for all of them. Zero asks none,
+    /// and the network graph then holds the node's own channels only (see
+    /// `node::ldk::gossip`).
+    pub gossip_peers: Option<usize>,
 }
 
 /// The network name used on the command line and in files: regtest, signet, testnet, bitcoin.
@@ -532,6 +538,7 @@ impl Config {
                 .or(file.tor_control_password),
             gossip_since_stored_graph: file.gossip_since_stored_graph.unwrap_or(false),
             max_graph_channels: file.max_graph_channels,
+            gossip_peers: file.gossip_peers,
         })
     }
 
@@ -777,5 +784,27 @@ mod tests {
             Config::load(&args).unwrap().max_graph_channels,
             Some(25_000)
         );
+    }
+
+    #[test]
+    fn the_gossip_peers_are_read_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = ConfigArgs {
+            network: Some(Network::Regtest),
+            data_dir: Some(dir.path().to_path_buf()),
+            ..ConfigArgs::default()
+        };
+        assert_eq!(Config::load(&args).unwrap().gossip_peers, None);
+        for peers in [0, 1] {
+            std::fs::write(
+                dir.path().join(CONFIG_FILE),
+                format!("gossip_peers = {peers}\n"),
+            )
+            .unwrap();
+            assert_eq!(Config::load(&args).unwrap().gossip_peers, Some(peers));
+        }
+        std::fs::write(dir.path().join(CONFIG_FILE), "gossip_peers = -1\n").unwrap();
+        let err = Config::load(&args).unwrap_err().to_string();
+        assert!(err.contains("gossip_peers"), "{err}");
     }
 }

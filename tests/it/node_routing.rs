@@ -1,5 +1,6 @@
 //! Whole-node tests of multi-hop payments: a route found from gossip over public channels,
-//! and an HTLC resolved on chain while the middle node is offline.
+//! an HTLC resolved on chain while the middle node is offline, and a node that asks no peer
+//! for gossip.
 
 use crate::common;
 
@@ -135,6 +136,39 @@ async fn the_middle_node_learns_the_preimage_from_the_chain_and_claims_upstream(
         .channels()
         .iter()
         .any(|ch| ch.counterparty_node_id == b.node_id()));
+    for node in [a, b, c] {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_asking_no_peer_for_gossip_holds_only_its_own_channels_and_pays_its_peer() {
+    init_logs();
+    let peer = start_peer().await;
+    let dirs = [(); 3].map(|_| tempfile::tempdir().unwrap());
+    let a = start_node(&peer, dirs[0].path()).await;
+    let b = start_node(&peer, dirs[1].path()).await;
+    let c = start_node_configured(&peer, dirs[2].path(), "gossip_peers = 0\n").await;
+    fund(&peer, &a, 1_000_000).await;
+    fund(&peer, &c, 1_000_000).await;
+    for node in [&a, &b, &c] {
+        synced(&peer, node).await;
+    }
+    open_channel(&peer, &a, &b, 500_000, 0, true).await;
+    open_channel(&peer, &c, &b, 500_000, 0, true).await;
+    // B forwards gossip to the peers that asked for it: A learns the C–B channel from B.
+    wait_for(LIMIT, || async { a.info().await.graph_channels >= 2 }).await;
+    wait_for(LIMIT, || async { c.info().await.graph_channels >= 1 }).await;
+
+    let invoice = b.create_invoice(Some(20_000_000), "no graph", 600).unwrap();
+    let paid = c.pay(&invoice.bolt11, None, LIMIT).await.unwrap();
+    assert_eq!(paid.status, PaymentStatus::Succeeded, "{paid:?}");
+    // By now B has had every chance to send C the A–B channel, had C asked.
+    let info = c.info().await;
+    assert_eq!(
+        info.graph_channels, 1,
+        "C holds its own channel only, having asked no peer for gossip"
+    );
     for node in [a, b, c] {
         node.stop().await;
     }

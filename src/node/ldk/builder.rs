@@ -955,6 +955,10 @@ fn networking(
                         .max_graph_channels
                         .unwrap_or(super::gossip::MAX_GRAPH_CHANNELS),
                 );
+                let bounded = match opened.config.gossip_peers {
+                    Some(peers) => bounded.asking_at_most(peers),
+                    None => bounded,
+                };
                 if opened.config.gossip_since_stored_graph {
                     bounded.asking_since_stored_graph()
                 } else {

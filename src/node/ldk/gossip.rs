@@ -30,6 +30,13 @@
 //! than the newest update in it, less [`GOSSIP_SINCE_MARGIN`]: peers that filter by timestamp
 //! send what changed while it was away, and LDK peers send the whole graph only when that is
 //! more than six hours ago (they forward new gossip either way).
+//!
+//! **Gossip from fewer peers** (`gossip_peers`). Every peer asked for gossip forwards every
+//! channel update it hears, so a node with several peers receives each update several times.
+//! With [`BoundedGossip::asking_at_most`] only that many peers are asked (the first to
+//! connect); when one of them disconnects, the longest-connected peer not asked takes its
+//! place. Zero asks none: the graph then holds the node's own channels only. Peers that do not
+//! support gossip queries send what they send, asked or not.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -91,6 +98,19 @@ pub struct BoundedGossip {
     /// The earliest timestamp to ask peers for gossip from, when asking only for gossip newer
     /// than the stored graph.
     since: Option<u32>,
+    /// Most peers asked for gossip at once; all when `None`.
+    gossip_peers: Option<usize>,
+    askers: Mutex<Askers>,
+}
+
+/// Which connected peers are asked for gossip, when only some may be.
+#[derive(Default)]
+struct Askers {
+    /// The peers asked, while they stay connected.
+    asked: Vec<PublicKey>,
+    /// Peers that support gossip queries but were not asked, longest connected first, with
+    /// what LDK needs to ask them later.
+    waiting: Vec<(PublicKey, Init, bool)>,
 }
 
 impl BoundedGossip {
@@ -112,7 +132,16 @@ impl BoundedGossip {
             max_channels,
             ledger: Mutex::new(Ledger::default()),
             since: None,
+            gossip_peers: None,
+            askers: Mutex::new(Askers::default()),
         }
+    }
+
+    /// Asks at most `peers` connected peers for gossip at once (none when zero), instead of
+    /// every peer.
+    pub fn asking_at_most(mut self, peers: usize) -> Self {
+        self.gossip_peers = Some(peers);
+        self
     }
 
     /// Asks peers only for gossip newer than the newest channel update in the graph as it is
@@ -173,6 +202,10 @@ impl BoundedGossip {
 
     fn ledger(&self) -> MutexGuard<'_, Ledger> {
         self.ledger.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn askers(&self) -> MutexGuard<'_, Askers> {
+        self.askers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn refuse_banned(&self, peer: Option<PublicKey>) -> Result<(), LightningError> {
@@ -286,7 +319,27 @@ impl BaseMessageHandler for BoundedGossip {
     }
 
     fn peer_disconnected(&self, their_node_id: PublicKey) {
-        self.inner.peer_disconnected(their_node_id)
+        self.inner.peer_disconnected(their_node_id);
+        if self.gossip_peers.is_none() {
+            return;
+        }
+        let replacement = {
+            let mut askers = self.askers();
+            askers.waiting.retain(|(peer, _, _)| *peer != their_node_id);
+            let was_asked = askers.asked.contains(&their_node_id);
+            askers.asked.retain(|peer| *peer != their_node_id);
+            if was_asked && !askers.waiting.is_empty() {
+                let next = askers.waiting.remove(0);
+                askers.asked.push(next.0);
+                Some(next)
+            } else {
+                None
+            }
+        };
+        if let Some((peer, init, inbound)) = replacement {
+            debug!("asking Lightning peer {peer} for gossip in place of {their_node_id}");
+            let _ = self.inner.peer_connected(peer, &init, inbound);
+        }
     }
 
     fn provided_node_features(&self) -> NodeFeatures {
@@ -303,6 +356,20 @@ impl BaseMessageHandler for BoundedGossip {
         msg: &Init,
         inbound: bool,
     ) -> Result<(), ()> {
+        if let Some(limit) = self.gossip_peers {
+            if msg.features.supports_gossip_queries() {
+                let mut askers = self.askers();
+                if askers.asked.len() >= limit {
+                    askers.waiting.push((their_node_id, msg.clone(), inbound));
+                    debug!(
+                        "not asking Lightning peer {their_node_id} for gossip: {limit} peer(s) \
+                         asked already"
+                    );
+                    return Ok(());
+                }
+                askers.asked.push(their_node_id);
+            }
+        }
         self.inner.peer_connected(their_node_id, msg, inbound)
     }
 }
@@ -605,16 +672,83 @@ mod tests {
         }
     }
 
-    /// The `first_timestamp` of the gossip filter `gossip` sends a peer that just connected.
-    fn first_timestamp_asked(gossip: &BoundedGossip) -> u32 {
+    /// What a peer that supports gossip queries says when it connects.
+    fn gossip_init() -> Init {
         let mut features = InitFeatures::empty();
         features.set_gossip_queries_optional();
-        let init = Init {
+        Init {
             features,
             networks: None,
             remote_network_address: None,
-        };
-        gossip.peer_connected(peer(1), &init, false).unwrap();
+        }
+    }
+
+    /// The peers `gossip` asks for gossip, from the messages it has to send.
+    fn asked_peers(gossip: &BoundedGossip) -> Vec<PublicKey> {
+        gossip
+            .get_and_clear_pending_msg_events()
+            .into_iter()
+            .filter_map(|event| match event {
+                MessageSendEvent::SendGossipTimestampFilter { node_id, .. } => Some(node_id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_peer_is_asked_for_gossip_by_default() {
+        let (gossip, _) = bounded(10);
+        for n in 1..=3 {
+            gossip
+                .peer_connected(peer(n), &gossip_init(), false)
+                .unwrap();
+        }
+        assert_eq!(asked_peers(&gossip), vec![peer(1), peer(2), peer(3)]);
+    }
+
+    #[test]
+    fn asking_one_peer_asks_the_first_and_replaces_it_when_it_leaves() {
+        let (gossip, _) = bounded(10);
+        let gossip = gossip.asking_at_most(1);
+        for n in 1..=3 {
+            gossip
+                .peer_connected(peer(n), &gossip_init(), false)
+                .unwrap();
+        }
+        assert_eq!(asked_peers(&gossip), vec![peer(1)]);
+
+        // A peer not asked leaving changes nothing; the asked one leaving brings in the
+        // longest connected of the others.
+        gossip.peer_disconnected(peer(2));
+        assert!(asked_peers(&gossip).is_empty());
+        gossip.peer_disconnected(peer(1));
+        assert_eq!(asked_peers(&gossip), vec![peer(3)]);
+        gossip
+            .peer_connected(peer(4), &gossip_init(), false)
+            .unwrap();
+        assert!(asked_peers(&gossip).is_empty(), "one asked already");
+        gossip.peer_disconnected(peer(3));
+        assert_eq!(asked_peers(&gossip), vec![peer(4)]);
+    }
+
+    #[test]
+    fn asking_no_peer_asks_none() {
+        let (gossip, _) = bounded(10);
+        let gossip = gossip.asking_at_most(0);
+        for n in 1..=3 {
+            gossip
+                .peer_connected(peer(n), &gossip_init(), false)
+                .unwrap();
+        }
+        gossip.peer_disconnected(peer(1));
+        assert!(asked_peers(&gossip).is_empty());
+    }
+
+    /// The `first_timestamp` of the gossip filter `gossip` sends a peer that just connected.
+    fn first_timestamp_asked(gossip: &BoundedGossip) -> u32 {
+        gossip
+            .peer_connected(peer(1), &gossip_init(), false)
+            .unwrap();
         gossip
             .get_and_clear_pending_msg_events()
             .into_iter()
