@@ -751,6 +751,8 @@ fn main() {
     wait_quiet(|| peer.sent() + second.sent());
     let bounded_sync = bounded_door.sent();
     let bounded_held = graph_size(&bounded);
+    // Read before the day's blocks, which take memory of their own.
+    let bounded_rss_synced = idle_rss_kb(&bounded);
     let two_sync = [two_doors[0].sent(), two_doors[1].sent()];
     let one_sync = [one_doors[0].sent(), one_doors[1].sent()];
 
@@ -831,6 +833,7 @@ fn main() {
     }
     let day_filters = day_filters * DAY_BLOCKS / day_blocks;
     let bounded_rss = idle_rss_kb(&bounded);
+    let none_rss = idle_rss_kb(&none);
     let bounded_route = finds_route(&bounded, &far);
     let one_day = [
         one_doors[0].sent() - one_sync[0],
@@ -967,7 +970,7 @@ fn main() {
         "≤ 0.1",
         ratio(since.received) <= 0.1,
     ));
-    let bounded_growth = bounded_rss.saturating_sub(bounded_rss_without);
+    let bounded_growth = bounded_rss_synced.saturating_sub(bounded_rss_without);
     table.push(Row::info(
         format!("bounded graph (max_graph_channels = {bound}): nodes / channels held"),
         format!("{} / {}", bounded_held.0, bounded_held.1),
@@ -977,15 +980,19 @@ fn main() {
         format!("{:.2}", ratio(bounded_sync)),
     ));
     table.push(Row::goal(
-        "bounded graph: resident memory the graph adds (idle, after the day)",
+        "bounded graph: resident memory the graph adds (idle, synced, before the day)",
         format!(
             "{} ({} / {})",
             mib(bounded_growth),
             mib(bounded_rss_without),
-            mib(bounded_rss)
+            mib(bounded_rss_synced)
         ),
         "≤ 100 MB",
         bounded_growth <= 100 * 1024,
+    ));
+    table.push(Row::info(
+        "resident memory after the day: the bounded graph's daemon / the one with no graph",
+        format!("{} / {}", mib(bounded_rss), mib(none_rss)),
     ));
     table.push(Row::info(
         "bounded graph: a route to the node four or five hops away found",
