@@ -34,8 +34,8 @@
 //! **Gossip from fewer peers** (`gossip_peers`). Every peer asked for gossip forwards every
 //! channel update it hears, so a node with several peers receives each update several times.
 //! With [`BoundedGossip::asking_at_most`] only that many peers are asked (the first to
-//! connect); when one of them disconnects, the longest-connected peer not asked takes its
-//! place. Zero asks none: the graph then holds the node's own channels only. Peers that do not
+//! connect); when one of them disconnects or is banned, the longest-connected peer not asked
+//! (and not banned) takes its place. Zero asks none: the graph then holds the node's own channels only. Peers that do not
 //! support gossip queries send what they send, asked or not.
 
 use std::collections::{HashMap, HashSet};
@@ -193,6 +193,7 @@ impl BoundedGossip {
         for scid in brought {
             self.graph.channel_failed_permanent(scid);
         }
+        self.stop_asking(peer);
     }
 
     /// How many channels in the graph `peer` brought in.
@@ -206,6 +207,31 @@ impl BoundedGossip {
 
     fn askers(&self) -> MutexGuard<'_, Askers> {
         self.askers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops counting `leaving` among the peers asked for gossip (it left, or is banned) and,
+    /// when it was asked, asks the longest-connected peer not asked in its place.
+    fn stop_asking(&self, leaving: PublicKey) {
+        if self.gossip_peers.is_none() {
+            return;
+        }
+        let replacement = {
+            let mut askers = self.askers();
+            askers.waiting.retain(|(peer, _, _)| *peer != leaving);
+            let was_asked = askers.asked.contains(&leaving);
+            askers.asked.retain(|peer| *peer != leaving);
+            if was_asked && !askers.waiting.is_empty() {
+                let next = askers.waiting.remove(0);
+                askers.asked.push(next.0);
+                Some(next)
+            } else {
+                None
+            }
+        };
+        if let Some((peer, init, inbound)) = replacement {
+            debug!("asking Lightning peer {peer} for gossip in place of {leaving}");
+            let _ = self.inner.peer_connected(peer, &init, inbound);
+        }
     }
 
     fn refuse_banned(&self, peer: Option<PublicKey>) -> Result<(), LightningError> {
@@ -320,26 +346,7 @@ impl BaseMessageHandler for BoundedGossip {
 
     fn peer_disconnected(&self, their_node_id: PublicKey) {
         self.inner.peer_disconnected(their_node_id);
-        if self.gossip_peers.is_none() {
-            return;
-        }
-        let replacement = {
-            let mut askers = self.askers();
-            askers.waiting.retain(|(peer, _, _)| *peer != their_node_id);
-            let was_asked = askers.asked.contains(&their_node_id);
-            askers.asked.retain(|peer| *peer != their_node_id);
-            if was_asked && !askers.waiting.is_empty() {
-                let next = askers.waiting.remove(0);
-                askers.asked.push(next.0);
-                Some(next)
-            } else {
-                None
-            }
-        };
-        if let Some((peer, init, inbound)) = replacement {
-            debug!("asking Lightning peer {peer} for gossip in place of {their_node_id}");
-            let _ = self.inner.peer_connected(peer, &init, inbound);
-        }
+        self.stop_asking(their_node_id);
     }
 
     fn provided_node_features(&self) -> NodeFeatures {
@@ -358,6 +365,9 @@ impl BaseMessageHandler for BoundedGossip {
     ) -> Result<(), ()> {
         if let Some(limit) = self.gossip_peers {
             if msg.features.supports_gossip_queries() {
+                if self.is_banned(&their_node_id) {
+                    return Ok(());
+                }
                 let mut askers = self.askers();
                 if askers.asked.len() >= limit {
                     askers.waiting.push((their_node_id, msg.clone(), inbound));
@@ -729,6 +739,31 @@ mod tests {
         assert!(asked_peers(&gossip).is_empty(), "one asked already");
         gossip.peer_disconnected(peer(3));
         assert_eq!(asked_peers(&gossip), vec![peer(4)]);
+    }
+
+    #[test]
+    fn a_banned_gossip_peer_is_replaced_and_not_asked_again() {
+        let (gossip, _) = bounded(10);
+        let gossip = gossip.asking_at_most(1);
+        for n in 1..=2 {
+            gossip
+                .peer_connected(peer(n), &gossip_init(), false)
+                .unwrap();
+        }
+        assert_eq!(asked_peers(&gossip), vec![peer(1)]);
+        gossip.ban(peer(1), "a test");
+        assert_eq!(asked_peers(&gossip), vec![peer(2)]);
+
+        // Back while banned, it waits for nothing: the next peer is asked instead.
+        gossip.peer_disconnected(peer(1));
+        gossip
+            .peer_connected(peer(1), &gossip_init(), false)
+            .unwrap();
+        gossip
+            .peer_connected(peer(3), &gossip_init(), false)
+            .unwrap();
+        gossip.peer_disconnected(peer(2));
+        assert_eq!(asked_peers(&gossip), vec![peer(3)]);
     }
 
     #[test]
