@@ -764,8 +764,8 @@ mod tests {
         assert!(err.contains("max_graph_channels"), "{err}");
     }
 
-    #[test]
-    fn the_graph_bound_is_read_from_the_file() {
+    /// Loads the regtest configuration of a fresh data directory whose file holds `file`.
+    fn loaded_with(file: &str) -> Result<Config, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
         let args = ConfigArgs {
             // Named, so that no top-level configuration of the machine chooses it.
@@ -773,38 +773,29 @@ mod tests {
             data_dir: Some(dir.path().to_path_buf()),
             ..ConfigArgs::default()
         };
-        assert_eq!(Config::load(&args).unwrap().max_graph_channels, None);
-        std::fs::write(
-            dir.path().join(CONFIG_FILE),
-            "max_graph_channels = 25000
-",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), file).unwrap();
+        Config::load(&args)
+    }
+
+    #[test]
+    fn the_graph_bound_is_read_from_the_file() {
+        assert_eq!(loaded_with("").unwrap().max_graph_channels, None);
         assert_eq!(
-            Config::load(&args).unwrap().max_graph_channels,
+            loaded_with("max_graph_channels = 25000\n")
+                .unwrap()
+                .max_graph_channels,
             Some(25_000)
         );
     }
 
     #[test]
     fn the_gossip_peers_are_read_from_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let args = ConfigArgs {
-            network: Some(Network::Regtest),
-            data_dir: Some(dir.path().to_path_buf()),
-            ..ConfigArgs::default()
-        };
-        assert_eq!(Config::load(&args).unwrap().gossip_peers, None);
+        assert_eq!(loaded_with("").unwrap().gossip_peers, None);
         for peers in [0, 1] {
-            std::fs::write(
-                dir.path().join(CONFIG_FILE),
-                format!("gossip_peers = {peers}\n"),
-            )
-            .unwrap();
-            assert_eq!(Config::load(&args).unwrap().gossip_peers, Some(peers));
+            let config = loaded_with(&format!("gossip_peers = {peers}\n")).unwrap();
+            assert_eq!(config.gossip_peers, Some(peers));
         }
-        std::fs::write(dir.path().join(CONFIG_FILE), "gossip_peers = -1\n").unwrap();
-        let err = Config::load(&args).unwrap_err().to_string();
+        let err = loaded_with("gossip_peers = -1\n").unwrap_err().to_string();
         assert!(err.contains("gossip_peers"), "{err}");
     }
 }

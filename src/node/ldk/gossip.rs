@@ -693,6 +693,15 @@ mod tests {
         }
     }
 
+    /// Connects `peers`, each supporting gossip queries, in that order.
+    fn connect(gossip: &BoundedGossip, peers: impl IntoIterator<Item = u32>) {
+        for n in peers {
+            gossip
+                .peer_connected(peer(n), &gossip_init(), false)
+                .unwrap();
+        }
+    }
+
     /// The peers `gossip` asks for gossip, from the messages it has to send.
     fn asked_peers(gossip: &BoundedGossip) -> Vec<PublicKey> {
         gossip
@@ -708,11 +717,7 @@ mod tests {
     #[test]
     fn every_peer_is_asked_for_gossip_by_default() {
         let (gossip, _) = bounded(10);
-        for n in 1..=3 {
-            gossip
-                .peer_connected(peer(n), &gossip_init(), false)
-                .unwrap();
-        }
+        connect(&gossip, 1..=3);
         assert_eq!(asked_peers(&gossip), vec![peer(1), peer(2), peer(3)]);
     }
 
@@ -720,11 +725,7 @@ mod tests {
     fn asking_one_peer_asks_the_first_and_replaces_it_when_it_leaves() {
         let (gossip, _) = bounded(10);
         let gossip = gossip.asking_at_most(1);
-        for n in 1..=3 {
-            gossip
-                .peer_connected(peer(n), &gossip_init(), false)
-                .unwrap();
-        }
+        connect(&gossip, 1..=3);
         assert_eq!(asked_peers(&gossip), vec![peer(1)]);
 
         // A peer not asked leaving changes nothing; the asked one leaving brings in the
@@ -733,9 +734,7 @@ mod tests {
         assert!(asked_peers(&gossip).is_empty());
         gossip.peer_disconnected(peer(1));
         assert_eq!(asked_peers(&gossip), vec![peer(3)]);
-        gossip
-            .peer_connected(peer(4), &gossip_init(), false)
-            .unwrap();
+        connect(&gossip, [4]);
         assert!(asked_peers(&gossip).is_empty(), "one asked already");
         gossip.peer_disconnected(peer(3));
         assert_eq!(asked_peers(&gossip), vec![peer(4)]);
@@ -745,23 +744,14 @@ mod tests {
     fn a_banned_gossip_peer_is_replaced_and_not_asked_again() {
         let (gossip, _) = bounded(10);
         let gossip = gossip.asking_at_most(1);
-        for n in 1..=2 {
-            gossip
-                .peer_connected(peer(n), &gossip_init(), false)
-                .unwrap();
-        }
+        connect(&gossip, 1..=2);
         assert_eq!(asked_peers(&gossip), vec![peer(1)]);
         gossip.ban(peer(1), "a test");
         assert_eq!(asked_peers(&gossip), vec![peer(2)]);
 
         // Back while banned, it waits for nothing: the next peer is asked instead.
         gossip.peer_disconnected(peer(1));
-        gossip
-            .peer_connected(peer(1), &gossip_init(), false)
-            .unwrap();
-        gossip
-            .peer_connected(peer(3), &gossip_init(), false)
-            .unwrap();
+        connect(&gossip, [1, 3]);
         gossip.peer_disconnected(peer(2));
         assert_eq!(asked_peers(&gossip), vec![peer(3)]);
     }
@@ -770,20 +760,14 @@ mod tests {
     fn asking_no_peer_asks_none() {
         let (gossip, _) = bounded(10);
         let gossip = gossip.asking_at_most(0);
-        for n in 1..=3 {
-            gossip
-                .peer_connected(peer(n), &gossip_init(), false)
-                .unwrap();
-        }
+        connect(&gossip, 1..=3);
         gossip.peer_disconnected(peer(1));
         assert!(asked_peers(&gossip).is_empty());
     }
 
     /// The `first_timestamp` of the gossip filter `gossip` sends a peer that just connected.
     fn first_timestamp_asked(gossip: &BoundedGossip) -> u32 {
-        gossip
-            .peer_connected(peer(1), &gossip_init(), false)
-            .unwrap();
+        connect(gossip, [1]);
         gossip
             .get_and_clear_pending_msg_events()
             .into_iter()
